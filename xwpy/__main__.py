@@ -1,0 +1,3 @@
+from xwpy.client.cli import main
+
+main()
