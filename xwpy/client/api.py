@@ -1,0 +1,236 @@
+"""A small synchronous client of the coordinator's API, for the CLI and scripts.
+
+TLS with the site CA pinned (never the system store), one persistent connection, JSON in and out.
+Every failure becomes a :class:`ClientError` with the server's error code and message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+from urllib.parse import urlencode, urlsplit
+
+from xwpy import pki
+from xwpy.protocol import API_PREFIX
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, *, status: int = 0, code: str = "client", field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def __str__(self) -> str:
+        where = f" (field: {self.field})" if self.field else ""
+        status = f"HTTP {self.status} " if self.status else ""
+        return f"{status}{self.code}: {self.message}{where}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    token: str
+    ca: Path
+
+
+def endpoint_from_site(site_dir: Path) -> Endpoint:
+    """Connection settings of a local site: its running coordinator, its CA, its admin token."""
+    site_dir = Path(site_dir)
+    run = site_dir / "run" / "coordinator.json"
+    try:
+        url = json.loads(run.read_text())["url"]
+    except FileNotFoundError:
+        raise ClientError(f"no coordinator running for site {site_dir} (missing {run})") from None
+    except (ValueError, KeyError):
+        raise ClientError(f"{run} is damaged") from None
+    token_file = site_dir / "admin.token"
+    try:
+        token = token_file.read_text().strip()
+    except OSError as e:
+        raise ClientError(f"cannot read {token_file}: {e.strerror}") from None
+    return Endpoint(url, token, site_dir / "ca.pem")
+
+
+class Client:
+    def __init__(self, endpoint: Endpoint, *, timeout: float = 60.0):
+        parts = urlsplit(endpoint.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url!r}")
+        if not endpoint.ca.is_file():
+            raise ClientError(f"CA certificate {endpoint.ca} not found")
+        self.endpoint = endpoint
+        self._host = parts.hostname
+        self._port = parts.port or 443
+        self._timeout = timeout
+        self._ssl = pki.client_ssl_context(endpoint.ca)
+        self._conn: http.client.HTTPSConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
+        return self._conn
+
+    def _request(self, method: str, path: str, body: bytes | BinaryIO | None = None, *,
+                 query: dict | None = None, content_type: str = "application/json",
+                 length: int | None = None) -> http.client.HTTPResponse:
+        url = API_PREFIX + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
+        headers = {"Authorization": f"Bearer {self.endpoint.token}"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+            headers["Content-Length"] = str(length if length is not None else len(body))  # type: ignore[arg-type]
+        for attempt in (1, 2):  # a kept-alive connection the server closed is retried once
+            conn = self._connection()
+            try:
+                conn.request(method, url, body=body, headers=headers)
+                return conn.getresponse()
+            except ssl.SSLCertVerificationError as e:
+                self.close()
+                raise ClientError(f"TLS: the coordinator's certificate is not from this site's CA ({e.verify_message})") from None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 2 or not (body is None or isinstance(body, bytes)):
+                    raise ClientError(f"connection to {self.endpoint.url} lost") from None
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                raise ClientError(f"cannot reach coordinator at {self.endpoint.url}: {e}") from None
+        raise AssertionError("unreachable")
+
+    def _check(self, resp: http.client.HTTPResponse) -> http.client.HTTPResponse:
+        if resp.status < 400:
+            return resp
+        raw = resp.read()
+        try:
+            err = json.loads(raw)
+            raise ClientError(err.get("message", ""), status=resp.status, code=err.get("error", "error"), field=err.get("field"))
+        except (ValueError, AttributeError):
+            raise ClientError(raw[:200].decode("utf-8", "replace"), status=resp.status, code="http") from None
+
+    def call(self, method: str, path: str, payload: Any = None, **query) -> Any:
+        body = None if payload is None else json.dumps(payload).encode()
+        resp = self._check(self._request(method, path, body, query=query or None))
+        raw = resp.read()
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise ClientError("the coordinator sent malformed JSON") from None
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def ping(self) -> dict:
+        return self.call("GET", "/ping")
+
+    def me(self) -> dict:
+        return self.call("GET", "/users/me")
+
+    def add_user(self, login: str, role: str = "user", group: str = "") -> dict:
+        return self.call("POST", "/users", {"login": login, "role": role, "group": group})
+
+    def users(self) -> list[dict]:
+        return self.call("GET", "/users")["users"]
+
+    def register_app(self, **spec) -> dict:
+        return self.call("POST", "/apps", {k: v for k, v in spec.items() if v is not None})
+
+    def apps(self) -> list[dict]:
+        return self.call("GET", "/apps")["apps"]
+
+    def app(self, name: str) -> dict:
+        return self.call("GET", f"/apps/{name}")
+
+    def put_data(self, path: Path, *, access: str = "private", name: str = "") -> dict:
+        from xwpy.archive import sha256_file
+
+        digest, size = sha256_file(path)
+        with open(path, "rb") as f:
+            resp = self._request(
+                "PUT", f"/data/{digest}", f, query={"access": access, "name": name or None},
+                content_type="application/octet-stream", length=size,
+            )
+            return json.loads(self._check(resp).read())
+
+    def put_bytes(self, data: bytes, *, access: str = "private", name: str = "") -> dict:
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        resp = self._request("PUT", f"/data/{digest}", data, query={"access": access, "name": name or None},
+                             content_type="application/octet-stream")
+        return json.loads(self._check(resp).read())
+
+    def get_data(self, sha256: str, dest: Path) -> int:
+        return self._download(f"/data/{sha256}", dest, expect=sha256)
+
+    def data(self) -> list[dict]:
+        return self.call("GET", "/data")["data"]
+
+    def submit(self, jobs: list[dict], batch: str | None = None) -> list[int]:
+        return self.call("POST", "/jobs", {"jobs": jobs, "batch": batch})["ids"]
+
+    def jobs(self, *, batch: str | None = None, status: str | None = None, limit: int = 1000) -> Iterator[dict]:
+        after = 0
+        while True:
+            page = self.call("GET", "/jobs", batch=batch, status=status, after=after, limit=min(limit, 1000))["jobs"]
+            yield from page
+            if len(page) < min(limit, 1000):
+                return
+            after = page[-1]["id"]
+
+    def job(self, job_id: int) -> dict:
+        return self.call("GET", f"/jobs/{job_id}")
+
+    def summary(self, batch: str | None = None) -> dict[str, int]:
+        return self.call("GET", "/jobs/summary", batch=batch)["counts"]
+
+    def result(self, job_id: int, dest: Path) -> int:
+        job = self.job(job_id)
+        return self._download(f"/jobs/{job_id}/result", dest, expect=job.get("result_sha256"))
+
+    def cancel(self, ids: list[int] = (), batch: str | None = None) -> list[int]:
+        return self.call("POST", "/jobs/cancel", {"ids": list(ids), "batch": batch})["cancelled"]
+
+    def hosts(self) -> list[dict]:
+        return self.call("GET", "/hosts")["hosts"]
+
+    def _download(self, path: str, dest: Path, expect: str | None) -> int:
+        """Stream to ``dest`` via a temporary file; keep it only if its sha256 is the expected one."""
+        import hashlib
+
+        resp = self._check(self._request("GET", path))
+        h = hashlib.sha256()
+        size = 0
+        tmp = dest.with_name(f".{dest.name}.part")
+        with open(tmp, "wb") as out:
+            while block := resp.read(1 << 20):
+                h.update(block)
+                out.write(block)
+                size += len(block)
+        if expect is not None and h.hexdigest() != expect:
+            tmp.unlink()
+            raise ClientError(f"downloaded content hashes to {h.hexdigest()}, not {expect}", code="digest_mismatch")
+        os.replace(tmp, dest)
+        return size
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (for scripts polling a coordinator)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+__all__ = ["Client", "ClientError", "Endpoint", "endpoint_from_site", "wait_until"]

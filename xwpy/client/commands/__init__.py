@@ -1,0 +1,13 @@
+"""The CLI's commands, one module per subject."""
+
+
+def register(cli) -> None:
+    from xwpy.client.commands import admin, catalog, daemons, jobs
+
+    for module in (daemons, admin, catalog, jobs):
+        module.register(cli)
+    try:
+        from apps.vanitygen.cli import vanity
+    except ImportError:  # the vanity app is optional
+        return
+    cli.add_command(vanity)

@@ -1,0 +1,109 @@
+"""Applications and data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import click
+
+from xwpy import archive
+from xwpy.client.context import Settings, emit, pass_settings, table
+
+
+def upload_bundle(client, path: Path, access: str) -> str:
+    """A directory becomes a canonical archive; a file is uploaded as it is."""
+    if path.is_dir():
+        buf = io.BytesIO()
+        archive.write_dir(path, buf)
+        return client.put_bytes(buf.getvalue(), access=access, name=f"{path.name}.tar")["sha256"]
+    return client.put_data(path, access=access, name=path.name)["sha256"]
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("app")
+    def app():
+        """Register and list applications."""
+
+    @app.command("register")
+    @click.argument("name")
+    @click.argument("command", nargs=-1, required=True)
+    @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
+                  help="A directory or archive unpacked in each job's directory.")
+    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="public", show_default=True)
+    @click.option("--replication", type=click.IntRange(1, 32), default=3, show_default=True)
+    @click.option("--quorum", type=click.IntRange(1, 32), default=2, show_default=True)
+    @click.option("--validator", default="quorum", show_default=True, help="'quorum' or 'verifier:NAME'.")
+    @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
+    @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
+    @click.option("--memory", "memory_bytes", type=click.IntRange(16 << 20), default=1 << 30, show_default=True)
+    @click.option("--output", "output_bytes", type=click.IntRange(1), default=256 << 20, show_default=True)
+    @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def app_register(s: Settings, name, command, bundle, access, replication, quorum, validator, wall_seconds,
+                     cpu_seconds, memory_bytes, output_bytes, processes, as_json):
+        """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
+        job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'"""
+        client = s.client()
+        sha = upload_bundle(client, bundle, access) if bundle else None
+        info = client.register_app(
+            name=name, command=list(command), bundle=sha, access=access, validator=validator,
+            replication=replication, quorum=quorum,
+            limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
+                    "output_bytes": output_bytes, "processes": processes},
+        )
+        emit(info, as_json, f"app {info['name']} registered (id {info['id']})")
+
+    @app.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def app_list(s: Settings, as_json):
+        rows = s.client().apps()
+        emit(rows, as_json, table(
+            [[a["name"], a["owner"], a["access"], a["validator"], f"{a['quorum']}/{a['replication']}", " ".join(a["command"])]
+             for a in rows], ["NAME", "OWNER", "ACCESS", "VALIDATOR", "QUORUM", "COMMAND"]))
+
+    @app.command("show")
+    @click.argument("name")
+    @pass_settings
+    def app_show(s: Settings, name):
+        emit(s.client().app(name), True)
+
+    @cli.group("data")
+    def data():
+        """Upload and download data (content-addressed by sha256)."""
+
+    @data.command("put")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="private", show_default=True)
+    @click.option("--name", default="")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def data_put(s: Settings, path, access, name, as_json):
+        """Upload a file; prints its sha256."""
+        info = s.client().put_data(path, access=access, name=name or _safe_name(path.name))
+        emit(info, as_json, info["sha256"])
+
+    @data.command("get")
+    @click.argument("sha256")
+    @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+    @pass_settings
+    def data_get(s: Settings, sha256, dest):
+        """Download data by sha256 (verified) to DEST."""
+        size = s.client().get_data(sha256, dest)
+        click.echo(f"{dest}: {size} bytes")
+
+    @data.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def data_list(s: Settings, as_json):
+        rows = s.client().data()
+        emit(rows, as_json, table([[d["sha256"], d["size"], d["access"], d["name"]] for d in rows],
+                                  ["SHA256", "SIZE", "ACCESS", "NAME"]))
+
+
+def _safe_name(name: str) -> str:
+    from xwpy.protocol import FILE_RE
+
+    return name if FILE_RE.fullmatch(name) else ""

@@ -1,0 +1,92 @@
+"""Making a site and running its daemons: init, coordinator, worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from xwpy.client.context import fail
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("init")
+    @click.argument("site_dir", type=click.Path(file_okay=False, path_type=Path))
+    @click.option("--name", default="xwpy", show_default=True, help="Site name (in the CA's subject).")
+    @click.option("--interface", default="127.0.0.1", show_default=True, help="Address the coordinator listens on.")
+    @click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True, help="0 picks a free port.")
+    @click.option("--public-host", default="127.0.0.1", show_default=True, help="Name workers and clients use.")
+    @click.option("--host", "extra", multiple=True, help="Another name or address for the certificate.")
+    @click.option("--database", help="SQLAlchemy URL of the catalog (default: SQLite in the site).")
+    @click.option("--heartbeat", type=click.FloatRange(0.05, 3600), help="Worker heartbeat period, seconds.")
+    def init(site_dir, name, interface, port, public_host, extra, database, heartbeat):
+        """Create a site: configuration, CA and server certificate, catalog, admin token."""
+        from xwpy.site import SiteExists, init_site
+
+        try:
+            cfg, token = init_site(
+                site_dir, name=name, interface=interface, port=port, public_host=public_host,
+                extra_names=extra, database=database,
+                scheduler={"heartbeat_seconds": heartbeat} if heartbeat else None,
+            )
+        except SiteExists as e:
+            fail(str(e))
+        except Exception as e:  # a database URL that does not work, a directory we cannot write
+            fail(f"cannot create the site: {e}")
+        click.echo(f"site created in {cfg.dir}")
+        click.echo(f"  config:       {cfg.dir / 'xwpy.toml'}")
+        click.echo(f"  CA (give to workers and users): {cfg.ca_cert}")
+        click.echo(f"  admin token:  {cfg.admin_token} (readable by you only)")
+
+    @cli.command("coordinator")
+    @click.option("--site", "site_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
+    def coordinator(site_dir, log_level):
+        """Run the coordinator of a site (until SIGTERM or Ctrl-C)."""
+        from xwpy.server.main import run_coordinator
+
+        sys.exit(run_coordinator(site_dir, log_level))
+
+    @cli.command("worker")
+    @click.option("--coordinator", "url", envvar="XWPY_URL", required=True, help="https://host:port")
+    @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA", required=True)
+    @click.option("--token", envvar="XWPY_TOKEN", help="Your volunteer (or user) token, used to register this host.")
+    @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="The worker's own directory (host identity, cache, job directories).")
+    @click.option("--max-cpus", type=click.IntRange(1, 4096), help="Run at most this many jobs at once.")
+    @click.option("--name", default="", help="Host name shown to the site (default: this machine's).")
+    @click.option("--idle-threshold", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
+                  help="Suspend jobs while the owner's CPU load is above this fraction of the machine.")
+    @click.option("--no-battery", is_flag=True, help="Do not compute on battery power.")
+    @click.option("--no-idle-check", is_flag=True, help="Compute whatever the owner's load (dedicated machines).")
+    @click.option("--job-uid-base", type=click.IntRange(1000, 2**31), help="When root: slot i runs jobs as uid BASE+i.")
+    @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
+    @click.option("--test-corrupt", type=click.Choice(["random", "collude"]), hidden=True)
+    def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
+               job_uid_base, wait, log_level, test_corrupt):
+        """Run a worker daemon that lends this machine's idle cycles to a site."""
+        from xwpy.worker.daemon import WorkerOptions
+        from xwpy.worker.idle import IdleSettings
+        from xwpy.worker.main import default_uid_base, run_worker
+
+        if token_file is not None:
+            token = token_file.read_text().strip()
+        if not token and not (state_dir / "host.json").exists():
+            fail("give --token or --token-file to register this host")
+        cpus = os.cpu_count() or 1
+        uid_base = job_uid_base if job_uid_base is not None else default_uid_base()
+        if uid_base is not None and os.geteuid() != 0:
+            fail("--job-uid-base needs the worker to run as root")
+        if uid_base is None:
+            click.echo("warning: not root: jobs run as your own user, unconfined by file rights", err=True)
+        opts = WorkerOptions(
+            url=url, ca_pem=ca.read_bytes(), volunteer_token=token or "", state_dir=state_dir.resolve(),
+            slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
+            idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
+            job_uid_base=uid_base, corrupt=test_corrupt,
+        )
+        sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))

@@ -1,0 +1,202 @@
+"""Jobs: submit (one, or a batch from a file), follow, fetch results, cancel."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from xwpy import archive
+from xwpy.client.api import Client, ClientError
+from xwpy.client.context import Settings, emit, fail, pass_settings, table
+
+SHA_RE = re.compile(r"[0-9a-f]{64}")
+FINAL = ("COMPLETED", "ERROR", "CANCELLED")
+
+
+class InputResolver:
+    """Turns NAME=VALUE inputs into data references, uploading local files once each."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self._uploaded: dict[Path, str] = {}
+
+    def resolve(self, name: str, value: str) -> dict:
+        if SHA_RE.fullmatch(value):
+            return {"name": name, "sha256": value}
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ClientError(f"input {name!r}: {value!r} is neither a sha256 nor a file")
+        key = path.resolve()
+        if key not in self._uploaded:
+            self._uploaded[key] = self.client.put_data(path)["sha256"]
+        return {"name": name, "sha256": self._uploaded[key]}
+
+
+def read_job_file(path: Path) -> list[dict]:
+    """A JSON array of job objects, or one JSON object per line."""
+    text = path.read_text()
+    try:
+        value = json.loads(text)
+        items = value if isinstance(value, list) else [value]
+    except ValueError:
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as e:
+                raise ClientError(f"{path}:{n}: not JSON ({e})") from None
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ClientError(f"{path}: job {i + 1} is not a JSON object")
+    return items
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("submit")
+    @click.argument("app", required=False)
+    @click.argument("args", nargs=-1)
+    @click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=FILE|SHA256",
+                  help="Stage a file (uploaded) or existing data as NAME in the job's directory.")
+    @click.option("-f", "--file", "job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Submit many jobs: a JSON array, or JSON lines, of {app, args, inputs: {NAME: FILE|SHA256}, ...}.")
+    @click.option("--batch", help="Name the batch, to follow or cancel it as one.")
+    @click.option("--replication", type=click.IntRange(1, 32))
+    @click.option("--quorum", type=click.IntRange(1, 32))
+    @click.option("--max-replicas", type=click.IntRange(1, 256))
+    @click.option("--max-errors", type=click.IntRange(1, 256))
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def submit(s: Settings, app, args, inputs, job_file, batch, replication, quorum, max_replicas, max_errors, as_json):
+        """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), or a batch with --file."""
+        client = s.client()
+        resolver = InputResolver(client)
+        policy = {"replication": replication, "quorum": quorum, "max_replicas": max_replicas, "max_errors": max_errors}
+        specs = []
+        if job_file is not None:
+            if app or args:
+                fail("give either APP [ARGS] or --file, not both")
+            for i, item in enumerate(read_job_file(job_file)):
+                spec = {k: v for k, v in item.items() if k != "inputs"}
+                raw_inputs = item.get("inputs", {})
+                if not isinstance(raw_inputs, dict):
+                    fail(f"{job_file}: job {i + 1}: inputs must be an object of NAME: FILE|SHA256")
+                spec["inputs"] = [resolver.resolve(str(n), str(v)) for n, v in raw_inputs.items()]
+                for k, v in policy.items():
+                    if v is not None:
+                        spec.setdefault(k, v)
+                specs.append(spec)
+        else:
+            if not app:
+                fail("give APP [ARGS] or --file")
+            refs = []
+            for text in inputs:
+                name, sep, value = text.partition("=")
+                if not sep or not name:
+                    fail(f"--input {text!r}: expected NAME=FILE|SHA256")
+                refs.append(resolver.resolve(name, value))
+            specs.append({"app": app, "args": list(args), "inputs": refs, **{k: v for k, v in policy.items() if v is not None}})
+        if not specs:
+            fail("no jobs to submit")
+        ids: list[int] = []
+        for start in range(0, len(specs), 5000):
+            ids += client.submit(specs[start:start + 5000], batch=batch)
+        emit({"ids": ids, "batch": batch}, as_json,
+             "\n".join(str(i) for i in ids) if len(ids) <= 20 else f"submitted {len(ids)} jobs ({ids[0]}..{ids[-1]})")
+
+    @cli.command("status")
+    @click.argument("job_id", type=int, required=False)
+    @click.option("--batch", help="Only this batch.")
+    @click.option("--status", "status", type=click.Choice(["PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELLED"]))
+    @click.option("--watch", is_flag=True, help="Show a progress bar until every job is final.")
+    @click.option("--timeout", type=float, default=0, help="With --watch: give up after this many seconds (exit 2).")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def status(s: Settings, job_id, batch, status, watch, timeout, as_json):
+        """Show a job, or list jobs (filter by --batch / --status)."""
+        client = s.client()
+        if job_id is not None:
+            job = client.job(job_id)
+            if as_json:
+                emit(job, True)
+                return
+            click.echo(f"job {job['id']}  app {job['app']}  status {job['status']}  quorum {job['quorum']}/{job['replication']}")
+            if job["result_sha256"]:
+                click.echo(f"result {job['result_sha256']} ({job['result_size']} bytes)")
+            if job["error"]:
+                click.echo(f"error: {job['error']}")
+            click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
+                               (r["result_sha256"] or "")[:12], (r["error"] or "")[:50]] for r in job["replicas"]],
+                             ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
+            return
+        if watch:
+            sys.exit(_watch(client, batch, timeout))
+        jobs = list(client.jobs(batch=batch, status=status))
+        emit(jobs, as_json, table(
+            [[j["id"], j["app"], j["batch"] or "", j["status"], (j["result_sha256"] or "")[:12], (j["error"] or "")[:60]]
+             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "RESULT", "ERROR"]))
+
+    @cli.command("result")
+    @click.argument("job_id", type=int)
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Save the result archive here.")
+    @click.option("-x", "--extract", type=click.Path(file_okay=False, path_type=Path), help="Unpack the result here.")
+    @pass_settings
+    def result(s: Settings, job_id, output, extract):
+        """Download a job's certified result (verified). Without options, print its standard output."""
+        client = s.client()
+        dest = output or Path(f".xwpy-result-{job_id}.tar")
+        try:
+            client.result(job_id, dest)
+            if extract is not None:
+                extract.mkdir(parents=True, exist_ok=True)
+                archive.extract(dest, extract)
+                click.echo(f"extracted to {extract}")
+            elif output is None:
+                files = archive.read_files(dest.read_bytes())
+                sys.stdout.buffer.write(files.get("stdout", b""))
+            else:
+                click.echo(f"{output}")
+        finally:
+            if output is None:
+                dest.unlink(missing_ok=True)
+
+    @cli.command("cancel")
+    @click.argument("job_ids", type=int, nargs=-1)
+    @click.option("--batch")
+    @pass_settings
+    def cancel(s: Settings, job_ids, batch):
+        """Cancel jobs (their running replicas are aborted)."""
+        if not job_ids and not batch:
+            fail("give job ids or --batch")
+        done = s.client().cancel(list(job_ids), batch)
+        click.echo(f"cancelled {len(done)} jobs")
+
+
+def _watch(client: Client, batch: str | None, timeout: float) -> int:
+    start = time.monotonic()
+    counts = client.summary(batch)
+    total = sum(counts.values())
+    if total == 0:
+        click.echo("no jobs")
+        return 0
+    with click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) as bar:
+        shown = 0
+        while True:
+            counts = client.summary(batch)
+            final = sum(counts[k] for k in FINAL)
+            bar.update(final - shown)
+            shown = final
+            if final >= total:
+                break
+            if timeout and time.monotonic() - start > timeout:
+                click.echo(f"\ntimed out: {counts}", err=True)
+                return 2
+            time.sleep(0.5)  # polling interval of a progress display, not a synchronisation
+    click.echo("  ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0 if counts["ERROR"] == 0 else 1

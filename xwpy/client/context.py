@@ -1,0 +1,58 @@
+"""How a CLI command reaches its coordinator: options, environment, or a local site directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xwpy.client.api import Client, ClientError, Endpoint, endpoint_from_site
+
+
+@dataclass
+class Settings:
+    url: str | None
+    token: str | None
+    ca: Path | None
+    site: Path | None
+    _client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            if self.site is not None and not (self.url and self.token and self.ca):
+                ep = endpoint_from_site(self.site)
+                ep = Endpoint(self.url or ep.url, self.token or ep.token, self.ca or ep.ca)
+            elif self.url and self.token and self.ca:
+                ep = Endpoint(self.url, self.token, self.ca)
+            else:
+                missing = [n for n, v in (("--url", self.url), ("--token", self.token), ("--ca", self.ca)) if not v]
+                raise ClientError(
+                    f"no coordinator given: set {', '.join(missing)} (or XWPY_URL, XWPY_TOKEN, XWPY_CA), or --site DIR"
+                )
+            self._client = Client(ep)
+        return self._client
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+def emit(value: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+    elif text is not None:
+        click.echo(text)
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

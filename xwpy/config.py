@@ -1,0 +1,162 @@
+"""Site configuration: ``xwpy.toml`` in a site directory, read into frozen dataclasses.
+
+Every key is checked: an unknown key, or a value of the wrong type, is an error that names it.
+Relative paths are relative to the site directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "xwpy.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    interface: str = "127.0.0.1"
+    port: int = 8443  # 0 picks a free port; the chosen URL is written to run/coordinator.json
+    public_host: str = "127.0.0.1"  # the name workers and clients use; must be in the certificate
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    url: str = "sqlite:///catalog.sqlite"
+    # SQLite durability: NORMAL survives a killed process (WAL); FULL also survives power loss.
+    sqlite_synchronous: str = "NORMAL"
+    read_threads: int = 4
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    heartbeat_seconds: float = 10.0
+    lease_heartbeats: float = 3.0  # a lease lasts this many heartbeat periods
+    reap_seconds: float = 2.0
+    max_wait_seconds: float = 30.0  # upper bound of a worker's long poll
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_body_bytes: int = 32 << 20  # JSON request bodies
+    max_upload_bytes: int = 1 << 30  # data blobs
+    max_connections: int = 4096
+    idle_timeout_seconds: float = 60.0  # slow clients are cut off after this long without a byte
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    enabled: bool = False
+    chain: str = "embedded"  # "embedded" or a JSON-RPC URL
+    confirmations: int = 0
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    dir: Path
+    name: str = "xwpy"
+    coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
+
+    def path(self, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else self.dir / p
+
+    @property
+    def database_url(self) -> str:
+        url = self.catalog.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            return prefix + str(self.path(url[len(prefix):]))
+        return url
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.scheduler.heartbeat_seconds * self.scheduler.lease_heartbeats
+
+    ca_cert = property(lambda self: self.dir / "ca.pem")
+    ca_key = property(lambda self: self.dir / "ca.key")
+    server_cert = property(lambda self: self.dir / "server.pem")
+    server_key = property(lambda self: self.dir / "server.key")
+    admin_token = property(lambda self: self.dir / "admin.token")
+    blobs = property(lambda self: self.dir / "blobs")
+    run_file = property(lambda self: self.dir / "run" / "coordinator.json")
+
+
+_SECTIONS = {
+    "coordinator": CoordinatorConfig,
+    "catalog": CatalogConfig,
+    "scheduler": SchedulerConfig,
+    "limits": LimitsConfig,
+    "oracle": OracleConfig,
+}
+
+
+def _section(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in kinds:
+            raise ConfigError(f"[{where}] unknown key {key!r} (known: {', '.join(sorted(kinds))})")
+        want = {"str": str, "int": int, "float": (int, float), "bool": bool}[kinds[key]]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"[{where}] {key} must be of type {kinds[key]}, got {value!r}")
+        values[key] = float(value) if kinds[key] == "float" else value
+    return cls(**values)
+
+
+def load(site_dir: Path) -> SiteConfig:
+    site_dir = Path(site_dir).resolve()
+    path = site_dir / CONFIG_NAME
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no site at {site_dir} (missing {CONFIG_NAME}; run `xwpy init {site_dir}`)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    kwargs: dict[str, Any] = {"dir": site_dir}
+    for key, value in raw.items():
+        if key == "site":
+            if not isinstance(value, dict) or set(value) - {"name"}:
+                raise ConfigError("[site] takes only: name")
+            kwargs["name"] = str(value.get("name", "xwpy"))
+        elif key in _SECTIONS:
+            kwargs[key] = _section(_SECTIONS[key], value, key)
+        else:
+            raise ConfigError(f"unknown section [{key}] (known: site, {', '.join(_SECTIONS)})")
+    cfg = SiteConfig(**kwargs)
+    if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
+        raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
+    return cfg
+
+
+def render(cfg: SiteConfig) -> str:
+    """The TOML text of a configuration (used by ``xwpy init``)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    lines = ["# xwpy site configuration", "", "[site]", f"name = {value(cfg.name)}"]
+    for name in _SECTIONS:
+        lines += ["", f"[{name}]"]
+        section = getattr(cfg, name)
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"

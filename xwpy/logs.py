@@ -1,0 +1,36 @@
+"""Structured logging set-up for the long-running processes (twisted.logger, text to a stream)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from zope.interface import implementer
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogFilterPredicate,
+    PredicateResult,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
+
+
+@implementer(ILogFilterPredicate)
+class _QuietFactories:
+    """HTTP client and server factories announce every connection at info: noise, not news."""
+
+    def __call__(self, event):
+        if event.get("log_level") == LogLevel.info and event.get("log_format", "").startswith(("Starting factory", "Stopping factory")):
+            return PredicateResult.no
+        return PredicateResult.maybe
+
+
+def start_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
+    observer = FilteringLogObserver(textFileLogObserver(stream or sys.stderr), [_QuietFactories(), predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

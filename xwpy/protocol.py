@@ -1,0 +1,408 @@
+"""The wire protocol: every message of the HTTPS JSON API under ``/api/v1``, defined once.
+
+Coordinator, worker and client all build and parse messages with the classes below. ``parse``
+checks every inbound field — type, size, range, enum — and rejects unknown fields, raising
+:class:`ProtocolError` that names the offending field; it never raises anything else, whatever
+JSON value it is given (the property tests hold it to that).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from typing import Any, Callable, TypeVar
+
+import attrs
+
+API_PREFIX = "/api/v1"
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+FILE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+GROUP_RE = re.compile(r"|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # empty: no group
+
+ROLES = ("admin", "user", "worker")
+ACCESS = ("private", "group", "public")
+
+MAX_ARGS = 256
+MAX_ARG_LEN = 4096
+MAX_JOBS_PER_SUBMIT = 10_000
+MAX_RESULTS_PER_REPORT = 1024
+MAX_SLOTS = 256
+MAX_INLINE_RESULT = 64 * 1024
+STDERR_TAIL = 4096
+
+
+class ProtocolError(ValueError):
+    """An inbound message is not what the protocol says. ``field`` is a dotted path to the culprit."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field or 'body'}: {message}")
+        self.field = field or "body"
+        self.message = message
+
+
+Check = Callable[[Any, str], Any]
+
+
+# -- field checks ------------------------------------------------------------------------------
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number"
+    )
+
+
+def Int(lo: int = 0, hi: int = 2**63 - 1) -> Check:
+    def check(v: Any, path: str) -> int:
+        if type(v) is not int:
+            raise ProtocolError(path, f"expected an integer, got {_type_name(v)}")
+        if not lo <= v <= hi:
+            raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
+        return v
+
+    return check
+
+
+def Float(lo: float, hi: float) -> Check:
+    def check(v: Any, path: str) -> float:
+        if type(v) not in (int, float) or not math.isfinite(v):
+            raise ProtocolError(path, f"expected a number, got {_type_name(v)}")
+        if not lo <= v <= hi:
+            raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
+        return float(v)
+
+    return check
+
+
+def Bool() -> Check:
+    def check(v: Any, path: str) -> bool:
+        if type(v) is not bool:
+            raise ProtocolError(path, f"expected true or false, got {_type_name(v)}")
+        return v
+
+    return check
+
+
+def Str(max_len: int, *, pattern: re.Pattern | None = None, what: str = "", min_len: int = 0) -> Check:
+    def check(v: Any, path: str) -> str:
+        if type(v) is not str:
+            raise ProtocolError(path, f"expected a string, got {_type_name(v)}")
+        if not min_len <= len(v) <= max_len:
+            raise ProtocolError(path, f"length must be between {min_len} and {max_len}, got {len(v)}")
+        if "\x00" in v:
+            raise ProtocolError(path, "must not contain NUL characters")
+        if pattern is not None and not pattern.fullmatch(v):
+            raise ProtocolError(path, f"not a valid {what or 'value'}: {v[:80]!r}")
+        return v
+
+    return check
+
+
+def OneOf(*choices: str) -> Check:
+    def check(v: Any, path: str) -> str:
+        if type(v) is not str or v not in choices:
+            raise ProtocolError(path, f"must be one of {', '.join(choices)}")
+        return v
+
+    return check
+
+
+def Optional(inner: Check) -> Check:
+    def check(v: Any, path: str) -> Any:
+        return None if v is None else inner(v, path)
+
+    return check
+
+
+def ListOf(inner: Check, max_len: int, *, min_len: int = 0) -> Check:
+    def check(v: Any, path: str) -> tuple:
+        if type(v) is not list:
+            raise ProtocolError(path, f"expected an array, got {_type_name(v)}")
+        if not min_len <= len(v) <= max_len:
+            raise ProtocolError(path, f"must have between {min_len} and {max_len} items, got {len(v)}")
+        return tuple(inner(x, f"{path}[{i}]") for i, x in enumerate(v))
+
+    return check
+
+
+def Base64(max_bytes: int) -> Check:
+    def check(v: Any, path: str) -> bytes:
+        if type(v) is not str:
+            raise ProtocolError(path, f"expected a base64 string, got {_type_name(v)}")
+        if len(v) > (max_bytes + 2) // 3 * 4:
+            raise ProtocolError(path, f"more than {max_bytes} bytes")
+        try:
+            return base64.b64decode(v.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ProtocolError(path, "not valid base64") from None
+
+    return check
+
+
+def Nested(cls: type) -> Check:
+    def check(v: Any, path: str) -> Any:
+        return parse(cls, v, path)
+
+    return check
+
+
+Name = Str(64, pattern=NAME_RE, what="name (letters, digits, '.', '_', '-'; 1-64 chars)", min_len=1)
+Sha256 = Str(64, pattern=SHA256_RE, what="sha256 (64 lowercase hex digits)", min_len=64)
+FileName = Str(128, pattern=FILE_RE, what="file name (no '/', not hidden)", min_len=1)
+Id = Int(1)
+
+
+def field(check: Check, default: Any = attrs.NOTHING, **kw) -> Any:
+    if isinstance(default, (list, dict)):
+        raise TypeError("use a tuple or a factory for mutable defaults")
+    return attrs.field(default=default, metadata={"check": check}, **kw)
+
+
+# -- parsing and encoding ----------------------------------------------------------------------
+
+M = TypeVar("M")
+
+
+def parse(cls: type[M], obj: Any, path: str = "") -> M:
+    """Build a message of type ``cls`` from a decoded JSON value, or raise ProtocolError."""
+    if type(obj) is not dict:
+        raise ProtocolError(path, f"expected an object, got {_type_name(obj)}")
+    fields = attrs.fields(cls)
+    names = {f.name for f in fields}
+    for key in obj:
+        if key not in names:
+            raise ProtocolError(f"{path}.{key}" if path else str(key)[:80], "unknown field")
+    kwargs = {}
+    for f in fields:
+        where = f"{path}.{f.name}" if path else f.name
+        if f.name in obj:
+            kwargs[f.name] = f.metadata["check"](obj[f.name], where)
+        elif f.default is attrs.NOTHING:
+            raise ProtocolError(where, "missing")
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # cross-field rules raised by a class's __attrs_post_init__
+        if isinstance(e, ProtocolError):
+            raise ProtocolError(f"{path}.{e.field}" if path else e.field, e.message) from None
+        raise ProtocolError(path, str(e)) from None
+
+
+def encode(msg: Any) -> Any:
+    """The JSON value of a message (bytes as base64, tuples as arrays)."""
+    if attrs.has(type(msg)):
+        return {f.name: encode(getattr(msg, f.name)) for f in attrs.fields(type(msg))}
+    if isinstance(msg, (list, tuple)):
+        return [encode(x) for x in msg]
+    if isinstance(msg, dict):
+        return {str(k): encode(v) for k, v in msg.items()}
+    if isinstance(msg, bytes):
+        return base64.b64encode(msg).decode("ascii")
+    return msg
+
+
+message = attrs.frozen(kw_only=True)
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+@message
+class NewUser:
+    login: str = field(Name)
+    role: str = field(OneOf(*ROLES), default="user")
+    group: str = field(Str(64, pattern=GROUP_RE, what="group name"), default="")
+
+
+@message
+class UserInfo:
+    id: int = field(Id)
+    login: str = field(Name)
+    role: str = field(OneOf(*ROLES))
+    group: str = field(Str(64))
+    token: str | None = field(Optional(Str(128)), default=None)
+
+
+# -- apps ------------------------------------------------------------------------------------------
+
+
+@message
+class Limits:
+    wall_seconds: int = field(Int(1, 7 * 24 * 3600), default=3600)
+    cpu_seconds: int = field(Int(1, 7 * 24 * 3600), default=3600)
+    memory_bytes: int = field(Int(16 << 20, 1 << 40), default=1 << 30)
+    output_bytes: int = field(Int(1, 1 << 34), default=256 << 20)
+    processes: int = field(Int(1, 4096), default=64)
+
+
+VALIDATOR_RE = re.compile(r"quorum|verifier:[A-Za-z0-9_.-]{1,64}")
+
+
+@message
+class NewApp:
+    name: str = field(Name)
+    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64, min_len=1))
+    bundle: str | None = field(Optional(Sha256), default=None)
+    access: str = field(OneOf(*ACCESS), default="public")
+    limits: Limits = field(Nested(Limits), factory=Limits)
+    validator: str = field(Str(80, pattern=VALIDATOR_RE, what="validator ('quorum' or 'verifier:NAME')"), default="quorum")
+    replication: int = field(Int(1, 32), default=3)
+    quorum: int = field(Int(1, 32), default=2)
+
+    def __attrs_post_init__(self) -> None:
+        if self.quorum > self.replication:
+            raise ProtocolError("quorum", f"must not exceed replication ({self.replication})")
+
+
+@message
+class AppInfo(NewApp):
+    id: int = field(Id)
+    owner: str = field(Name)
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+@message
+class DataInfo:
+    sha256: str = field(Sha256)
+    size: int = field(Int(0))
+    name: str = field(Str(128), default="")
+    access: str = field(OneOf(*ACCESS), default="private")
+    owner: str = field(Str(64), default="")
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+@message
+class InputRef:
+    name: str = field(FileName)
+    sha256: str = field(Sha256)
+
+
+@message
+class JobSpec:
+    app: str = field(Name)
+    args: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGS), default=())
+    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), 64), default=())
+    replication: int | None = field(Optional(Int(1, 32)), default=None)
+    quorum: int | None = field(Optional(Int(1, 32)), default=None)
+    max_replicas: int | None = field(Optional(Int(1, 256)), default=None)
+    max_errors: int | None = field(Optional(Int(1, 256)), default=None)
+
+    def __attrs_post_init__(self) -> None:
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ProtocolError("inputs", "input names must be distinct")
+
+
+@message
+class SubmitJobs:
+    jobs: tuple[JobSpec, ...] = field(ListOf(Nested(JobSpec), MAX_JOBS_PER_SUBMIT, min_len=1))
+    batch: str | None = field(Optional(Name), default=None)
+
+
+@message
+class CancelJobs:
+    ids: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT), default=())
+    batch: str | None = field(Optional(Name), default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ids and self.batch is None:
+            raise ProtocolError("ids", "give job ids or a batch")
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+
+@message
+class RegisterHost:
+    name: str = field(Str(64, min_len=1))
+    cpus: int = field(Int(1, 4096))
+    memory: int = field(Int(0, 1 << 50))
+    os: str = field(Str(64), default="")
+
+
+@message
+class HostRegistered:
+    host_id: int = field(Id)
+    token: str = field(Str(128))
+    heartbeat_seconds: float = field(Float(0.01, 3600))
+    lease_seconds: float = field(Float(0.01, 86400))
+
+
+@message
+class Hello:
+    """A (re)started worker: whatever it held before is gone."""
+
+
+@message
+class WorkerTiming:
+    heartbeat_seconds: float = field(Float(0.01, 3600))
+    lease_seconds: float = field(Float(0.01, 86400))
+
+
+@message
+class WorkRequest:
+    slots: int = field(Int(1, MAX_SLOTS), default=1)
+    wait: float = field(Float(0, 120), default=0.0)
+
+
+@message
+class Assignment:
+    replica_id: int = field(Id)
+    job_id: int = field(Id)
+    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64, min_len=1))
+    args: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGS))
+    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), 64))
+    bundle: str | None = field(Optional(Sha256))
+    limits: Limits = field(Nested(Limits))
+    lease_expires: float = field(Float(0, 1e12))
+
+
+@message
+class WorkReply:
+    replicas: tuple[Assignment, ...] = field(ListOf(Nested(Assignment), MAX_SLOTS))
+
+
+@message
+class Alive:
+    held: tuple[int, ...] = field(ListOf(Id, 4096), default=())
+
+
+@message
+class AliveReply:
+    abort: tuple[int, ...] = field(ListOf(Id, 4096))
+    heartbeat_seconds: float = field(Float(0.01, 3600))
+
+
+@message
+class ResultReport:
+    replica_id: int = field(Id)
+    exit_code: int | None = field(Optional(Int(-256, 255)), default=None)
+    result_sha256: str | None = field(Optional(Sha256), default=None)
+    inline: bytes | None = field(Optional(Base64(MAX_INLINE_RESULT)), default=None)
+    stderr_tail: str = field(Str(STDERR_TAIL), default="")
+    error: str = field(Str(1024), default="")
+
+    def __attrs_post_init__(self) -> None:
+        if self.inline is not None and self.result_sha256 is None:
+            raise ProtocolError("result_sha256", "required with an inline result")
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.error and self.result_sha256 is not None
+
+
+@message
+class Results:
+    results: tuple[ResultReport, ...] = field(ListOf(Nested(ResultReport), MAX_RESULTS_PER_REPORT, min_len=1))
+
+
+@message
+class Release:
+    replicas: tuple[int, ...] = field(ListOf(Id, 4096))

@@ -1,0 +1,27 @@
+"""Hosts: volunteers see their machines, admins see all."""
+
+from __future__ import annotations
+
+from xwpy.server.api.router import USER, Api, Ctx
+
+
+def install(api: Api, co) -> None:
+    @api.route("GET", "/hosts", USER)
+    async def listing(ctx: Ctx):
+        now = co.now()
+        out = []
+        for h in co.directory.hosts.values():
+            if not ctx.user.admin and h.owner_id != ctx.user.id:
+                continue
+            state = co.dispatcher.engine.hosts.get(h.id)
+            last_alive = state.last_alive if state else h.last_alive
+            out.append(
+                {
+                    "id": h.id, "name": h.name, "owner": co.directory.users[h.owner_id].login, "cpus": h.cpus,
+                    "memory": h.memory, "os": h.os, "last_alive": last_alive,
+                    "alive": now - last_alive <= co.config.lease_seconds,
+                    "running": len(state.active) if state else 0,
+                    "reputation": state.reputation if state else h.reputation,
+                }
+            )
+        return {"hosts": out}

@@ -1,0 +1,147 @@
+"""Jobs: submit in batches, follow, cancel, fetch certified results."""
+
+from __future__ import annotations
+
+from xwpy import protocol
+from xwpy.lifecycle import JobStatus
+from xwpy.server.api.router import SCIENTIST, USER, Api, ApiError, Ctx, Stream, bad_request, not_found
+from xwpy.server.catalog.rows import Job
+from xwpy.server.scheduler.engine import NewJob
+from xwpy.server.scheduler.policy import PUBLIC, Visibility
+from xwpy.server.scheduler.quorum import Policy
+
+DEFAULT_MAX_ERRORS = 3
+_WIDTH = {"private": 0, "group": 1, "public": 2}
+
+
+def job_info(j: Job, with_replicas: bool = False) -> dict:
+    out = {
+        "id": j.id, "app": j.app, "owner": j.owner, "batch": j.batch, "status": j.status, "args": j.args,
+        "inputs": j.inputs, "replication": j.replication, "quorum": j.quorum, "max_replicas": j.max_replicas,
+        "max_errors": j.max_errors, "result_sha256": j.result_sha256, "result_size": j.result_size,
+        "error": j.error, "submitted_at": j.submitted_at, "started_at": j.started_at, "finished_at": j.finished_at,
+    }
+    if with_replicas:
+        out["replicas"] = [
+            {
+                "id": r.id, "host_id": r.host_id, "status": r.status, "validation": r.validation, "verdict": r.verdict,
+                "assigned_at": r.assigned_at, "started_at": r.started_at, "finished_at": r.finished_at,
+                "exit_code": r.exit_code, "result_sha256": r.result_sha256, "stderr_tail": r.stderr_tail,
+                "error": r.error,
+            }
+            for r in j.replicas
+        ]
+    return out
+
+
+def default_policy(spec: protocol.JobSpec, app) -> Policy:
+    replication = spec.replication or app.replication
+    quorum = spec.quorum or min(app.quorum, replication)
+    max_replicas = spec.max_replicas or min(256, max(2 * replication, replication + 2))
+    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS)
+
+
+def install(api: Api, co) -> None:
+    directory = co.directory
+
+    async def visible_job(ctx: Ctx, job_id: int) -> Job:
+        job = await co.catalog.jobs.get(job_id)
+        if job is None or (job.owner_id != ctx.user.id and not ctx.user.admin):
+            raise not_found(f"job {job_id}")  # another user's job does not exist, as far as you know
+        return job
+
+    @api.route("POST", "/jobs", SCIENTIST)
+    async def submit(ctx: Ctx):
+        msg = protocol.parse(protocol.SubmitJobs, ctx.json())
+        user = ctx.user
+        shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
+        widest: dict[str, int] = {}
+        for row in await co.catalog.data.rows_for(shas) if shas else []:
+            if co.may_read_row(user, row):
+                widest[row.sha256] = max(widest.get(row.sha256, -1), _WIDTH[row.access])
+        new = []
+        for i, spec in enumerate(msg.jobs):
+            app = directory.app_names.get(spec.app)
+            if app is None or not directory.may_use_app(user, app):
+                raise bad_request(f"no app {spec.app!r} that you may use", f"jobs[{i}].app")
+            for k, inp in enumerate(spec.inputs):
+                if inp.sha256 not in widest:
+                    raise bad_request(f"input {inp.sha256} is not data you may read", f"jobs[{i}].inputs[{k}].sha256")
+            try:
+                policy = default_policy(spec, app)
+            except ValueError as e:
+                raise bad_request(str(e), f"jobs[{i}]") from None
+            scope = min([_WIDTH[app.access]] + [widest[inp.sha256] for inp in spec.inputs])
+            visibility = {2: PUBLIC, 1: Visibility("group", user.id, user.group), 0: Visibility("owner", user.id)}[scope]
+            new.append(
+                NewJob(
+                    owner_id=user.id,
+                    app_id=app.id,
+                    policy=policy,
+                    visibility=visibility,
+                    memory=app.limits["memory_bytes"],
+                    row={
+                        "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "args": list(spec.args),
+                        "inputs": [{"name": x.name, "sha256": x.sha256} for x in spec.inputs],
+                        "replication": policy.replication, "quorum": policy.quorum,
+                        "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
+                        "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
+                        "vis_group": visibility.group,
+                    },
+                )
+            )
+        ids = await co.dispatcher.submit(new)
+        return {"ids": ids, "batch": msg.batch}
+
+    def filters(ctx: Ctx) -> dict:
+        status = ctx.query.get("status")
+        if status is not None and status not in JobStatus.__members__:
+            raise bad_request(f"status must be one of {', '.join(JobStatus.__members__)}", "status")
+        batch = ctx.query.get("batch")
+        if batch is not None and not protocol.NAME_RE.fullmatch(batch):
+            raise bad_request("not a valid batch name", "batch")
+        owner = None if ctx.user.admin and ctx.query.get("all") == "1" else ctx.user.id
+        return {"owner_id": owner, "batch": batch, "status": status}
+
+    @api.route("GET", "/jobs", USER)
+    async def listing(ctx: Ctx):
+        f = filters(ctx)
+        jobs = await co.catalog.jobs.list(
+            **f, after=ctx.qint("after", 0, 0, 2**62), limit=ctx.qint("limit", 100, 1, 1000)
+        )
+        return {"jobs": [job_info(j) for j in jobs]}
+
+    @api.route("GET", "/jobs/summary", USER)
+    async def summary(ctx: Ctx):
+        f = filters(ctx)
+        f.pop("status")
+        return {"counts": await co.catalog.jobs.summary(**f)}
+
+    @api.route("GET", "/jobs/{job_id:int}", USER)
+    async def show(ctx: Ctx, job_id: int):
+        return job_info(await visible_job(ctx, job_id), with_replicas=True)
+
+    @api.route("GET", "/jobs/{job_id:int}/result", USER)
+    async def result(ctx: Ctx, job_id: int):
+        job = await visible_job(ctx, job_id)
+        if job.status != JobStatus.COMPLETED.value:
+            raise ApiError(409, "not_certified", f"job {job_id} is {job.status}: it has no certified result")
+        size = co.blobs.size(job.result_sha256)
+        if size is None:
+            raise ApiError(410, "gone", f"the result of job {job_id} is no longer stored")
+        return Stream(str(co.blobs.path(job.result_sha256)), size, "application/x-tar")
+
+    @api.route("POST", "/jobs/cancel", SCIENTIST)
+    async def cancel(ctx: Ctx):
+        msg = protocol.parse(protocol.CancelJobs, ctx.json())
+        owner = None if ctx.user.admin else ctx.user.id
+        ids = list(msg.ids)
+        if ids:
+            owners = await co.catalog.jobs.owners_of(ids)
+            for i, jid in enumerate(ids):
+                if jid not in owners or (owner is not None and owners[jid] != owner):
+                    raise not_found(f"job {jid}")
+        if msg.batch is not None:
+            ids += await co.catalog.jobs.ids_in_batch(owner, msg.batch)
+        cancelled = await co.dispatcher.cancel(ids)
+        return {"cancelled": cancelled}

@@ -1,0 +1,309 @@
+"""HTTP plumbing for the JSON API: routing, authentication, bounded bodies, JSON errors.
+
+Handlers are coroutines ``async def handler(ctx, **path_params)`` returning a JSON-able value (or
+``Raw`` for bytes). Any :class:`ApiError` becomes its status with ``{"error", "message", "field"}``;
+a protocol error becomes 400 naming the field; anything unexpected becomes a 500 with no details
+(and a logged traceback) — never a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web import http, server
+from twisted.web.resource import Resource
+
+from xwpy.protocol import API_PREFIX, ProtocolError
+from xwpy.server.catalog.connector import CatalogUnavailable
+from xwpy.server.catalog.rows import User
+
+log = Logger()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def body(self) -> dict:
+        out = {"error": self.code, "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+def bad_request(message: str, field: str | None = None) -> ApiError:
+    return ApiError(400, "bad_request", message, field)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, or a host acting for its owner."""
+
+    user: User
+    host_id: int | None = None
+
+
+@dataclass
+class Raw:
+    body: bytes
+    content_type: str = "application/octet-stream"
+    status: int = 200
+
+
+@dataclass
+class Stream:
+    """Send a file with a producer (large downloads never load into memory)."""
+
+    path: str
+    size: int
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
+class Ctx:
+    request: server.Request
+    principal: Principal | None
+    query: dict[str, str]
+    _body: Any = field(default=None)
+
+    @property
+    def user(self) -> User:
+        assert self.principal is not None
+        return self.principal.user
+
+    def json(self) -> Any:
+        if self._body is None:
+            raw = self.request.content.read() if self.request.content else b""
+            if not raw:
+                raise bad_request("a JSON body is required")
+            try:
+                self._body = json.loads(raw)
+            except (UnicodeDecodeError, ValueError) as e:
+                raise bad_request(f"malformed JSON: {e}") from None
+        return self._body
+
+    def qint(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        try:
+            v = int(raw)
+        except ValueError:
+            raise bad_request(f"query parameter {name} must be an integer", name) from None
+        if not lo <= v <= hi:
+            raise bad_request(f"query parameter {name} must be between {lo} and {hi}", name)
+        return v
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+# Who may call a route: anyone, any user (not a host), a user who is not a pure worker account,
+# an admin, or a host token.
+ANON, USER, SCIENTIST, ADMIN, HOST, USER_OR_HOST = "anon", "user", "scientist", "admin", "host", "user|host"
+
+
+@dataclass
+class Route:
+    method: bytes
+    pattern: re.Pattern
+    handler: Handler
+    who: str
+    ints: frozenset[str]
+
+
+class Authenticator:
+    """Maps a bearer token to a principal. Implemented by the coordinator's directory."""
+
+    def principal(self, token: str) -> Principal | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Api(Resource):
+    isLeaf = True
+
+    def __init__(self, auth: Authenticator):
+        super().__init__()
+        self._auth = auth
+        self._routes: list[Route] = []
+
+    def route(self, method: str, path: str, who: str) -> Callable[[Handler], Handler]:
+        """Register ``handler`` for ``method path``; ``{name}`` segments become keyword arguments
+        (``{name:int}`` for integers)."""
+
+        def regex(segment: str) -> str:
+            m = re.fullmatch(r"\{(\w+)(?::(int|sha))?\}", segment)
+            if not m:
+                return re.escape(segment)
+            kind = {"int": r"[0-9]{1,18}", "sha": r"[^/]{1,128}", None: r"[^/]{1,256}"}[m.group(2)]
+            return f"(?P<{m.group(1)}>{kind})"
+
+        pattern = re.compile("/".join(regex(s) for s in (API_PREFIX + path).split("/")))
+        ints = frozenset(re.findall(r"\{(\w+):int\}", path))
+
+        def register(handler: Handler) -> Handler:
+            self._routes.append(Route(method.encode(), pattern, handler, who, ints))
+            return handler
+
+        return register
+
+    def render(self, request: server.Request):
+        Deferred.fromCoroutine(self._serve(request))
+        return server.NOT_DONE_YET
+
+    async def _serve(self, request: server.Request) -> None:
+        finished = []
+        request.notifyFinish().addBoth(finished.append)
+        try:
+            result = await self._dispatch(request)
+        except ApiError as e:
+            result = Raw(_dumps(e.body()), "application/json", e.status)
+        except ProtocolError as e:
+            result = Raw(_dumps({"error": "bad_request", "message": e.message, "field": e.field}), "application/json", 400)
+        except CatalogUnavailable as e:
+            request.setHeader(b"retry-after", b"1")
+            result = Raw(_dumps({"error": "unavailable", "message": str(e)}), "application/json", 503)
+        except Exception:
+            log.failure("internal error serving {method} {path}", method=request.method, path=request.path)
+            result = Raw(_dumps({"error": "internal", "message": "internal server error"}), "application/json", 500)
+        if finished:  # the client went away
+            return
+        _send(request, result)
+
+    async def _dispatch(self, request: server.Request) -> Any:
+        url = urlsplit(request.uri.decode("latin-1"))
+        path = url.path.rstrip("/") or "/"
+        allowed = []
+        for route in self._routes:
+            m = route.pattern.fullmatch(path)
+            if m is None:
+                continue
+            allowed.append(route.method.decode())
+            if route.method != request.method and not (route.method == b"GET" and request.method == b"HEAD"):
+                continue
+            principal = self._authenticate(request, route.who)
+            try:
+                query = {k: v[-1] for k, v in parse_qs(url.query, strict_parsing=False).items()}
+            except ValueError:
+                raise bad_request("malformed query string") from None
+            params = {k: int(v) if k in route.ints else v for k, v in m.groupdict().items()}
+            return await route.handler(Ctx(request, principal, query), **params)
+        if allowed:
+            raise ApiError(405, "method_not_allowed", f"use {', '.join(sorted(set(allowed)))} on {path}")
+        raise ApiError(404, "not_found", f"no such endpoint: {path[:200]}")
+
+    def _authenticate(self, request: server.Request, who: str) -> Principal | None:
+        if who == ANON:
+            return None
+        header = request.getHeader(b"authorization")
+        if header is None:
+            raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)")
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        principal = self._auth.principal(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise ApiError(401, "unauthorized", "invalid or revoked token")
+        if who == HOST and principal.host_id is None:
+            raise forbidden("this endpoint takes a host token (from xwpy worker registration)")
+        if who in (USER, SCIENTIST, ADMIN) and principal.host_id is not None:
+            raise forbidden("host tokens may only pull work, report results and move data")
+        if who == SCIENTIST and principal.user.role == "worker":
+            raise forbidden("worker accounts may only register hosts")
+        if who == ADMIN and not principal.user.admin:
+            raise forbidden("admin only")
+        return principal
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _send(request: server.Request, result: Any) -> None:
+    if isinstance(result, Stream):
+        from twisted.protocols.basic import FileSender
+
+        request.setHeader(b"content-type", result.content_type.encode())
+        request.setHeader(b"content-length", str(result.size).encode())
+        if request.method == b"HEAD":
+            request.finish()
+            return
+        f = open(result.path, "rb")
+        d = FileSender().beginFileTransfer(f, request)
+
+        def done(_):
+            f.close()
+            if not request.finished and not request._disconnected:
+                request.finish()
+
+        d.addBoth(done)
+        return
+    if not isinstance(result, Raw):
+        result = Raw(_dumps(result), "application/json")
+    request.setResponseCode(result.status)
+    request.setHeader(b"content-type", result.content_type.encode())
+    request.setHeader(b"content-length", str(len(result.body)).encode())
+    if request.method != b"HEAD":
+        request.write(result.body)
+    request.finish()
+
+
+# -- bounded request bodies ------------------------------------------------------------------------
+
+
+class BoundedRequest(server.Request):
+    """Refuses a body larger than its endpoint allows as soon as that is known, before it is read:
+    ``Content-Length`` is checked against the limit, chunked bodies are counted as they come."""
+
+    limit_for: Callable[[bytes], int] = staticmethod(lambda path: 1 << 20)  # set by the site
+
+    def gotLength(self, length):
+        path = getattr(self.channel, "_path", b"")
+        self._limit = self.limit_for(path)
+        self._received = 0
+        if length is not None and length > self._limit:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self.content is None:
+            return
+        self._received += len(data)
+        if self._received > self._limit:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if getattr(self, "_refused", False):
+            return
+        super().requestReceived(command, path, version)
+
+    def _refuse(self):
+        self._refused = True
+        body = _dumps({"error": "too_large", "message": f"request body exceeds {self._limit} bytes"})
+        self.content = None
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        self.channel.transport.loseConnection()
+
+
+__all__ = [
+    "ADMIN", "ANON", "HOST", "SCIENTIST", "USER", "USER_OR_HOST", "Api", "ApiError", "Authenticator",
+    "BoundedRequest", "Ctx", "Principal", "Raw", "Stream", "bad_request", "forbidden", "http", "not_found",
+]

@@ -1,0 +1,231 @@
+"""The catalog connector: SQLAlchemy off the reactor thread, with group commit.
+
+All writes go through one writer thread. It takes every write waiting in its queue and runs them
+in one transaction, then fires their Deferreds once the commit is done: under load one commit
+(the expensive part) serves many requests, and nobody is answered before their change is durable.
+
+Writes that depend on the scheduler's in-memory state (``engine=True``) are poisoned by a failed
+commit: every later one fails too, until the scheduler has rebuilt its state from the catalog and
+calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one.
+
+Reads run on a small thread pool, each on its own connection (SQLite in WAL mode lets readers
+proceed while the writer commits).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Connection, Engine
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from xwpy.server.catalog import schema
+
+log = Logger()
+
+MAX_BATCH = 512
+
+
+class CatalogUnavailable(RuntimeError):
+    """A write could not be committed; nothing of it was stored."""
+
+
+@dataclass
+class _Op:
+    fn: Callable[..., Any]
+    args: tuple
+    engine: bool
+    d: Deferred
+
+
+def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL") -> Engine:
+    if url.startswith("sqlite"):
+        eng = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def ensure_schema(eng: Engine) -> None:
+    """Create the tables of a new catalog; refuse one made by a newer xwpy."""
+    with eng.begin() as conn:
+        schema.metadata.create_all(conn)
+        row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+        if row is None:
+            conn.execute(schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
+        elif int(row[0]) > schema.SCHEMA_VERSION:
+            raise RuntimeError(
+                f"catalog schema version {row[0]} is newer than this xwpy ({schema.SCHEMA_VERSION})"
+            )
+
+
+class Catalog:
+    def __init__(self, engine: Engine, reactor, *, read_threads: int = 4):
+        self.engine = engine
+        self._reactor = reactor
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._failed: BaseException | None = None
+        self._lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_loop, name="catalog-writer", daemon=True)
+        self._readers = ThreadPool(minthreads=1, maxthreads=read_threads, name="catalog-read")
+        self._closed: Deferred | None = None
+        self.commits = 0  # transactions committed (for benchmarks)
+        self.writes = 0  # write operations committed
+        from xwpy.server.catalog import apps, data, hosts, jobs, users
+
+        self.users = users.UsersComponent(self)
+        self.apps = apps.AppsComponent(self)
+        self.data = data.DataComponent(self)
+        self.hosts = hosts.HostsComponent(self)
+        self.jobs = jobs.JobsComponent(self)
+
+    @classmethod
+    def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL") -> "Catalog":
+        eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous)
+        ensure_schema(eng)
+        cat = cls(eng, reactor, read_threads=read_threads)
+        cat.start()
+        return cat
+
+    def start(self) -> None:
+        self._writer.start()
+        self._readers.start()
+
+    def close(self) -> Deferred:
+        """Finish the queued writes, then stop the threads."""
+        self._closed = Deferred()
+        self._queue.put(None)
+        d = self._closed
+
+        def stopped(_):
+            self._readers.stop()
+            self.engine.dispose()
+
+        d.addCallback(stopped)
+        return d
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def write(self, fn: Callable[..., Any], *args: Any, engine: bool = False) -> Deferred:
+        """Run ``fn(conn, *args)`` in a write transaction; fire with its result once committed."""
+        d: Deferred = Deferred()
+        self._queue.put(_Op(fn, args, engine, d))
+        return d
+
+    def read(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        return deferToThreadPool(self._reactor, self._readers, self._read_sync, fn, args)
+
+    def _read_sync(self, fn, args):
+        with self.engine.connect() as conn:
+            return fn(conn, *args)
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failed
+
+    def reset_failure(self) -> None:
+        with self._lock:
+            self._failed = None
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            op = self._queue.get()
+            if op is None:
+                break
+            batch = [op]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            outcomes = self._run(batch)
+            self._reactor.callFromThread(self._deliver, batch, outcomes)
+            if stop:
+                break
+        if self._closed is not None:
+            self._reactor.callFromThread(self._closed.callback, None)
+
+    def _run(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        with self._lock:
+            failed = self._failed
+        outcomes: list[tuple[bool, Any] | None] = [None] * len(batch)
+        live = []
+        for i, op in enumerate(batch):
+            if op.engine and failed is not None:
+                outcomes[i] = (False, CatalogUnavailable(f"catalog write failed earlier: {failed}"))
+            else:
+                live.append(i)
+        if not live:
+            return outcomes  # type: ignore[return-value]
+        try:
+            results = self._transaction([batch[i] for i in live])
+            for i, r in zip(live, results):
+                outcomes[i] = (True, r)
+            self.commits += 1
+            self.writes += len(live)
+        except Exception as e:  # noqa: BLE001 - any database failure
+            err = CatalogUnavailable(f"catalog write failed: {type(e).__name__}: {_short(e)}")
+            if any(batch[i].engine for i in live):
+                with self._lock:
+                    self._failed = err
+            for i in live:
+                if batch[i].engine:
+                    outcomes[i] = (False, err)
+                elif len(live) == 1:
+                    outcomes[i] = (False, e)
+                else:  # not tied to the scheduler's state: try it alone
+                    outcomes[i] = self._run([batch[i]])[0]
+        return outcomes  # type: ignore[return-value]
+
+    def _transaction(self, ops: list[_Op]) -> list[Any]:
+        with self.engine.begin() as conn:
+            return [op.fn(conn, *op.args) for op in ops]
+
+    def _deliver(self, batch: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
+        for op, (ok, value) in zip(batch, outcomes):
+            if ok:
+                op.d.callback(value)
+            else:
+                op.d.errback(Failure(value) if isinstance(value, BaseException) else Failure(RuntimeError(value)))
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else ""
+    return text[:200]
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = ["Catalog", "CatalogUnavailable", "Connection", "ensure_schema", "make_engine"]

@@ -1,0 +1,72 @@
+"""Data: immutable blobs named by sha256; a row per (blob, owner) carries the owner's rights."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from twisted.internet.defer import Deferred
+
+from xwpy.server.catalog.rows import Data
+from xwpy.server.catalog.schema import data, users
+
+
+def _row(r) -> Data:
+    return Data(r.sha256, r.size, r.owner_id, r.login, r.access, r.name, r.group_name)
+
+
+def _q():
+    return select(data, users.c.login, users.c.group_name).join(users, users.c.id == data.c.owner_id)
+
+
+def upsert(conn, *, sha256: str, size: int, owner_id: int, access: str, name: str, now: float, job_id=None) -> None:
+    """Record that ``owner_id`` holds this blob; a second upload may widen access or rename."""
+    row = conn.execute(
+        select(data.c.id, data.c.access).where(data.c.sha256 == sha256, data.c.owner_id == owner_id)
+    ).first()
+    if row is None:
+        conn.execute(
+            data.insert().values(
+                sha256=sha256, size=size, owner_id=owner_id, access=access, name=name, job_id=job_id, created_at=now
+            )
+        )
+    else:
+        conn.execute(data.update().where(data.c.id == row.id).values(access=access, name=name or data.c.name))
+
+
+def readable(conn, sha256: str, user_id: int, group: str, admin: bool) -> Data | None:
+    """A row through which this user may read the blob, if there is one."""
+    q = _q().where(data.c.sha256 == sha256)
+    if not admin:
+        rights = [data.c.owner_id == user_id, data.c.access == "public"]
+        if group:
+            rights.append(and_(data.c.access == "group", users.c.group_name == group))
+        q = q.where(or_(*rights))
+    r = conn.execute(q.limit(1)).first()
+    return _row(r) if r else None
+
+
+def rows_for(conn, sha256s: list[str]) -> list[Data]:
+    return [_row(r) for r in conn.execute(_q().where(data.c.sha256.in_(sha256s)))]
+
+
+def owned(conn, user_id: int | None, limit: int, after: int) -> list[Data]:
+    q = _q().where(data.c.id > after).order_by(data.c.id).limit(limit)
+    if user_id is not None:
+        q = q.where(data.c.owner_id == user_id)
+    return [_row(r) for r in conn.execute(q)]
+
+
+class DataComponent:
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def add(self, **kw) -> Deferred:
+        return self.catalog.write(lambda conn: upsert(conn, **kw))
+
+    def readable(self, sha256: str, user_id: int, group: str, admin: bool) -> Deferred:
+        return self.catalog.read(readable, sha256, user_id, group, admin)
+
+    def rows_for(self, sha256s: list[str]) -> Deferred:
+        return self.catalog.read(rows_for, sha256s)
+
+    def list(self, user_id: int | None, limit: int = 1000, after: int = 0) -> Deferred:
+        return self.catalog.read(owned, user_id, limit, after)

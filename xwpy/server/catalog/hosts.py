@@ -1,0 +1,41 @@
+"""Hosts: the volunteers' machines, their tokens and reputations."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from twisted.internet.defer import Deferred
+
+from xwpy.server.catalog.rows import Host
+from xwpy.server.catalog.schema import hosts, users
+
+
+def _row(r) -> Host:
+    return Host(
+        r.id, r.owner_id, r.name, r.token_hash, r.cpus, r.memory, r.os, r.registered_at, r.last_alive,
+        r.reputation, r.login, r.group_name,
+    )
+
+
+def all_hosts(conn) -> list[Host]:
+    q = select(hosts, users.c.login, users.c.group_name).join(users, users.c.id == hosts.c.owner_id)
+    return [_row(r) for r in conn.execute(q.order_by(hosts.c.id))]
+
+
+class HostsComponent:
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def add(self, *, owner_id, name, token_hash, cpus, memory, os, now) -> Deferred:
+        def thd(conn) -> int:
+            res = conn.execute(
+                hosts.insert().values(
+                    owner_id=owner_id, name=name, token_hash=token_hash, cpus=cpus, memory=memory, os=os,
+                    registered_at=now, last_alive=now, reputation=0,
+                )
+            )
+            return res.inserted_primary_key[0]
+
+        return self.catalog.write(thd)
+
+    def all(self) -> Deferred:
+        return self.catalog.read(all_hosts)

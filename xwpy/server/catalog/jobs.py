@@ -1,0 +1,218 @@
+"""Jobs and replicas: listings for people, the scheduler's rebuild, and writing its changes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from sqlalchemy import bindparam, func, select
+from twisted.internet.defer import Deferred
+
+from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
+from xwpy.server.catalog import data as data_catalog
+from xwpy.server.catalog.rows import Job, Replica
+from xwpy.server.catalog.schema import apps, hosts, jobs, replicas, users
+from xwpy.server.scheduler.engine import Changes, JobState, ReplicaState
+from xwpy.server.scheduler.policy import Visibility
+from xwpy.server.scheduler.quorum import Policy
+from xwpy.verify import Verdict
+
+ACTIVE_JOB = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+
+
+def _job(r, reps=()) -> Job:
+    return Job(
+        r.id, r.name, r.owner_id, r.login, r.batch, r.args, r.inputs, r.status, r.replication, r.quorum,
+        r.max_replicas, r.max_errors, r.result_sha256, r.result_size, r.error, r.submitted_at, r.started_at,
+        r.finished_at, list(reps),
+    )
+
+
+def _replica(r) -> Replica:
+    return Replica(
+        r.id, r.job_id, r.host_id, r.status, r.validation, r.verdict, r.lease_expires, r.assigned_at,
+        r.started_at, r.finished_at, r.exit_code, r.result_sha256, r.result_size, r.stderr_tail, r.error,
+    )
+
+
+def _jobs_q():
+    return (
+        select(jobs, apps.c.name, users.c.login)
+        .join(apps, apps.c.id == jobs.c.app_id)
+        .join(users, users.c.id == jobs.c.owner_id)
+    )
+
+
+def get(conn, job_id: int) -> Job | None:
+    r = conn.execute(_jobs_q().where(jobs.c.id == job_id)).first()
+    if r is None:
+        return None
+    reps = conn.execute(select(replicas).where(replicas.c.job_id == job_id).order_by(replicas.c.id))
+    return _job(r, [_replica(x) for x in reps])
+
+
+def listing(conn, *, owner_id: int | None, batch: str | None, status: str | None, after: int, limit: int) -> list[Job]:
+    q = _jobs_q().where(jobs.c.id > after)
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    if batch is not None:
+        q = q.where(jobs.c.batch == batch)
+    if status is not None:
+        q = q.where(jobs.c.status == status)
+    return [_job(r) for r in conn.execute(q.order_by(jobs.c.id).limit(limit))]
+
+
+def summary(conn, *, owner_id: int | None, batch: str | None) -> dict[str, int]:
+    q = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    if batch is not None:
+        q = q.where(jobs.c.batch == batch)
+    counts = {s.value: 0 for s in JobStatus}
+    counts.update({status: n for status, n in conn.execute(q)})
+    return counts
+
+
+def ids_in_batch(conn, owner_id: int | None, batch: str) -> list[int]:
+    q = select(jobs.c.id).where(jobs.c.batch == batch, jobs.c.status.in_(ACTIVE_JOB))
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    return [r[0] for r in conn.execute(q)]
+
+
+def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
+    return dict(conn.execute(select(jobs.c.id, jobs.c.owner_id).where(jobs.c.id.in_(job_ids))).all())
+
+
+def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
+    """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
+    q = select(jobs.c.id, jobs.c.app_id, jobs.c.args, jobs.c.inputs).where(jobs.c.id.in_(list(set(job_ids))))
+    return {r.id: (r.app_id, r.args, r.inputs) for r in conn.execute(q)}
+
+
+def blobs_held_by(conn, host_id: int) -> set[str]:
+    """The inputs and bundles of the jobs whose replicas this host holds: what it may download."""
+    q = (
+        select(jobs.c.inputs, apps.c.bundle_sha256)
+        .select_from(replicas)
+        .join(jobs, jobs.c.id == replicas.c.job_id)
+        .join(apps, apps.c.id == jobs.c.app_id)
+        .where(
+            replicas.c.host_id == host_id,
+            replicas.c.status.in_((ReplicaStatus.ASSIGNED.value, ReplicaStatus.RUNNING.value)),
+        )
+    )
+    out: set[str] = set()
+    for inputs, bundle in conn.execute(q):
+        out.update(i["sha256"] for i in inputs)
+        if bundle:
+            out.add(bundle)
+    return out
+
+
+# -- the scheduler's rebuild ----------------------------------------------------------------------
+
+
+def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
+    """The active jobs and their replicas, as scheduler state, plus the next free ids."""
+    job_states = []
+    q = select(
+        jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
+        jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group,
+    ).where(jobs.c.status.in_(ACTIVE_JOB))
+    for r in conn.execute(q):
+        job_states.append(
+            JobState(
+                id=r.id,
+                owner_id=r.owner_id,
+                app_id=r.app_id,
+                policy=Policy(r.replication, r.quorum, r.max_replicas, r.max_errors),
+                visibility=Visibility(r.visibility, r.owner_id, r.vis_group),
+                memory=r.memory,
+                status=JobStatus(r.status),
+            )
+        )
+    reps = []
+    q = (
+        select(replicas)
+        .join(jobs, jobs.c.id == replicas.c.job_id)
+        .where(jobs.c.status.in_(ACTIVE_JOB))
+        .order_by(replicas.c.id)
+    )
+    for r in conn.execute(q):
+        reps.append(
+            ReplicaState(
+                id=r.id,
+                job_id=r.job_id,
+                host_id=r.host_id,
+                status=ReplicaStatus(r.status),
+                lease_expires=r.lease_expires,
+                digest=r.result_sha256,
+                size=r.result_size or 0,
+                verdict=Verdict(r.verdict) if r.verdict else None,
+                validation=Validation(r.validation),
+            )
+        )
+    next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1
+    next_rep = (conn.execute(select(func.max(replicas.c.id))).scalar() or 0) + 1
+    return job_states, reps, next_job, next_rep
+
+
+# -- writing the scheduler's changes --------------------------------------------------------------
+
+
+def _update(conn, table, rows: dict[int, dict]) -> None:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row_id, fields in rows.items():
+        groups[tuple(sorted(fields))].append({"p_id": row_id, **{f"p_{k}": v for k, v in fields.items()}})
+    for keys, params in groups.items():
+        stmt = (
+            table.update()
+            .where(table.c.id == bindparam("p_id"))
+            .values({k: bindparam(f"p_{k}") for k in keys})
+        )
+        conn.execute(stmt, params)
+
+
+def apply(conn, ch: Changes, now: float) -> None:
+    if ch.jobs_new:
+        conn.execute(jobs.insert(), ch.jobs_new)
+    if ch.replicas_new:
+        conn.execute(replicas.insert(), ch.replicas_new)
+    if ch.jobs:
+        _update(conn, jobs, ch.jobs)
+    if ch.replicas:
+        _update(conn, replicas, ch.replicas)
+    if ch.hosts:
+        _update(conn, hosts, ch.hosts)
+    for d in ch.data_new:
+        data_catalog.upsert(
+            conn, sha256=d["sha256"], size=d["size"], owner_id=d["owner_id"], access="private",
+            name=f"job-{d['job_id']}-result", now=now, job_id=d["job_id"],
+        )
+
+
+class JobsComponent:
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def get(self, job_id: int) -> Deferred:
+        return self.catalog.read(get, job_id)
+
+    def list(self, **kw) -> Deferred:
+        return self.catalog.read(lambda conn: listing(conn, **kw))
+
+    def summary(self, **kw) -> Deferred:
+        return self.catalog.read(lambda conn: summary(conn, **kw))
+
+    def ids_in_batch(self, owner_id: int | None, batch: str) -> Deferred:
+        return self.catalog.read(ids_in_batch, owner_id, batch)
+
+    def owners_of(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(owners_of, job_ids)
+
+    def blobs_held_by(self, host_id: int) -> Deferred:
+        return self.catalog.read(blobs_held_by, host_id)
+
+    def load_active(self) -> Deferred:
+        return self.catalog.read(load_active)

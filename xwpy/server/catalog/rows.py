@@ -1,0 +1,107 @@
+"""Plain records handed out by the catalog components (never live database rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    login: str
+    role: str
+    group: str
+    token_hash: str
+    disabled: bool = False
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    id: int
+    name: str
+    owner_id: int
+    owner: str
+    access: str
+    bundle: str | None
+    command: tuple[str, ...]
+    limits: dict
+    validator: str
+    replication: int
+    quorum: int
+
+    @property
+    def verifier(self) -> str | None:
+        return self.validator.split(":", 1)[1] if self.validator.startswith("verifier:") else None
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    sha256: str
+    size: int
+    owner_id: int
+    owner: str
+    access: str
+    name: str
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    id: int
+    owner_id: int
+    name: str
+    token_hash: str
+    cpus: int
+    memory: int
+    os: str
+    registered_at: float
+    last_alive: float
+    reputation: int
+    owner: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    id: int
+    job_id: int
+    host_id: int
+    status: str
+    validation: str
+    verdict: str | None
+    lease_expires: float
+    assigned_at: float
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    result_sha256: str | None
+    result_size: int | None
+    stderr_tail: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    app: str
+    owner_id: int
+    owner: str
+    batch: str | None
+    args: list
+    inputs: list
+    status: str
+    replication: int
+    quorum: int
+    max_replicas: int
+    max_errors: int
+    result_sha256: str | None
+    result_size: int | None
+    error: str | None
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+    replicas: list[Replica] = field(default_factory=list)

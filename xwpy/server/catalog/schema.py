@@ -1,0 +1,145 @@
+"""The catalog's whole schema, on one page.
+
+Times are UNIX seconds (float). Ids of jobs and replicas are allocated by the scheduler (one
+coordinator owns a catalog), so rows can be written in batches without a round trip for each id.
+
+Indexes follow the hot paths: a work request or a result touches rows by primary key only; the
+start-up rebuild finds active jobs through ``jobs(status)``; listings go through an owner's index.
+No request scans all jobs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(8), nullable=False),  # admin | user | worker
+    Column("group_name", String(64), nullable=False, default=""),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("access", String(8), nullable=False),  # private | group | public
+    Column("bundle_sha256", String(64)),
+    Column("command", JSON, nullable=False),  # argv template: {python}, {args}
+    Column("limits", JSON, nullable=False),
+    Column("validator", String(80), nullable=False),  # quorum | verifier:NAME
+    Column("replication", Integer, nullable=False),
+    Column("quorum", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+data = Table(
+    "data",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("access", String(8), nullable=False),
+    Column("name", String(128), nullable=False, default=""),
+    Column("job_id", Integer),  # set for a certified job result
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("sha256", "owner_id", name="uq_data_sha256_owner"),
+    Index("ix_data_owner", "owner_id", "id"),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("cpus", Integer, nullable=False),
+    Column("memory", Integer, nullable=False),
+    Column("os", String(64), nullable=False, default=""),
+    Column("registered_at", Float, nullable=False),
+    Column("last_alive", Float, nullable=False),
+    Column("reputation", Integer, nullable=False, default=0),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("app_id", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("batch", String(64)),
+    Column("args", JSON, nullable=False),
+    Column("inputs", JSON, nullable=False),  # [{"name", "sha256"}]
+    Column("status", String(10), nullable=False),
+    Column("replication", Integer, nullable=False),
+    Column("quorum", Integer, nullable=False),
+    Column("max_replicas", Integer, nullable=False),
+    Column("max_errors", Integer, nullable=False),
+    Column("memory", Integer, nullable=False),  # from the app's limits, for host capacity
+    Column("visibility", String(8), nullable=False),  # public | owner | group
+    Column("vis_group", String(64), nullable=False, default=""),
+    Column("result_sha256", String(64)),
+    Column("result_size", Integer),
+    Column("error", Text),
+    Column("submitted_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Index("ix_jobs_status", "status", "id"),
+    Index("ix_jobs_owner", "owner_id", "id"),
+    Index("ix_jobs_owner_batch", "owner_id", "batch", "status"),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("host_id", Integer, ForeignKey("hosts.id"), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("validation", String(10), nullable=False),
+    Column("verdict", String(16)),
+    Column("lease_expires", Float, nullable=False),
+    Column("assigned_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("exit_code", Integer),
+    Column("result_sha256", String(64)),
+    Column("result_size", Integer),
+    Column("stderr_tail", Text),
+    Column("error", Text),
+    Index("ix_replicas_job", "job_id"),
+    Index("ix_replicas_host_status", "host_id", "status"),
+)

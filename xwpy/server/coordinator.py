@@ -1,0 +1,195 @@
+"""The coordinator process: catalog, blob store, scheduler and HTTPS API, assembled in one place.
+
+``make_service(config, reactor)`` is the whole process layout; ``Coordinator`` is also the context
+the API handlers work with (rights checks shared by several endpoints live here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from twisted.application import service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import SSL4ServerEndpoint
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.web import server
+
+from xwpy import pki, protocol
+from xwpy.config import SiteConfig
+from xwpy.server import api as api_module
+from xwpy.server.api.router import BoundedRequest
+from xwpy.server.blobstore import BlobStore
+from xwpy.server.catalog import apps as apps_catalog
+from xwpy.server.catalog import hosts as hosts_catalog
+from xwpy.server.catalog import users as users_catalog
+from xwpy.server.catalog.connector import Catalog
+from xwpy.server.catalog.rows import Data, User
+from xwpy.server.directory import Directory
+from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
+
+log = Logger()
+
+TAR_MARGIN = 1 << 20  # archive headers on top of a job's output limit
+
+
+class Coordinator(service.MultiService):
+    def __init__(self, config: SiteConfig, reactor):
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.log = log
+        self.directory = Directory()
+        self.catalog: Catalog | None = None
+        self.blobs: BlobStore | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.port = None
+        self.url: str | None = None
+        self.ready: Deferred = Deferred()
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        d = Deferred.fromCoroutine(self._start())
+        d.addCallbacks(self.ready.callback, self._fatal)
+
+    def _fatal(self, failure):
+        log.failure("coordinator failed to start", failure)
+        self.ready.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    async def _start(self) -> str:
+        cfg = self.config
+        self.catalog = await deferToThread(
+            Catalog.open, cfg.database_url, self.reactor, read_threads=cfg.catalog.read_threads,
+            sqlite_synchronous=cfg.catalog.sqlite_synchronous,
+        )
+        self.blobs = BlobStore(cfg.blobs)
+        users = await self.catalog.read(users_catalog.all_users)
+        hosts = await self.catalog.read(hosts_catalog.all_hosts)
+        apps = await self.catalog.read(apps_catalog.all_apps)
+        self.directory.load(users, hosts, apps)
+        self.dispatcher = Dispatcher(
+            self.catalog, self.blobs, self.reactor,
+            apps=self.directory.apps.get,
+            lease_seconds=cfg.lease_seconds,
+            heartbeat_seconds=cfg.scheduler.heartbeat_seconds,
+            reap_seconds=cfg.scheduler.reap_seconds,
+            max_wait_seconds=cfg.scheduler.max_wait_seconds,
+        )
+        self.dispatcher.setServiceParent(self)
+        await self.dispatcher.start()
+        self.port = await self._listen(api_module.build(self))
+        self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
+        self._write_run_file()
+        log.info("coordinator listening on {url}", url=self.url)
+        return self.url
+
+    async def _listen(self, resource):
+        cfg = self.config
+        limits = cfg.limits
+        upload_prefix = (protocol.API_PREFIX + "/data/").encode()
+
+        class Request(BoundedRequest):
+            @staticmethod
+            def limit_for(path: bytes) -> int:
+                return limits.max_upload_bytes if path.startswith(upload_prefix) else limits.max_body_bytes
+
+        site = _Site(resource, requestFactory=Request)
+        site.displayTracebacks = False
+        site.timeOut = limits.idle_timeout_seconds
+        site.noisy = False
+        ctx = pki.server_context_factory(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
+        endpoint = SSL4ServerEndpoint(
+            self.reactor, cfg.coordinator.port, ctx, interface=cfg.coordinator.interface, backlog=1024
+        )
+        return await endpoint.listen(site)
+
+    def _write_run_file(self) -> None:
+        path = self.config.run_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        os.replace(tmp, path)
+
+    def stopService(self):
+        d = super().stopService()
+        steps = []
+        if self.port is not None:
+            steps.append(self.port.stopListening())
+        try:
+            self.config.run_file.unlink()
+        except FileNotFoundError:
+            pass
+
+        async def finish():
+            for s in steps:
+                await s
+            if d is not None:
+                await d
+            if self.catalog is not None:
+                await self.catalog.close()
+
+        return Deferred.fromCoroutine(finish())
+
+    # -- rights shared by the endpoints ----------------------------------------------------------
+
+    def may_read_row(self, user: User, row: Data) -> bool:
+        return (
+            user.admin
+            or row.owner_id == user.id
+            or row.access == "public"
+            or (row.access == "group" and bool(user.group) and row.group == user.group)
+        )
+
+    async def readable(self, user: User, sha256: str) -> Data | None:
+        return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
+
+    async def host_may_read(self, host_id: int, sha256: str) -> bool:
+        state = self.dispatcher.engine.hosts.get(host_id)
+        if state is None or not state.active:
+            return False
+        return sha256 in await self.catalog.jobs.blobs_held_by(host_id)
+
+    def result_limit(self, host_id: int) -> int:
+        eng = self.dispatcher.engine
+        state = eng.hosts.get(host_id)
+        if state is None:
+            return 0
+        limits = [0]
+        for rid in state.active:
+            job = eng.jobs.get(eng.replicas[rid].job_id)
+            app = self.directory.apps.get(job.app_id) if job else None
+            if app is not None:
+                limits.append(app.limits["output_bytes"] + TAR_MARGIN)
+        return max(limits)
+
+    def assignment(self, x: Dispatched) -> protocol.Assignment:
+        return protocol.Assignment(
+            replica_id=x.replica.id,
+            job_id=x.replica.job_id,
+            command=x.app.command,
+            args=tuple(x.args),
+            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"]) for i in x.inputs),
+            bundle=x.app.bundle,
+            limits=protocol.Limits(**x.app.limits),
+            lease_expires=x.replica.lease_expires,
+        )
+
+
+class _Site(server.Site):
+    def log(self, request):  # no access log: it would cost more than serving a work request
+        pass
+
+
+def make_service(config: SiteConfig, reactor) -> Coordinator:
+    return Coordinator(config, reactor)
+
+
+__all__ = ["Coordinator", "make_service"]

@@ -1,0 +1,394 @@
+"""The dispatcher: the scheduler engine, made durable and reachable.
+
+Every engine step runs on the reactor thread (so steps never interleave), and its changes are
+committed to the catalog before the step's caller is answered. Workers waiting for work are parked
+(long poll) and woken when work appears. A lease reaper runs on the injected clock.
+
+If a commit fails (disk full, database gone), the engine may hold state the catalog does not: the
+dispatcher then freezes — every scheduling request gets a clear "try again" error — waits until the
+catalog takes writes again, rebuilds the engine from the catalog, and resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from twisted.application import service
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from xwpy import archive
+from xwpy.protocol import ResultReport
+from xwpy.server.blobstore import BlobStore
+from xwpy.server.catalog import jobs as jobs_catalog
+from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
+from xwpy.server.catalog.rows import App
+from xwpy.server.scheduler.engine import Changes, Engine, HostState, NewJob, ReplicaState, Report
+from xwpy.verify import Verdict, load_verifier
+
+log = Logger()
+
+
+class Frozen(CatalogUnavailable):
+    """The dispatcher is rebuilding its state after a failed write."""
+
+
+@dataclass
+class Dispatched:
+    replica: ReplicaState
+    app: App
+    args: list
+    inputs: list
+
+
+@dataclass(eq=False)
+class _Waiter:
+    host_id: int
+    slots: int
+    d: Deferred
+    timer: Any = None
+
+
+@dataclass
+class Stats:
+    dispatched: int = 0
+    reported: int = 0
+    certified: int = 0
+    failed_jobs: int = 0
+    lost: int = 0
+    rebuilds: int = 0
+
+
+class Dispatcher(service.Service):
+    name = "dispatcher"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        blobs: BlobStore,
+        reactor,
+        *,
+        apps: Callable[[int], App | None],
+        lease_seconds: float,
+        heartbeat_seconds: float,
+        reap_seconds: float,
+        max_wait_seconds: float,
+    ):
+        self.catalog = catalog
+        self.blobs = blobs
+        self.reactor = reactor
+        self._apps = apps
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_wait = max_wait_seconds
+        self.engine = Engine(lease_seconds=lease_seconds)
+        self._reap_seconds = reap_seconds
+        self._reaper: task.LoopingCall | None = None
+        self._waiters: deque[_Waiter] = deque()
+        self._frozen: str | None = "starting"
+        self._final_listeners: list[Callable[[list[int]], None]] = []
+        self.stats = Stats()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._rebuild()
+        self._reaper = task.LoopingCall(self._reap)
+        self._reaper.clock = self.reactor
+        self._reaper.start(self._reap_seconds, now=False).addErrback(
+            lambda f: log.failure("lease reaper stopped", f)
+        )
+
+    def stopService(self):
+        super().stopService()
+        if self._reaper is not None and self._reaper.running:
+            self._reaper.stop()
+        for w in list(self._waiters):
+            self._settle_waiter(w, [])
+
+    async def _rebuild(self) -> None:
+        hosts = await self.catalog.hosts.all()
+        job_states, reps, next_job, next_rep = await self.catalog.jobs.load_active()
+        now = self.reactor.seconds()
+        ch = self.engine.load(
+            hosts=[
+                HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive) for h in hosts
+            ],
+            jobs=job_states,
+            replicas=reps,
+            next_job_id=max(next_job, self.engine.next_job_id),
+            next_replica_id=max(next_rep, self.engine.next_replica_id),
+            now=now,
+        )
+        self._frozen = None
+        if ch:
+            await self._commit(ch, now)
+        log.info(
+            "scheduler state loaded: {jobs} active jobs, {replicas} replicas, {hosts} hosts",
+            jobs=len(self.engine.jobs), replicas=len(self.engine.replicas), hosts=len(self.engine.hosts),
+        )
+        self._wake()
+
+    def on_final(self, listener: Callable[[list[int]], None]) -> None:
+        """Call ``listener(job_ids)`` after jobs reach a final state (committed)."""
+        self._final_listeners.append(listener)
+
+    # -- committing ------------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self._frozen is not None:
+            raise Frozen(f"scheduler unavailable ({self._frozen}); retry shortly")
+
+    async def _commit(self, ch: Changes, now: float, fetch: list[int] | None = None):
+        def thd(conn):
+            jobs_catalog.apply(conn, ch, now)
+            return jobs_catalog.specs(conn, fetch) if fetch else None
+
+        try:
+            result = await self.catalog.write(thd, engine=True)
+        except CatalogUnavailable as e:
+            self._freeze(str(e))
+            raise
+        if ch.finished:
+            self._announce(ch)
+        return result
+
+    def _announce(self, ch: Changes) -> None:
+        for jid in ch.finished:
+            status = ch.jobs[jid]["status"]
+            if status == "COMPLETED":
+                self.stats.certified += 1
+            elif status == "ERROR":
+                self.stats.failed_jobs += 1
+        for listener in self._final_listeners:
+            try:
+                listener(list(ch.finished))
+            except Exception:
+                log.failure("final-state listener failed")
+
+    def _freeze(self, why: str) -> None:
+        if self._frozen is not None:
+            return
+        self._frozen = why
+        self.stats.rebuilds += 1
+        log.error("catalog write failed, scheduler frozen until the catalog recovers: {why}", why=why)
+        Deferred.fromCoroutine(self._recover())
+
+    async def _recover(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                # FIFO: once this write commits, every write queued before it has been decided.
+                await self.catalog.write(lambda conn: conn.exec_driver_sql("SELECT 1"))
+                await self.catalog.write(_probe)
+                self.catalog.reset_failure()
+                await self._rebuild()
+                log.info("catalog writable again, scheduler resumed")
+                return
+            except Exception as e:  # noqa: BLE001 - keep trying until the catalog is back
+                log.warn("catalog still unavailable: {e}", e=str(e)[:200])
+                await task.deferLater(self.reactor, delay, lambda: None)
+                delay = min(delay * 2, 10.0)
+
+    # -- hosts -----------------------------------------------------------------------------------
+
+    def add_host(self, host: HostState) -> None:
+        self.engine.add_host(host)
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def submit(self, new: list[NewJob]) -> list[int]:
+        self._check()
+        now = self.reactor.seconds()
+        ids, ch = self.engine.add_jobs(new, now)
+        await self._commit(ch, now)
+        self._wake()
+        return ids
+
+    async def cancel(self, job_ids: Iterable[int]) -> list[int]:
+        self._check()
+        now = self.reactor.seconds()
+        done, ch = self.engine.cancel(job_ids, now)
+        if ch:
+            await self._commit(ch, now)
+        return done
+
+    def active_owner(self, job_id: int) -> int | None:
+        job = self.engine.jobs.get(job_id)
+        return None if job is None else job.owner_id
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    async def request_work(self, host_id: int, slots: int, wait: float) -> list[Dispatched]:
+        self._check()
+        got = await self._assign(host_id, slots)
+        if got or wait <= 0:
+            return got
+        w = _Waiter(host_id, slots, Deferred(canceller=lambda d: self._drop_waiter(w)))
+        w.timer = self.reactor.callLater(min(wait, self.max_wait), self._settle_waiter, w, [])
+        self._waiters.append(w)
+        return await w.d
+
+    async def _assign(self, host_id: int, slots: int) -> list[Dispatched]:
+        now = self.reactor.seconds()
+        reps, ch = self.engine.assign(host_id, slots, now)
+        if not reps:
+            return []
+        specs = await self._commit(ch, now, fetch=[r.job_id for r in reps])
+        self.stats.dispatched += len(reps)
+        out = []
+        for r in reps:
+            app_id, args, inputs = specs[r.job_id]
+            out.append(Dispatched(r, self._apps(app_id), args, inputs))
+        return out
+
+    def _drop_waiter(self, w: _Waiter) -> None:
+        try:
+            self._waiters.remove(w)
+        except ValueError:
+            pass
+        if w.timer is not None and w.timer.active():
+            w.timer.cancel()
+
+    def _settle_waiter(self, w: _Waiter, value) -> None:
+        self._drop_waiter(w)
+        if not w.d.called:
+            w.d.callback(value)
+
+    def _wake(self) -> None:
+        """Hand newly ready work to parked workers, oldest waiter first."""
+        if self._frozen is not None:
+            return
+        keep = []
+        while self._waiters and self.engine.has_ready():
+            w = self._waiters.popleft()
+            if w.d.called:
+                continue
+            now = self.reactor.seconds()
+            if w.host_id not in self.engine.hosts:
+                self._settle_waiter(w, [])
+                continue
+            reps, ch = self.engine.assign(w.host_id, w.slots, now)
+            if not reps:
+                keep.append(w)  # nothing this host may take; others may still
+                continue
+            if w.timer is not None and w.timer.active():
+                w.timer.cancel()
+            d = Deferred.fromCoroutine(self._deliver(ch, reps, now))
+            d.addCallbacks(w.d.callback, w.d.errback)
+        self._waiters.extendleft(reversed(keep))
+
+    async def _deliver(self, ch: Changes, reps: list[ReplicaState], now: float) -> list[Dispatched]:
+        specs = await self._commit(ch, now, fetch=[r.job_id for r in reps])
+        self.stats.dispatched += len(reps)
+        return [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
+
+    async def alive(self, host_id: int, held: Iterable[int]) -> list[int]:
+        self._check()
+        now = self.reactor.seconds()
+        abort, ch = self.engine.heartbeat(host_id, held, now)
+        await self._commit(ch, now)
+        return abort
+
+    async def hello(self, host_id: int) -> None:
+        """A worker (re)started: whatever its host held is lost, and gets rescheduled now."""
+        await self.release(host_id, None, "worker restarted")
+
+    async def release(self, host_id: int, replica_ids: Iterable[int] | None, why: str = "released by worker") -> None:
+        self._check()
+        now = self.reactor.seconds()
+        ch = self.engine.lose(host_id, replica_ids, now, why)
+        self.engine.hosts[host_id].last_alive = now
+        ch.host(host_id, last_alive=now)
+        self.stats.lost += _lost(ch)
+        await self._commit(ch, now)
+        self._wake()
+
+    async def report(self, host_id: int, results: list[ResultReport]) -> dict[int, str]:
+        """Record results. Each needs its archive stored first (uploaded, or inline here)."""
+        self._check()
+        outcome: dict[int, str] = {}
+        reports: list[Report] = []
+        for res in results:
+            r = self.engine.replicas.get(res.replica_id)
+            if r is None or r.host_id != host_id:
+                outcome[res.replica_id] = "unknown"
+                continue
+            if not res.ok:
+                reports.append(
+                    Report(res.replica_id, False, exit_code=res.exit_code, stderr_tail=res.stderr_tail, error=res.error)
+                )
+                continue
+            size = await self._stored_size(res)
+            if size is None:
+                outcome[res.replica_id] = "missing-result"  # upload it, then report again
+                continue
+            job = self.engine.jobs[r.job_id]
+            verdict = await self._verify(job.app_id, job.id, res.result_sha256)
+            reports.append(
+                Report(
+                    res.replica_id, True, digest=res.result_sha256, size=size, verdict=verdict,
+                    exit_code=res.exit_code, stderr_tail=res.stderr_tail,
+                )
+            )
+        if reports:
+            self._check()  # verification yielded: the state may have been frozen meanwhile
+            now = self.reactor.seconds()
+            accepted, ch = self.engine.report(host_id, reports, now)
+            await self._commit(ch, now)
+            self.stats.reported += sum(1 for v in accepted.values() if v == "accepted")
+            outcome.update(accepted)
+            self._wake()
+        return outcome
+
+    async def _stored_size(self, res: ResultReport) -> int | None:
+        if res.inline is not None:
+            if hashlib.sha256(res.inline).hexdigest() != res.result_sha256:
+                return None
+            await deferToThread(self.blobs.put_bytes, res.inline, res.result_sha256)
+            return len(res.inline)
+        return self.blobs.size(res.result_sha256)
+
+    async def _verify(self, app_id: int, job_id: int, digest: str) -> Verdict | None:
+        app = self._apps(app_id)
+        if app is None or app.verifier is None:
+            return None
+
+        def check(conn) -> Verdict:
+            args = jobs_catalog.specs(conn, [job_id])[job_id][1]
+            try:
+                files = archive.read_files(self.blobs.read(digest), max_total=64 << 20)
+                return load_verifier(app.verifier)(args, files)
+            except Exception:  # a hostile archive must not break the coordinator
+                return Verdict.REJECTED
+
+        return await self.catalog.read(check)
+
+    def _reap(self):
+        if self._frozen is not None:
+            return None
+        now = self.reactor.seconds()
+        ch = self.engine.reap(now)
+        if not ch:
+            return None
+        self.stats.lost += _lost(ch)
+        d = Deferred.fromCoroutine(self._commit(ch, now))
+        d.addCallback(lambda _: self._wake())
+        d.addErrback(lambda f: log.warn("reaping failed: {f}", f=f.getErrorMessage()))
+        return d
+
+
+def _probe(conn) -> None:
+    from xwpy.server.catalog.schema import meta
+    from sqlalchemy import select
+
+    row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=row[0]))
+
+
+def _lost(ch: Changes) -> int:
+    return sum(1 for f in ch.replicas.values() if f.get("status") == "LOST")

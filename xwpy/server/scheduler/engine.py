@@ -1,0 +1,454 @@
+"""The scheduler's in-memory engine: the active part of the catalog, and every decision on it.
+
+The engine holds the jobs that are not final, their replicas and the hosts; it does no I/O. Each
+operation mutates that state and returns a :class:`Changes` record — the rows to write. The
+dispatcher writes the record in one transaction before it answers anyone, so the catalog always
+holds everything the engine knows that the outside world has heard of; the engine can be rebuilt
+from the catalog at any time (:meth:`Engine.load`), and is, at start and after a failed write.
+
+Being free of I/O and clocks (``now`` is passed in), the engine is driven directly by the property
+tests that check the scheduler's invariants.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
+from xwpy.lifecycle import job as job_fsm
+from xwpy.lifecycle import replica as replica_fsm
+from xwpy.server.scheduler import policy as pol
+from xwpy.server.scheduler.quorum import Decision, Policy, ReplicaView, decide
+from xwpy.verify import Verdict
+
+# How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
+# a work request when the head of the queue is full of jobs this host already ran.
+SCAN_LIMIT = 64
+
+
+@dataclass(slots=True)
+class ReplicaState:
+    id: int
+    job_id: int
+    host_id: int
+    status: ReplicaStatus
+    lease_expires: float
+    digest: str | None = None
+    size: int = 0
+    verdict: Verdict | None = None
+    validation: Validation = Validation.PENDING
+
+
+@dataclass(slots=True)
+class JobState:
+    id: int
+    owner_id: int
+    app_id: int
+    policy: Policy
+    visibility: pol.Visibility
+    memory: int
+    status: JobStatus
+    replicas: list[ReplicaState] = field(default_factory=list)
+    hosts_used: set[int] = field(default_factory=set)
+    owners_used: set[int] = field(default_factory=set)
+    wanted: int = 0
+    in_queue: bool = False
+    last_stderr: str = ""
+
+
+@dataclass(slots=True)
+class HostState:
+    id: int
+    owner_id: int
+    group: str
+    memory: int
+    reputation: int = 0
+    last_alive: float = 0.0
+    active: set[int] = field(default_factory=set)
+
+    def view(self) -> pol.HostView:
+        return pol.HostView(self.id, self.owner_id, self.group, self.memory)
+
+
+@dataclass(slots=True)
+class NewJob:
+    owner_id: int
+    app_id: int
+    policy: Policy
+    visibility: pol.Visibility
+    memory: int
+    row: dict  # the catalog row, less id and status
+
+
+@dataclass(slots=True)
+class Report:
+    replica_id: int
+    ok: bool  # the job exited 0 and its result archive is stored
+    digest: str | None = None
+    size: int = 0
+    verdict: Verdict | None = None
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    error: str = ""
+
+
+@dataclass
+class Changes:
+    """Rows to write, in one transaction, for one engine operation (or several, merged)."""
+
+    jobs_new: list[dict] = field(default_factory=list)
+    jobs: dict[int, dict] = field(default_factory=dict)
+    replicas_new: list[dict] = field(default_factory=list)
+    replicas: dict[int, dict] = field(default_factory=dict)
+    hosts: dict[int, dict] = field(default_factory=dict)
+    data_new: list[dict] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)  # jobs that reached a final state
+
+    def job(self, job_id: int, **fields) -> None:
+        self.jobs.setdefault(job_id, {}).update(fields)
+
+    def replica(self, replica_id: int, **fields) -> None:
+        self.replicas.setdefault(replica_id, {}).update(fields)
+
+    def host(self, host_id: int, **fields) -> None:
+        self.hosts.setdefault(host_id, {}).update(fields)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts or self.data_new
+        )
+
+
+class Engine:
+    def __init__(self, *, lease_seconds: float):
+        self.lease_seconds = lease_seconds
+        self.jobs: dict[int, JobState] = {}
+        self.replicas: dict[int, ReplicaState] = {}
+        self.hosts: dict[int, HostState] = {}
+        self._ready: dict[int, list[int]] = {}  # owner id -> heap of job ids wanting replicas
+        self._running: dict[int, int] = {}  # owner id -> active replicas
+        self._policies: dict[Policy, Policy] = {}
+        self.next_job_id = 1
+        self.next_replica_id = 1
+        self.pool_owners = 0
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        hosts: Iterable[HostState],
+        jobs: Iterable[JobState],
+        replicas: Iterable[ReplicaState],
+        next_job_id: int,
+        next_replica_id: int,
+        now: float,
+    ) -> Changes:
+        """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
+        reach us while we were away); replicas whose hosts are unknown are lost."""
+        self.__init__(lease_seconds=self.lease_seconds)
+        self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
+        for h in hosts:
+            self.hosts[h.id] = h
+        for j in jobs:
+            j.policy = self._intern(j.policy)
+            self.jobs[j.id] = j
+        for r in replicas:
+            job = self.jobs.get(r.job_id)
+            if job is None:
+                continue
+            job.replicas.append(r)
+            job.hosts_used.add(r.host_id)
+            host = self.hosts.get(r.host_id)
+            if host is not None:
+                job.owners_used.add(host.owner_id)
+            self.replicas[r.id] = r
+            if r.status.active:
+                r.lease_expires = max(r.lease_expires, now + self.lease_seconds)
+                if host is not None:
+                    host.active.add(r.id)
+                self._running[job.owner_id] = self._running.get(job.owner_id, 0) + 1
+        self.refresh_pool(now)
+        ch = Changes()
+        for job in list(self.jobs.values()):
+            job.replicas.sort(key=lambda r: r.id)
+            self._settle(job, now, ch)
+        return ch
+
+    def _intern(self, p: Policy) -> Policy:
+        return self._policies.setdefault(p, p)
+
+    # -- hosts -------------------------------------------------------------------------------------
+
+    def add_host(self, host: HostState) -> None:
+        self.hosts[host.id] = host
+
+    def refresh_pool(self, now: float) -> None:
+        """Count the volunteers with a host alive within one lease."""
+        horizon = now - self.lease_seconds
+        self.pool_owners = len({h.owner_id for h in self.hosts.values() if h.last_alive >= horizon})
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def add_jobs(self, new: list[NewJob], now: float) -> tuple[list[int], Changes]:
+        ch = Changes()
+        ids = []
+        for nj in new:
+            jid = self.next_job_id
+            self.next_job_id += 1
+            job = JobState(
+                id=jid,
+                owner_id=nj.owner_id,
+                app_id=nj.app_id,
+                policy=self._intern(nj.policy),
+                visibility=nj.visibility,
+                memory=nj.memory,
+                status=JobStatus.PENDING,
+                wanted=nj.policy.replication,
+            )
+            self.jobs[jid] = job
+            ch.jobs_new.append({**nj.row, "id": jid, "status": JobStatus.PENDING.value, "submitted_at": now})
+            self._enqueue(job)
+            ids.append(jid)
+        return ids, ch
+
+    def cancel(self, job_ids: Iterable[int], now: float) -> tuple[list[int], Changes]:
+        ch = Changes()
+        done = []
+        for jid in job_ids:
+            job = self.jobs.get(jid)
+            if job is None:
+                continue
+            for r in job.replicas:
+                if r.status.active:
+                    self._finish_replica(job, r, ReplicaStatus.ABORTED, now, ch, error="job cancelled")
+            self._end(job, JobStatus.CANCELLED, now, ch, error="cancelled by its owner")
+            done.append(jid)
+        return done, ch
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        return any(self._ready.values())
+
+    def assign(self, host_id: int, slots: int, now: float) -> tuple[list[ReplicaState], Changes]:
+        host = self.hosts[host_id]
+        ch = Changes()
+        out: list[ReplicaState] = []
+        for _ in range(slots):
+            job = self._next_job_for(host)
+            if job is None:
+                break
+            rid = self.next_replica_id
+            self.next_replica_id += 1
+            r = ReplicaState(
+                id=rid,
+                job_id=job.id,
+                host_id=host.id,
+                status=ReplicaStatus.ASSIGNED,
+                lease_expires=now + self.lease_seconds,
+            )
+            job.replicas.append(r)
+            job.hosts_used.add(host.id)
+            job.owners_used.add(host.owner_id)
+            job.wanted -= 1
+            self.replicas[rid] = r
+            host.active.add(rid)
+            self._running[job.owner_id] = self._running.get(job.owner_id, 0) + 1
+            ch.replicas_new.append(
+                {
+                    "id": rid,
+                    "job_id": job.id,
+                    "host_id": host.id,
+                    "status": r.status.value,
+                    "validation": r.validation.value,
+                    "assigned_at": now,
+                    "lease_expires": r.lease_expires,
+                }
+            )
+            if job.status is JobStatus.PENDING:
+                job.status = job_fsm.transition(job.status, JobStatus.RUNNING)
+                ch.job(job.id, status=job.status.value, started_at=now)
+            out.append(r)
+        return out, ch
+
+    def _next_job_for(self, host: HostState) -> JobState | None:
+        view = host.view()
+        owners = [o for o, heap in self._ready.items() if heap]
+        for owner in pol.fair_order(self._running, owners):
+            heap = self._ready[owner]
+            skipped: list[int] = []
+            found = None
+            while heap and len(skipped) < SCAN_LIMIT:
+                job = self.jobs.get(heap[0])
+                if job is None or job.wanted <= 0:
+                    heapq.heappop(heap)
+                    if job is not None:
+                        job.in_queue = False
+                    continue
+                if pol.eligible(
+                    host=view,
+                    visibility=job.visibility,
+                    memory_needed=job.memory,
+                    hosts_used=job.hosts_used,
+                    owners_used=job.owners_used,
+                    pool_owners=self.pool_owners,
+                ):
+                    found = job
+                    break
+                skipped.append(heapq.heappop(heap))
+            for jid in skipped:
+                heapq.heappush(heap, jid)
+            if not heap:
+                del self._ready[owner]
+                continue
+            if found is not None:
+                # It stays queued; once its wanted count reaches 0 the next scan drops it.
+                return found
+        return None
+
+    def _enqueue(self, job: JobState) -> None:
+        if job.wanted > 0 and not job.in_queue:
+            heapq.heappush(self._ready.setdefault(job.owner_id, []), job.id)
+            job.in_queue = True
+
+    # -- worker reports ----------------------------------------------------------------------------
+
+    def heartbeat(self, host_id: int, held: Iterable[int], now: float) -> tuple[list[int], Changes]:
+        """Extend the leases of what the host holds; return what it holds that it should abort."""
+        host = self.hosts[host_id]
+        host.last_alive = now
+        ch = Changes()
+        ch.host(host_id, last_alive=now)
+        abort = []
+        lease = now + self.lease_seconds
+        for rid in held:
+            if rid not in host.active:
+                abort.append(rid)
+                continue
+            r = self.replicas[rid]
+            r.lease_expires = lease
+            if r.status is ReplicaStatus.ASSIGNED:
+                r.status = replica_fsm.transition(r.status, ReplicaStatus.RUNNING)
+                ch.replica(rid, status=r.status.value, started_at=now, lease_expires=lease)
+            else:
+                ch.replica(rid, lease_expires=lease)
+        return abort, ch
+
+    def report(self, host_id: int, reports: list[Report], now: float) -> tuple[dict[int, str], Changes]:
+        """Record finished replicas. Returns, per replica id, 'accepted' or why it was ignored."""
+        host = self.hosts[host_id]
+        host.last_alive = now
+        ch = Changes()
+        ch.host(host_id, last_alive=now)
+        outcome: dict[int, str] = {}
+        touched: dict[int, JobState] = {}
+        for rep in reports:
+            r = self.replicas.get(rep.replica_id)
+            if r is None or r.host_id != host_id:
+                outcome[rep.replica_id] = "unknown"
+                continue
+            if not r.status.active:
+                outcome[rep.replica_id] = r.status.value.lower()
+                continue
+            job = self.jobs[r.job_id]
+            fields = {"exit_code": rep.exit_code, "stderr_tail": rep.stderr_tail, "error": rep.error}
+            if rep.ok:
+                r.digest, r.size, r.verdict = rep.digest, rep.size, rep.verdict
+                fields.update(
+                    result_sha256=rep.digest,
+                    result_size=rep.size,
+                    verdict=rep.verdict.value if rep.verdict else None,
+                )
+                self._finish_replica(job, r, ReplicaStatus.DONE, now, ch, **fields)
+            else:
+                job.last_stderr = rep.stderr_tail or rep.error
+                self._finish_replica(job, r, ReplicaStatus.FAILED, now, ch, **fields)
+            outcome[rep.replica_id] = "accepted"
+            touched[job.id] = job
+        for job in touched.values():
+            self._settle(job, now, ch)
+        return outcome, ch
+
+    def lose(self, host_id: int, replica_ids: Iterable[int] | None, now: float, why: str) -> Changes:
+        """The host gave back (or forgot) these replicas — all of its replicas when None."""
+        host = self.hosts[host_id]
+        ch = Changes()
+        ids = list(host.active) if replica_ids is None else [i for i in replica_ids if i in host.active]
+        touched = {}
+        for rid in ids:
+            r = self.replicas[rid]
+            job = self.jobs[r.job_id]
+            self._finish_replica(job, r, ReplicaStatus.LOST, now, ch, error=why)
+            touched[job.id] = job
+        for job in touched.values():
+            self._settle(job, now, ch)
+        return ch
+
+    def reap(self, now: float) -> Changes:
+        """Replicas whose lease ran out are lost; their jobs get new ones."""
+        ch = Changes()
+        touched = {}
+        for host in self.hosts.values():
+            for rid in [i for i in host.active if self.replicas[i].lease_expires < now]:
+                r = self.replicas[rid]
+                job = self.jobs[r.job_id]
+                self._finish_replica(job, r, ReplicaStatus.LOST, now, ch, error="lease expired")
+                touched[job.id] = job
+        for job in touched.values():
+            self._settle(job, now, ch)
+        self.refresh_pool(now)
+        return ch
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _finish_replica(
+        self, job: JobState, r: ReplicaState, status: ReplicaStatus, now: float, ch: Changes, **fields
+    ) -> None:
+        was_active = r.status.active
+        r.status = replica_fsm.transition(r.status, status)
+        ch.replica(r.id, status=status.value, finished_at=now, **fields)
+        if was_active:
+            host = self.hosts.get(r.host_id)
+            if host is not None:
+                host.active.discard(r.id)
+            self._running[job.owner_id] -= 1
+            if not self._running[job.owner_id]:
+                del self._running[job.owner_id]
+
+    def _settle(self, job: JobState, now: float, ch: Changes) -> Decision:
+        d = decide(job.policy, [ReplicaView(r.id, r.status, r.digest, r.verdict) for r in job.replicas])
+        by_id = {r.id: r for r in job.replicas}
+        for rid in d.abort:
+            self._finish_replica(job, by_id[rid], ReplicaStatus.ABORTED, now, ch, error="no longer needed")
+        for rid, verdict in [(i, Validation.VALID) for i in d.valid] + [(i, Validation.INVALID) for i in d.invalid]:
+            r = by_id[rid]
+            r.validation = replica_fsm.validate(r.validation, verdict)
+            ch.replica(rid, validation=verdict.value)
+            host = self.hosts.get(r.host_id)
+            if host is not None:
+                host.reputation = host.reputation + 1 if verdict is Validation.VALID else 0
+                ch.host(host.id, reputation=host.reputation)
+        if d.certified is not None:
+            winner = next(r for r in job.replicas if r.id in d.valid)
+            self._end(job, JobStatus.COMPLETED, now, ch, result_sha256=d.certified, result_size=winner.size)
+            ch.data_new.append(
+                {"sha256": d.certified, "size": winner.size, "owner_id": job.owner_id, "job_id": job.id}
+            )
+        elif d.error is not None:
+            tail = f": {job.last_stderr}" if job.last_stderr else ""
+            self._end(job, JobStatus.ERROR, now, ch, error=d.error + tail)
+        else:
+            job.wanted = d.spawn
+            self._enqueue(job)
+        return d
+
+    def _end(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:
+        job.status = job_fsm.transition(job.status, status)
+        ch.job(job.id, status=status.value, finished_at=now, **fields)
+        ch.finished.append(job.id)
+        del self.jobs[job.id]
+        for r in job.replicas:
+            self.replicas.pop(r.id, None)

@@ -1,0 +1,109 @@
+"""Certification: what a job's replicas add up to. Pure functions, no I/O.
+
+A job is certified when ``quorum`` finished replicas report the same result digest, or when one
+result is proven by the app's verifier. Disagreement and failures add replicas, up to
+``max_replicas`` results in all; ``max_errors`` failed replicas end the job in ERROR. Replicas lost
+with their host, or aborted, are not the job's fault and count against neither bound.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from xwpy.lifecycle import ReplicaStatus
+from xwpy.verify import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    replication: int
+    quorum: int
+    max_replicas: int
+    max_errors: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quorum <= self.replication <= self.max_replicas:
+            raise ValueError(
+                "need 1 <= quorum <= replication <= max_replicas, got "
+                f"quorum={self.quorum} replication={self.replication} max_replicas={self.max_replicas}"
+            )
+        if self.max_errors < 1:
+            raise ValueError(f"max_errors must be at least 1, got {self.max_errors}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    id: int
+    status: ReplicaStatus
+    digest: str | None = None
+    verdict: Verdict | None = None  # None when the app has no verifier
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    certified: str | None = None  # the certified digest
+    error: str | None = None  # the job ends in ERROR with this reason
+    valid: frozenset[int] = field(default_factory=frozenset)
+    invalid: frozenset[int] = field(default_factory=frozenset)
+    abort: frozenset[int] = field(default_factory=frozenset)  # active replicas no longer needed
+    spawn: int = 0  # new replicas wanted now
+
+    @property
+    def final(self) -> bool:
+        return self.certified is not None or self.error is not None
+
+
+def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
+    proven = [r for r in candidates if r.verdict is Verdict.VERIFIED]
+    if proven:
+        return min(proven, key=lambda r: r.id).digest
+    counts = Counter(r.digest for r in candidates)
+    if not counts:
+        return None
+    first_seen = {}
+    for r in sorted(candidates, key=lambda r: r.id):
+        first_seen.setdefault(r.digest, r.id)
+    # Largest agreement wins; among equals, the digest reported first (deterministic).
+    digest, n = min(counts.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
+    return digest if n >= quorum else None
+
+
+def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
+    done = [r for r in replicas if r.status is ReplicaStatus.DONE]
+    candidates = [r for r in done if r.verdict is not Verdict.REJECTED and r.digest is not None]
+    active = frozenset(r.id for r in replicas if r.status.active)
+    failed = sum(1 for r in replicas if r.status is ReplicaStatus.FAILED)
+
+    winner = _winner(policy.quorum, candidates)
+    if winner is not None:
+        valid = frozenset(r.id for r in candidates if r.digest == winner)
+        return Decision(
+            certified=winner,
+            valid=valid,
+            invalid=frozenset(r.id for r in done) - valid,
+            abort=active,
+        )
+    if failed >= policy.max_errors:
+        return Decision(
+            error=f"{failed} replicas failed (max_errors={policy.max_errors})",
+            invalid=frozenset(r.id for r in done),
+            abort=active,
+        )
+    best = max(Counter(r.digest for r in candidates).values(), default=0)
+    wanted = max(
+        policy.quorum - best - len(active),  # enough results to possibly reach quorum
+        policy.replication - len(active) - len(candidates),  # the replication floor
+        0,
+    )
+    budget = policy.max_replicas - (len(active) + len(done) + failed)
+    spawn = min(wanted, max(budget, 0))
+    if spawn == 0 and not active:
+        return Decision(
+            error=(
+                f"no quorum: best agreement {best} of {policy.quorum} needed after "
+                f"{len(done)} results (max_replicas={policy.max_replicas})"
+            ),
+            invalid=frozenset(r.id for r in done),
+        )
+    return Decision(spawn=spawn)

@@ -1,0 +1,408 @@
+"""The volunteer's worker daemon.
+
+It registers its host once (the host token is kept in its state directory), says hello at every
+start (so whatever it held before a crash is rescheduled at once), then loops: wait for a free slot
+and for the owner to leave the machine idle, long-poll for work, and run each replica — stage
+inputs (verified, cached by sha256), run confined, archive, upload, report. A heartbeat extends its
+leases and learns which replicas to abort. When the coordinator is away it retries with backoff;
+on SIGTERM it kills its jobs and gives their leases back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from twisted.application import service
+from twisted.internet import task
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from xwpy import archive, pki, protocol
+from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
+from xwpy.worker.link import Link, Refused, Unreachable
+from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
+
+log = Logger()
+
+INLINE_LIMIT = protocol.MAX_INLINE_RESULT
+REPORT_PATIENCE = 600.0  # seconds to keep trying to report one result
+
+
+@dataclass
+class WorkerOptions:
+    url: str
+    ca_pem: bytes
+    volunteer_token: str
+    state_dir: Path
+    slots: int = 1
+    name: str = ""
+    wait: float = 20.0
+    idle: IdleSettings = field(default_factory=IdleSettings)
+    idle_period: float = 2.0
+    job_uid_base: int | None = None  # root only: slot i runs as uid base+i
+    corrupt: str | None = None  # tests only: "random" or "collude" — report wrong results
+
+
+@dataclass(eq=False)
+class _Task:
+    assignment: protocol.Assignment
+    slot: int
+    run: Run | None = None
+    aborted: bool = False
+
+
+class Backoff:
+    def __init__(self, first: float = 0.5, cap: float = 30.0):
+        self.first, self.cap, self.delay = first, cap, first
+
+    def next(self) -> float:
+        d = self.delay
+        self.delay = min(self.cap, self.delay * 2)
+        return d * random.uniform(0.75, 1.25)
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class Worker(service.Service):
+    name = "worker"
+
+    def __init__(self, reactor, options: WorkerOptions, *, sampler: Callable[[list[int]], Sample] | None = None):
+        self.reactor = reactor
+        self.opts = options
+        self.state = options.state_dir
+        self._sampler = sampler
+        self.link: Link | None = None
+        self.tasks: dict[int, _Task] = {}
+        self._free_slots = list(range(options.slots))
+        self._capacity: Deferred | None = None
+        self._main: Deferred | None = None
+        self._poll: Deferred | None = None
+        self._loops: list[task.LoopingCall] = []
+        self.idle_state = IdleState()
+        self.heartbeat_seconds = 10.0
+        self.host_id: int | None = None
+        self.completed = 0
+        self.exit_error: str | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        for sub in ("jobs", "cache", "results"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o711)  # job users may traverse to their own directory, not list
+        os.chmod(self.state / "jobs", 0o711)
+        os.chmod(self.state / "cache", 0o700)
+        os.chmod(self.state / "results", 0o700)
+        for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+        self._main = Deferred.fromCoroutine(self._run())
+        self._main.addErrback(self._fatal)
+
+    def _fatal(self, failure):
+        if failure.check(CancelledError):
+            return None
+        self.exit_error = failure.getErrorMessage()
+        log.error("worker stopping: {why}", why=self.exit_error)
+        if self.reactor.running:
+            self.reactor.stop()
+        return None
+
+    def stopService(self):
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        if self._poll is not None:
+            self._poll.cancel()
+        if self._capacity is not None and not self._capacity.called:
+            self._capacity.callback(None)
+        held = list(self.tasks)
+        for t in self.tasks.values():
+            t.aborted = True
+            if t.run is not None:
+                t.run.kill("worker shutting down")
+
+        async def give_back():
+            if held and self.link is not None and self.host_id is not None:
+                try:
+                    await self.link.release(held)
+                    log.info("returned {n} leases", n=len(held))
+                except (Unreachable, Refused) as e:
+                    log.warn("could not return leases ({e}); they will expire", e=e)
+            if self.link is not None:
+                await self.link.close()
+
+        return Deferred.fromCoroutine(give_back())
+
+    # -- connecting ------------------------------------------------------------------------------
+
+    def _host_file(self) -> Path:
+        return self.state / "host.json"
+
+    async def _connect(self) -> None:
+        backoff = Backoff()
+        saved = None
+        try:
+            saved = json.loads(self._host_file().read_text())
+            if saved.get("url") != self.opts.url:
+                saved = None
+        except (FileNotFoundError, ValueError):
+            saved = None
+        while self.running:
+            try:
+                if saved is None:
+                    link = Link(self.reactor, self.opts.url, self.opts.ca_pem, self.opts.volunteer_token)
+                    try:
+                        reg = await link.register(self.opts.name or socket.gethostname(), self.opts.slots,
+                                                  _memory(), f"{platform.system()} {platform.machine()}")
+                    finally:
+                        await link.close()
+                    saved = {"url": self.opts.url, "host_id": reg.host_id, "token": reg.token}
+                    tmp = self._host_file().with_suffix(".tmp")
+                    tmp.unlink(missing_ok=True)
+                    pki.write_private(tmp, json.dumps(saved).encode())
+                    os.replace(tmp, self._host_file())
+                    log.info("registered as host {id}", id=reg.host_id)
+                self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"])
+                timing = await self.link.hello()
+                self.host_id = saved["host_id"]
+                self.heartbeat_seconds = timing.heartbeat_seconds
+                log.info("connected to {url} as host {id}", url=self.opts.url, id=self.host_id)
+                return
+            except Unreachable as e:
+                delay = backoff.next()
+                log.info("coordinator unreachable ({e}); retrying in {d:.1f} s", e=e, d=delay)
+                await task.deferLater(self.reactor, delay, lambda: None)
+            except Refused as e:
+                if e.code == "tls":
+                    raise RuntimeError(str(e)) from None
+                if e.status == 401 and saved is not None and "token" in saved and self.link is not None:
+                    log.warn("host token refused; registering again")
+                    saved = None
+                    continue
+                raise RuntimeError(f"the coordinator refused this worker: {e}") from None
+
+    # -- main loop -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self._connect()
+        hb = task.LoopingCall(lambda: Deferred.fromCoroutine(self._heartbeat()))
+        hb.clock = self.reactor
+        hb.start(self.heartbeat_seconds, now=False)
+        self._loops.append(hb)
+        if self._sampler is not None:
+            idle = task.LoopingCall(self._check_idle)
+            idle.clock = self.reactor
+            idle.start(self.opts.idle_period, now=True)
+            self._loops.append(idle)
+        backoff = Backoff()
+        while self.running:
+            if not self._free_slots or self.idle_state.suspended:
+                self._capacity = Deferred()
+                await self._capacity
+                continue
+            try:
+                self._poll = Deferred.fromCoroutine(self.link.request_work(len(self._free_slots), self.opts.wait))
+                work = await self._poll
+            except CancelledError:
+                return
+            except Unreachable as e:
+                delay = backoff.next()
+                log.info("work request failed ({e}); retrying in {d:.1f} s", e=e, d=delay)
+                await task.deferLater(self.reactor, delay, lambda: None)
+                continue
+            except Refused as e:
+                if e.status == 401:
+                    raise RuntimeError("host token no longer valid") from None
+                delay = backoff.next()
+                log.warn("work request refused: {e}", e=e)
+                await task.deferLater(self.reactor, delay, lambda: None)
+                continue
+            finally:
+                self._poll = None
+            backoff.reset()
+            for a in work:
+                if not self._free_slots:  # never more than asked for, but be safe
+                    break
+                t = _Task(a, self._free_slots.pop(0))
+                self.tasks[a.replica_id] = t
+                Deferred.fromCoroutine(self._execute(t)).addErrback(
+                    lambda f, rid=a.replica_id: log.failure("replica {rid} crashed the worker's handler", f, rid=rid)
+                )
+
+    def _slot_freed(self) -> None:
+        if self._capacity is not None and not self._capacity.called:
+            self._capacity.callback(None)
+
+    # -- heartbeat and idle policy ---------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        try:
+            reply = await self.link.alive(sorted(self.tasks))
+        except (Unreachable, Refused, protocol.ProtocolError) as e:
+            log.debug("heartbeat failed: {e}", e=e)
+            return
+        for rid in reply.abort:
+            t = self.tasks.get(rid)
+            if t is not None and not t.aborted:
+                t.aborted = True
+                log.info("replica {rid} aborted by the coordinator", rid=rid)
+                if t.run is not None:
+                    t.run.kill("aborted by the coordinator")
+
+    def _check_idle(self) -> None:
+        pids = [t.run.pid for t in self.tasks.values() if t.run is not None and t.run.pid]
+        before = self.idle_state.suspended
+        self.idle_state = decide(self.opts.idle, self.idle_state, self._sampler(pids))
+        if self.idle_state.suspended and not before:
+            log.info("owner needs the machine ({why}): suspending jobs", why=self.idle_state.reason)
+            for t in self.tasks.values():
+                if t.run is not None:
+                    t.run.suspend()
+        elif before and not self.idle_state.suspended:
+            log.info("machine idle again: resuming jobs")
+            for t in self.tasks.values():
+                if t.run is not None:
+                    t.run.resume()
+            self._slot_freed()
+
+    # -- one replica -----------------------------------------------------------------------------
+
+    def _confinement(self, slot: int) -> Confinement:
+        if self.opts.job_uid_base is None:
+            return Confinement()
+        uid = self.opts.job_uid_base + slot
+        return Confinement(uid, uid)
+
+    async def _execute(self, t: _Task) -> None:
+        a = t.assignment
+        workdir = self.state / "jobs" / str(a.replica_id)
+        result_path = self.state / "results" / f"{a.replica_id}.tar"
+        try:
+            try:
+                conf = self._confinement(t.slot)
+                staged = await self._stage(a, workdir, conf)
+                if t.aborted:
+                    return
+                t.run = Run(self.reactor, workdir, expand_command(a.command, a.args), a.limits, conf, staged)
+                ended = t.run.start()
+                if self.idle_state.suspended:
+                    t.run.suspend()
+                outcome = await ended
+                if t.aborted:
+                    return
+                outcome = await deferToThread(t.run.pack, outcome, result_path)
+                if self.opts.corrupt and outcome.ok:
+                    outcome = await deferToThread(_corrupt, outcome, self.opts.corrupt)
+            except (Unreachable, Refused, archive.ArchiveError, OSError) as e:
+                outcome = Outcome(None, "", f"worker could not run the job: {e}")
+            if not t.aborted:
+                await self._report(t, outcome)
+        finally:
+            self.tasks.pop(a.replica_id, None)
+            self._free_slots.append(t.slot)
+            self._free_slots.sort()
+            await deferToThread(_remove, workdir, result_path)
+            self._slot_freed()
+
+    async def _stage(self, a: protocol.Assignment, workdir: Path, conf: Confinement) -> dict[str, str]:
+        """Make the job's directory: the bundle unpacked, then each input copied read-only."""
+        if workdir.exists():
+            await deferToThread(shutil.rmtree, workdir)
+        workdir.mkdir(mode=0o700)
+        if a.bundle is not None:
+            bundle = await self._cached(a.bundle)
+            await deferToThread(archive.extract, bundle, workdir)
+        staged = {}
+        for inp in a.inputs:
+            src = await self._cached(inp.sha256)
+            dest = workdir / inp.name
+            await deferToThread(shutil.copyfile, src, dest)
+            os.chmod(dest, 0o444)
+            staged[inp.name] = inp.sha256
+        if conf.uid is not None:
+            await deferToThread(_chown_tree, workdir, conf.uid, conf.gid)
+        return staged
+
+    async def _cached(self, sha256: str) -> Path:
+        path = self.state / "cache" / sha256
+        if not path.exists():
+            await self.link.download(sha256, path)
+        return path
+
+    async def _report(self, t: _Task, outcome: Outcome) -> None:
+        a = t.assignment
+        inline = None
+        if outcome.ok and outcome.size <= INLINE_LIMIT:
+            inline = outcome.archive.read_bytes()
+        report = protocol.ResultReport(
+            replica_id=a.replica_id,
+            exit_code=outcome.exit_code,
+            result_sha256=outcome.digest if outcome.ok else None,
+            inline=inline,
+            stderr_tail=outcome.stderr_tail[-protocol.STDERR_TAIL:],
+            error=outcome.error[:1024],
+        )
+        backoff = Backoff(cap=10.0)
+        deadline = self.reactor.seconds() + REPORT_PATIENCE
+        uploaded = inline is not None or not outcome.ok
+        while self.running and not t.aborted and self.reactor.seconds() < deadline:
+            try:
+                if not uploaded:
+                    await self.link.upload(outcome.archive, outcome.digest)
+                    uploaded = True
+                verdict = (await self.link.results([report])).get(a.replica_id)
+                if verdict == "missing-result":
+                    uploaded = False
+                    continue
+                self.completed += 1
+                log.debug("replica {rid}: {v}", rid=a.replica_id, v=verdict)
+                return
+            except Unreachable as e:
+                delay = backoff.next()
+                log.info("reporting replica {rid} failed ({e}); retrying in {d:.1f} s", rid=a.replica_id, e=e, d=delay)
+                await task.deferLater(self.reactor, delay, lambda: None)
+            except Refused as e:
+                log.warn("coordinator refused the result of replica {rid}: {e}", rid=a.replica_id, e=e)
+                return
+
+
+def _memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def _remove(workdir: Path, result_path: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    result_path.unlink(missing_ok=True)
+    stdout = workdir.parent / f"{workdir.name}.stdout"
+    stdout.unlink(missing_ok=True)
+
+
+def _corrupt(outcome: Outcome, mode: str) -> Outcome:
+    """Tests only: a Byzantine worker. 'random' lies differently every time; 'collude' tells the
+    same lie as every other colluder."""
+    files = archive.read_files(outcome.archive.read_bytes())
+    files["stdout"] = (os.urandom(16).hex() if mode == "random" else "the colluders' answer\n").encode()
+    outcome.archive.write_bytes(archive.from_files(files))
+    outcome.digest, outcome.size = archive.sha256_file(outcome.archive)
+    return outcome

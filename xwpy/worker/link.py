@@ -1,0 +1,150 @@
+"""The worker's side of the wire: the coordinator's API over TLS with the site CA pinned.
+
+One persistent connection pool (treq). Every call either returns a decoded message or raises
+:class:`Unreachable` (retry later: network down, coordinator restarting, 503) or
+:class:`Refused` (the coordinator said no: 4xx, with its error code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import error as net_error
+from treq.client import HTTPClient
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+
+from xwpy import pki, protocol
+from xwpy.protocol import API_PREFIX
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+_NETWORK_ERRORS = (
+    net_error.ConnectError,
+    net_error.ConnectionLost,
+    net_error.ConnectionClosed,
+    net_error.TimeoutError,
+    net_error.DNSLookupError,
+    ResponseFailed,
+)
+
+
+class Link:
+    def __init__(self, reactor, url: str, ca_pem: bytes, token: str = "", *, timeout: float = 60.0):
+        self.reactor = reactor
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 4
+        self._pool.retryAutomatically = False
+        self._http = HTTPClient(Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self._pool))
+
+    async def close(self) -> None:
+        await self._pool.closeCachedConnections()
+
+    def _headers(self, content_type: str = "application/json") -> dict:
+        return {b"Authorization": [f"Bearer {self.token}".encode()], b"Content-Type": [content_type.encode()]}
+
+    async def _call(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
+        body = None if payload is None else json.dumps(payload).encode()
+        try:
+            resp = await self._http.request(
+                method, self.url + API_PREFIX + path, data=body, headers=self._headers(),
+                timeout=timeout or self.timeout,
+            )
+            raw = await resp.content()
+        except _NETWORK_ERRORS as e:
+            raise Unreachable(f"{type(e).__name__}: {e}") from None
+        except Exception as e:  # TLS failures and the like surface here
+            if "certificate" in str(e).lower() or "SSL" in type(e).__name__:
+                raise Refused(0, "tls", f"the coordinator is not trusted by this site's CA: {e}") from None
+            if isinstance(e, (OSError,)):
+                raise Unreachable(str(e)) from None
+            raise
+        return self._decode(resp.code, raw)
+
+    @staticmethod
+    def _decode(code: int, raw: bytes) -> Any:
+        if code in (502, 503, 504):
+            raise Unreachable(f"coordinator busy (HTTP {code})")
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            raise Unreachable(f"malformed reply (HTTP {code})") from None
+        if code >= 400:
+            err = value if isinstance(value, dict) else {}
+            raise Refused(code, str(err.get("error", "error")), str(err.get("message", "")))
+        return value
+
+    # -- the protocol ------------------------------------------------------------------------------
+
+    async def register(self, name: str, cpus: int, memory: int, os_name: str) -> protocol.HostRegistered:
+        msg = protocol.RegisterHost(name=name, cpus=cpus, memory=memory, os=os_name)
+        return protocol.parse(protocol.HostRegistered, await self._call("POST", "/work/register", protocol.encode(msg)))
+
+    async def hello(self) -> protocol.WorkerTiming:
+        return protocol.parse(protocol.WorkerTiming, await self._call("POST", "/work/hello", {}))
+
+    async def request_work(self, slots: int, wait: float) -> tuple[protocol.Assignment, ...]:
+        msg = protocol.encode(protocol.WorkRequest(slots=slots, wait=wait))
+        reply = await self._call("POST", "/work/request", msg, timeout=wait + self.timeout)
+        return protocol.parse(protocol.WorkReply, reply).replicas
+
+    async def alive(self, held: list[int]) -> protocol.AliveReply:
+        reply = await self._call("POST", "/work/alive", {"held": held})
+        return protocol.parse(protocol.AliveReply, reply)
+
+    async def results(self, reports: list[protocol.ResultReport]) -> dict[int, str]:
+        reply = await self._call("POST", "/work/results", {"results": [protocol.encode(r) for r in reports]})
+        return {int(k): v for k, v in reply["outcome"].items()}
+
+    async def release(self, replica_ids: list[int]) -> None:
+        await self._call("POST", "/work/release", {"replicas": replica_ids}, timeout=10)
+
+    async def download(self, sha256: str, dest: Path) -> None:
+        """Fetch a blob to ``dest`` (via a temporary name), checking its sha256."""
+        tmp = dest.with_name(dest.name + ".part")
+        h = hashlib.sha256()
+        try:
+            resp = await self._http.get(self.url + API_PREFIX + f"/data/{sha256}", headers=self._headers(), timeout=self.timeout)
+            if resp.code != 200:
+                self._decode(resp.code, await resp.content())
+                raise Unreachable(f"unexpected HTTP {resp.code}")
+            with open(tmp, "wb") as f:
+                def write(block: bytes) -> None:
+                    h.update(block)
+                    f.write(block)
+
+                await treq.collect(resp, write)
+        except _NETWORK_ERRORS as e:
+            tmp.unlink(missing_ok=True)
+            raise Unreachable(f"{type(e).__name__}: {e}") from None
+        if h.hexdigest() != sha256:
+            tmp.unlink(missing_ok=True)
+            raise Refused(0, "digest_mismatch", f"downloaded data hashes to {h.hexdigest()}, not {sha256}")
+        tmp.replace(dest)
+
+    async def upload(self, path: Path, sha256: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                resp = await self._http.put(
+                    self.url + API_PREFIX + f"/data/{sha256}", data=f,
+                    headers=self._headers("application/octet-stream"), timeout=self.timeout,
+                )
+                raw = await resp.content()
+        except _NETWORK_ERRORS as e:
+            raise Unreachable(f"{type(e).__name__}: {e}") from None
+        self._decode(resp.code, raw)

@@ -1,0 +1,264 @@
+"""Run one replica, confined, and turn what it leaves behind into a canonical result archive.
+
+The replica runs in an empty directory of its own holding only its staged inputs (read-only) and
+its app bundle, through :mod:`xwpy.worker.sandbox` (limits, own session, own user when the worker
+is root), with a scrubbed environment. A wall-clock timer kills it; its process group can be
+suspended and resumed as one. Its result is every file it created or changed in its directory,
+plus its standard output as ``stdout``; its standard error is kept as a tail for diagnosis only
+(not part of the result: it often holds noise that differs between honest replicas).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from xwpy import archive
+from xwpy.protocol import STDERR_TAIL, Limits
+
+log = Logger()
+
+STDOUT_NAME = "stdout"
+CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy (and apps) packages live
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None
+    stderr_tail: str
+    error: str = ""  # why the worker considers the run failed, beyond the exit code
+    archive: Path | None = None
+    digest: str | None = None
+    size: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.error and self.digest is not None
+
+
+@dataclass
+class Confinement:
+    uid: int | None = None  # run as this user (the worker must be root)
+    gid: int | None = None
+
+
+def job_environment(workdir: Path) -> dict[str, str]:
+    """All a job sees of the worker's environment: nothing but these."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir / ".tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONPATH": CODE_ROOT,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+
+
+def expand_command(command: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
+    """``{python}`` is the worker's interpreter; an ``{args}`` item expands to the job's arguments
+    (appended when the template has none)."""
+    out: list[str] = []
+    placed = False
+    for part in command:
+        if part == "{args}":
+            out.extend(args)
+            placed = True
+        else:
+            out.append(part.replace("{python}", sys.executable))
+    if not placed:
+        out.extend(args)
+    return out
+
+
+class _Proto(protocol.ProcessProtocol):
+    def __init__(self, stdout_path: Path, max_stdout: int):
+        self.done: Deferred = Deferred()
+        self._out = open(stdout_path, "wb")
+        self._out_left = max_stdout
+        self.stdout_overflow = False
+        self._err = bytearray()
+
+    def outReceived(self, data: bytes) -> None:
+        if len(data) > self._out_left:
+            self.stdout_overflow = True
+            data = data[: self._out_left]
+        self._out_left -= len(data)
+        self._out.write(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self._err += data
+        if len(self._err) > 4 * STDERR_TAIL:
+            del self._err[: len(self._err) - STDERR_TAIL]
+
+    def processEnded(self, reason) -> None:
+        self._out.close()
+        self.done.callback(reason.value)
+
+    @property
+    def stderr_tail(self) -> str:
+        return bytes(self._err[-STDERR_TAIL:]).decode("utf-8", "replace")[-STDERR_TAIL:]
+
+
+class Run:
+    """One replica's process, from spawn to archive."""
+
+    def __init__(self, reactor, workdir: Path, argv: list[str], limits: Limits, confinement: Confinement,
+                 staged: dict[str, str]):
+        self.reactor = reactor
+        self.workdir = workdir
+        self.argv = argv
+        self.limits = limits
+        self.confinement = confinement
+        self.staged = staged  # relative name -> sha256 of what we put there
+        self._proc = None
+        self._timed_out = False
+        self._killed_for = ""
+        self.suspended = False
+
+    def start(self) -> Deferred:
+        spec = {
+            "argv": self.argv,
+            "cwd": str(self.workdir),
+            "uid": self.confinement.uid,
+            "gid": self.confinement.gid,
+            "cpu": self.limits.cpu_seconds,
+            "memory": self.limits.memory_bytes,
+            "fsize": self.limits.output_bytes,
+            "nproc": self.limits.processes,
+        }
+        (self.workdir / ".tmp").mkdir(exist_ok=True)
+        if self.confinement.uid is not None:
+            os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
+        stdout_path = self.workdir.parent / f"{self.workdir.name}.stdout"
+        self._stdout_path = stdout_path
+        proto = _Proto(stdout_path, self.limits.output_bytes)
+        self._proto = proto
+        self._proc = self.reactor.spawnProcess(
+            proto, sys.executable, [sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)],
+            env={**job_environment(self.workdir)}, path=str(self.workdir),
+        )
+        timer = self.reactor.callLater(self.limits.wall_seconds, self._timeout)
+        d = proto.done
+        d.addBoth(self._ended, timer)
+        return d
+
+    def _timeout(self) -> None:
+        self._timed_out = True
+        self.kill("wall-clock limit")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def signal(self, sig: int) -> None:
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, sig)  # the sandbox made the job a session (and group) leader
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.confinement.uid is not None:
+            _signal_uid(self.confinement.uid, sig)  # stragglers that left the group
+
+    def suspend(self) -> None:
+        if not self.suspended:
+            self.signal(signal.SIGSTOP)
+            self.suspended = True
+
+    def resume(self) -> None:
+        if self.suspended:
+            self.signal(signal.SIGCONT)
+            self.suspended = False
+
+    def kill(self, why: str) -> None:
+        self._killed_for = self._killed_for or why
+        self.signal(signal.SIGKILL)
+        self.signal(signal.SIGCONT)
+
+    def _ended(self, reason, timer) -> Outcome:
+        if timer.active():
+            timer.cancel()
+        # Whatever the job left running is killed with it.
+        self.signal(signal.SIGKILL)
+        code = getattr(reason, "exitCode", None)
+        sig = getattr(reason, "signal", None)
+        tail = self._proto.stderr_tail
+        if self._timed_out:
+            return Outcome(code, tail, f"killed: exceeded the wall-clock limit of {self.limits.wall_seconds} s")
+        if self._killed_for:
+            return Outcome(code, tail, f"killed: {self._killed_for}")
+        if sig is not None:
+            return Outcome(None, tail, f"killed by signal {sig}{_signal_hint(sig)}")
+        if self._proto.stdout_overflow:
+            return Outcome(code, tail, f"standard output exceeded {self.limits.output_bytes} bytes")
+        if code == 0 and "File size limit exceeded" in tail:
+            return Outcome(code, tail, "output file exceeded the size limit")
+        return Outcome(code, tail)
+
+    def pack(self, outcome: Outcome, dest: Path) -> Outcome:
+        """Archive the job's output (blocking: run in a thread). Unchanged staged files are left out."""
+        if outcome.exit_code != 0 or outcome.error:
+            return outcome
+        exclude = {".tmp"}
+        for name, sha in self.staged.items():
+            p = self.workdir / name
+            try:
+                if p.is_file() and archive.sha256_file(p)[0] == sha:
+                    exclude.add(name)
+            except OSError:
+                pass
+        total = 0
+        for rel, p in archive.walk(self.workdir, exclude):
+            if p.is_file():
+                total += p.stat().st_size
+        if total > self.limits.output_bytes:
+            outcome.error = f"output of {total} bytes exceeds the limit of {self.limits.output_bytes}"
+            return outcome
+        out_dir = dest.parent
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stdout_target = self.workdir / STDOUT_NAME
+        if stdout_target.exists():
+            outcome.error = f"the job wrote a file named {STDOUT_NAME!r}, which is reserved for its standard output"
+            return outcome
+        shutil.move(str(self._stdout_path), stdout_target)
+        with open(dest, "wb") as f:
+            archive.write_dir(self.workdir, f, exclude)
+        outcome.archive = dest
+        outcome.digest, outcome.size = archive.sha256_file(dest)
+        return outcome
+
+
+def _signal_hint(sig: int) -> str:
+    return {
+        signal.SIGXCPU: " (CPU time limit)",
+        signal.SIGXFSZ: " (file size limit)",
+        signal.SIGKILL: "",
+        signal.SIGSEGV: " (segmentation fault; out of memory?)",
+    }.get(sig, "")
+
+
+def _signal_uid(uid: int, sig: int) -> None:
+    import psutil
+
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real == uid:
+                os.kill(p.pid, sig)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+
+
+__all__ = ["Confinement", "Outcome", "Run", "expand_command", "job_environment"]
