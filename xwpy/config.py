@@ -112,7 +112,7 @@ def _section(cls: type, raw: Any, where: str) -> Any:
         if key not in kinds:
             raise ConfigError(f"[{where}] unknown key {key!r} (known: {', '.join(sorted(kinds))})")
         want = {"str": str, "int": int, "float": (int, float), "bool": bool}[kinds[key]]
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        if not isinstance(value, want) or (kinds[key] != "bool" and isinstance(value, bool)):
             raise ConfigError(f"[{where}] {key} must be of type {kinds[key]}, got {value!r}")
         values[key] = float(value) if kinds[key] == "float" else value
     return cls(**values)

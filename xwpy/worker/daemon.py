@@ -30,6 +30,7 @@ from xwpy import archive, pki, protocol
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
+from xwpy.worker.uids import UidPool
 
 log = Logger()
 
@@ -48,7 +49,7 @@ class WorkerOptions:
     wait: float = 20.0
     idle: IdleSettings = field(default_factory=IdleSettings)
     idle_period: float = 2.0
-    job_uid_base: int | None = None  # root only: slot i runs as uid base+i
+    confine_uids: bool = False  # root only: each slot runs its jobs as an unprivileged uid of its own
     corrupt: str | None = None  # tests only: "random" or "collude" — report wrong results
 
 
@@ -93,6 +94,7 @@ class Worker(service.Service):
         self.host_id: int | None = None
         self.completed = 0
         self.exit_error: str | None = None
+        self._uids: UidPool | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -104,6 +106,9 @@ class Worker(service.Service):
         os.chmod(self.state / "jobs", 0o711)
         os.chmod(self.state / "cache", 0o700)
         os.chmod(self.state / "results", 0o700)
+        if self.opts.confine_uids:
+            self._uids = UidPool(self.opts.slots)
+            log.info("jobs run as uids {uids}", uids=self._uids.uids)
         for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         self._main = Deferred.fromCoroutine(self._run())
@@ -142,6 +147,8 @@ class Worker(service.Service):
                     log.warn("could not return leases ({e}); they will expire", e=e)
             if self.link is not None:
                 await self.link.close()
+            if self._uids is not None:
+                self._uids.release()
 
         return Deferred.fromCoroutine(give_back())
 
@@ -280,9 +287,9 @@ class Worker(service.Service):
     # -- one replica -----------------------------------------------------------------------------
 
     def _confinement(self, slot: int) -> Confinement:
-        if self.opts.job_uid_base is None:
+        if self._uids is None:
             return Confinement()
-        uid = self.opts.job_uid_base + slot
+        uid = self._uids.uids[slot]
         return Confinement(uid, uid)
 
     async def _execute(self, t: _Task) -> None:

@@ -17,7 +17,11 @@ from twisted.internet import error as net_error
 from treq.client import HTTPClient
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
+from twisted.logger import Logger
+
 from xwpy import pki, protocol
+
+log = Logger()
 from xwpy.protocol import API_PREFIX
 
 
@@ -60,6 +64,7 @@ class Link:
 
     async def _call(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
+        log.debug("{method} {path}", method=method, path=path)
         try:
             resp = await self._http.request(
                 method, self.url + API_PREFIX + path, data=body, headers=self._headers(),
@@ -74,6 +79,7 @@ class Link:
             if isinstance(e, (OSError,)):
                 raise Unreachable(str(e)) from None
             raise
+        log.debug("{method} {path}: HTTP {code}", method=method, path=path, code=resp.code)
         return self._decode(resp.code, raw)
 
     @staticmethod

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from xwpy.logs import start_logging
 from xwpy.worker.daemon import Worker, WorkerOptions
 from xwpy.worker.idle import Sampler
@@ -23,8 +21,3 @@ def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool
         print(f"xwpy worker: {worker.exit_error}", file=__import__("sys").stderr)
         return 1
     return 0
-
-
-def default_uid_base() -> int | None:
-    """When root, jobs run as unprivileged uids of their own (one per slot)."""
-    return 61000 if os.geteuid() == 0 else None

@@ -62,31 +62,28 @@ def register(cli: click.Group) -> None:
                   help="Suspend jobs while the owner's CPU load is above this fraction of the machine.")
     @click.option("--no-battery", is_flag=True, help="Do not compute on battery power.")
     @click.option("--no-idle-check", is_flag=True, help="Compute whatever the owner's load (dedicated machines).")
-    @click.option("--job-uid-base", type=click.IntRange(1000, 2**31), help="When root: slot i runs jobs as uid BASE+i.")
     @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
     @click.option("--test-corrupt", type=click.Choice(["random", "collude"]), hidden=True)
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
-               job_uid_base, wait, log_level, test_corrupt):
+               wait, log_level, test_corrupt):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
         from xwpy.worker.daemon import WorkerOptions
         from xwpy.worker.idle import IdleSettings
-        from xwpy.worker.main import default_uid_base, run_worker
+        from xwpy.worker.main import run_worker
 
         if token_file is not None:
             token = token_file.read_text().strip()
         if not token and not (state_dir / "host.json").exists():
             fail("give --token or --token-file to register this host")
         cpus = os.cpu_count() or 1
-        uid_base = job_uid_base if job_uid_base is not None else default_uid_base()
-        if uid_base is not None and os.geteuid() != 0:
-            fail("--job-uid-base needs the worker to run as root")
-        if uid_base is None:
+        root = os.geteuid() == 0
+        if not root:
             click.echo("warning: not root: jobs run as your own user, unconfined by file rights", err=True)
         opts = WorkerOptions(
             url=url, ca_pem=ca.read_bytes(), volunteer_token=token or "", state_dir=state_dir.resolve(),
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
             idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
-            job_uid_base=uid_base, corrupt=test_corrupt,
+            confine_uids=root, corrupt=test_corrupt,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))

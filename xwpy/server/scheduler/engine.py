@@ -132,7 +132,8 @@ class Engine:
         self._policies: dict[Policy, Policy] = {}
         self.next_job_id = 1
         self.next_replica_id = 1
-        self.pool_owners = 0
+        self._pool_all = 0  # volunteers with a host alive
+        self._pool_groups: dict[str, int] = {}  # the same, by group
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -186,9 +187,21 @@ class Engine:
         self.hosts[host.id] = host
 
     def refresh_pool(self, now: float) -> None:
-        """Count the volunteers with a host alive within one lease."""
+        """Count the volunteers with a host alive within one lease, overall and by group."""
         horizon = now - self.lease_seconds
-        self.pool_owners = len({h.owner_id for h in self.hosts.values() if h.last_alive >= horizon})
+        owners = {h.owner_id: h.group for h in self.hosts.values() if h.last_alive >= horizon}
+        self._pool_all = len(owners)
+        self._pool_groups = {}
+        for group in owners.values():
+            self._pool_groups[group] = self._pool_groups.get(group, 0) + 1
+
+    def pool_owners(self, visibility: pol.Visibility) -> int:
+        """How many volunteers could run a job of this visibility (for the distinct-volunteers rule)."""
+        if visibility.scope == "public":
+            return self._pool_all
+        if visibility.scope == "group":
+            return self._pool_groups.get(visibility.group, 0)
+        return 1
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -294,7 +307,7 @@ class Engine:
                     memory_needed=job.memory,
                     hosts_used=job.hosts_used,
                     owners_used=job.owners_used,
-                    pool_owners=self.pool_owners,
+                    pool_owners=self.pool_owners(job.visibility),
                 ):
                     found = job
                     break

@@ -1,0 +1,121 @@
+"""The catalog connector against a real database: group commit, failure isolation, round trips."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import pytest_twisted
+from sqlalchemy import select, text
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+
+from xwpy import tokens
+from xwpy.server.catalog import jobs as jobs_catalog
+from xwpy.server.catalog import users as users_catalog
+from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
+from xwpy.server.catalog.schema import users
+from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
+from xwpy.server.scheduler.policy import PUBLIC
+from xwpy.server.scheduler.quorum import Policy
+
+
+@pytest.fixture
+def catalog(catalog_url):
+    cat = Catalog.open(catalog_url, reactor)
+    yield cat
+    pytest_twisted.blockon(cat.close())
+
+
+def add_user(conn, login):
+    return users_catalog.insert(conn, login=login, role="user", group="", token_hash=tokens.token_hash(login), now=1.0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_writes_share_one_commit(catalog):
+    gate = threading.Event()
+
+    def blocker(conn):
+        gate.wait(10)
+        return add_user(conn, "first")
+
+    first = catalog.write(blocker)
+    rest = [catalog.write(add_user, f"u{i}") for i in range(50)]
+    await deferToThread(gate.set)
+    await first
+    ids = [await d for d in rest]
+    assert len(set(ids)) == 50
+    assert catalog.writes == 51
+    assert catalog.commits <= 3  # the 50 queued behind the first went together
+    names = await catalog.read(lambda conn: [r[0] for r in conn.execute(select(users.c.login))])
+    assert set(names) == {"first"} | {f"u{i}" for i in range(50)}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_scheduler_write_poisons_later_ones_until_reset(catalog):
+    gate = threading.Event()
+
+    def boom(conn):
+        gate.wait(10)
+        add_user(conn, "half")  # written, then rolled back with the rest of the batch
+        raise RuntimeError("disk full")
+
+    bad = catalog.write(boom, engine=True)
+    same_batch_engine = catalog.write(add_user, "engine-neighbour", engine=True)
+    same_batch_other = catalog.write(add_user, "innocent")
+    await deferToThread(gate.set)
+    for d in (bad, same_batch_engine):
+        with pytest.raises(CatalogUnavailable):
+            await d
+    assert await same_batch_other  # not tied to the scheduler: retried alone, committed
+    with pytest.raises(CatalogUnavailable):
+        await catalog.write(add_user, "later", engine=True)
+    catalog.reset_failure()
+    assert await catalog.write(add_user, "after-reset", engine=True)
+    names = await catalog.read(lambda conn: {r[0] for r in conn.execute(select(users.c.login))})
+    assert names == {"innocent", "after-reset"}  # nothing half-written
+
+
+@pytest_twisted.ensureDeferred
+async def test_scheduler_changes_round_trip(catalog):
+    owner = await catalog.write(add_user, "owner")
+    await catalog.write(
+        lambda conn: conn.execute(
+            text("INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, created_at) "
+                 "VALUES (1, 'a', :o, 'public', '[]', '{}', 'quorum', 2, 2, 0)"), {"o": owner})
+    )
+    host_ids = []
+    for i in range(3):
+        host_ids.append(await catalog.hosts.add(owner_id=owner, name=f"h{i}", token_hash=f"{i}" * 64, cpus=1, memory=1, os="", now=0.0))
+    eng = Engine(lease_seconds=30)
+    for h in host_ids:
+        eng.add_host(HostState(h, owner, "", 1 << 30, last_alive=0))
+    row = {"app_id": 1, "owner_id": owner, "batch": "b", "args": ["x"], "inputs": [], "replication": 2, "quorum": 2,
+           "max_replicas": 4, "max_errors": 2, "memory": 0, "visibility": "public", "vis_group": ""}
+    ids, ch = eng.add_jobs([NewJob(owner, 1, Policy(2, 2, 4, 2), PUBLIC, 0, dict(row)) for _ in range(3)], 1.0)
+    await catalog.write(jobs_catalog.apply, ch, 1.0, engine=True)
+    reps, ch = eng.assign(host_ids[0], 3, 2.0)
+    reps2, ch2 = eng.assign(host_ids[1], 1, 2.0)
+    await catalog.write(jobs_catalog.apply, ch, 2.0, engine=True)
+    await catalog.write(jobs_catalog.apply, ch2, 2.0, engine=True)
+    _, ch = eng.report(host_ids[0], [Report(reps[0].id, True, digest="d" * 64, size=3, exit_code=0)], 3.0)
+    _, ch3 = eng.report(host_ids[1], [Report(reps2[0].id, True, digest="d" * 64, size=3, exit_code=0)], 3.0)
+    await catalog.write(jobs_catalog.apply, ch, 3.0, engine=True)
+    await catalog.write(jobs_catalog.apply, ch3, 3.0, engine=True)
+
+    job = await catalog.jobs.get(ids[0])
+    assert job.status == "COMPLETED" and job.result_sha256 == "d" * 64 and job.args == ["x"]
+    assert sorted(r.validation for r in job.replicas) == ["VALID", "VALID"]
+    assert (await catalog.jobs.summary(owner_id=owner, batch="b"))["RUNNING"] == 2
+    # The result became the owner's data.
+    assert (await catalog.data.readable("d" * 64, owner, "", False)).size == 3
+
+    states, replicas, next_job, next_rep = await catalog.jobs.load_active()
+    assert sorted(s.id for s in states) == ids[1:]
+    assert {r.job_id for r in replicas} == set(ids[1:]) and all(r.status.value == "ASSIGNED" for r in replicas)
+    assert next_job == max(ids) + 1 and next_rep == max(r.id for r in reps + reps2) + 1
+    fresh = Engine(lease_seconds=30)
+    hosts = [HostState(h, owner, "", 1 << 30) for h in host_ids]
+    assert not fresh.load(hosts=hosts, jobs=states, replicas=replicas, next_job_id=next_job, next_replica_id=next_rep, now=10.0)
+    assert {j: (s.wanted, s.hosts_used) for j, s in fresh.jobs.items()} == {j: (s.wanted, s.hosts_used) for j, s in eng.jobs.items()}
+    assert await catalog.jobs.blobs_held_by(host_ids[0]) == set()

@@ -1,0 +1,42 @@
+import os
+import sys
+
+import pytest
+
+from tests.harness import Grid
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def grid(request, tmp_path):
+    if os.geteuid() == 0 and not os.access(sys.executable, os.X_OK, effective_ids=False):
+        pytest.fail("jobs run as unprivileged uids: make the Python interpreter reachable by them (see .ci/run)")
+    g = Grid(tmp_path)
+    try:
+        yield g
+    finally:
+        g.close()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            for p in g.procs:
+                tail = "\n".join(p.output().splitlines()[-40:])
+                print(f"\n----- {p.name} (exit {p.popen.returncode}) -----\n{tail}")
+
+
+SQUARE = ["{python}", "-c", "import sys; n = int(sys.argv[1]); print(n * n)", "{args}"]
+SLOW = ["{python}", "-c", "import sys, time; time.sleep(float(sys.argv[1])); print('done', sys.argv[2])", "{args}"]
+UPPER = ["{python}", "-c", "import sys; print(open('data.txt').read().upper(), sys.argv[1])", "{args}"]
+
+
+def stdout_of(client, job_id, tmp_path):
+    from xwpy import archive
+
+    dest = tmp_path / f"r{job_id}.tar"
+    client.result(job_id, dest)
+    return archive.read_files(dest.read_bytes())["stdout"].decode()

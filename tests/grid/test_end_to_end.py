@@ -1,0 +1,149 @@
+"""The grid end to end, with real processes on loopback: a coordinator and worker daemons."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.grid.conftest import SLOW, SQUARE, UPPER, stdout_of
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_thirty_jobs_three_workers(grid, tmp_path):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="square", command=SQUARE, replication=3, quorum=2)
+    for i in range(3):
+        grid.start_worker(f"w{i}", vol)
+    ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(30)], batch="squares")
+    jobs = grid.wait_final(alice, ids, timeout=120)
+    assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
+    for n, jid in enumerate(ids):
+        assert stdout_of(alice, jid, tmp_path) == f"{n * n}\n"
+        detail = alice.job(jid)
+        valid = [r for r in detail["replicas"] if r["validation"] == "VALID"]
+        assert len(valid) >= 2 and len({r["host_id"] for r in detail["replicas"]}) == len(detail["replicas"])
+    assert alice.summary("squares")["COMPLETED"] == 30
+
+
+def test_inputs_are_staged_and_private_data_stays_private(grid, tmp_path):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    bob = grid.client(grid.user("bob"))
+    alice.register_app(name="upper", command=UPPER, replication=2, quorum=2)
+    sha = alice.put_bytes(b"hello grid", name="data.txt")["sha256"]
+    # Bob may neither read Alice's private data nor use it as an input.
+    with pytest.raises(Exception) as e:
+        bob.get_data(sha, tmp_path / "stolen")
+    assert getattr(e.value, "status", 0) == 404
+    with pytest.raises(Exception) as e:
+        bob.submit([{"app": "upper", "args": ["x"], "inputs": [{"name": "data.txt", "sha256": sha}]}])
+    assert e.value.status == 400 and e.value.field == "jobs[0].inputs[0].sha256"
+    # Alice's private job runs only on hosts she owns.
+    [jid] = alice.submit([{"app": "upper", "args": ["!"], "inputs": [{"name": "data.txt", "sha256": sha}]}])
+    grid.start_worker("volunteer", vol)
+    own = grid.user("alice-host-owner")  # a stranger's hosts must not get it either
+    grid.start_worker("stranger", own)
+    wait_for(lambda: len(grid.client().hosts()) == 2, 30, "two hosts")
+    assert alice.job(jid)["status"] == "PENDING"
+    alice_token = alice.endpoint.token
+    grid.start_worker("alice-1", alice_token)
+    grid.start_worker("alice-2", alice_token)
+    grid.wait_final(alice, [jid])
+    assert stdout_of(alice, jid, tmp_path) == "HELLO GRID !\n"
+    hosts = {h["id"]: h["owner"] for h in grid.client().hosts()}
+    assert {hosts[r["host_id"]] for r in alice.job(jid)["replicas"]} == {"alice"}
+
+
+def test_worker_killed_mid_job_is_rescheduled(grid, tmp_path):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="slow", command=SLOW, replication=2, quorum=2)
+    victim = grid.start_worker("victim", vol)
+    [jid] = alice.submit([{"app": "slow", "args": ["1.5", "x"]}])
+    running = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "RUNNING"], 30, "a running replica")
+    victim.stop(signal.SIGKILL)
+    for name in ("w1", "w2"):
+        grid.start_worker(name, vol)
+    job = grid.wait_final(alice, [jid], timeout=60)[jid]
+    assert job["status"] == "COMPLETED"
+    reps = {r["id"]: r for r in alice.job(jid)["replicas"]}
+    assert reps[running[0]["id"]]["status"] == "LOST"
+    assert stdout_of(alice, jid, tmp_path) == "done x\n"
+
+
+def test_restarted_worker_gives_back_its_work_at_once(grid):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
+    w = grid.start_worker("w", vol)
+    [jid] = alice.submit([{"app": "slow", "args": ["30", "x"]}])
+    wait_for(lambda: alice.job(jid)["replicas"], 30, "a replica")
+    w.stop(signal.SIGKILL)
+    grid.start_worker("w", vol)  # same state directory, same host
+    lost = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "LOST"], 10, "the old replica lost")
+    assert lost[0]["error"] == "worker restarted"
+
+
+def test_sigterm_returns_leases(grid):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
+    w = grid.start_worker("w", vol)
+    [jid] = alice.submit([{"app": "slow", "args": ["30", "x"]}])
+    wait_for(lambda: any(r["status"] == "RUNNING" for r in alice.job(jid)["replicas"]), 30, "a running replica")
+    assert w.stop(signal.SIGTERM) == 0
+    [r] = alice.job(jid)["replicas"]
+    assert r["status"] == "LOST" and r["error"] == "released by worker"
+
+
+def test_a_lying_worker_is_outvoted(grid, tmp_path):
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="square", command=SQUARE, replication=3, quorum=2)
+    # Three volunteers, one of them a liar.
+    grid.start_worker("liar", grid.user("mallory", "worker"), "--test-corrupt", "random")
+    grid.start_worker("h1", grid.user("v1", "worker"))
+    grid.start_worker("h2", grid.user("v2", "worker"))
+    ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(12)])
+    jobs = grid.wait_final(alice, ids, timeout=120)
+    assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
+    for n, jid in enumerate(ids):
+        assert stdout_of(alice, jid, tmp_path) == f"{n * n}\n"
+    hosts = {h["name"]: h for h in grid.client().hosts()}
+    liar_id = hosts["liar"]["id"]
+    liar_results = [r for jid in ids for r in alice.job(jid)["replicas"] if r["host_id"] == liar_id and r["status"] == "DONE"]
+    assert liar_results, "the liar took part"
+    assert all(r["validation"] in ("INVALID", "PENDING") for r in liar_results)
+    assert any(r["validation"] == "INVALID" for r in liar_results)
+    assert hosts["liar"]["reputation"] == 0 and hosts["h1"]["reputation"] > 0
+
+
+def test_coordinator_killed_and_restarted(grid, tmp_path):
+    coord = grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="slow", command=SLOW, replication=3, quorum=2)
+    for i in range(3):
+        grid.start_worker(f"w{i}", vol)
+    ids = alice.submit([{"app": "slow", "args": ["0.2", str(n)]} for n in range(20)])
+    wait_for(lambda: alice.summary()["COMPLETED"] >= 3, 60, "some jobs done")
+    coord.stop(signal.SIGKILL)
+    grid.start_coordinator()
+    alice.close()
+    jobs = grid.wait_final(alice, ids, timeout=120)
+    assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
+    for n, jid in enumerate(ids):
+        assert stdout_of(alice, jid, tmp_path) == f"done {n}\n"
+        reps = alice.job(jid)["replicas"]
+        assert sum(r["validation"] == "VALID" for r in reps) >= 2
+        assert len({r["host_id"] for r in reps}) == len(reps)
+    assert alice.summary()["COMPLETED"] == 20

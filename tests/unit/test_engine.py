@@ -1,0 +1,74 @@
+"""Scheduler engine scenarios that the property test does not aim at: fairness and liveness."""
+
+from xwpy.server.scheduler.engine import Engine, HostState, NewJob
+from xwpy.server.scheduler.policy import PUBLIC, Visibility
+from xwpy.server.scheduler.quorum import Policy
+
+GiB = 1 << 30
+
+
+def engine(*hosts):
+    e = Engine(lease_seconds=10)
+    for hid, owner, group in hosts:
+        e.add_host(HostState(hid, owner, group, 8 * GiB, last_alive=0.0))
+    e.refresh_pool(0.0)
+    return e
+
+
+def job(owner, r=2, vis=PUBLIC, memory=GiB):
+    return NewJob(owner, 1, Policy(r, r, r + 2, 3), vis, memory, {})
+
+
+def test_private_job_is_not_held_back_by_strangers_hosts():
+    # Two strangers' hosts are alive, but only the owner's two hosts may run the job: the
+    # distinct-volunteers rule must not wait for a volunteer who can never take it.
+    e = engine((1, 10, ""), (2, 11, ""), (3, 20, ""), (4, 20, ""))
+    [jid], _ = e.add_jobs([job(20, vis=Visibility("owner", 20))], 0.0)
+    assert e.assign(1, 1, 0.0)[0] == [] and e.assign(2, 1, 0.0)[0] == []
+    assert [r.job_id for r in e.assign(3, 1, 0.0)[0]] == [jid]
+    assert [r.job_id for r in e.assign(4, 1, 0.0)[0]] == [jid]
+
+
+def test_distinct_volunteers_while_the_pool_allows():
+    e = engine((1, 10, ""), (2, 10, ""), (3, 11, ""))
+    [jid], _ = e.add_jobs([job(99)], 0.0)
+    assert e.assign(1, 1, 0.0)[0]
+    assert e.assign(2, 1, 0.0)[0] == []  # same volunteer as host 1; volunteer 11 is still around
+    assert e.assign(3, 1, 0.0)[0]
+
+
+def test_same_volunteer_allowed_when_nobody_else_can():
+    e = engine((1, 10, ""), (2, 10, ""))
+    e.add_jobs([job(99)], 0.0)
+    assert e.assign(1, 1, 0.0)[0] and e.assign(2, 1, 0.0)[0]
+
+
+def test_group_jobs_count_the_groups_volunteers_only():
+    e = engine((1, 10, "lab"), (2, 10, "lab"), (3, 11, ""))
+    [jid], _ = e.add_jobs([job(12, vis=Visibility("group", 12, "lab"))], 0.0)
+    assert e.assign(3, 1, 0.0)[0] == []  # not in the group
+    assert e.assign(1, 1, 0.0)[0] and e.assign(2, 1, 0.0)[0]
+
+
+def test_memory_must_fit():
+    e = engine((1, 10, ""))
+    e.add_jobs([job(99, r=1, memory=16 * GiB)], 0.0)
+    assert e.assign(1, 1, 0.0)[0] == []
+
+
+def test_fair_share_between_owners_and_oldest_first_within():
+    e = engine(*[(h, 100 + h, "") for h in range(1, 7)])
+    a_jobs, _ = e.add_jobs([job(1, r=1) for _ in range(4)], 0.0)
+    b_jobs, _ = e.add_jobs([job(2, r=1) for _ in range(4)], 0.0)
+    got = [e.assign(h, 1, 0.0)[0][0].job_id for h in range(1, 7)]
+    assert sum(j in a_jobs for j in got) == 3 and sum(j in b_jobs for j in got) == 3
+    assert [j for j in got if j in a_jobs] == a_jobs[:3]
+    assert [j for j in got if j in b_jobs] == b_jobs[:3]
+
+
+def test_one_request_takes_several_jobs_never_two_of_one():
+    e = engine((1, 10, ""), (2, 11, ""))
+    ids, _ = e.add_jobs([job(99, r=2) for _ in range(3)], 0.0)
+    reps, ch = e.assign(1, 8, 0.0)
+    assert sorted(r.job_id for r in reps) == ids
+    assert len(ch.replicas_new) == 3 and {j["status"] for j in ch.jobs.values()} == {"RUNNING"}

@@ -1,0 +1,67 @@
+"""Protocol messages: any JSON value either parses or raises a ProtocolError naming a field."""
+
+import json
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xwpy import protocol as p
+
+MESSAGES = [
+    p.NewUser, p.NewApp, p.Limits, p.JobSpec, p.SubmitJobs, p.CancelJobs, p.RegisterHost, p.WorkRequest,
+    p.Alive, p.ResultReport, p.Results, p.Release, p.Assignment, p.WorkReply, p.HostRegistered, p.DataInfo,
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+def field_keys(cls):
+    return st.sampled_from([f.name for f in attrs.fields(cls)] + ["bogus"])
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(MESSAGES), st.data())
+def test_parse_never_raises_anything_else(cls, data):
+    # Objects with mostly the right keys and arbitrary values reach deep into the checks.
+    value = data.draw(st.one_of(json_values, st.dictionaries(field_keys(cls), json_values, max_size=8)))
+    try:
+        msg = p.parse(cls, value)
+    except p.ProtocolError as e:
+        assert e.field and e.message
+        return
+    # Whatever parsed encodes back to JSON that parses to the same message.
+    again = p.parse(cls, json.loads(json.dumps(p.encode(msg))))
+    assert again == msg
+
+
+def test_errors_name_the_nested_field():
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(p.SubmitJobs, {"jobs": [{"app": "ok"}, {"app": "ok", "args": ["x", 3]}]})
+    assert e.value.field == "jobs[1].args[1]" and "string" in e.value.message
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(p.SubmitJobs, {"jobs": [{"app": "a", "inputs": [{"name": "../etc/passwd", "sha256": "0" * 64}]}]})
+    assert e.value.field == "jobs[0].inputs[0].name"
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(p.NewApp, {"name": "a", "command": ["x"], "replication": 2, "quorum": 3})
+    assert e.value.field == "quorum"
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(p.JobSpec, {"app": "a", "surprise": 1})
+    assert e.value.field == "surprise" and e.value.message == "unknown field"
+
+
+def test_bounds():
+    with pytest.raises(p.ProtocolError):
+        p.parse(p.SubmitJobs, {"jobs": []})
+    with pytest.raises(p.ProtocolError):
+        p.parse(p.WorkRequest, {"slots": p.MAX_SLOTS + 1})
+    with pytest.raises(p.ProtocolError):
+        p.parse(p.ResultReport, {"replica_id": 1, "result_sha256": "a" * 64, "inline": "A" * (p.MAX_INLINE_RESULT * 2)})
+    with pytest.raises(p.ProtocolError):
+        p.parse(p.WorkRequest, {"slots": True})  # a boolean is not an integer
+    assert p.parse(p.ResultReport, {"replica_id": 1, "exit_code": 0, "result_sha256": "a" * 64}).ok
