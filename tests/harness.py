@@ -1,156 +1,27 @@
-"""A real grid on loopback for end-to-end tests: a site, its coordinator process, worker processes.
-
-Everything runs as the user would run it (``python -m xwpy ...``), in its own process group, and
-is killed at the end of the test whatever happens. Waiting is always for a condition, with a bound.
-"""
+"""The end-to-end tests' grid: :class:`xwpy.localgrid.LocalGrid` with a fast heartbeat, whose
+waits fail the test (AssertionError) rather than raise TimeoutError."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
 
-from xwpy.client.api import Client, ClientError, Endpoint
-from xwpy.site import init_site
-
-REPO = Path(__file__).resolve().parents[1]
-FINAL = ("COMPLETED", "ERROR", "CANCELLED")
+from xwpy import localgrid
+from xwpy.localgrid import FINAL, Proc, free_port  # noqa: F401 - re-exported for the tests
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
-    e.pop("XWPY_SITE", None)
-    return e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something true; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (ClientError, OSError) as e:  # the thing we wait for may not be up yet
-            last_error = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    try:
+        return localgrid.wait_for(predicate, timeout, what, interval)
+    except TimeoutError as e:
+        raise AssertionError(str(e)) from None
 
 
 @dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def send(self, sig: int) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        self.send(sig)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.send(signal.SIGKILL)
-            return self.popen.wait(5)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-@dataclass
-class Grid:
-    root: Path
+class Grid(localgrid.LocalGrid):
     heartbeat: float = 0.2
-    procs: list[Proc] = field(default_factory=list)
 
-    def __post_init__(self):
-        self.port = free_port()
-        self.cfg, self.admin_token = init_site(
-            self.root / "site", port=self.port, scheduler={"heartbeat_seconds": self.heartbeat, "reap_seconds": 0.1}
-        )
-        self.url = f"https://127.0.0.1:{self.port}"
-        # Job users (unprivileged uids) must be able to reach their job directories.
-        self.work_root = Path(tempfile.mkdtemp(prefix="xwpy-test-"))
-        os.chmod(self.work_root, 0o711)
-        self.coordinator: Proc | None = None
-
-    # -- processes ---------------------------------------------------------------------------------
-
-    def spawn(self, name: str, *args: str) -> Proc:
-        log = self.root / f"{name}.log"
-        f = open(log, "ab")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "xwpy", *args], stdout=f, stderr=subprocess.STDOUT, env=env(),
-            start_new_session=True, cwd=self.root,
-        )
-        f.close()
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    def start_coordinator(self) -> Proc:
-        run_file = self.cfg.run_file
-        run_file.unlink(missing_ok=True)
-        self.coordinator = self.spawn("coordinator", "coordinator", "--site", str(self.cfg.dir))
-        proc = self.coordinator
-
-        def up():
-            assert proc.alive(), f"coordinator exited:\n{proc.output()}"
-            return run_file.exists() and json.loads(run_file.read_text())["pid"] == proc.popen.pid
-
-        wait_for(up, 30, "the coordinator to listen")
-        return proc
-
-    def start_worker(self, name: str, token: str, *extra: str) -> Proc:
-        state = self.work_root / name
-        return self.spawn(
-            name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert), "--token", token,
-            "--state", str(state), "--name", name, "--no-idle-check", "--wait", "2", "--max-cpus", "1", *extra,
-        )
-
-    def close(self) -> None:
-        for p in self.procs:
-            if p.alive():
-                p.stop(signal.SIGKILL, timeout=5)
-        shutil.rmtree(self.work_root, ignore_errors=True)
-
-    # -- clients ---------------------------------------------------------------------------------
-
-    def client(self, token: str | None = None) -> Client:
-        return Client(Endpoint(self.url, token or self.admin_token, self.cfg.ca_cert))
-
-    def user(self, login: str, role: str = "user", group: str = "") -> str:
-        return self.client().add_user(login, role, group)["token"]
-
-    def wait_final(self, client: Client, ids: list[int], timeout: float = 60) -> dict[int, dict]:
-        wanted = set(ids)
-
-        def finals():
-            done = {j["id"]: j for j in client.jobs() if j["id"] in wanted and j["status"] in FINAL}
-            return done if len(done) == len(wanted) else None
-
-        return wait_for(finals, timeout, f"{len(ids)} jobs to finish", interval=0.1)
+    def wait_final(self, client, ids, timeout: float = 60):
+        try:
+            return super().wait_final(client, ids, timeout)
+        except TimeoutError as e:
+            raise AssertionError(str(e)) from None

@@ -30,7 +30,7 @@ from xwpy import archive, pki, protocol
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
-from xwpy.worker.uids import UidPool
+from xwpy.worker.uids import UidPool, interpreter_usable_by
 
 log = Logger()
 
@@ -108,6 +108,12 @@ class Worker(service.Service):
         os.chmod(self.state / "results", 0o700)
         if self.opts.confine_uids:
             self._uids = UidPool(self.opts.slots)
+            if not interpreter_usable_by(self._uids.uids[0]):
+                self._uids.release()
+                raise RuntimeError(
+                    "jobs run as unprivileged uids, which cannot start this Python interpreter; "
+                    "run `python -m xwpy.worker.uids --fix` (as root) to let them traverse its directories"
+                )
             log.info("jobs run as uids {uids}", uids=self._uids.uids)
         for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()

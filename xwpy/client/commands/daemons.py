@@ -87,3 +87,19 @@ def register(cli: click.Group) -> None:
             confine_uids=root, corrupt=test_corrupt,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))
+
+    @cli.command("demo")
+    @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
+                  help="Where to put the demo site and logs (default: a temporary directory).")
+    @click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
+    @click.option("--jobs", type=click.IntRange(1, 1000), default=12, show_default=True)
+    def demo(root, workers, jobs):
+        """Run a whole grid on this machine, end to end: coordinator, workers, a batch of jobs."""
+        import tempfile
+
+        from xwpy.demo import run_demo
+
+        if root is None:
+            with tempfile.TemporaryDirectory(prefix="xwpy-demo-") as tmp:
+                sys.exit(run_demo(Path(tmp), workers, jobs))
+        sys.exit(run_demo(root, workers, jobs, keep=True))

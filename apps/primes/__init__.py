@@ -1,0 +1,1 @@
+"""A tiny deterministic app for the grid's own demo and tests: count primes in a range."""

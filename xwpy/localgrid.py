@@ -1,0 +1,154 @@
+"""A whole grid on this machine: a site, its coordinator process and worker processes.
+
+Used by ``xwpy demo``, the benchmarks and the end-to-end tests. Every process runs as a user would
+run it (``python -m xwpy ...``) in a process group of its own, and is killed on ``close()``.
+Waiting is always for a condition, with a bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from xwpy.client.api import Client, ClientError, Endpoint
+from xwpy.site import init_site
+
+CODE_ROOT = Path(__file__).resolve().parents[1]
+FINAL = ("COMPLETED", "ERROR", "CANCELLED")
+
+
+def child_env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(CODE_ROOT) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e.pop("XWPY_SITE", None)
+    return e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true; raise TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (ClientError, OSError) as e:  # the thing we wait for may not be up yet
+            last_error = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def send(self, sig: int) -> None:
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        self.send(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.send(signal.SIGKILL)
+            return self.popen.wait(5)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class LocalGrid:
+    root: Path
+    heartbeat: float = 1.0
+    procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.port = free_port()
+        self.cfg, self.admin_token = init_site(
+            self.root / "site", port=self.port,
+            scheduler={"heartbeat_seconds": self.heartbeat, "reap_seconds": min(1.0, self.heartbeat / 2)},
+        )
+        self.url = f"https://127.0.0.1:{self.port}"
+        # Job users (unprivileged uids) must be able to reach their job directories.
+        self.work_root = Path(tempfile.mkdtemp(prefix="xwpy-workers-"))
+        os.chmod(self.work_root, 0o711)
+        self.coordinator: Proc | None = None
+
+    def spawn(self, name: str, *args: str) -> Proc:
+        log = self.root / f"{name}.log"
+        with open(log, "ab") as f:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "xwpy", *args], stdout=f, stderr=subprocess.STDOUT, env=child_env(),
+                start_new_session=True, cwd=self.root,
+            )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_coordinator(self) -> Proc:
+        run_file = self.cfg.run_file
+        run_file.unlink(missing_ok=True)
+        proc = self.coordinator = self.spawn("coordinator", "coordinator", "--site", str(self.cfg.dir))
+
+        def up():
+            if not proc.alive():
+                raise RuntimeError(f"coordinator exited:\n{proc.output()[-3000:]}")
+            return run_file.exists() and json.loads(run_file.read_text())["pid"] == proc.popen.pid
+
+        wait_for(up, 60, "the coordinator to listen")
+        return proc
+
+    def start_worker(self, name: str, token: str, *extra: str, slots: int = 1) -> Proc:
+        return self.spawn(
+            name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert), "--token", token,
+            "--state", str(self.work_root / name), "--name", name, "--no-idle-check", "--wait", "2",
+            "--max-cpus", str(slots), *extra,
+        )
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.alive():
+                p.stop(signal.SIGKILL, timeout=5)
+        shutil.rmtree(self.work_root, ignore_errors=True)
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(Endpoint(self.url, token or self.admin_token, self.cfg.ca_cert))
+
+    def user(self, login: str, role: str = "user", group: str = "") -> str:
+        return self.client().add_user(login, role, group)["token"]
+
+    def wait_final(self, client: Client, ids: list[int], timeout: float = 60) -> dict[int, dict]:
+        wanted = set(ids)
+
+        def finals():
+            done = {j["id"]: j for j in client.jobs() if j["id"] in wanted and j["status"] in FINAL}
+            return done if len(done) == len(wanted) else None
+
+        return wait_for(finals, timeout, f"{len(ids)} jobs to finish", interval=0.1)
