@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
@@ -49,10 +50,42 @@ class TxTimeout(TxError):
         self.tx_hash = tx_hash
 
 
-def revert_message(exc: Exception) -> str:
-    """The node's revert message of a ContractLogicError, without web3's decoration."""
-    msg = exc.args[0] if exc.args else str(exc)
-    return msg if isinstance(msg, str) else str(msg)
+_ERROR_STRING = bytes.fromhex("08c379a0")  # selector of Error(string)
+
+
+def revert_reason(exc: Exception) -> str | None:
+    """"execution reverted: REASON" for an error that is a contract revert, else None.
+
+    Nodes word reverts differently (geth: code 3; ganache: code -32000 "VM Exception...");
+    all put the ABI-encoded Error(string) in the error's data, so decode that.
+    """
+    data: object = None
+    message = ""
+    if isinstance(exc, ContractLogicError):
+        data, message = exc.data, exc.message or ""
+    elif isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        err = exc.rpc_response.get("error")
+        if isinstance(err, dict):
+            data, message = err.get("data"), str(err.get("message", ""))
+    else:
+        return None
+    if isinstance(data, dict):  # some nodes nest it: {"data": {"<hash>": {"return": ...}}}
+        data = data.get("data") or data.get("result")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            raw = bytes.fromhex(data[2:])
+        except ValueError:
+            raw = b""
+        if raw[:4] == _ERROR_STRING:
+            try:
+                return "execution reverted: " + abi_decode(["string"], raw[4:])[0]
+            except Exception:
+                pass
+        if raw:
+            return f"execution reverted (data {data[:74]})"
+    if isinstance(exc, ContractLogicError) or "revert" in message.lower():
+        return message or "execution reverted"
+    return None
 
 
 class TxSender:
@@ -101,8 +134,11 @@ class TxSender:
             params["nonce"] = nonce
             try:
                 tx = call.build_transaction(params)
-            except ContractLogicError as exc:
-                raise TxReverted(revert_message(exc)) from None
+            except (ContractLogicError, Web3RPCError) as exc:
+                reason = revert_reason(exc)
+                if reason is None:
+                    raise
+                raise TxReverted(reason) from None
             tx_hash = self._send_signed(tx)
         if not wait:
             return tx_hash
@@ -159,8 +195,10 @@ class TxSender:
         where = f"transaction 0x{bytes(receipt['transactionHash']).hex()} failed"
         try:
             self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
-        except ContractLogicError as exc:
-            return f"{where}: {revert_message(exc)}"
+        except (ContractLogicError, Web3RPCError) as exc:
+            reason = revert_reason(exc)
+            if reason is not None:
+                return f"{where}: {reason}"
         except Exception:
             pass
         if receipt["gasUsed"] >= tx.get("gas", 0):
