@@ -23,6 +23,10 @@ from xwpy.chain.artifacts import load_artifact
 from xwpy.chain.tx import TxSender
 
 BPS = 10_000
+# Bounds of TaskHub's Bytes[] arguments (checked against the source by the tests). The ABI
+# only says "bytes", so without this check an oversized value is sent and reverts on-chain.
+MAX_PARAMS = 1024
+MAX_RESULT = 1024
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -222,6 +226,8 @@ class Hub(_Bound):
 
     def request(self, sender: TxSender, app_id: int, params: bytes, callback: str | None, deadline: int, **kw) -> int:
         """Open a task (the price must be approved for the hub); returns the task id."""
+        if len(params) > MAX_PARAMS:
+            raise ValueError(f"params of {len(params)} bytes: the hub takes at most {MAX_PARAMS}")
         fn = self.contract.functions.request(app_id, params, callback or ZERO_ADDRESS, deadline)
         receipt = sender.transact(fn, **kw)
         event = self._one_event("TaskRequested", receipt)
@@ -229,6 +235,10 @@ class Hub(_Bound):
 
     def commit(self, sender: TxSender, task_id: int, digest: bytes, result: bytes, **kw) -> TaskCompleted:
         """Commit a certified result (oracle only); returns the TaskCompleted event."""
+        if len(digest) != 32:
+            raise ValueError(f"digest must be 32 bytes, got {len(digest)}")
+        if len(result) > MAX_RESULT:
+            raise ValueError(f"result of {len(result)} bytes: the hub takes at most {MAX_RESULT}")
         receipt = sender.transact(self.contract.functions.commit(task_id, digest, result), **kw)
         event = self._one_event("TaskCompleted", receipt)
         return _completed(event)

@@ -205,7 +205,11 @@ class EmbeddedChain:
         if seconds < 0:
             raise ValueError("time only moves forward")
         with self.lock:
-            self._offset += int(seconds)
+            # Relative to the chain's now, which can run ahead of the wall clock: block
+            # timestamps must strictly increase, so a burst of transactions (one block
+            # each) pushes them past real time. "Now + SECONDS" is then what callers mean.
+            base = max(self._latest_header().timestamp, self.now())
+            self._offset = base + int(seconds) - int(self._clock())
             if self.journal is not None:
                 self.journal.append(OffsetRecord(self._offset))
             return self._offset
@@ -358,7 +362,7 @@ def _revert_reason(computation) -> str:
             return "execution reverted: " + abi_decode(["string"], out[4:])[0]
         except Exception:
             pass
-    if out:
+    if out or type(err).__name__ == "Revert":
         return "execution reverted"
     return f"execution failed: {type(err).__name__}"
 

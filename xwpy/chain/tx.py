@@ -84,7 +84,7 @@ def revert_reason(exc: Exception) -> str | None:
         if raw:
             return f"execution reverted (data {data[:74]})"
     if isinstance(exc, ContractLogicError) or "revert" in message.lower():
-        return message or "execution reverted"
+        return "execution reverted"  # without data: same words whatever the node
     return None
 
 

@@ -1,0 +1,66 @@
+"""Fixtures for the contract tests: real nodes reached over JSON-RPC.
+
+``node`` is parametrized over the embedded chain (always) and ganache (when installed by
+.ci/install-ganache; with XWPY_REQUIRE_GANACHE=1, as CI sets, a missing ganache fails
+instead of skipping). Each test gets a fresh deployment (``stack``) on the session's node,
+so tests never see each other's contracts; the chains' clocks only move forward, so
+deadlines are always computed from the chain's own time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from chainhelp import Stack
+
+from xwpy.chain.accounts import DemoAccount, demo_accounts
+from xwpy.chain.deploy import deploy_demo
+from xwpy.chain.nodeproc import NodeProcess, ganache_dir, start_embedded, start_ganache
+from xwpy.chain.tx import TxSender
+
+
+def require_ganache() -> bool:
+    return os.environ.get("XWPY_REQUIRE_GANACHE") == "1"
+
+
+def _start(kind: str) -> NodeProcess:
+    if kind == "embedded":
+        return start_embedded()
+    if ganache_dir() is None:
+        if require_ganache():
+            pytest.fail("XWPY_REQUIRE_GANACHE=1 but ganache is not installed: run .ci/install-ganache")
+        pytest.skip("ganache not installed (run .ci/install-ganache)")
+    return start_ganache()
+
+
+@pytest.fixture(scope="session", params=["embedded", "ganache"])
+def node(request):
+    n = _start(request.param)
+    yield n
+    n.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_node():
+    n = start_embedded()
+    yield n
+    n.stop()
+
+
+@pytest.fixture(scope="session")
+def accounts() -> dict[str, DemoAccount]:
+    return demo_accounts()
+
+
+@pytest.fixture(scope="session")
+def senders(node, accounts):
+    w3 = node.web3()
+    return w3, {role: TxSender(w3, a.key) for role, a in accounts.items()}
+
+
+@pytest.fixture
+def stack(senders, accounts) -> Stack:
+    w3, tx = senders
+    d = deploy_demo(w3, accounts=accounts)
+    return Stack(w3, d, d.hub_at(w3), d.token_at(w3), tx, accounts)
