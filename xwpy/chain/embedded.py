@@ -238,6 +238,7 @@ class EmbeddedChain:
             ts = self._next_timestamp()
             self._set_pending_timestamp(ts)
             try:
+                self._check_nonce(raw)
                 tx_hash = self.tester.send_raw_transaction("0x" + raw.hex())
             except (
                 TesterValidationError,
@@ -254,6 +255,17 @@ class EmbeddedChain:
                     TxRecord("0x" + raw.hex(), ts, head.block_number, "0x" + head.hash.hex())
                 )
             return bytes.fromhex(tx_hash[2:])
+
+    def _check_nonce(self, raw: bytes) -> None:
+        """Word nonce errors as geth does, which is what clients recognise."""
+        vm = self._chain.get_vm()
+        tx = vm.get_transaction_builder().decode(raw)
+        expected = vm.state.get_nonce(tx.sender)
+        if tx.nonce < expected:
+            raise TransactionRejected(f"nonce too low: next nonce {expected}, tx nonce {tx.nonce}")
+        if tx.nonce > expected:
+            # A real node would queue it; one block per transaction cannot.
+            raise TransactionRejected(f"nonce too high: next nonce {expected}, tx nonce {tx.nonce}")
 
     # --- simulation --------------------------------------------------------------------
 

@@ -31,7 +31,14 @@ DEFAULT_RECEIPT_TIMEOUT = 120.0
 
 # Fragments of the messages geth, ganache and the embedded chain use for a nonce that is no
 # longer free. Matched case-insensitively.
-_NONCE_TAKEN = ("nonce too low", "already known", "already imported", "replacement transaction", "nonce has already been used", "incorrect nonce")
+_NONCE_TAKEN = (
+    "nonce too low",
+    "already known",
+    "already imported",
+    "replacement transaction",
+    "nonce has already been used",
+    "correct nonce",  # ganache: "the tx doesn't have the correct nonce"
+)
 
 
 class TxError(Exception):
