@@ -389,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8545, help="TCP port (0: any free port)")
     parser.add_argument("--interface", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--state-dir", type=Path, help="keep a journal here and replay it on start")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="require the bearer token in this file (mandatory when not on loopback)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: not a TCP port")
@@ -398,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from xwpy.chain.rpc import serve
 
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            print(f"error: cannot read --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
+            return 2
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     try:
         chain = EmbeddedChain.create(args.state_dir)
@@ -405,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot restore the chain from {args.state_dir}: {exc}", file=sys.stderr)
         return 2
     try:
-        port = serve(chain, args.port, args.interface, reactor=reactor)
+        port = serve(chain, args.port, args.interface, reactor=reactor, token=token)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # CannotListenError and friends
         print(f"error: cannot listen on {args.interface}:{args.port}: {exc}", file=sys.stderr)
         return 2

@@ -13,11 +13,17 @@ class NodeUnavailable(Exception):
     pass
 
 
-def connect(url: str, *, timeout: float = 30.0) -> Web3:
-    """A Web3 for URL (http:// or https://); no request is made yet."""
+def connect(url: str, *, timeout: float = 30.0, token: str | None = None) -> Web3:
+    """A Web3 for URL (http:// or https://); no request is made yet.
+
+    TOKEN is sent as a bearer token (the coordinator's embedded chain off loopback).
+    """
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"chain URL must be http:// or https://, got {url!r}")
-    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    kwargs: dict = {"timeout": timeout}
+    if token is not None:
+        kwargs["headers"] = {"Authorization": f"Bearer {token}"}
+    return Web3(Web3.HTTPProvider(url, request_kwargs=kwargs))
 
 
 def wait_until_ready(

@@ -5,11 +5,15 @@ block of py-evm work must not stall the reactor); the reactor only parses HTTP a
 bytes. Requests are processed in arrival order, which is also what makes a client's nonces
 land in order. Bodies above ``MAX_BODY`` are refused before parsing.
 
-Loopback by default: the chain has no authentication, and its demo keys are public.
+Loopback by default: the demo keys are public, so anyone who reaches the chain can spend
+them. Serving on another interface requires a bearer token (``Authorization: Bearer T``),
+compared in constant time; a request without it gets 401 before any parsing.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 from typing import Any
 
@@ -76,12 +80,25 @@ def handle_body(chain, body: bytes) -> bytes | None:
 class JsonRpcResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, chain, threadpool: ThreadPool, reactor, max_body: int = MAX_BODY):
+    def __init__(self, chain, threadpool: ThreadPool, reactor, max_body: int = MAX_BODY, token: str | None = None):
         super().__init__()
         self._chain = chain
         self._pool = threadpool
         self._reactor = reactor
         self._max_body = max_body
+        self._expected_auth = None if token is None else b"Bearer " + token.encode()
+
+    def render(self, request):
+        if self._expected_auth is not None:
+            got = request.getHeader(b"authorization") or b""
+            if not hmac.compare_digest(got, self._expected_auth):
+                request.setResponseCode(401)
+                request.setHeader(b"content-type", b"application/json")
+                request.setHeader(b"www-authenticate", b"Bearer")
+                return json.dumps(
+                    _error(None, RpcError(INVALID_REQUEST, "missing or wrong bearer token"))
+                ).encode()
+        return super().render(request)
 
     def _reply(self, request, status: int, body: bytes | None) -> None:
         request.setResponseCode(status)
@@ -141,10 +158,12 @@ def chain_threadpool() -> ThreadPool:
 class RpcServer:
     """A listening JSON-RPC endpoint; stop() closes the port and the chain thread."""
 
-    def __init__(self, listening_port, threadpool: ThreadPool, chain):
+    def __init__(self, listening_port, threadpool: ThreadPool, chain, reactor, shutdown_trigger):
         self.listening_port = listening_port
         self.threadpool = threadpool
         self.chain = chain
+        self._reactor = reactor
+        self._shutdown_trigger = shutdown_trigger
 
     @property
     def port(self) -> int:
@@ -158,30 +177,50 @@ class RpcServer:
     @defer.inlineCallbacks
     def stop(self):
         yield self.listening_port.stopListening()
-        self.threadpool.stop()
-        self.chain.close()
+        if self._shutdown_trigger is not None:
+            self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+            # Joins the chain thread: a request in progress finishes first.
+            self.threadpool.stop()
+            self.chain.close()
 
 
-def start_server(chain, port: int = 0, interface: str = "127.0.0.1", *, reactor=None) -> RpcServer:
-    """Listen on INTERFACE:PORT (0: a free port) and serve CHAIN; needs a running reactor soon."""
+def is_loopback(interface: str) -> bool:
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+def start_server(chain, port: int = 0, interface: str = "127.0.0.1", *, reactor=None, token: str | None = None) -> RpcServer:
+    """Listen on INTERFACE:PORT (0: a free port) and serve CHAIN; needs a running reactor soon.
+
+    TOKEN, if given, is required as a bearer token; it is mandatory off loopback.
+    """
+    if token is None and not is_loopback(interface):
+        raise ValueError(f"refusing to serve the chain on {interface} without a token: its demo keys are public")
+    if token is not None and len(token) < 16:
+        raise ValueError("the chain's bearer token must be at least 16 characters")
     if reactor is None:
         from twisted.internet import reactor  # noqa: F811
     pool = chain_threadpool()
     pool.start()
-    site = _QuietSite(JsonRpcResource(chain, pool, reactor))
+    site = _QuietSite(JsonRpcResource(chain, pool, reactor, token=token))
     site.displayTracebacks = False
     try:
         listening = reactor.listenTCP(port, site, interface=interface)
     except Exception:
         pool.stop()
         raise
-    reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
-    return RpcServer(listening, pool, chain)
+    trigger = reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+    return RpcServer(listening, pool, chain, reactor, trigger)
 
 
-def serve(chain, port: int = 0, interface: str = "127.0.0.1", *, reactor=None) -> int:
+def serve(chain, port: int = 0, interface: str = "127.0.0.1", *, reactor=None, token: str | None = None) -> int:
     """Serve CHAIN on INTERFACE:PORT; returns the port actually bound."""
-    return start_server(chain, port, interface, reactor=reactor).port
+    return start_server(chain, port, interface, reactor=reactor, token=token).port
 
 
 class EmbeddedChainService(service.Service):
@@ -193,10 +232,11 @@ class EmbeddedChainService(service.Service):
 
     name = "embedded-chain"
 
-    def __init__(self, state_dir=None, port: int = 8545, interface: str = "127.0.0.1", reactor=None):
+    def __init__(self, state_dir=None, port: int = 8545, interface: str = "127.0.0.1", reactor=None, token: str | None = None):
         self.state_dir = state_dir
         self.port = port
         self.interface = interface
+        self._token = token
         self._reactor = reactor
         self._server: RpcServer | None = None
         self.ready: defer.Deferred = defer.Deferred()
@@ -212,7 +252,7 @@ class EmbeddedChainService(service.Service):
         d = deferToThreadPool(reactor, reactor.getThreadPool(), EmbeddedChain.create, self.state_dir)
 
         def listen(chain):
-            self._server = start_server(chain, self.port, self.interface, reactor=reactor)
+            self._server = start_server(chain, self.port, self.interface, reactor=reactor, token=self._token)
             return self._server.port
 
         d.addCallback(listen)
