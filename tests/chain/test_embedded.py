@@ -176,6 +176,29 @@ def test_the_chain_process_survives_a_crash(tmp_path):
         node.stop()
 
 
+# --- JSON-RPC methods -----------------------------------------------------------------
+
+def test_web3s_everyday_calls_work(chain, demo):
+    w3, acc, d, tx = demo
+    block = w3.eth.get_block(d.block, full_transactions=True)
+    (deploy_tx,) = block["transactions"]
+    assert deploy_tx["from"] == acc["deployer"].address and deploy_tx["to"] is None
+    assert w3.eth.get_transaction(deploy_tx["hash"])["input"] == deploy_tx["input"]
+    assert w3.eth.get_transaction_receipt(deploy_tx["hash"])["contractAddress"] == d.hub
+    assert len(block["logsBloom"]) == 256 and any(block["logsBloom"])  # the hub logged at deploy
+    assert w3.eth.get_code(d.hub) != b"" and w3.eth.get_code(acc["stranger"].address) == b""
+    slots = [w3.eth.get_storage_at(d.hub, i) for i in range(8)]
+    assert all(len(v) == 32 for v in slots)
+    assert bytes(12) + bytes.fromhex(acc["deployer"].address[2:]) in slots  # the hub's admin
+    assert w3.eth.get_storage_at(acc["stranger"].address, 0) == bytes(32)
+    history = w3.eth.fee_history(3, "latest", [50])
+    assert len(history["baseFeePerGas"]) == 4 and history["oldestBlock"] == w3.eth.block_number - 2
+    assert w3.eth.gas_price == history["baseFeePerGas"][-1] + w3.eth.max_priority_fee
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": d.hub})
+    assert logs and all(entry["address"] == d.hub for entry in logs)
+    assert w3.eth.accounts == [] and w3.eth.chain_id == chain.chain_id
+
+
 # --- JSON-RPC envelope -----------------------------------------------------------------
 
 def test_envelope_errors_are_json_rpc_errors(chain):

@@ -53,7 +53,7 @@ class RpcError(Exception):
 
 # --- parameter parsing -----------------------------------------------------------------
 
-def _param(params: list, i: int, name: str, default: Any = ..., ) -> Any:
+def _param(params: list, i: int, name: str, default: Any = ...) -> Any:
     if i < len(params) and params[i] is not None:
         return params[i]
     if default is ...:
@@ -156,6 +156,8 @@ def _bloom(value: Any) -> str:
 def format_transaction(tx: dict) -> dict:
     out = to_rpc({k: v for k, v in tx.items() if k != "data"})
     out["input"] = tx["data"]
+    if not tx.get("to"):
+        out["to"] = None  # contract creation: null, as geth says
     if "gasPrice" not in out and "effectiveGasPrice" in out:
         out["gasPrice"] = out["effectiveGasPrice"]
     return out
@@ -290,7 +292,8 @@ def _storage_at(chain, params):
     number = parse_block(chain, _param(params, 2, "block", "latest"))
     with chain.lock:
         value = chain.tester.get_storage_at(address, hex(slot), number)
-    return "0x" + bytes.fromhex(value[2:]).rjust(32, b"\0").hex() if isinstance(value, str) else to_rpc(value)
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+    return "0x" + raw.rjust(32, b"\0").hex()
 
 
 def _base_fee(chain) -> int:
