@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 from web3 import Web3
 
+from xwpy.chain import nodeproc
 from xwpy.chain.accounts import DemoAccount
 from xwpy.chain.contracts import Hub, Token
 from xwpy.chain.deploy import Deployment, deploy_contract
 from xwpy.chain.node import advance_time, latest_timestamp
+from xwpy.chain.nodeproc import NodeProcess
 from xwpy.chain.tx import TxReverted, TxSender
+
+
+def require_ganache() -> bool:
+    return os.environ.get("XWPY_REQUIRE_GANACHE") == "1"
+
+
+def start_chain(kind: str) -> NodeProcess:
+    """The embedded chain, or ganache: skipped when missing, failed when CI requires it."""
+    if kind == "embedded":
+        return nodeproc.start_embedded()
+    if nodeproc.ganache_dir() is None:
+        if require_ganache():
+            pytest.fail("XWPY_REQUIRE_GANACHE=1 but ganache is not installed: run .ci/install-ganache")
+        pytest.skip("ganache not installed (run .ci/install-ganache)")
+    return nodeproc.start_ganache()
+
 
 # Gas for transactions that must reach the chain even though they revert: proves the
 # contract itself refuses, not just the client's gas estimation.

@@ -9,34 +9,18 @@ deadlines are always computed from the chain's own time.
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from chainhelp import Stack
+from chainhelp import Stack, start_chain
 
 from xwpy.chain.accounts import DemoAccount, demo_accounts
 from xwpy.chain.deploy import deploy_demo
-from xwpy.chain.nodeproc import NodeProcess, ganache_dir, start_embedded, start_ganache
+from xwpy.chain.nodeproc import start_embedded
 from xwpy.chain.tx import TxSender
-
-
-def require_ganache() -> bool:
-    return os.environ.get("XWPY_REQUIRE_GANACHE") == "1"
-
-
-def _start(kind: str) -> NodeProcess:
-    if kind == "embedded":
-        return start_embedded()
-    if ganache_dir() is None:
-        if require_ganache():
-            pytest.fail("XWPY_REQUIRE_GANACHE=1 but ganache is not installed: run .ci/install-ganache")
-        pytest.skip("ganache not installed (run .ci/install-ganache)")
-    return start_ganache()
 
 
 @pytest.fixture(scope="session", params=["embedded", "ganache"])
 def node(request):
-    n = _start(request.param)
+    n = start_chain(request.param)
     yield n
     n.stop()
 

@@ -119,6 +119,11 @@ def start_node(name: str, argv: list[str], *, timeout: float = 60.0, env: dict |
         raise NodeUnavailable(f"{name} did not start listening within {timeout}s; stderr:\n{tail}") from None
     match = _LISTENING.match(line)
     if not match:
+        if not line:  # stdout closed: the process is exiting; get its status
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         tail = node.stderr_tail()
         node.stop()
         raise NodeUnavailable(f"{name} failed to start (exit {proc.returncode}): {line.strip()!r}; stderr:\n{tail}")
