@@ -113,6 +113,13 @@ def test_a_reopened_chain_has_the_same_blocks_and_state(tmp_path, clock, demo, c
     again.close()
 
 
+def test_one_state_dir_one_chain(tmp_path, clock, chain):
+    with pytest.raises(JournalError, match="in use by another embedded chain"):
+        EmbeddedChain.create(tmp_path / "state", clock=clock)
+    chain.close()
+    EmbeddedChain.create(tmp_path / "state", clock=clock).close()
+
+
 def test_a_torn_last_record_is_dropped(tmp_path, clock, chain):
     chain.mine()
     head = chain.block_number()
@@ -123,7 +130,9 @@ def test_a_torn_last_record_is_dropped(tmp_path, clock, chain):
     assert again.block_number() == head
     again.mine()  # and appends cleanly after the truncated tail
     again.close()
-    assert EmbeddedChain.create(tmp_path / "state", clock=clock).block_number() == head + 1
+    third = EmbeddedChain.create(tmp_path / "state", clock=clock)
+    assert third.block_number() == head + 1
+    third.close()
 
 
 def test_a_diverging_replay_is_refused(tmp_path, clock, chain):

@@ -107,11 +107,17 @@ class EmbeddedChain:
         exists, whose genesis wins.
         """
         journal = Journal.in_dir(state_dir) if state_dir is not None else None
-        if journal is not None and journal.exists():
-            genesis, records = journal.read()
-            chain = cls._from_genesis(genesis, journal, clock)
-            chain._replay(records)
-            return chain
+        if journal is not None:
+            journal.acquire()
+            try:
+                if journal.exists():
+                    genesis, records = journal.read()
+                    chain = cls._from_genesis(genesis, journal, clock)
+                    chain._replay(records)
+                    return chain
+            except BaseException:
+                journal.close()
+                raise
         if balances is None:
             balances = {a.address: DEMO_ETH_WEI for a in demo_accounts().values()}
         genesis = Genesis(

@@ -16,6 +16,7 @@ died while writing it) is dropped on open: its client never got an answer.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Iterator
 
 FORMAT = "xwpy-embedded-chain/1"
 FILENAME = "chain.jsonl"
+LOCKNAME = "chain.lock"
 
 
 class JournalError(Exception):
@@ -99,6 +101,18 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
         self._file = None
+        self._lock = None
+
+    def acquire(self) -> None:
+        """Take the directory for this process: two writers would interleave the journal."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path.parent / LOCKNAME, "a")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise JournalError(f"{self.path.parent} is in use by another embedded chain") from None
+        self._lock = lock
 
     @classmethod
     def in_dir(cls, directory: str | os.PathLike) -> "Journal":
@@ -154,6 +168,9 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
 
 def _fsync_dir(directory: Path) -> None:
