@@ -248,8 +248,11 @@ def commit(_taskId: uint256, _digest: bytes32, _result: Bytes[MAX_RESULT]):
     if toPool > 0:
         assert extcall token.transfer(self.pool, toPool, default_return_value=True), "hub: payment failed"
 
+    # callbackOk: a contract received the result without failing. A callback address without
+    # code (an account, or a contract since destroyed) is not called: a call would "succeed"
+    # without delivering anything.
     callbackOk: bool = False
-    if task.callback != empty(address):
+    if task.callback.is_contract:
         # EIP-150 forwards at most 63/64 of the gas left; refuse to start unless the callback
         # can get its whole stipend, so an oracle short of gas cannot make it fail on purpose.
         assert msg.gas >= callbackGas * 64 // 63 + CALLBACK_OVERHEAD, "hub: not enough gas for the callback"

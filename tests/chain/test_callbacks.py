@@ -53,6 +53,12 @@ def test_consumer_requests_for_its_own_key_and_stores_the_result(stack, consumer
     assert after[consumer.address] == before[consumer.address] == 0
 
 
+def test_a_callback_without_code_is_not_called(stack):
+    task_id, _ = stack.request(callback=stack.addr("stranger"))
+    assert stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, b"r").callback_ok is False
+    assert stack.hub.task(task_id).status is TaskStatus.COMPLETED
+
+
 def test_consumer_accepts_results_only_from_the_hub(stack, consumer):
     task_id, _ = request_vanity(stack, consumer)
     fn = consumer.contract.functions.receiveResult(task_id, b"forged")
