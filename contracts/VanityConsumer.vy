@@ -47,7 +47,6 @@ paid: public(HashMap[uint256, uint256])
 received: public(HashMap[uint256, bool])
 results: public(HashMap[uint256, Bytes[MAX_RESULT]])
 lastTaskId: public(uint256)
-lastResult: public(Bytes[MAX_RESULT])
 
 
 @internal
@@ -122,8 +121,14 @@ def receiveResult(_taskId: uint256, _result: Bytes[MAX_RESULT]):
     self.received[_taskId] = True
     self.results[_taskId] = _result
     self.lastTaskId = _taskId
-    self.lastResult = _result
     log ResultReceived(taskId=_taskId, result=_result)
+
+
+@view
+@external
+def lastResult() -> Bytes[MAX_RESULT]:
+    """@notice The result of the latest delivered task (not stored twice: storage is gas)."""
+    return self.results[self.lastTaskId]
 
 
 @external

@@ -45,12 +45,24 @@ def test_consumer_requests_for_its_own_key_and_stores_the_result(stack, consumer
     assert completed.callback_ok is True
     assert consumer.result(task_id) == result
     assert consumer.last_task_id() == task_id
+    assert consumer.contract.functions.lastResult().call() == result
 
     after = stack.balances(*roles)
     to_owner, to_pool = fee_split(stack.price, stack.deployment.pool_fee_bps)
     assert before["requester"] - after["requester"] == stack.price
     assert (after["app_owner"] - before["app_owner"], after["pool"] - before["pool"]) == (to_owner, to_pool)
     assert after[consumer.address] == before[consumer.address] == 0
+
+
+def test_a_result_too_big_for_the_stipend_is_still_paid_and_logged(stack, consumer):
+    """Storing 1 KiB costs the consumer ~750k gas, beyond its 400k stipend: the callback
+    fails, the payment and the TaskCompleted event (with the result) stand."""
+    task_id, _ = request_vanity(stack, consumer)
+    big = b"r" * 1024
+    completed = stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, big)
+    assert completed.callback_ok is False and completed.result == big
+    assert consumer.result(task_id) is None
+    assert stack.hub.task(task_id).status is TaskStatus.COMPLETED
 
 
 def test_a_callback_without_code_is_not_called(stack):
