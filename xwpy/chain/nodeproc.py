@@ -73,7 +73,7 @@ class NodeProcess:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        with_suppress_unlink(self._stderr_path)
+        _unlink_quietly(self._stderr_path)
         return self.proc.returncode
 
     def __enter__(self) -> "NodeProcess":
@@ -83,7 +83,7 @@ class NodeProcess:
         self.stop()
 
 
-def with_suppress_unlink(path: Path) -> None:
+def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
     except OSError:
