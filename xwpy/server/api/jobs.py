@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from xwpy import protocol
 from xwpy.lifecycle import JobStatus
+from xwpy.server import submission
 from xwpy.server.api.router import SCIENTIST, USER, Api, ApiError, Ctx, Stream, bad_request, not_found
 from xwpy.server.catalog.rows import Job
-from xwpy.server.scheduler.engine import NewJob
-from xwpy.server.scheduler.policy import PUBLIC, Visibility
-from xwpy.server.scheduler.quorum import Policy
-
-DEFAULT_MAX_ERRORS = 3
-_WIDTH = {"private": 0, "group": 1, "public": 2}
 
 
 def job_info(j: Job, with_replicas: bool = False) -> dict:
@@ -34,16 +29,7 @@ def job_info(j: Job, with_replicas: bool = False) -> dict:
     return out
 
 
-def default_policy(spec: protocol.JobSpec, app) -> Policy:
-    replication = spec.replication or app.replication
-    quorum = spec.quorum or min(app.quorum, replication)
-    max_replicas = spec.max_replicas or min(256, max(2 * replication, replication + 2))
-    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS)
-
-
 def install(api: Api, co) -> None:
-    directory = co.directory
-
     async def visible_job(ctx: Ctx, job_id: int) -> Job:
         job = await co.catalog.jobs.get(job_id)
         if job is None or (job.owner_id != ctx.user.id and not ctx.user.admin):
@@ -53,44 +39,7 @@ def install(api: Api, co) -> None:
     @api.route("POST", "/jobs", SCIENTIST)
     async def submit(ctx: Ctx):
         msg = protocol.parse(protocol.SubmitJobs, ctx.json())
-        user = ctx.user
-        shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
-        widest: dict[str, int] = {}
-        for row in await co.catalog.data.rows_for(shas) if shas else []:
-            if co.may_read_row(user, row):
-                widest[row.sha256] = max(widest.get(row.sha256, -1), _WIDTH[row.access])
-        new = []
-        for i, spec in enumerate(msg.jobs):
-            app = directory.app_names.get(spec.app)
-            if app is None or not directory.may_use_app(user, app):
-                raise bad_request(f"no app {spec.app!r} that you may use", f"jobs[{i}].app")
-            for k, inp in enumerate(spec.inputs):
-                if inp.sha256 not in widest:
-                    raise bad_request(f"input {inp.sha256} is not data you may read", f"jobs[{i}].inputs[{k}].sha256")
-            try:
-                policy = default_policy(spec, app)
-            except ValueError as e:
-                raise bad_request(str(e), f"jobs[{i}]") from None
-            scope = min([_WIDTH[app.access]] + [widest[inp.sha256] for inp in spec.inputs])
-            visibility = {2: PUBLIC, 1: Visibility("group", user.id, user.group), 0: Visibility("owner", user.id)}[scope]
-            new.append(
-                NewJob(
-                    owner_id=user.id,
-                    app_id=app.id,
-                    policy=policy,
-                    visibility=visibility,
-                    memory=app.limits["memory_bytes"],
-                    row={
-                        "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "args": list(spec.args),
-                        "inputs": [{"name": x.name, "sha256": x.sha256} for x in spec.inputs],
-                        "replication": policy.replication, "quorum": policy.quorum,
-                        "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
-                        "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
-                        "vis_group": visibility.group,
-                    },
-                )
-            )
-        ids = await co.dispatcher.submit(new)
+        ids = await submission.submit(co, ctx.user, msg)
         return {"ids": ids, "batch": msg.batch}
 
     def filters(ctx: Ctx) -> dict:

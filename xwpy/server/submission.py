@@ -1,0 +1,65 @@
+"""Submitting jobs: rights on the app and inputs, the replication policy, who may run them.
+
+Shared by the HTTP API and in-process submitters (the oracle). Raises ApiError (400 naming the
+field) for anything the submitter got wrong; returns the new job ids once they are committed.
+"""
+
+from __future__ import annotations
+
+from xwpy import protocol
+from xwpy.server.api.router import bad_request
+from xwpy.server.catalog.rows import User
+from xwpy.server.scheduler.engine import NewJob
+from xwpy.server.scheduler.policy import PUBLIC, Visibility
+from xwpy.server.scheduler.quorum import Policy
+
+DEFAULT_MAX_ERRORS = 3
+_WIDTH = {"private": 0, "group": 1, "public": 2}
+
+
+def default_policy(spec: protocol.JobSpec, app) -> Policy:
+    replication = spec.replication or app.replication
+    quorum = spec.quorum or min(app.quorum, replication)
+    max_replicas = spec.max_replicas or min(256, max(2 * replication, replication + 2))
+    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS)
+
+
+async def submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
+    directory = co.directory
+    shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
+    widest: dict[str, int] = {}
+    for row in await co.catalog.data.rows_for(shas) if shas else []:
+        if co.may_read_row(user, row):
+            widest[row.sha256] = max(widest.get(row.sha256, -1), _WIDTH[row.access])
+    new = []
+    for i, spec in enumerate(msg.jobs):
+        app = directory.app_names.get(spec.app)
+        if app is None or not directory.may_use_app(user, app):
+            raise bad_request(f"no app {spec.app!r} that you may use", f"jobs[{i}].app")
+        for k, inp in enumerate(spec.inputs):
+            if inp.sha256 not in widest:
+                raise bad_request(f"input {inp.sha256} is not data you may read", f"jobs[{i}].inputs[{k}].sha256")
+        try:
+            policy = default_policy(spec, app)
+        except ValueError as e:
+            raise bad_request(str(e), f"jobs[{i}]") from None
+        scope = min([_WIDTH[app.access]] + [widest[inp.sha256] for inp in spec.inputs])
+        visibility = {2: PUBLIC, 1: Visibility("group", user.id, user.group), 0: Visibility("owner", user.id)}[scope]
+        new.append(
+            NewJob(
+                owner_id=user.id,
+                app_id=app.id,
+                policy=policy,
+                visibility=visibility,
+                memory=app.limits["memory_bytes"],
+                row={
+                    "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "args": list(spec.args),
+                    "inputs": [{"name": x.name, "sha256": x.sha256} for x in spec.inputs],
+                    "replication": policy.replication, "quorum": policy.quorum,
+                    "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
+                    "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
+                    "vis_group": visibility.group,
+                },
+            )
+        )
+    return await co.dispatcher.submit(new)
