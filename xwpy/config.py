@@ -54,9 +54,20 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class OracleConfig:
     enabled: bool = False
-    chain: str = "embedded"  # "embedded" or a JSON-RPC URL
-    confirmations: int = 0
+    chain: str = "embedded"  # "embedded" (in this process, state under the site) or a JSON-RPC URL
+    confirmations: int = 0  # follow events this many blocks behind the head
     poll_seconds: float = 1.0
+    # Token + hub addresses: written at the first start on the embedded chain, made by
+    # `xwpy chain deploy --out` for a node of your own.
+    deployment: str = "chain/deployment.json"
+    chain_dir: str = "chain"  # the embedded chain's journal
+    rpc_port: int = 8545  # the embedded chain's JSON-RPC, on loopback (0: any free port)
+    # The oracle's private key (hex, a file readable by its owner only). Empty: the public demo
+    # key, accepted on the embedded chain only.
+    key_file: str = ""
+    commit_gas: int = 0  # gas limit of a commit; 0: enough for the hub's callback stipend, no estimate
+    block_range: int = 1000  # blocks per event query (nodes cap log ranges)
+    deadline_margin_seconds: float = 30.0  # no new work this close to a task's deadline
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,27 @@ def load(site_dir: Path) -> SiteConfig:
     cfg = SiteConfig(**kwargs)
     if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
+    _check_oracle(cfg.oracle)
     return cfg
+
+
+def _check_oracle(o: OracleConfig) -> None:
+    if o.chain != "embedded" and not o.chain.startswith(("http://", "https://")):
+        raise ConfigError(f'[oracle] chain must be "embedded" or an http(s):// URL, got {o.chain!r}')
+    if o.confirmations < 0:
+        raise ConfigError("[oracle] confirmations must be >= 0")
+    if not 0 < o.poll_seconds <= 3600:
+        raise ConfigError("[oracle] poll_seconds must be in (0, 3600]")
+    if not 0 <= o.rpc_port <= 65535:
+        raise ConfigError("[oracle] rpc_port must be in [0, 65535]")
+    if o.commit_gas < 0 or o.commit_gas > 30_000_000:
+        raise ConfigError("[oracle] commit_gas must be in [0, 30000000]")
+    if o.block_range < 1:
+        raise ConfigError("[oracle] block_range must be >= 1")
+    if o.deadline_margin_seconds < 0:
+        raise ConfigError("[oracle] deadline_margin_seconds must be >= 0")
+    if o.enabled and o.chain != "embedded" and not o.key_file:
+        raise ConfigError("[oracle] key_file is required with a chain URL (the demo key is for the embedded chain)")
 
 
 def render(cfg: SiteConfig) -> str:

@@ -101,6 +101,31 @@ class LocalGrid:
         os.chmod(self.work_root, 0o711)
         self.coordinator: Proc | None = None
 
+    def enable_oracle(self, **settings) -> None:
+        """Turn the site's oracle on (``[oracle]`` keys as keyword arguments), before starting."""
+        import dataclasses
+
+        from xwpy import config
+
+        oracle = dataclasses.replace(self.cfg.oracle, enabled=True, **settings)
+        self.cfg = dataclasses.replace(self.cfg, oracle=oracle)
+        (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
+
+    def chain_info(self, timeout: float = 60) -> dict:
+        """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""
+        path = self.cfg.dir / "run" / "chain.json"
+        proc = self.coordinator
+
+        def up():
+            if proc is not None and not proc.alive():
+                raise RuntimeError(f"coordinator exited:\n{proc.output()[-3000:]}")
+            if not path.exists():
+                return None
+            info = json.loads(path.read_text())
+            return info if proc is None or info["pid"] == proc.popen.pid else None
+
+        return wait_for(up, timeout, "the oracle's chain")
+
     def spawn(self, name: str, *args: str) -> Proc:
         log = self.root / f"{name}.log"
         with open(log, "ab") as f:

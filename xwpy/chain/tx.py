@@ -18,6 +18,7 @@ Errors are typed so callers can tell what to do:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -25,7 +26,8 @@ from eth_abi import decode as abi_decode
 from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from eth_utils import keccak
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 
 DEFAULT_RECEIPT_TIMEOUT = 120.0
 
@@ -55,6 +57,31 @@ class TxTimeout(TxError):
     def __init__(self, message: str, tx_hash: bytes):
         super().__init__(message)
         self.tx_hash = tx_hash
+
+
+class NonceTaken(TxError):
+    """A prepared transaction's nonce was used by another transaction: sign it again."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedTx:
+    """A signed transaction not sent yet (``TxSender.prepare``)."""
+
+    tx_hash: bytes
+    nonce: int
+    raw: bytes = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TxState:
+    """What a node knows of a transaction: ``mined`` (with its receipt), ``pending`` or ``unknown``."""
+
+    kind: str
+    receipt: Any = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind == "mined" and self.receipt["status"] == 1
 
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # selector of Error(string)
@@ -153,6 +180,79 @@ class TxSender:
         if receipt["status"] != 1:
             raise TxReverted(self._failure_reason(tx, receipt), receipt)
         return receipt
+
+    # --- two steps, for what must happen once: store the hash, then send -----------------
+
+    def prepare(self, call: Any, *, gas: int | None = None, value: int = 0) -> PreparedTx:
+        """Build and sign CALL with the next nonce, without sending it.
+
+        A caller that must not send twice (the oracle's commit) stores the hash and the bytes
+        before :meth:`broadcast`, so after a crash it can look the transaction up, or send the
+        very same bytes again: one nonce, so at most one of them is ever mined.
+        """
+        params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.chain_id()}
+        if gas is not None:
+            params["gas"] = gas
+        with self._lock:
+            nonce = self._reserve_nonce()
+            params["nonce"] = nonce
+            try:
+                tx = call.build_transaction(params)
+            except (ContractLogicError, Web3RPCError) as exc:
+                reason = revert_reason(exc)
+                if reason is None:
+                    raise
+                raise TxReverted(reason) from None
+            signed = self._account.sign_transaction(tx)
+            self._next_nonce = nonce + 1
+        return PreparedTx(bytes(signed.hash), nonce, bytes(signed.raw_transaction))
+
+    def broadcast(self, raw: bytes) -> bytes:
+        """Send a prepared transaction's bytes; its hash. Sending it again is harmless.
+
+        Raises NonceTaken when another transaction used its nonce, TxError when the node refuses
+        it otherwise; connection errors propagate. After any failure the next nonce is asked
+        from the node again.
+        """
+        tx_hash = keccak(raw)
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            text = str(exc).lower()
+            if any(frag in text for frag in _NONCE_TAKEN):
+                if self._is_known(tx_hash):
+                    return tx_hash  # already in: a retry of this very transaction
+                self.resync()
+                raise NonceTaken(f"nonce of 0x{tx_hash.hex()} is taken: {exc}") from None
+            self.resync()
+            raise TxError(f"node rejected the transaction: {exc}") from None
+        except Exception:
+            self.resync()
+            raise
+        return tx_hash
+
+    def state(self, tx_hash: bytes) -> TxState:
+        """Mined (with the receipt), pending, or unknown to the node."""
+        h = HexBytes(tx_hash)
+        try:
+            return TxState("mined", self.w3.eth.get_transaction_receipt(h))
+        except TransactionNotFound:
+            pass
+        try:
+            self.w3.eth.get_transaction(h)
+        except TransactionNotFound:
+            return TxState("unknown")
+        return TxState("pending")
+
+    def explain(self, receipt) -> str:
+        """Why a mined transaction failed (replayed on its parent block)."""
+        tx = self.w3.eth.get_transaction(receipt["transactionHash"])
+        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+        return self._failure_reason(call, receipt)
+
+    def pending_nonce(self) -> int:
+        """The nonce the node expects next from this key, counting its pending transactions."""
+        return self.w3.eth.get_transaction_count(self.address, "pending")
 
     def _reserve_nonce(self) -> int:
         node_nonce = self.w3.eth.get_transaction_count(self.address, "pending")

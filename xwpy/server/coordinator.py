@@ -44,6 +44,7 @@ class Coordinator(service.MultiService):
         self.catalog: Catalog | None = None
         self.blobs: BlobStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.oracle = None  # xwpy.oracle.service.OracleService when [oracle] enabled
         self.port = None
         self.url: str | None = None
         self.ready: Deferred = Deferred()
@@ -85,6 +86,12 @@ class Coordinator(service.MultiService):
         )
         self.dispatcher.setServiceParent(self)
         await self.dispatcher.start()
+        if cfg.oracle.enabled:
+            from xwpy.oracle.service import OracleService
+
+            self.oracle = OracleService(self)
+            self.oracle.setServiceParent(self)
+            await self.oracle.start()
         self.port = await self._listen(api_module.build(self))
         self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
         self._write_run_file()

@@ -94,13 +94,14 @@ class Catalog:
         self._closed: Deferred | None = None
         self.commits = 0  # transactions committed (for benchmarks)
         self.writes = 0  # write operations committed
-        from xwpy.server.catalog import apps, data, hosts, jobs, users
+        from xwpy.server.catalog import apps, chain, data, hosts, jobs, users
 
         self.users = users.UsersComponent(self)
         self.apps = apps.AppsComponent(self)
         self.data = data.DataComponent(self)
         self.hosts = hosts.HostsComponent(self)
         self.jobs = jobs.JobsComponent(self)
+        self.chain = chain.ChainComponent(self)
 
     @classmethod
     def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL") -> "Catalog":

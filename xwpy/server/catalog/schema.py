@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -142,4 +144,57 @@ replicas = Table(
     Column("error", Text),
     Index("ix_replicas_job", "job_id"),
     Index("ix_replicas_host_status", "host_id", "status"),
+)
+
+# -- the oracle (xwpy/oracle/) ----------------------------------------------------------------------
+# A hub is named by (chain id, address). Chain numbers (ids, blocks, task ids, deadlines) are
+# BigInteger; amounts are uint256 and kept exact as decimal text.
+
+chain_cursors = Table(
+    "chain_cursors",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("hub", String(42), primary_key=True),
+    Column("block", BigInteger, nullable=False),  # every request up to this block is in chain_tasks
+    Column("block_hash", String(66), nullable=False),  # to notice a reorganisation below it
+    Column("updated_at", Float, nullable=False),
+)
+
+chain_tasks = Table(
+    "chain_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("hub", String(42), nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("app_id", BigInteger, nullable=False),
+    Column("app", String(64), nullable=False),  # the hub's app name: picks the handler
+    Column("params", LargeBinary, nullable=False),
+    Column("requester", String(42), nullable=False),
+    Column("callback", String(42), nullable=False),
+    Column("price", String(78), nullable=False),
+    Column("deadline", BigInteger, nullable=False),  # chain time (UNIX seconds)
+    Column("status", String(10), nullable=False),  # xwpy/lifecycle/chaintask.py
+    Column("state", JSON, nullable=False),  # the handler's own state
+    Column("round", Integer, nullable=False, default=0),  # job batches submitted so far
+    Column("pending", JSON),  # a batch decided but not yet known to be submitted: [[tag, args]]
+    Column("jobs", JSON, nullable=False),  # [[job id, tag]]
+    Column("result_job", Integer),
+    Column("digest", String(64)),  # hex; the certified result archive's sha256
+    Column("result", LargeBinary),  # what goes on chain
+    Column("commit_tx", String(66)),
+    Column("commit_raw", LargeBinary),  # the signed commit, persisted before it is sent
+    Column("commit_nonce", Integer),
+    Column("commit_attempts", Integer, nullable=False, default=0),
+    Column("commit_block", BigInteger),
+    Column("commit_gas", Integer),
+    Column("error", Text),
+    Column("block_number", BigInteger, nullable=False),  # where the request was logged
+    Column("log_tx", String(66), nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    UniqueConstraint("chain_id", "hub", "task_id", name="uq_chain_tasks_task"),
+    Index("ix_chain_tasks_status", "status", "id"),
 )

@@ -1,0 +1,137 @@
+"""The chain as the oracle needs it, each call run on the oracle's own thread pool.
+
+web3 blocks; the reactor must not. Every method here returns a Deferred (or is a coroutine)
+whose work runs on a small dedicated pool, so a slow or dead node stalls chain work only, never
+the coordinator's API or scheduler. Errors are web3's and ``xwpy.chain.tx``'s, unchanged: the
+caller decides what is transient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from web3 import Web3
+
+from xwpy.chain.contracts import Hub, TaskInfo, TaskRequested
+from xwpy.chain.deploy import Deployment
+from xwpy.chain.tx import PreparedTx, TxSender, TxState
+
+# Gas the commit needs besides the callback's stipend: checks, two token transfers, the digest,
+# the event with up to 400 bytes of result (about 150k measured; the rest is margin).
+COMMIT_GAS_BESIDES_CALLBACK = 300_000
+
+
+class ChainMismatch(Exception):
+    """The node is not the chain the deployment was made on, or the hub is not there."""
+
+
+@dataclass(frozen=True)
+class Block:
+    number: int
+    hash: str  # 0x-prefixed hex
+    timestamp: int
+
+
+def commit_gas_for(callback_gas: int) -> int:
+    """A gas limit that always covers the hub's callback stipend (EIP-150's 63/64 included)."""
+    return callback_gas * 64 // 63 + COMMIT_GAS_BESIDES_CALLBACK
+
+
+class ChainLink:
+    def __init__(self, w3: Web3, deployment: Deployment, key: bytes, reactor, *, threads: int = 4,
+                 commit_gas: int = 0, receipt_timeout: float = 60.0):
+        self.w3 = w3
+        self.deployment = deployment
+        self.hub = Hub(w3, deployment.hub)
+        self.sender = TxSender(w3, key, receipt_timeout=receipt_timeout, poll_latency=0.02)
+        self.commit_gas = commit_gas or commit_gas_for(deployment.callback_gas)
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="xwpy-oracle-chain")
+        self._trigger = None
+        self._app_names: dict[int, str] = {}
+
+    @property
+    def address(self) -> str:
+        return self.sender.address
+
+    @property
+    def chain_id(self) -> int:
+        return self.deployment.chain_id
+
+    @property
+    def hub_address(self) -> str:
+        return self.hub.address
+
+    def start(self) -> None:
+        self._pool.start()
+        self._trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+
+    def stop(self) -> None:
+        if self._trigger is not None:
+            self._reactor.removeSystemEventTrigger(self._trigger)
+            self._trigger = None
+            self._pool.stop()
+
+    def _run(self, fn, *args, **kw):
+        return deferToThreadPool(self._reactor, self._pool, fn, *args, **kw)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _check(self) -> str:
+        chain_id = self.w3.eth.chain_id
+        if chain_id != self.deployment.chain_id:
+            raise ChainMismatch(f"the node serves chain {chain_id}, the deployment is on chain {self.deployment.chain_id}")
+        if not self.w3.eth.get_code(self.hub.address):
+            raise ChainMismatch(f"no contract at the hub's address {self.hub.address}")
+        return self.hub.oracle()
+
+    async def check(self) -> str:
+        """Check that this is the deployment's chain and hub; the hub's oracle address."""
+        return await self._run(self._check)
+
+    def _block(self, which) -> Block:
+        b = self.w3.eth.get_block(which)
+        return Block(b["number"], "0x" + bytes(b["hash"]).hex(), b["timestamp"])
+
+    async def head(self) -> Block:
+        return await self._run(self._block, "latest")
+
+    async def block(self, number: int) -> Block:
+        return await self._run(self._block, number)
+
+    async def requests(self, first: int, last: int) -> list[TaskRequested]:
+        return await self._run(self.hub.requested_events, first, last)
+
+    async def app_name(self, app_id: int) -> str | None:
+        if app_id not in self._app_names:
+            info = await self._run(self.hub.app, app_id)
+            if info is None:
+                return None
+            self._app_names[app_id] = info.name  # names never change
+        return self._app_names[app_id]
+
+    async def task(self, task_id: int) -> TaskInfo:
+        return await self._run(self.hub.task, task_id)
+
+    # -- the commit, in steps ----------------------------------------------------------------
+
+    async def prepare_commit(self, task_id: int, digest: bytes, result: bytes) -> PreparedTx:
+        call = self.hub.contract.functions.commit(task_id, digest, result)
+        return await self._run(self.sender.prepare, call, gas=self.commit_gas)
+
+    async def broadcast(self, raw: bytes) -> bytes:
+        return await self._run(self.sender.broadcast, raw)
+
+    async def tx_state(self, tx_hash: bytes) -> TxState:
+        return await self._run(self.sender.state, tx_hash)
+
+    async def pending_nonce(self) -> int:
+        return await self._run(self.sender.pending_nonce)
+
+    async def wait(self, tx_hash: bytes, timeout: float):
+        return await self._run(self.sender.wait, tx_hash, timeout)
+
+    async def explain(self, receipt) -> str:
+        return await self._run(self.sender.explain, receipt)

@@ -1,0 +1,148 @@
+"""Put a CERTIFIED task's result on chain, once.
+
+Before anything is sent the hub is asked for the task's state; a task already completed there
+(by this oracle before a crash), refunded, or past its deadline gets no transaction. A commit is
+signed first, and its hash and bytes are stored (status COMMITTING, one transaction) before the
+bytes go to the node. After a crash or a node restart the stored hash says where things stand:
+mined (done, or reverted: sign again while attempts remain), pending (wait), or unknown to the
+node: the very same bytes are sent again if their nonce is still the next one, else the commit
+is signed anew (its old nonce went to another transaction, so the old bytes can never be mined).
+The hub refuses a second commit of a task in any case.
+
+``plan`` is the whole decision, pure; :class:`Committer` does the I/O around it. One commit is
+signed and sent at a time, so the oracle's nonces go out in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import DeferredLock
+from twisted.logger import Logger
+
+from xwpy.chain.contracts import TaskInfo
+from xwpy.chain.contracts import TaskStatus as OnChain
+from xwpy.chain.tx import NonceTaken, TxState, TxTimeout
+from xwpy.lifecycle.chaintask import TaskStatus
+from xwpy.oracle.runner import Outcome
+from xwpy.server.catalog.chain import ChainTask
+
+log = Logger()
+
+MAX_ATTEMPTS = 3  # mined-but-reverted commits before giving up
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # committed | expire | fail | sign | resend | wait
+    reason: str = ""
+
+
+def plan(t: ChainTask, on_chain: TaskInfo, chain_time: int, tx: TxState | None, node_nonce: int | None) -> Action:
+    """What to do next for a CERTIFIED or COMMITTING task, given what the chain says.
+
+    TX: the state of the stored commit transaction (COMMITTING only); NODE_NONCE: the oracle's
+    next nonce on the node (needed only when that transaction is unknown there).
+    """
+    if on_chain.status is OnChain.COMPLETED:
+        ours = bytes.fromhex(t.digest or "")
+        if on_chain.digest != ours:
+            return Action("committed", f"completed on chain with digest 0x{on_chain.digest.hex()}, not ours")
+        return Action("committed")
+    if on_chain.status is OnChain.REFUNDED:
+        return Action("expire", "refunded to the requester")
+    if on_chain.status is OnChain.NONE:
+        return Action("fail", "the hub has no such task (a reorganisation removed its request?)")
+    if chain_time > on_chain.deadline:
+        return Action("expire", "deadline passed before the result was committed")
+    if t.status is TaskStatus.CERTIFIED or t.commit_tx is None:
+        return Action("sign")
+    if tx is None:
+        raise ValueError("a COMMITTING task needs its transaction's state")
+    if tx.kind == "pending":
+        return Action("wait")
+    if tx.kind == "mined":
+        if tx.receipt["status"] == 1:
+            return Action("wait")  # mined, yet the task reads open: a node behind its own receipts
+        if t.commit_attempts >= MAX_ATTEMPTS:
+            return Action("fail", f"{t.commit_attempts} commits reverted")
+        return Action("sign", "the last commit reverted")
+    if node_nonce is not None and t.commit_nonce == node_nonce:
+        return Action("resend")
+    return Action("sign", "the stored commit can no longer be mined (its nonce moved on)")
+
+
+class Committer:
+    def __init__(self, catalog, link, *, wall, receipt_wait: float = 10.0):
+        self.catalog = catalog
+        self.link = link
+        self.wall = wall
+        self.receipt_wait = receipt_wait
+        self._send = DeferredLock()  # nonces go out in order
+
+    async def _set(self, t: ChainTask, new: TaskStatus | None, **fields) -> None:
+        await self.catalog.chain.update(t.id, t.status, new, self.wall(), **fields)
+
+    async def advance(self, t: ChainTask) -> Outcome:
+        on_chain = await self.link.task(t.task_id)
+        head = await self.link.head()
+        tx = node_nonce = None
+        if t.status is TaskStatus.COMMITTING and t.commit_tx:
+            tx = await self.link.tx_state(_b(t.commit_tx))
+            if tx.kind == "unknown":
+                node_nonce = await self.link.pending_nonce()
+        action = plan(t, on_chain, head.timestamp, tx, node_nonce)
+        if action.kind == "committed":
+            fields = {}
+            if tx is not None and tx.kind == "mined" and tx.receipt["status"] == 1:
+                fields = {"commit_block": tx.receipt["blockNumber"], "commit_gas": tx.receipt["gasUsed"]}
+            await self._set(t, TaskStatus.COMMITTED, error=action.reason or None, **fields)
+            log.info("task {task}: committed on chain", task=t.task_id)
+            return Outcome.PROGRESS
+        if action.kind in ("expire", "fail"):
+            await self._set(t, TaskStatus.EXPIRED if action.kind == "expire" else TaskStatus.FAILED, error=action.reason)
+            log.warn("task {task}: {why}", task=t.task_id, why=action.reason)
+            return Outcome.PROGRESS
+        if action.kind == "wait":
+            return await self._await_receipt(t, _b(t.commit_tx))
+        if action.kind == "resend":
+            async with self._send:
+                sent = await self._broadcast(t.commit_raw)
+            if sent is None:
+                return Outcome.PROGRESS
+            log.info("task {task}: sent the stored commit 0x{tx} again", task=t.task_id, tx=t.commit_tx[2:])
+            return await self._await_receipt(t, _b(t.commit_tx))
+        if action.reason:
+            log.info("task {task}: signing a new commit: {why}", task=t.task_id, why=action.reason)
+        async with self._send:
+            tx_hash = await self._sign_and_send(t)
+        if tx_hash is None:
+            return Outcome.PROGRESS
+        return await self._await_receipt(t, tx_hash)
+
+    async def _broadcast(self, raw: bytes) -> bytes | None:
+        try:
+            return await self.link.broadcast(raw)
+        except NonceTaken:
+            return None  # the next look signs anew
+
+    async def _sign_and_send(self, t: ChainTask) -> bytes | None:
+        prepared = await self.link.prepare_commit(t.task_id, _b(t.digest), t.result or b"")
+        await self._set(
+            t, TaskStatus.COMMITTING, commit_tx="0x" + prepared.tx_hash.hex(), commit_raw=prepared.raw,
+            commit_nonce=prepared.nonce, commit_attempts=t.commit_attempts + 1,
+        )
+        sent = await self._broadcast(prepared.raw)
+        return None if sent is None else prepared.tx_hash
+
+    async def _await_receipt(self, t: ChainTask, tx_hash: bytes) -> Outcome:
+        try:
+            await self.link.wait(tx_hash, self.receipt_wait)
+        except TxTimeout:
+            return Outcome.RETRY
+        return Outcome.PROGRESS  # mined: the next look at the chain says how it went
+
+
+def _b(hex_text: str | None) -> bytes:
+    text = hex_text or ""
+    return bytes.fromhex(text[2:] if text.startswith("0x") else text)
