@@ -1,12 +1,13 @@
-// Start ganache on a free loopback port and print the URL as the first stdout line, the
-// same contract as `python -m xwpy.chain.embedded --port 0` (ganache's CLI refuses port 0).
-// usage: node ganache-server.js GANACHE_MODULE_DIR OPTIONS_JSON [HOST]
+// Start ganache on a loopback port (default: a free one) and print the URL as the first stdout
+// line, the same contract as `python -m xwpy.chain.embedded --port 0` (ganache's CLI refuses
+// port 0). usage: node ganache-server.js GANACHE_MODULE_DIR OPTIONS_JSON [HOST [PORT]]
 "use strict";
 const ganache = require(process.argv[2]);
 const options = JSON.parse(process.argv[3]);
 const host = process.argv[4] || "127.0.0.1";
+const port = Number(process.argv[5] || 0);
 const server = ganache.server(options);
-server.listen(0, host, (err) => {
+server.listen(port, host, (err) => {
   if (err) {
     console.error(`ganache: cannot listen on ${host}: ${err.message}`);
     process.exit(2);

@@ -137,9 +137,9 @@ def start_node(name: str, argv: list[str], *, timeout: float = 60.0, env: dict |
     return node
 
 
-def start_embedded(state_dir: str | os.PathLike | None = None, *, timeout: float = 60.0) -> NodeProcess:
-    """``python -m xwpy.chain.embedded`` on a free loopback port (journal in STATE_DIR)."""
-    argv = [sys.executable, "-m", "xwpy.chain.embedded", "--port", "0"]
+def start_embedded(state_dir: str | os.PathLike | None = None, *, timeout: float = 60.0, port: int = 0) -> NodeProcess:
+    """``python -m xwpy.chain.embedded`` on loopback (PORT 0: a free one; journal in STATE_DIR)."""
+    argv = [sys.executable, "-m", "xwpy.chain.embedded", "--port", str(port)]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     env = dict(os.environ)
@@ -176,8 +176,9 @@ def start_ganache(
     chain_id: int = GANACHE_CHAIN_ID,
     db_path: str | None = None,
     timeout: float = 60.0,
+    port: int = 0,
 ) -> NodeProcess:
-    """ganache on a free loopback port, funding the demo accounts (DB_PATH: keep its chain)."""
+    """ganache on loopback (PORT 0: a free one), funding the demo accounts (DB_PATH: keep its chain)."""
     module = ganache_dir()
     if module is None:
         raise NodeUnavailable("ganache is not installed: run .ci/install-ganache")
@@ -188,4 +189,5 @@ def start_ganache(
     launcher = Path(__file__).with_name("ganache-server.js")
     # The options carry the (public, demo) keys: on the command line of a loopback-only
     # process on a test machine, never in a log line.
-    return start_node("ganache", [node_bin, str(launcher), str(module), json.dumps(options)], timeout=timeout)
+    argv = [node_bin, str(launcher), str(module), json.dumps(options), "127.0.0.1", str(port)]
+    return start_node("ganache", argv, timeout=timeout)
