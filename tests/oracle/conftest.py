@@ -20,6 +20,7 @@ from xwpy.chain.node import advance_time, latest_timestamp
 from xwpy.chain.tx import TxSender
 from xwpy.oracle.chainlink import ChainLink
 from xwpy.server.catalog.connector import Catalog
+from tests.grid.conftest import grid, pytest_runtest_makereport  # noqa: F401 - real processes, logs on failure
 
 HASHCHAIN_PRICE = 10**9
 
@@ -108,3 +109,10 @@ def make_link():
     yield make
     for link in links:
         link.stop()
+
+
+@pytest.fixture(scope="session")
+def ganache_node():
+    n = start_chain("ganache")
+    yield n
+    n.stop()

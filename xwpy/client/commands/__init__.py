@@ -2,9 +2,9 @@
 
 
 def register(cli) -> None:
-    from xwpy.client.commands import admin, catalog, daemons, jobs
+    from xwpy.client.commands import admin, catalog, chain, daemons, jobs
 
-    for module in (daemons, admin, catalog, jobs):
+    for module in (daemons, admin, catalog, jobs, chain):
         module.register(cli)
     try:
         from apps.vanitygen.cli import vanity

@@ -1,0 +1,130 @@
+"""The oracle end to end, in real processes: a requester pays RLC on chain, the coordinator's
+oracle runs the computation on volunteers' workers, the certified result is committed on chain
+and everyone is paid exactly; on the embedded chain (served by the coordinator) and on ganache."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from tests.oracle.oraclegrid import OracleGrid, hashchain
+
+from xwpy.chain.contracts import TaskStatus as OnChain
+from xwpy.chain.contracts import fee_split
+from xwpy.chain.tx import TxReverted
+from xwpy.client.chainclient import describe, request_direct, wait_final
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+ROLES = ("requester", "app_owner", "pool")
+
+
+@pytest.fixture(params=["embedded", "ganache"])
+def oracle_grid(request, grid):
+    node = request.getfixturevalue("ganache_node") if request.param == "ganache" else None
+    return OracleGrid(grid, request.param, node)
+
+
+def hashchain_request(og: OracleGrid, text: str, rounds: int, ttl: int = 600, role: str = "requester"):
+    params = ('{"text":"%s","rounds":%d}' % (text, rounds)).encode()
+    return request_direct(og.target, og.sender(role), "hashchain", params, ttl)
+
+
+def test_a_paid_request_is_computed_on_the_grid_and_committed_once(oracle_grid):
+    og = oracle_grid.start(workers=3)
+    before = og.balances(*ROLES)
+    req = hashchain_request(og, "hello grid", 20_000)
+    row = og.wait_committed(req.task_id)
+
+    expected = hashchain("hello grid", 20_000)
+    info = describe(og.target, req.task_id)
+    assert info["status"] == "COMPLETED" and info["result"] == '{"sha256":"%s"}' % expected
+    [event] = og.hub.completed_events(og.deployment.block, task_id=req.task_id)
+    assert "0x" + event.ref.tx_hash.hex() == row.commit_tx and event.digest.hex() == row.digest
+
+    # Paid exactly: the requester the price, the owner and the pool their shares of it.
+    to_owner, to_pool = fee_split(req.price, og.deployment.pool_fee_bps)
+    assert req.price == 10**9 and to_pool > 0
+    after = og.balances(*ROLES)
+    assert after["requester"] == before["requester"] - req.price
+    assert after["app_owner"] == before["app_owner"] + to_owner
+    assert after["pool"] == before["pool"] + to_pool
+
+    # One grid job, certified by two agreeing replicas on distinct hosts; its digest is on chain.
+    [job] = og.oracle_jobs()
+    assert row.jobs == [(job["id"], "0")] and job["status"] == "COMPLETED" and job["result_sha256"] == row.digest
+    replicas = og.admin.job(job["id"])["replicas"]
+    valid = [r for r in replicas if r["validation"] == "VALID"]
+    assert len(valid) >= 2 and len({r["host_id"] for r in valid}) == len(valid)
+
+
+def test_past_its_deadline_a_request_is_refunded_and_only_the_oracle_may_commit(oracle_grid):
+    og = oracle_grid.start(workers=0)  # nobody computes
+    before = og.balances(*ROLES)
+    req = hashchain_request(og, "never", 10, ttl=120)
+    wait_for(lambda: (r := og.task_row(req.task_id)) is not None and r.status.value == "RUNNING", 30, "the oracle to take it")
+    # Anyone but the oracle is refused, on chain.
+    with pytest.raises(TxReverted, match="caller is not the oracle"):
+        og.hub.commit(og.sender("stranger"), req.task_id, b"\x01" * 32, b"forged", gas=1_000_000)
+    with pytest.raises(TxReverted, match="deadline not passed"):
+        og.hub.refund(og.sender("requester"), req.task_id, gas=1_000_000)
+    og.advance(180)
+    row = wait_for(lambda: (r := og.task_row(req.task_id)).status.value == "EXPIRED" and r, 30, "the oracle to give up")
+    assert "deadline" in row.error
+    wait_for(lambda: all(j["status"] == "CANCELLED" for j in og.oracle_jobs()), 30, "its jobs cancelled")
+    og.hub.refund(og.sender("requester"), req.task_id)
+    assert og.balances(*ROLES) == before  # the whole price back, nobody else paid
+    assert og.hub.task(req.task_id).status is OnChain.REFUNDED
+    assert og.hub.completed_events(og.deployment.block, task_id=req.task_id) == []
+
+
+def test_a_coordinator_killed_mid_task_neither_loses_nor_repeats_it(oracle_grid):
+    # Four hosts: replicas lost in the restart bar their hosts from the job, and two must agree.
+    og = oracle_grid.start(workers=4)
+    before = og.balances(*ROLES)
+    slow = [hashchain_request(og, f"slow {i}", 1_500_000) for i in range(3)]  # a second or two each
+    wait_for(lambda: any(j["status"] == "RUNNING" for j in og.oracle_jobs()), 60, "the grid to start on them")
+    og.grid.coordinator.stop(signal.SIGKILL)
+    late = hashchain_request(og, "late", 10) if og.kind == "ganache" else None  # while the oracle is down
+    og.start_coordinator()
+    reqs = slow + ([late] if late else [])
+    rows = [og.wait_committed(r.task_id, timeout=120) for r in reqs]
+
+    for r, row in zip(reqs, rows):
+        [event] = og.hub.completed_events(og.deployment.block, task_id=r.task_id)
+        assert event.result.decode() == '{"sha256":"%s"}' % hashchain(*(("late", 10) if r is late else (f"slow {slow.index(r)}", 1_500_000)))
+    # Exactly one job per task, however the kill fell.
+    jobs = og.oracle_jobs()
+    assert sorted(j["id"] for j in jobs) == sorted(jid for row in rows for jid, _ in row.jobs)
+    assert len(jobs) == len(reqs)
+    price = reqs[0].price
+    to_owner, to_pool = fee_split(price, og.deployment.pool_fee_bps)
+    after = og.balances(*ROLES)
+    n = len(reqs)
+    assert (after["requester"], after["app_owner"], after["pool"]) == (
+        before["requester"] - n * price, before["app_owner"] + n * to_owner, before["pool"] + n * to_pool)
+
+
+def test_the_cli_requests_waits_and_shows_the_result(oracle_grid):
+    from click.testing import CliRunner
+
+    from xwpy.client.cli import cli
+    from xwpy.client.commands import register
+
+    register(cli)
+    og = oracle_grid.start(workers=2)
+    site = str(og.grid.cfg.dir)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--site", site, "chain", "request", "hashchain", '{"text":"cli","rounds":7}',
+                              "--account", "requester2", "--timeout", "90"])
+    assert out.exit_code == 0, out.output
+    assert hashchain("cli", 7) in out.output and "COMPLETED" in out.output
+    task_id = int(out.output.split()[1])
+    status = runner.invoke(cli, ["--site", site, "chain", "status", str(task_id), "--json"])
+    assert status.exit_code == 0, status.output
+    import json
+
+    info = json.loads(status.output)
+    assert info["status"] == "COMPLETED" and info["oracle"]["status"] == "COMMITTED" and len(info["oracle"]["jobs"]) == 1
+    assert wait_final(og.target, task_id, 1).name == "COMPLETED"
