@@ -19,7 +19,7 @@ from twisted.web import server
 from xwpy import pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
-from xwpy.server.api.router import BoundedRequest
+from xwpy.server.api.router import BoundedRequest, Raw, Stream
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
@@ -150,6 +150,14 @@ class Coordinator(service.MultiService):
 
     async def readable(self, user: User, sha256: str) -> Data | None:
         return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
+
+    async def blob(self, sha256: str, content_type: str = "application/octet-stream"):
+        """A response sending a blob, from the file store or the catalog's small blobs; None if absent."""
+        size = self.blobs.size(sha256)
+        if size is not None:
+            return Stream(str(self.blobs.path(sha256)), size, content_type)
+        data = await self.catalog.blobs.get(sha256)
+        return None if data is None else Raw(data, content_type)
 
     async def host_may_read(self, host_id: int, sha256: str) -> bool:
         state = self.dispatcher.engine.hosts.get(host_id)

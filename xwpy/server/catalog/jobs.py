@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterable
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from twisted.internet.defer import Deferred
 
 from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
-from xwpy.server.catalog import data as data_catalog
+from xwpy.server.catalog import bulk
 from xwpy.server.catalog.rows import Job, Replica
 from xwpy.server.catalog.schema import apps, hosts, jobs, replicas, users
 from xwpy.server.scheduler.engine import Changes, JobState, ReplicaState
@@ -161,35 +160,13 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
 # -- writing the scheduler's changes --------------------------------------------------------------
 
 
-def _update(conn, table, rows: dict[int, dict]) -> None:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row_id, fields in rows.items():
-        groups[tuple(sorted(fields))].append({"p_id": row_id, **{f"p_{k}": v for k, v in fields.items()}})
-    for keys, params in groups.items():
-        stmt = (
-            table.update()
-            .where(table.c.id == bindparam("p_id"))
-            .values({k: bindparam(f"p_{k}") for k in keys})
-        )
-        conn.execute(stmt, params)
-
-
-def apply(conn, ch: Changes, now: float) -> None:
-    if ch.jobs_new:
-        conn.execute(jobs.insert(), ch.jobs_new)
-    if ch.replicas_new:
-        conn.execute(replicas.insert(), ch.replicas_new)
-    if ch.jobs:
-        _update(conn, jobs, ch.jobs)
-    if ch.replicas:
-        _update(conn, replicas, ch.replicas)
-    if ch.hosts:
-        _update(conn, hosts, ch.hosts)
-    for d in ch.data_new:
-        data_catalog.upsert(
-            conn, sha256=d["sha256"], size=d["size"], owner_id=d["owner_id"], access="private",
-            name=f"job-{d['job_id']}-result", now=now, job_id=d["job_id"],
-        )
+def apply(conn, ch: Changes) -> None:
+    """Write a scheduler Changes record: inserts first, then updates, each as multi-row statements."""
+    bulk.insert_rows(conn, jobs, ch.jobs_new)
+    bulk.insert_rows(conn, replicas, ch.replicas_new)
+    bulk.update_rows(conn, jobs, ch.jobs)
+    bulk.update_rows(conn, replicas, ch.replicas)
+    bulk.update_rows(conn, hosts, ch.hosts)
 
 
 class JobsComponent:

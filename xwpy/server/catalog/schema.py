@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -79,6 +80,15 @@ data = Table(
     Index("ix_data_owner", "owner_id", "id"),
 )
 
+# Small blobs — inline job results — live in the catalog: stored in the same transaction as the
+# result that refers to them, at the cost of one multi-row INSERT instead of a file each.
+small_blobs = Table(
+    "small_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
 hosts = Table(
     "hosts",
     metadata,
@@ -120,6 +130,7 @@ jobs = Table(
     Index("ix_jobs_status", "status", "id"),
     Index("ix_jobs_owner", "owner_id", "id"),
     Index("ix_jobs_owner_batch", "owner_id", "batch", "status"),
+    Index("ix_jobs_result", "result_sha256"),  # results reused as inputs
 )
 
 replicas = Table(
