@@ -47,3 +47,17 @@ def test_chunks_are_powers_of_two():
     for n in range(0, 2000):
         sizes = bulk._chunks(n)
         assert sum(sizes) == n and all(s & (s - 1) == 0 and s <= bulk.MAX_ROWS for s in sizes)
+
+
+def test_skip_existing_and_select_by_ids(catalog_url):
+    eng = create_engine(catalog_url)
+    meta.create_all(eng)
+    try:
+        with eng.begin() as conn:
+            conn.execute(t.delete())
+            bulk.insert_rows(conn, t, [{"id": i, "a": "first", "j": [i]} for i in range(1, 301)])
+            bulk.insert_rows(conn, t, [{"id": i, "a": "second", "j": []} for i in range(250, 351)], skip_existing=True)
+            rows = bulk.select_by_ids(conn, t, ("a", "j"), list(range(0, 400, 7)))
+        assert sorted(rows) == [(i, "first" if i <= 300 else "second", [i] if i <= 300 else []) for i in range(7, 351, 7)]
+    finally:
+        eng.dispose()

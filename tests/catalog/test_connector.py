@@ -116,4 +116,4 @@ async def test_scheduler_changes_round_trip(catalog):
     hosts = [HostState(h, owner, "", 1 << 30) for h in host_ids]
     assert not fresh.load(hosts=hosts, jobs=states, replicas=replicas, next_job_id=next_job, next_replica_id=next_rep, now=10.0)
     assert {j: (s.wanted, s.hosts_used) for j, s in fresh.jobs.items()} == {j: (s.wanted, s.hosts_used) for j, s in eng.jobs.items()}
-    assert await catalog.jobs.blobs_held_by(host_ids[0]) == set()
+    assert await catalog.jobs.blobs_of(ids) == set()

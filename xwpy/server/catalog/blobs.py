@@ -8,18 +8,15 @@ import zlib
 from sqlalchemy import select
 from twisted.internet.defer import Deferred
 
+from xwpy.server.catalog import bulk
 from xwpy.server.catalog.schema import small_blobs
 
 
 def store(conn, blobs: list[tuple[str, bytes]]) -> None:
     """Insert those not stored yet (content-addressed: an existing one is the same bytes)."""
     unique = dict(blobs)
-    if not unique:
-        return
-    have = {r[0] for r in conn.execute(select(small_blobs.c.sha256).where(small_blobs.c.sha256.in_(list(unique))))}
-    rows = [{"sha256": k, "data": zlib.compress(v, 1)} for k, v in unique.items() if k not in have]
-    if rows:
-        conn.execute(small_blobs.insert(), rows)
+    rows = [{"sha256": k, "data": zlib.compress(v, 1)} for k, v in unique.items()]
+    bulk.insert_rows(conn, small_blobs, rows, skip_existing=True)
 
 
 def get(conn, sha256: str) -> bytes | None:

@@ -31,27 +31,31 @@ def _chunks(n: int) -> list[int]:
     return out
 
 
-def insert_rows(conn, table: Table, rows: list[dict]) -> None:
-    """Insert rows (grouped by their set of keys) with few multi-row statements."""
+def insert_rows(conn, table: Table, rows: list[dict], *, skip_existing: bool = False) -> None:
+    """Insert rows (grouped by their set of keys) with few multi-row statements. With
+    ``skip_existing``, rows whose primary key exists are left alone (content-addressed data)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[tuple(sorted(row))].append(row)
     dialect = conn.dialect
     for keys, group in groups.items():
         if dialect.name not in ("sqlite", "postgresql"):
-            conn.execute(table.insert(), group)
+            for row in group:
+                if not (skip_existing and conn.execute(table.select().filter_by(**{
+                        c.name: row[c.name] for c in table.primary_key})).first()):
+                    conn.execute(table.insert(), row)
             continue
         procs = [_processor(table.c[k], dialect) for k in keys]
         start = 0
         for size in _chunks(len(group)):
             params = [p(v) if p and v is not None else v
                       for row in group[start:start + size] for p, v in zip(procs, (row[k] for k in keys))]
-            conn.exec_driver_sql(_insert_sql(dialect, table, keys, size), tuple(params))
+            conn.exec_driver_sql(_insert_sql(dialect, table, keys, size, skip_existing), tuple(params))
             start += size
 
 
-def _insert_sql(dialect, table: Table, keys: tuple, n: int) -> str:
-    cached = _SQL.get(("insert", dialect.name, table.name, keys, n))
+def _insert_sql(dialect, table: Table, keys: tuple, n: int, skip_existing: bool) -> str:
+    cached = _SQL.get(("insert", dialect.name, table.name, keys, n, skip_existing))
     if cached is not None:
         return cached
     q = dialect.identifier_preparer.quote
@@ -60,8 +64,26 @@ def _insert_sql(dialect, table: Table, keys: tuple, n: int) -> str:
     else:
         row = "(" + ", ".join(f"%s::{table.c[k].type.compile(dialect=dialect)}" for k in keys) + ")"
     sql = f"INSERT INTO {q(table.name)} ({', '.join(q(k) for k in keys)}) VALUES {', '.join([row] * n)}"
-    _SQL[("insert", dialect.name, table.name, keys, n)] = sql
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"  # SQLite >= 3.24 and PostgreSQL
+    _SQL[("insert", dialect.name, table.name, keys, n, skip_existing)] = sql
     return sql
+
+
+def select_by_ids(conn, table: Table, columns: tuple[str, ...], ids: list[int]) -> list[tuple]:
+    """``SELECT id, columns FROM table WHERE id IN (ids)``, values decoded as SQLAlchemy would."""
+    dialect = conn.dialect
+    procs = [c.type.result_processor(dialect, None) for c in (table.c.id, *(table.c[k] for k in columns))]
+    q = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    out = []
+    for start in range(0, len(ids), 512):
+        chunk = ids[start:start + 512]
+        sql = (f"SELECT id, {', '.join(q(k) for k in columns)} FROM {q(table.name)} "
+               f"WHERE id IN ({', '.join([mark] * len(chunk))})")
+        for row in conn.exec_driver_sql(sql, tuple(chunk)):
+            out.append(tuple(p(v) if p else v for p, v in zip(procs, row)))
+    return out
 
 
 def update_rows(conn, table: Table, rows: dict[int, dict]) -> None:

@@ -85,21 +85,16 @@ def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
 
 def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
     """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
-    q = select(jobs.c.id, jobs.c.app_id, jobs.c.args, jobs.c.inputs).where(jobs.c.id.in_(list(set(job_ids))))
-    return {r.id: (r.app_id, r.args, r.inputs) for r in conn.execute(q)}
+    rows = bulk.select_by_ids(conn, jobs, ("app_id", "args", "inputs"), sorted(set(job_ids)))
+    return {job_id: (app_id, args, inputs) for job_id, app_id, args, inputs in rows}
 
 
-def blobs_held_by(conn, host_id: int) -> set[str]:
-    """The inputs and bundles of the jobs whose replicas this host holds: what it may download."""
+def blobs_of(conn, job_ids: list[int]) -> set[str]:
+    """The inputs and app bundles of these jobs: what a host running them may download."""
     q = (
         select(jobs.c.inputs, apps.c.bundle_sha256)
-        .select_from(replicas)
-        .join(jobs, jobs.c.id == replicas.c.job_id)
         .join(apps, apps.c.id == jobs.c.app_id)
-        .where(
-            replicas.c.host_id == host_id,
-            replicas.c.status.in_((ReplicaStatus.ASSIGNED.value, ReplicaStatus.RUNNING.value)),
-        )
+        .where(jobs.c.id.in_(job_ids))
     )
     out: set[str] = set()
     for inputs, bundle in conn.execute(q):
@@ -188,8 +183,8 @@ class JobsComponent:
     def owners_of(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(owners_of, job_ids)
 
-    def blobs_held_by(self, host_id: int) -> Deferred:
-        return self.catalog.read(blobs_held_by, host_id)
+    def blobs_of(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(blobs_of, job_ids)
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)

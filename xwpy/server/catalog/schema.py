@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 SCHEMA_VERSION = 1
@@ -127,9 +128,15 @@ jobs = Table(
     Column("submitted_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
-    Index("ix_jobs_status", "status", "id"),
+    # Only active jobs are indexed by status: completed ones leave the index, which stays as
+    # small as the work in progress however large the catalog grows.
+    Index(
+        "ix_jobs_active", "status", "id",
+        sqlite_where=text("status IN ('PENDING', 'RUNNING')"),
+        postgresql_where=text("status IN ('PENDING', 'RUNNING')"),
+    ),
     Index("ix_jobs_owner", "owner_id", "id"),
-    Index("ix_jobs_owner_batch", "owner_id", "batch", "status"),
+    Index("ix_jobs_owner_batch", "owner_id", "batch"),
     Index("ix_jobs_result", "result_sha256"),  # results reused as inputs
 )
 
@@ -152,5 +159,4 @@ replicas = Table(
     Column("stderr_tail", Text),
     Column("error", Text),
     Index("ix_replicas_job", "job_id"),
-    Index("ix_replicas_host_status", "host_id", "status"),
 )
