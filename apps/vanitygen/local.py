@@ -19,8 +19,16 @@ from apps.vanitygen.candidates import PER_POINT
 from apps.vanitygen.prefix import compile_prefix
 
 
-def _ignore_sigint() -> None:
+def _worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # terminate() must kill, whatever the parent set
+
+
+def _context():
+    """forkserver where possible: workers do not inherit the parent's threads, reactor or signal
+    handlers (forking a process that runs a Twisted reactor is asking for trouble)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 class LocalBackend:
@@ -33,7 +41,7 @@ class LocalBackend:
         self.kernel = kernel
         self.workers = workers
         self._done: queue.Queue = queue.Queue()
-        self._pool = multiprocessing.get_context().Pool(workers, initializer=_ignore_sigint)
+        self._pool = _context().Pool(workers, initializer=_worker_signals)
 
     def submit(self, units: Sequence[tuple[int, list[str]]]) -> None:
         for index, args in units:
