@@ -27,6 +27,15 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:
             self._warn(exc, ext.name)
+            self._failed = getattr(self, "_failed", set()) | {ext.name}
+
+    def copy_extensions_to_source(self):  # --inplace: copy only what was built
+        kept = self.extensions
+        self.extensions = [e for e in kept if e.name not in getattr(self, "_failed", set())]
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = kept
 
     def _warn(self, exc, name="extensions"):
         print(f"WARNING: could not build optional {name} ({exc}); using the pure-Python kernel")

@@ -16,7 +16,7 @@ from apps.vanitygen import walk
 from apps.vanitygen.candidates import PER_POINT, Hit
 from apps.vanitygen.hashing import fast_sha256, ripemd160_factory
 from apps.vanitygen.prefix import Target
-from apps.vanitygen.secp256k1 import BETA, P, Point, encode
+from apps.vanitygen.secp256k1 import BETA, P, Point
 
 HALF = 256  # batch of 513 points; the inversion (~15 us) then costs ~0.03 us per point
 
@@ -182,12 +182,3 @@ def scan(
             break
     return hits
 
-
-def public_key(start: int, offset: int, candidate: int, compressed: bool, pubkey: Point = None) -> bytes:
-    """Encoding of one candidate, through the slow path (for verification and tests)."""
-    from apps.vanitygen.candidates import transform_point
-
-    pt = transform_point(walk.point_at(start, offset, pubkey), candidate)
-    if pt is None:
-        raise ValueError("the point at this offset is the point at infinity")
-    return encode(pt, compressed)

@@ -187,13 +187,12 @@ def result_bytes(record: dict) -> bytes:
 def run(spec: UnitSpec, kernel: str | None = None) -> dict:
     """Search the unit's range and return its record."""
     _, scan = kernels.get(kernel)
-    hits = scan(
-        spec.target(), spec.start, spec.count, compressed=spec.compressed, pubkey=spec.pubkey_point(), limit=1
-    )
+    target = spec.target()
+    hits = scan(target, spec.start, spec.count, compressed=spec.compressed, pubkey=spec.pubkey_point(), limit=1)
     if not hits:
         return no_match_record(spec)
     rec = match_record(spec, hits[0])
-    if not spec.target().matches_address(rec["address"]):  # a kernel bug must not become a result
+    if not target.matches_address(rec["address"]):  # a kernel bug must not become a result
         raise RuntimeError(f"kernel reported {hits[0]} but its address {rec['address']} does not match")
     return rec
 

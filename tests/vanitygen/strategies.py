@@ -21,3 +21,14 @@ starts = st.one_of(
     st.integers(min_value=0, max_value=40),
     st.integers(min_value=N - 80, max_value=N - 1),
 )
+
+
+def near_bounds(target, rng):
+    """hash160 values at and around each range end, where the checksum decides."""
+    for lo, hi in target.ranges:
+        for h in (lo >> 32, (hi - 1) >> 32):
+            for d in (-2, -1, 0, 1, 2):
+                if 0 <= h + d < 1 << 160:
+                    yield (h + d).to_bytes(20, "big")
+        for _ in range(3):
+            yield rng.randrange(lo >> 32, ((hi - 1) >> 32) + 1).to_bytes(20, "big")

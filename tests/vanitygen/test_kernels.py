@@ -10,7 +10,7 @@ from apps.vanitygen.prefix import compile_prefix
 from apps.vanitygen.secp256k1 import N, encode, mul
 from apps.vanitygen.keys import address, candidate_public_key
 
-from .strategies import frequent_prefixes, scalars, starts
+from .strategies import frequent_prefixes, near_bounds, scalars, starts
 
 ALL = 10**9  # "limit": collect every hit
 
@@ -143,3 +143,18 @@ def test_pure_ripemd_fallback_gives_the_same_hits():
 def test_walk_table_holds_multiples_of_g_then_the_batch_step():
     tx, ty = walk.table(3)
     assert len(tx) == 4 and (tx[3], ty[3]) == mul(7)
+
+
+@needs_native
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=20, max_size=20), st.integers(min_value=1, max_value=6), st.booleans(), st.randoms(use_true_random=False))
+def test_native_range_test_is_exact_next_to_every_bound(h160, length, icase, rng):
+    """Real hits never land on a range's end hash160, where the checksum decides; this drives the
+    C coarse + exact test there directly and compares it with the Python definition."""
+    import base58
+
+    prefix = base58.b58encode_check(b"\x00" + h160).decode()[:length]
+    target = compile_prefix(prefix.lower() if icase else prefix, icase)
+    ranges = target.ranges_bytes()
+    for h in list(near_bounds(target, rng)) + [h160]:
+        assert native._native.matches(ranges, h) == target.matches_hash160(h), (prefix, h.hex())

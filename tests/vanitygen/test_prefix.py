@@ -10,6 +10,8 @@ from apps.vanitygen.hashing import checksum
 from apps.vanitygen.prefix import ALPHABET, PrefixError, address_from_hash160, compile_prefix
 from apps.vanitygen.difficulty import expected_tries
 
+from .strategies import near_bounds
+
 
 def b58_address(h160: bytes) -> str:
     return base58.b58encode_check(b"\x00" + h160).decode()
@@ -50,17 +52,6 @@ def test_icase_is_the_union_of_its_spellings():
     assert compile_prefix("1l", icase=True).probability == compile_prefix("1L").probability
 
 
-def _near_bounds(target, rng):
-    """hash160 values at and around each range end, where the checksum decides."""
-    for lo, hi in target.ranges:
-        for h in (lo >> 32, (hi - 1) >> 32):
-            for d in (-2, -1, 0, 1, 2):
-                if 0 <= h + d < 1 << 160:
-                    yield (h + d).to_bytes(20, "big")
-        for _ in range(3):
-            yield rng.randrange(lo >> 32, ((hi - 1) >> 32) + 1).to_bytes(20, "big")
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     st.binary(min_size=20, max_size=20),
@@ -77,7 +68,7 @@ def test_range_membership_equals_base58_prefix(h160, length, icase, rng):
         prefix = "".join(c.swapcase() if rng.random() < 0.5 else c for c in prefix)
     target = compile_prefix(prefix, icase)
     assert target.matches_hash160(h160)
-    candidates = list(_near_bounds(target, rng)) + [os.urandom(20) for _ in range(20)]
+    candidates = list(near_bounds(target, rng)) + [os.urandom(20) for _ in range(20)]
     for h in candidates:
         addr = b58_address(h)
         assert address_from_hash160(h) == addr

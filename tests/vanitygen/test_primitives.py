@@ -82,3 +82,16 @@ def test_pure_ripemd160_object_protocol():
     c.update(b"c")
     assert c.digest() == hashlib.new("ripemd160", b"abc").digest()
     assert h.digest() == hashlib.new("ripemd160", b"ab").digest()
+
+
+def test_ripemd_fallback_order(monkeypatch):
+    from apps.vanitygen import hashing
+
+    assert hashing.ripemd160_factory(force_pure=True) is hashing._PureRipemd
+    monkeypatch.setattr(hashing, "HASHLIB_RIPEMD", False)
+    make = hashing.ripemd160_factory()
+    h = make()
+    h.update(b"abc")
+    assert h.digest() == hashlib.new("ripemd160", b"abc").digest()
+    monkeypatch.setattr(hashing, "_pycryptodome_ripemd", lambda: None)
+    assert hashing.ripemd160_factory() is hashing._PureRipemd

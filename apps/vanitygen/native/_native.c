@@ -557,7 +557,44 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(matches_doc,
+"matches(ranges, h160)\n--\n\n"
+"The kernel's range test (coarse, then exact with the checksum) on one 20-byte hash160 (for tests).");
+
+static PyObject *py_matches(PyObject *self, PyObject *args) {
+    Py_buffer branges, bh;
+    if (!PyArg_ParseTuple(args, "y*y*", &branges, &bh)) return NULL;
+    PyObject *result = NULL;
+    ranges_t r = {0};
+    if (branges.len == 0 || branges.len % 48 != 0 || bh.len != 20) {
+        PyErr_SetString(PyExc_ValueError, "need 48-byte range records and a 20-byte hash160");
+        goto done;
+    }
+    r.n = branges.len / 48;
+    r.bounds = branges.buf;
+    r.lo64 = malloc(2 * r.n * sizeof(uint64_t));
+    if (!r.lo64) { PyErr_NoMemory(); goto done; }
+    r.hi64 = r.lo64 + r.n;
+    for (Py_ssize_t i = 0; i < r.n; i++) {
+        r.lo64[i] = be64(r.bounds + 48 * i);
+        r.hi64[i] = be64(r.bounds + 48 * i + 24);
+    }
+    const unsigned char *p = bh.buf;
+    uint32_t h[5]; /* the RIPEMD-160 state words the kernel sees: little-endian digest words */
+    for (int i = 0; i < 5; i++)
+        h[i] = (uint32_t)p[4 * i] | ((uint32_t)p[4 * i + 1] << 8) | ((uint32_t)p[4 * i + 2] << 16) |
+               ((uint32_t)p[4 * i + 3] << 24);
+    uint64_t top = ((uint64_t)BSWAP32(h[0]) << 32) | BSWAP32(h[1]);
+    result = PyBool_FromLong(coarse_match(&r, top) && exact_match(&r, h));
+done:
+    free(r.lo64);
+    PyBuffer_Release(&branges);
+    PyBuffer_Release(&bh);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"matches", py_matches, METH_VARARGS, matches_doc},
     {"scan", (PyCFunction)(void (*)(void))py_scan, METH_VARARGS | METH_KEYWORDS, scan_doc},
     {"hash160", (PyCFunction)(void (*)(void))py_hash160, METH_VARARGS | METH_KEYWORDS, hash160_doc},
     {"impls", py_impls, METH_NOARGS, "Hash implementations usable on this CPU, fastest first."},
