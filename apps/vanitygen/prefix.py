@@ -20,6 +20,7 @@ import bisect
 import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 from apps.vanitygen.hashing import checksum
 
@@ -175,6 +176,11 @@ def compile_prefix(text: object, icase: bool = False) -> Target:
     """Validate a prefix and compute its exact ranges; raise PrefixError saying what is wrong."""
     if not isinstance(text, str):
         raise PrefixError(f"prefix must be a string, got {type(text).__name__}")
+    return _compile(text, bool(icase))
+
+
+@lru_cache(maxsize=64)  # Targets are immutable; a unit, its verifier and a search reuse them
+def _compile(text: str, icase: bool) -> Target:
     if not text:
         raise PrefixError("prefix is empty; a P2PKH address prefix starts with '1'")
     if len(text) > MAX_PREFIX_LENGTH:
