@@ -69,24 +69,29 @@ def kernel_table(seconds: float) -> None:
         print(f"{name:{width}}  {human(r):>9}  {r / ref:>11.1f}")
 
 
-def scaling(seconds: float) -> None:
+def scaling(seconds: float, repeats: int = 3) -> None:
     from apps.vanitygen.local import LocalBackend, calibrate
     from apps.vanitygen.search import SearchSpec, plan_search, run_search
 
     name = "native" if native.AVAILABLE else "python"
     per = calibrate(name)
-    plan = plan_search(SearchSpec("1" * 21), keys_per_second=per, min_unit_seconds=seconds / 4, max_unit_seconds=seconds / 4)
+    plan = plan_search(SearchSpec("1" * 21), keys_per_second=per, min_unit_seconds=seconds / 2, max_unit_seconds=seconds / 2)
     results = {}
     for workers in (1, 2):
         with LocalBackend(workers, name) as backend:
-            run_search(plan, backend, parallel=workers, max_keys=workers * plan.keys_per_unit)  # warm-up
+            run_search(plan, backend, parallel=2 * workers, max_keys=2 * workers * plan.keys_per_unit)  # warm-up
             units = 4 * workers
-            t0 = time.perf_counter()
-            run_search(plan, backend, parallel=2 * workers, max_keys=units * plan.keys_per_unit)
-            results[workers] = units * plan.keys_per_unit / (time.perf_counter() - t0)
-    print(f"\none local search ({name} kernel, units of {human(plan.keys_per_unit)} keys, process pool):")
+            best = 0.0
+            for _ in range(repeats):  # best of N: other tenants of a small machine add noise
+                t0 = time.perf_counter()
+                run_search(plan, backend, parallel=2 * workers, max_keys=units * plan.keys_per_unit)
+                best = max(best, units * plan.keys_per_unit / (time.perf_counter() - t0))
+            results[workers] = best
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\none local search ({name} kernel, units of {human(plan.keys_per_unit)} keys, process pool, best of {repeats}):")
     for workers, r in results.items():
         print(f"  {workers} worker{'s' if workers > 1 else ' '}: {human(r):>7} keys/s   x{r / results[1]:.2f}")
+    print(f"  (1-minute load average after the runs: {load:.2f})")
 
 
 def main() -> None:
