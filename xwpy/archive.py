@@ -1,7 +1,9 @@
 """Canonical result archives: the same files always give the same bytes, hence the same digest.
 
 A result archive is an uncompressed POSIX tar of regular files and directories, names sorted,
-with mtimes, owners and permission noise removed (mode 0644, or 0755 for executables). Honest
+with mtimes, owners and permission noise removed (mode 0644, or 0755 for executables), and no
+padding after the end-of-archive blocks (a 10 KiB record for a one-line output would be mostly
+zeros, sent and stored for every replica). Honest
 replicas of a deterministic job therefore agree bit for bit, and the sha256 of the archive is the
 digest that replicas vote with. Symbolic links and special files are never archived.
 """
@@ -58,8 +60,15 @@ def walk(root: Path, exclude: Iterable[str] = ()) -> list[tuple[str, Path]]:
     return out
 
 
+def _unpadded(out, start: int, tar: tarfile.TarFile) -> None:
+    """Cut the record padding tarfile writes after the two end-of-archive blocks."""
+    out.truncate(start + tar.offset)
+    out.seek(start + tar.offset)
+
+
 def write_dir(root: Path, out: io.BufferedIOBase, exclude: Iterable[str] = ()) -> None:
-    """Write the canonical archive of a directory to a binary stream."""
+    """Write the canonical archive of a directory to a seekable binary stream."""
+    start = out.tell()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel, p in walk(root, exclude):
             st = p.lstat()
@@ -68,6 +77,7 @@ def write_dir(root: Path, out: io.BufferedIOBase, exclude: Iterable[str] = ()) -
             else:
                 with open(p, "rb") as f:
                     tar.addfile(_info(rel, st.st_size, executable=bool(st.st_mode & 0o111)), f)
+    _unpadded(out, start, tar)
 
 
 def from_files(files: Mapping[str, bytes]) -> bytes:
@@ -77,6 +87,7 @@ def from_files(files: Mapping[str, bytes]) -> bytes:
         for name in sorted(files):
             data = files[name]
             tar.addfile(_info(name, len(data)), io.BytesIO(data))
+    _unpadded(buf, 0, tar)
     return buf.getvalue()
 
 

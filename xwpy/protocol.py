@@ -401,6 +401,8 @@ class ResultReport:
 @message
 class Results:
     results: tuple[ResultReport, ...] = field(ListOf(Nested(ResultReport), MAX_RESULTS_PER_REPORT, min_len=1))
+    # Ask for more work in the same round trip: the reply then also carries "replicas".
+    next: WorkRequest | None = field(Optional(Nested(WorkRequest)), default=None)
 
 
 @message

@@ -186,8 +186,9 @@ class Client:
                 return
             after = page[-1]["id"]
 
-    def job(self, job_id: int) -> dict:
-        return self.call("GET", f"/jobs/{job_id}")
+    def job(self, job_id: int, wait: int = 0) -> dict:
+        """A job with its replicas; with ``wait``, once it is final (or after ``wait`` seconds)."""
+        return self.call("GET", f"/jobs/{job_id}", wait=wait or None)
 
     def summary(self, batch: str | None = None) -> dict[str, int]:
         return self.call("GET", "/jobs/summary", batch=batch)["counts"]

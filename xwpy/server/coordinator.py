@@ -19,7 +19,7 @@ from twisted.web import server
 from xwpy import pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
-from xwpy.server.api.router import BoundedRequest
+from xwpy.server.api.router import BoundedRequest, Raw, Stream
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
@@ -108,7 +108,9 @@ class Coordinator(service.MultiService):
             def limit_for(path: bytes) -> int:
                 return limits.max_upload_bytes if path.startswith(upload_prefix) else limits.max_body_bytes
 
-        site = _Site(resource, requestFactory=Request)
+        # The API takes JSON, never HTML forms: do not parse every request's Content-Type with the
+        # email package (a tenth of the reactor's time under load).
+        site = _Site(resource, requestFactory=Request, parsePOSTFormSubmission=False)
         site.displayTracebacks = False
         site.timeOut = limits.idle_timeout_seconds
         site.noisy = False
@@ -158,11 +160,21 @@ class Coordinator(service.MultiService):
     async def readable(self, user: User, sha256: str) -> Data | None:
         return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
 
+    async def blob(self, sha256: str, content_type: str = "application/octet-stream"):
+        """A response sending a blob, from the file store or the catalog's small blobs; None if absent."""
+        size = self.blobs.size(sha256)
+        if size is not None:
+            return Stream(str(self.blobs.path(sha256)), size, content_type)
+        data = await self.catalog.blobs.get(sha256)
+        return None if data is None else Raw(data, content_type)
+
     async def host_may_read(self, host_id: int, sha256: str) -> bool:
-        state = self.dispatcher.engine.hosts.get(host_id)
+        """A host may download the inputs and bundles of the replicas it holds, nothing else."""
+        eng = self.dispatcher.engine
+        state = eng.hosts.get(host_id)
         if state is None or not state.active:
             return False
-        return sha256 in await self.catalog.jobs.blobs_held_by(host_id)
+        return sha256 in await self.catalog.jobs.blobs_of(sorted({eng.replicas[r].job_id for r in state.active}))
 
     def result_limit(self, host_id: int) -> int:
         eng = self.dispatcher.engine

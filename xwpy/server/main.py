@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from xwpy import config as config_module
@@ -13,6 +14,9 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
 
     from xwpy.server.coordinator import make_service
 
+    # The catalog writer thread gives up the GIL around every SQLite call; with the default 5 ms
+    # switch interval it then waits behind the reactor thread for each statement.
+    sys.setswitchinterval(float(__import__("os").environ.get("XWPY_SWITCH", "0.0005")))
     cfg = config_module.load(site_dir)
     start_logging(log_level or cfg.coordinator.log_level)
     svc = make_service(cfg, reactor)

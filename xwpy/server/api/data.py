@@ -6,7 +6,7 @@ from twisted.internet.threads import deferToThread
 
 from xwpy import protocol
 from xwpy.server.api.router import (
-    SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, Stream, bad_request, forbidden, not_found,
+    SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, bad_request, forbidden, not_found,
 )
 from xwpy.server.blobstore import DigestMismatch, TooLarge
 
@@ -61,10 +61,10 @@ def install(api: Api, co) -> None:
                 raise not_found(f"data {sha256}")
         elif await co.readable(p.user, sha256) is None:
             raise not_found(f"data {sha256}")
-        size = co.blobs.size(sha256)
-        if size is None:
+        response = await co.blob(sha256)
+        if response is None:
             raise not_found(f"data {sha256}")
-        return Stream(str(co.blobs.path(sha256)), size)
+        return response
 
     @api.route("GET", "/data", SCIENTIST)
     async def listing(ctx: Ctx):

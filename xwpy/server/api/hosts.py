@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from xwpy.server.api.router import USER, Api, Ctx
+import dataclasses
+
+from xwpy.server.api.router import ADMIN, USER, Api, Ctx
 
 
 def install(api: Api, co) -> None:
@@ -25,3 +27,18 @@ def install(api: Api, co) -> None:
                 }
             )
         return {"hosts": out}
+
+    @api.route("GET", "/stats", ADMIN)
+    async def stats(ctx: Ctx):
+        """Counters for operators and benchmarks."""
+        d = co.dispatcher
+        return {
+            **dataclasses.asdict(d.stats),
+            "active_jobs": len(d.engine.jobs),
+            "active_replicas": sum(len(h.active) for h in d.engine.hosts.values()),
+            "hosts": len(d.engine.hosts),
+            "waiting_workers": len(d._waiters),
+            "commits": co.catalog.commits,
+            "writes": co.catalog.writes,
+            "write_seconds": co.catalog.write_seconds,
+        }

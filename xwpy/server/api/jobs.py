@@ -5,8 +5,10 @@ from __future__ import annotations
 from xwpy import protocol
 from xwpy.lifecycle import JobStatus
 from xwpy.server import submission
-from xwpy.server.api.router import SCIENTIST, USER, Api, ApiError, Ctx, Stream, bad_request, not_found
+from xwpy.server.api.router import SCIENTIST, USER, Api, ApiError, Ctx, bad_request, not_found
 from xwpy.server.catalog.rows import Job
+
+FINAL = {s.value for s in JobStatus if s.final}
 
 
 def job_info(j: Job, with_replicas: bool = False) -> dict:
@@ -68,17 +70,23 @@ def install(api: Api, co) -> None:
 
     @api.route("GET", "/jobs/{job_id:int}", USER)
     async def show(ctx: Ctx, job_id: int):
-        return job_info(await visible_job(ctx, job_id), with_replicas=True)
+        """``?wait=S``: answer when the job is final, or after S seconds (at most 60)."""
+        job = await visible_job(ctx, job_id)
+        wait = ctx.qint("wait", 0, 0, 60)
+        if wait and job.status not in FINAL:
+            await co.dispatcher.wait_final(job_id, wait)
+            job = await visible_job(ctx, job_id)
+        return job_info(job, with_replicas=True)
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):
         job = await visible_job(ctx, job_id)
         if job.status != JobStatus.COMPLETED.value:
             raise ApiError(409, "not_certified", f"job {job_id} is {job.status}: it has no certified result")
-        size = co.blobs.size(job.result_sha256)
-        if size is None:
+        response = await co.blob(job.result_sha256, "application/x-tar")
+        if response is None:
             raise ApiError(410, "gone", f"the result of job {job_id} is no longer stored")
-        return Stream(str(co.blobs.path(job.result_sha256)), size, "application/x-tar")
+        return response
 
     @api.route("POST", "/jobs/cancel", SCIENTIST)
     async def cancel(ctx: Ctx):

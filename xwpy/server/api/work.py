@@ -39,16 +39,18 @@ def install(api: Api, co) -> None:
         await co.dispatcher.hello(ctx.principal.host_id)
         return timing()
 
-    @api.route("POST", "/work/request", HOST)
-    async def request(ctx: Ctx):
-        msg = protocol.parse(protocol.WorkRequest, ctx.json())
-        d = Deferred.fromCoroutine(co.dispatcher.request_work(ctx.principal.host_id, msg.slots, msg.wait))
+    async def pull(ctx: Ctx, want: protocol.WorkRequest) -> list:
+        d = Deferred.fromCoroutine(co.dispatcher.request_work(ctx.principal.host_id, want.slots, want.wait))
         ctx.request.notifyFinish().addErrback(lambda _: d.cancel())  # worker gone: stop waiting for it
         try:
             got = await d
         except CancelledError:
-            return {"replicas": []}
-        return protocol.encode(protocol.WorkReply(replicas=tuple(co.assignment(x) for x in got)))
+            return []
+        return [protocol.encode(co.assignment(x)) for x in got]
+
+    @api.route("POST", "/work/request", HOST)
+    async def request(ctx: Ctx):
+        return {"replicas": await pull(ctx, protocol.parse(protocol.WorkRequest, ctx.json()))}
 
     @api.route("POST", "/work/alive", HOST)
     async def alive(ctx: Ctx):
@@ -60,7 +62,10 @@ def install(api: Api, co) -> None:
     async def results(ctx: Ctx):
         msg = protocol.parse(protocol.Results, ctx.json())
         outcome = await co.dispatcher.report(ctx.principal.host_id, list(msg.results))
-        return {"outcome": {str(k): v for k, v in outcome.items()}}
+        reply = {"outcome": {str(k): v for k, v in outcome.items()}}
+        if msg.next is not None:
+            reply["replicas"] = await pull(ctx, msg.next)
+        return reply
 
     @api.route("POST", "/work/release", HOST)
     async def release(ctx: Ctx):

@@ -3,13 +3,16 @@
 All writes go through one writer thread. It takes every write waiting in its queue and runs them
 in one transaction, then fires their Deferreds once the commit is done: under load one commit
 (the expensive part) serves many requests, and nobody is answered before their change is durable.
+Consecutive writes of a registered *batch kind* are handed together to that kind's applier, which
+can merge them into a few multi-row statements (the scheduler's changes are written that way).
 
 Writes that depend on the scheduler's in-memory state (``engine=True``) are poisoned by a failed
 commit: every later one fails too, until the scheduler has rebuilt its state from the catalog and
 calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one.
 
 Reads run on a small thread pool, each on its own connection (SQLite in WAL mode lets readers
-proceed while the writer commits).
+proceed while the writer commits). With SQLite, a checkpointer thread copies the write-ahead log
+into the database file in the background, so that commits never wait for it.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ class CatalogUnavailable(RuntimeError):
 
 @dataclass
 class _Op:
-    fn: Callable[..., Any]
+    fn: Callable[..., Any] | None
     args: tuple
     engine: bool
     d: Deferred
+    kind: str | None = None  # a batch kind: payload in args[0], applied with its neighbours
 
 
 def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL") -> Engine:
@@ -63,6 +67,9 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints run on a thread of their own (Catalog._checkpoint_loop): done by the
+            # writer at commit, they stalled every request waiting for that commit.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return eng
@@ -90,14 +97,22 @@ class Catalog:
         self._failed: BaseException | None = None
         self._lock = threading.Lock()
         self._writer = threading.Thread(target=self._write_loop, name="catalog-writer", daemon=True)
+        self._stopping = threading.Event()
+        self._checkpointer = (
+            threading.Thread(target=self._checkpoint_loop, name="catalog-checkpoint", daemon=True)
+            if engine.dialect.name == "sqlite" else None
+        )
         self._readers = ThreadPool(minthreads=1, maxthreads=read_threads, name="catalog-read")
         self._closed: Deferred | None = None
+        self._batch_appliers: dict[str, Callable[[Any, list[Any]], list[Any]]] = {}
         self.commits = 0  # transactions committed (for benchmarks)
         self.writes = 0  # write operations committed
-        from xwpy.server.catalog import apps, chain, data, hosts, jobs, users
+        self.write_seconds = 0.0  # time spent in write transactions
+        from xwpy.server.catalog import apps, blobs, chain, data, hosts, jobs, users
 
         self.users = users.UsersComponent(self)
         self.apps = apps.AppsComponent(self)
+        self.blobs = blobs.BlobsComponent(self)
         self.data = data.DataComponent(self)
         self.hosts = hosts.HostsComponent(self)
         self.jobs = jobs.JobsComponent(self)
@@ -114,10 +129,24 @@ class Catalog:
     def start(self) -> None:
         self._writer.start()
         self._readers.start()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float = 0.5) -> None:
+        """Copy committed pages from the WAL into the database file, without blocking writers.
+        A PASSIVE checkpoint never waits for anyone; the writer restarts the log once it has all
+        been copied."""
+        while not self._stopping.wait(interval):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as e:  # noqa: BLE001 - a failed checkpoint is retried next time
+                log.warn("checkpoint failed: {e}", e=str(e)[:200])
 
     def close(self) -> Deferred:
         """Finish the queued writes, then stop the threads."""
         self._closed = Deferred()
+        self._stopping.set()
         self._queue.put(None)
         d = self._closed
 
@@ -134,6 +163,16 @@ class Catalog:
         """Run ``fn(conn, *args)`` in a write transaction; fire with its result once committed."""
         d: Deferred = Deferred()
         self._queue.put(_Op(fn, args, engine, d))
+        return d
+
+    def register_batch(self, kind: str, applier: Callable[[Any, list[Any]], list[Any]]) -> None:
+        """``applier(conn, payloads) -> results`` writes a run of consecutive payloads of ``kind``."""
+        self._batch_appliers[kind] = applier
+
+    def write_batched(self, kind: str, payload: Any, *, engine: bool = False) -> Deferred:
+        """Queue ``payload`` for the ``kind`` applier; fires with its result once committed."""
+        d: Deferred = Deferred()
+        self._queue.put(_Op(None, (payload,), engine, d, kind))
         return d
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Deferred:
@@ -209,8 +248,25 @@ class Catalog:
         return outcomes  # type: ignore[return-value]
 
     def _transaction(self, ops: list[_Op]) -> list[Any]:
-        with self.engine.begin() as conn:
-            return [op.fn(conn, *op.args) for op in ops]
+        t = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                results: list[Any] = []
+                i = 0
+                while i < len(ops):
+                    kind = ops[i].kind
+                    if kind is None:
+                        results.append(ops[i].fn(conn, *ops[i].args))
+                        i += 1
+                        continue
+                    j = i
+                    while j < len(ops) and ops[j].kind == kind:
+                        j += 1
+                    results.extend(self._batch_appliers[kind](conn, [op.args[0] for op in ops[i:j]]))
+                    i = j
+                return results
+        finally:
+            self.write_seconds += time.perf_counter() - t
 
     def _deliver(self, batch: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
         for op, (ok, value) in zip(batch, outcomes):

@@ -6,7 +6,7 @@ from sqlalchemy import and_, or_, select
 from twisted.internet.defer import Deferred
 
 from xwpy.server.catalog.rows import Data
-from xwpy.server.catalog.schema import data, users
+from xwpy.server.catalog.schema import data, jobs, users
 
 
 def _row(r) -> Data:
@@ -33,7 +33,8 @@ def upsert(conn, *, sha256: str, size: int, owner_id: int, access: str, name: st
 
 
 def readable(conn, sha256: str, user_id: int, group: str, admin: bool) -> Data | None:
-    """A row through which this user may read the blob, if there is one."""
+    """A row through which this user may read the blob, if there is one (the certified result of
+    one of their jobs counts as their private data)."""
     q = _q().where(data.c.sha256 == sha256)
     if not admin:
         rights = [data.c.owner_id == user_id, data.c.access == "public"]
@@ -41,11 +42,29 @@ def readable(conn, sha256: str, user_id: int, group: str, admin: bool) -> Data |
             rights.append(and_(data.c.access == "group", users.c.group_name == group))
         q = q.where(or_(*rights))
     r = conn.execute(q.limit(1)).first()
-    return _row(r) if r else None
+    if r is not None:
+        return _row(r)
+    return next(iter(job_results(conn, [sha256], None if admin else user_id)), None)
+
+
+def job_results(conn, sha256s: list[str], owner_id: int | None) -> list[Data]:
+    """Certified job results among these blobs (of one owner's jobs, unless None), as data."""
+    q = (
+        select(jobs.c.result_sha256, jobs.c.result_size, jobs.c.owner_id, users.c.login, users.c.group_name)
+        .join(users, users.c.id == jobs.c.owner_id)
+        .where(jobs.c.result_sha256.in_(sha256s), jobs.c.status == "COMPLETED")
+    )
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    seen = {}
+    for r in conn.execute(q):
+        seen.setdefault(r.result_sha256, Data(r.result_sha256, r.result_size or 0, r.owner_id, r.login, "private", "", r.group_name))
+    return list(seen.values())
 
 
 def rows_for(conn, sha256s: list[str]) -> list[Data]:
-    return [_row(r) for r in conn.execute(_q().where(data.c.sha256.in_(sha256s)))]
+    """Every row granting access to these blobs, job results included."""
+    return [_row(r) for r in conn.execute(_q().where(data.c.sha256.in_(sha256s)))] + job_results(conn, sha256s, None)
 
 
 def owned(conn, user_id: int | None, limit: int, after: int) -> list[Data]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterable
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from twisted.internet.defer import Deferred
 
 from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
-from xwpy.server.catalog import data as data_catalog
+from xwpy.server.catalog import bulk
 from xwpy.server.catalog.rows import Job, Replica
 from xwpy.server.catalog.schema import apps, hosts, jobs, replicas, users
 from xwpy.server.scheduler.engine import Changes, JobState, ReplicaState
@@ -86,21 +85,16 @@ def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
 
 def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
     """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
-    q = select(jobs.c.id, jobs.c.app_id, jobs.c.args, jobs.c.inputs).where(jobs.c.id.in_(list(set(job_ids))))
-    return {r.id: (r.app_id, r.args, r.inputs) for r in conn.execute(q)}
+    rows = bulk.select_by_ids(conn, jobs, ("app_id", "args", "inputs"), sorted(set(job_ids)))
+    return {job_id: (app_id, args, inputs) for job_id, app_id, args, inputs in rows}
 
 
-def blobs_held_by(conn, host_id: int) -> set[str]:
-    """The inputs and bundles of the jobs whose replicas this host holds: what it may download."""
+def blobs_of(conn, job_ids: list[int]) -> set[str]:
+    """The inputs and app bundles of these jobs: what a host running them may download."""
     q = (
         select(jobs.c.inputs, apps.c.bundle_sha256)
-        .select_from(replicas)
-        .join(jobs, jobs.c.id == replicas.c.job_id)
         .join(apps, apps.c.id == jobs.c.app_id)
-        .where(
-            replicas.c.host_id == host_id,
-            replicas.c.status.in_((ReplicaStatus.ASSIGNED.value, ReplicaStatus.RUNNING.value)),
-        )
+        .where(jobs.c.id.in_(job_ids))
     )
     out: set[str] = set()
     for inputs, bundle in conn.execute(q):
@@ -161,35 +155,13 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
 # -- writing the scheduler's changes --------------------------------------------------------------
 
 
-def _update(conn, table, rows: dict[int, dict]) -> None:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row_id, fields in rows.items():
-        groups[tuple(sorted(fields))].append({"p_id": row_id, **{f"p_{k}": v for k, v in fields.items()}})
-    for keys, params in groups.items():
-        stmt = (
-            table.update()
-            .where(table.c.id == bindparam("p_id"))
-            .values({k: bindparam(f"p_{k}") for k in keys})
-        )
-        conn.execute(stmt, params)
-
-
-def apply(conn, ch: Changes, now: float) -> None:
-    if ch.jobs_new:
-        conn.execute(jobs.insert(), ch.jobs_new)
-    if ch.replicas_new:
-        conn.execute(replicas.insert(), ch.replicas_new)
-    if ch.jobs:
-        _update(conn, jobs, ch.jobs)
-    if ch.replicas:
-        _update(conn, replicas, ch.replicas)
-    if ch.hosts:
-        _update(conn, hosts, ch.hosts)
-    for d in ch.data_new:
-        data_catalog.upsert(
-            conn, sha256=d["sha256"], size=d["size"], owner_id=d["owner_id"], access="private",
-            name=f"job-{d['job_id']}-result", now=now, job_id=d["job_id"],
-        )
+def apply(conn, ch: Changes) -> None:
+    """Write a scheduler Changes record: inserts first, then updates, each as multi-row statements."""
+    bulk.insert_rows(conn, jobs, ch.jobs_new)
+    bulk.insert_rows(conn, replicas, ch.replicas_new)
+    bulk.update_rows(conn, jobs, ch.jobs)
+    bulk.update_rows(conn, replicas, ch.replicas)
+    bulk.update_rows(conn, hosts, ch.hosts)
 
 
 class JobsComponent:
@@ -211,8 +183,8 @@ class JobsComponent:
     def owners_of(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(owners_of, job_ids)
 
-    def blobs_held_by(self, host_id: int) -> Deferred:
-        return self.catalog.read(blobs_held_by, host_id)
+    def blobs_of(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(blobs_of, job_ids)
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)

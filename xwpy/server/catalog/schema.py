@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 SCHEMA_VERSION = 1
@@ -81,6 +82,15 @@ data = Table(
     Index("ix_data_owner", "owner_id", "id"),
 )
 
+# Small blobs — inline job results — live in the catalog: stored in the same transaction as the
+# result that refers to them, at the cost of one multi-row INSERT instead of a file each.
+small_blobs = Table(
+    "small_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
 hosts = Table(
     "hosts",
     metadata,
@@ -119,9 +129,16 @@ jobs = Table(
     Column("submitted_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
-    Index("ix_jobs_status", "status", "id"),
+    # Only active jobs are indexed by status: completed ones leave the index, which stays as
+    # small as the work in progress however large the catalog grows.
+    Index(
+        "ix_jobs_active", "status", "id",
+        sqlite_where=text("status IN ('PENDING', 'RUNNING')"),
+        postgresql_where=text("status IN ('PENDING', 'RUNNING')"),
+    ),
     Index("ix_jobs_owner", "owner_id", "id"),
-    Index("ix_jobs_owner_batch", "owner_id", "batch", "status"),
+    Index("ix_jobs_owner_batch", "owner_id", "batch"),
+    Index("ix_jobs_result", "result_sha256"),  # results reused as inputs
 )
 
 replicas = Table(
@@ -143,7 +160,6 @@ replicas = Table(
     Column("stderr_tail", Text),
     Column("error", Text),
     Index("ix_replicas_job", "job_id"),
-    Index("ix_replicas_host_status", "host_id", "status"),
 )
 
 # -- the oracle (xwpy/oracle/) ----------------------------------------------------------------------

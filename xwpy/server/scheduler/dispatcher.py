@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from twisted.application import service
 from twisted.internet import task
-from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from xwpy import archive
 from xwpy.protocol import ResultReport
 from xwpy.server.blobstore import BlobStore
+from xwpy.server.catalog import blobs as blobs_catalog
 from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
 from xwpy.server.catalog.rows import App
@@ -44,6 +44,16 @@ class Dispatched:
     app: App
     args: list
     inputs: list
+
+
+@dataclass
+class _Write:
+    """One engine step for the catalog writer: its changes, the job specs to read back, and the
+    inline result blobs to store before the catalog refers to them."""
+
+    changes: Changes
+    fetch: list[int] | None = None
+    blobs: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -81,6 +91,7 @@ class Dispatcher(service.Service):
     ):
         self.catalog = catalog
         self.blobs = blobs
+        catalog.register_batch("scheduler", self._write_batch)
         self.reactor = reactor
         self._apps = apps
         self.heartbeat_seconds = heartbeat_seconds
@@ -91,6 +102,7 @@ class Dispatcher(service.Service):
         self._waiters: deque[_Waiter] = deque()
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
+        self._job_waiters: dict[int, list[Deferred]] = {}
         self.stats = Stats()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -143,13 +155,18 @@ class Dispatcher(service.Service):
         if self._frozen is not None:
             raise Frozen(f"scheduler unavailable ({self._frozen}); retry shortly")
 
-    async def _commit(self, ch: Changes, now: float, fetch: list[int] | None = None):
-        def thd(conn):
-            jobs_catalog.apply(conn, ch, now)
-            return jobs_catalog.specs(conn, fetch) if fetch else None
+    def _write_batch(self, conn, writes: list[_Write]) -> list:
+        """Writer thread: consecutive engine steps, merged into a few multi-row statements."""
+        blobs_catalog.store(conn, [b for w in writes for b in w.blobs])
+        jobs_catalog.apply(conn, Changes.merge([w.changes for w in writes]))
+        wanted = {jid for w in writes if w.fetch for jid in w.fetch}
+        specs = jobs_catalog.specs(conn, wanted) if wanted else {}
+        return [{jid: specs[jid] for jid in w.fetch} if w.fetch else None for w in writes]
 
+    async def _commit(self, ch: Changes, now: float, fetch: list[int] | None = None,
+                      blobs: list[tuple[str, bytes]] | None = None):
         try:
-            result = await self.catalog.write(thd, engine=True)
+            result = await self.catalog.write_batched("scheduler", _Write(ch, fetch, blobs or []), engine=True)
         except CatalogUnavailable as e:
             self._freeze(str(e))
             raise
@@ -157,7 +174,29 @@ class Dispatcher(service.Service):
             self._announce(ch)
         return result
 
+    def wait_final(self, job_id: int, timeout: float) -> Deferred:
+        """Fires once the job is final (or at once if it is not active), or after ``timeout``."""
+        if job_id not in self.engine.jobs:
+            return succeed(None)
+        d: Deferred = Deferred()
+        waiters = self._job_waiters.setdefault(job_id, [])
+        waiters.append(d)
+
+        def expire():
+            if not d.called:
+                waiters.remove(d)
+                if not waiters:
+                    self._job_waiters.pop(job_id, None)
+                d.callback(None)
+
+        timer = self.reactor.callLater(timeout, expire)
+        d.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return d
+
     def _announce(self, ch: Changes) -> None:
+        for jid in ch.finished:
+            for d in self._job_waiters.pop(jid, ()):
+                d.callback(None)
         for jid in ch.finished:
             status = ch.jobs[jid]["status"]
             if status == "COMPLETED":
@@ -313,6 +352,7 @@ class Dispatcher(service.Service):
         self._check()
         outcome: dict[int, str] = {}
         reports: list[Report] = []
+        blobs: list[tuple[str, bytes]] = []
         for res in results:
             r = self.engine.replicas.get(res.replica_id)
             if r is None or r.host_id != host_id:
@@ -323,12 +363,19 @@ class Dispatcher(service.Service):
                     Report(res.replica_id, False, exit_code=res.exit_code, stderr_tail=res.stderr_tail, error=res.error)
                 )
                 continue
-            size = await self._stored_size(res)
-            if size is None:
-                outcome[res.replica_id] = "missing-result"  # upload it, then report again
-                continue
+            if res.inline is not None:
+                if hashlib.sha256(res.inline).hexdigest() != res.result_sha256:
+                    outcome[res.replica_id] = "digest-mismatch"
+                    continue
+                blobs.append((res.result_sha256, res.inline))
+                size = len(res.inline)
+            else:
+                size = self.blobs.size(res.result_sha256)
+                if size is None:
+                    outcome[res.replica_id] = "missing-result"  # upload it, then report again
+                    continue
             job = self.engine.jobs[r.job_id]
-            verdict = await self._verify(job.app_id, job.id, res.result_sha256)
+            verdict = await self._verify(job.app_id, job.id, res.result_sha256, res.inline)
             reports.append(
                 Report(
                     res.replica_id, True, digest=res.result_sha256, size=size, verdict=verdict,
@@ -339,29 +386,24 @@ class Dispatcher(service.Service):
             self._check()  # verification yielded: the state may have been frozen meanwhile
             now = self.reactor.seconds()
             accepted, ch = self.engine.report(host_id, reports, now)
-            await self._commit(ch, now)
+            await self._commit(ch, now, blobs=blobs)
             self.stats.reported += sum(1 for v in accepted.values() if v == "accepted")
             outcome.update(accepted)
             self._wake()
         return outcome
 
-    async def _stored_size(self, res: ResultReport) -> int | None:
-        if res.inline is not None:
-            if hashlib.sha256(res.inline).hexdigest() != res.result_sha256:
-                return None
-            await deferToThread(self.blobs.put_bytes, res.inline, res.result_sha256)
-            return len(res.inline)
-        return self.blobs.size(res.result_sha256)
-
-    async def _verify(self, app_id: int, job_id: int, digest: str) -> Verdict | None:
+    async def _verify(self, app_id: int, job_id: int, digest: str, data: bytes | None) -> Verdict | None:
         app = self._apps(app_id)
         if app is None or app.verifier is None:
             return None
 
         def check(conn) -> Verdict:
+            nonlocal data
             args = jobs_catalog.specs(conn, [job_id])[job_id][1]
             try:
-                files = archive.read_files(self.blobs.read(digest), max_total=64 << 20)
+                if data is None:
+                    data = blobs_catalog.get(conn, digest) or self.blobs.read(digest)
+                files = archive.read_files(data, max_total=64 << 20)
                 return load_verifier(app.verifier)(args, files)
             except Exception:  # a hostile archive must not break the coordinator
                 return Verdict.REJECTED

@@ -103,7 +103,6 @@ class Changes:
     replicas_new: list[dict] = field(default_factory=list)
     replicas: dict[int, dict] = field(default_factory=dict)
     hosts: dict[int, dict] = field(default_factory=dict)
-    data_new: list[dict] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)  # jobs that reached a final state
 
     def job(self, job_id: int, **fields) -> None:
@@ -116,9 +115,20 @@ class Changes:
         self.hosts.setdefault(host_id, {}).update(fields)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts or self.data_new
-        )
+        return bool(self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts)
+
+    @classmethod
+    def merge(cls, parts: list["Changes"]) -> "Changes":
+        """One record with the effect of writing ``parts`` in order."""
+        out = cls()
+        for ch in parts:
+            out.jobs_new += ch.jobs_new
+            out.replicas_new += ch.replicas_new
+            for target, source in ((out.jobs, ch.jobs), (out.replicas, ch.replicas), (out.hosts, ch.hosts)):
+                for row_id, fields in source.items():
+                    target.setdefault(row_id, {}).update(fields)
+            out.finished += ch.finished
+        return out
 
 
 class Engine:
@@ -447,9 +457,6 @@ class Engine:
         if d.certified is not None:
             winner = next(r for r in job.replicas if r.id in d.valid)
             self._end(job, JobStatus.COMPLETED, now, ch, result_sha256=d.certified, result_size=winner.size)
-            ch.data_new.append(
-                {"sha256": d.certified, "size": winner.size, "owner_id": job.owner_id, "job_id": job.id}
-            )
         elif d.error is not None:
             tail = f": {job.last_stderr}" if job.last_stderr else ""
             self._end(job, JobStatus.ERROR, now, ch, error=d.error + tail)

@@ -1,0 +1,205 @@
+"""``xwpy vanity ...``: estimate, keygen, combine, local search.
+
+The group is attached to the main CLI with ``cli.add_command(vanity)``; on its own it runs as
+``python -m apps.vanitygen.cli``. Grid search (``vanity search``) plugs a coordinator backend into
+``search.run_search`` and reuses ``_report``/``_progress_printer`` from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import click
+
+from apps.vanitygen import combine as combine_mod
+from apps.vanitygen import kernels
+from apps.vanitygen.candidates import describe
+from apps.vanitygen.difficulty import estimate as estimate_of
+from apps.vanitygen.difficulty import format_duration
+from apps.vanitygen.keys import parse_private_key
+from apps.vanitygen.prefix import PrefixError, Target, compile_prefix
+from apps.vanitygen.progress import human, render
+from apps.vanitygen.search import Progress, SearchError, SearchSpec, plan_search, run_search
+from apps.vanitygen.secp256k1 import decode
+
+
+def _target(prefix: str, icase: bool) -> Target:
+    try:
+        return compile_prefix(prefix, icase)
+    except PrefixError as exc:
+        raise click.BadParameter(str(exc), param_hint="PREFIX") from None
+
+
+def _pubkey(text: Optional[str]) -> Optional[bytes]:
+    if text is None:
+        return None
+    try:
+        raw = bytes.fromhex(text.strip())
+        decode(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a SEC1 public key in hex ({exc})", param_hint="--split-key") from None
+    return raw
+
+
+@click.group("vanity")
+def vanity() -> None:
+    """Bitcoin vanity addresses (P2PKH): the grid's demo application."""
+
+
+@vanity.command()
+@click.argument("prefix")
+@click.option("--icase", is_flag=True, help="Case-insensitive match.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Keys/s for the time estimates (default: measure this machine).")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True, help="Processes assumed when measuring.")
+def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int) -> None:
+    """Difficulty of PREFIX: expected tries, probabilities, time to find it."""
+    target = _target(prefix, icase)
+    e = estimate_of(target)
+    click.echo(f"prefix:           {prefix}" + (" (case-insensitive)" if icase else ""))
+    click.echo(f"per key:          1 in {e.expected_tries:,.0f} (p = {e.probability:.4g})")
+    click.echo(f"expected tries:   {e.expected_tries:,.0f}")
+    click.echo(f"tries for 50/90/99%: {e.tries_50:,.0f} / {e.tries_90:,.0f} / {e.tries_99:,.0f}")
+    if rate is None:
+        from apps.vanitygen.local import calibrate
+
+        name, _ = kernels.get()
+        per = calibrate(name)
+        rate = per * workers
+        source = f"this machine: {workers} x {human(per)} keys/s, {name} kernel"
+    else:
+        source = "given"
+    click.echo(
+        f"at {human(rate)} keys/s ({source}): 50% in {format_duration(e.tries_50 / rate)}, "
+        f"90% in {format_duration(e.tries_90 / rate)}, 99% in {format_duration(e.tries_99 / rate)}"
+    )
+
+
+@vanity.command()
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="File for the secret (created, mode 0600).")
+def keygen(out: str) -> None:
+    """Make a split-key secret q and print its public key Q for --split-key."""
+    q, pub = combine_mod.keygen()
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{out} already exists; refusing to overwrite a secret") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {out}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{q:064x}\n")
+    click.echo(pub.hex())
+    click.echo(f"secret written to {out}; keep it, the grid only ever sees the public key above", err=True)
+
+
+@vanity.command()
+@click.option("--secret", "secret_file", type=click.Path(exists=True, dir_okay=False), required=True, help="The file keygen wrote.")
+@click.option("--result", "result_file", type=click.Path(exists=True, dir_okay=False), help="The match record (result.json).")
+@click.option("--partial", help="Partial key in hex (instead of --result).")
+@click.option("--candidate", type=click.IntRange(0, 5), help="Candidate index (with --partial).")
+@click.option("--uncompressed", is_flag=True, help="The search used uncompressed keys (with --partial).")
+def combine(secret_file: str, result_file: Optional[str], partial: Optional[str], candidate: Optional[int], uncompressed: bool) -> None:
+    """Combine a split-key search's partial key with your secret; print address and WIF."""
+    try:
+        with open(secret_file) as f:
+            secret = parse_private_key(f.read())
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot read the secret from {secret_file}: {exc}") from None
+    try:
+        if result_file is not None:
+            if partial is not None or candidate is not None:
+                raise click.UsageError("give either --result or --partial with --candidate, not both")
+            try:
+                with open(result_file, "rb") as f:
+                    record = json.loads(f.read())
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(f"cannot read the match record {result_file}: {exc}") from None
+            out = combine_mod.combine_record(record, secret)
+        else:
+            if partial is None or candidate is None:
+                raise click.UsageError("give --result, or --partial and --candidate")
+            try:
+                k = int(partial, 16)
+            except ValueError:
+                raise click.BadParameter("not a hexadecimal number", param_hint="--partial") from None
+            out = combine_mod.combine_parts(k, candidate, secret, not uncompressed)
+    except combine_mod.CombineError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"address: {out.address}")
+    click.echo(f"private key (WIF): {out.wif}")
+
+
+def _progress_printer(stream=None):
+    """A callback for run_search that redraws one status line on a terminal (else logs lines)."""
+    stream = stream or sys.stderr
+    t0 = time.monotonic()
+    last = [0.0]
+    tty = stream.isatty()
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        if not tty and now - last[0] < 5 and progress.found is None:
+            return
+        last[0] = now
+        line = render(progress, now - t0)
+        stream.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+        stream.flush()
+
+    return show
+
+
+def _report(record: dict, out: Optional[str]) -> None:
+    """Print a verified match; in split-key mode say how to get the spending key."""
+    if out is not None:
+        from apps.vanitygen.unit import result_bytes
+
+        with open(out, "wb") as f:
+            f.write(result_bytes(record))
+    click.echo(f"address: {record['address']}")
+    if "wif" in record:
+        click.echo(f"private key (WIF): {record['wif']}")
+        return
+    click.echo(f"partial key: {record['partial_key']}")
+    click.echo(f"candidate: {record['candidate']} (spending key = {describe(record['candidate'])} * (partial + q) mod N)")
+    where = f"--result {out}" if out else f"--partial {record['partial_key']} --candidate {record['candidate']}"
+    unc = "" if out or record["compressed"] else " --uncompressed"
+    click.echo(f"get the key with: vanity combine --secret SECRET_FILE {where}{unc}")
+
+
+@vanity.command()
+@click.argument("prefix")
+@click.option("--icase", is_flag=True, help="Case-insensitive match.")
+@click.option("--uncompressed", is_flag=True, help="Search uncompressed public keys.")
+@click.option("--split-key", "split_key", metavar="PUBKEY", help="Your public key Q from keygen: the search finds a partial key only.")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+@click.option("--kernel", type=click.Choice(list(kernels.available())), help="Search kernel (default: fastest).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the match record here (for combine).")
+@click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
+def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys) -> None:
+    """Search PREFIX on this machine's cores, without a coordinator."""
+    from apps.vanitygen.local import LocalBackend, calibrate
+
+    _target(prefix, icase)
+    spec = SearchSpec(prefix, icase=icase, compressed=not uncompressed, pubkey=_pubkey(split_key))
+    rate = calibrate(kernel)
+    plan = plan_search(spec, keys_per_second=rate, min_unit_seconds=0.5, max_unit_seconds=2.0)
+    click.echo(f"searching {prefix} with {workers} x {kernels.get(kernel)[0]} kernel (~{human(rate)} keys/s each)", err=True)
+    try:
+        with LocalBackend(workers, kernel) as backend:
+            found = run_search(plan, backend, parallel=2 * workers, on_progress=_progress_printer(), max_keys=max_keys)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("", err=True)
+    if found is None:
+        raise click.ClickException(f"no match within {max_keys:,} keys")
+    _report(found, out)
+
+
+if __name__ == "__main__":
+    vanity()

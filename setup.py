@@ -1,0 +1,54 @@
+"""Build script: only the optional native vanity kernel; all metadata lives in setup.cfg.
+
+The extension is optional: with no C compiler (or a compiler that lacks GCC/Clang extensions such
+as ``unsigned __int128``) the build prints a warning and xwpy installs without it; the pure-Python
+kernel is then used. For development, build it in place with::
+
+    python setup.py build_ext --inplace
+"""
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE = "apps/vanitygen/native/"
+
+
+class OptionalBuildExt(build_ext):
+    """Build extensions, but let the install continue without them if compilation fails."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # distutils raises a variety of platform/compiler errors
+            self._warn(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._warn(exc, ext.name)
+            self._failed = getattr(self, "_failed", set()) | {ext.name}
+
+    def copy_extensions_to_source(self):  # --inplace: copy only what was built
+        kept = self.extensions
+        self.extensions = [e for e in kept if e.name not in getattr(self, "_failed", set())]
+        try:
+            super().copy_extensions_to_source()
+        finally:
+            self.extensions = kept
+
+    def _warn(self, exc, name="extensions"):
+        print(f"WARNING: could not build optional {name} ({exc}); using the pure-Python kernel")
+
+
+setup(
+    ext_modules=[
+        Extension(
+            "apps.vanitygen._native",
+            sources=[NATIVE + "_native.c"],
+            depends=[NATIVE + h for h in ("field.h", "hash_scalar.h", "hash_lanes.h", "sha_ni.h")],
+            extra_compile_args=["-O3", "-std=gnu11", "-fno-strict-aliasing"],
+        )
+    ],
+    cmdclass={"build_ext": OptionalBuildExt},
+)
