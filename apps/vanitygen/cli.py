@@ -1,4 +1,4 @@
-"""``xwpy vanity ...``: estimate, keygen, combine, local search.
+"""``xwpy vanity ...``: estimate, keygen, combine, local search, grid search.
 
 The group is attached to the main CLI with ``cli.add_command(vanity)``; on its own it runs as
 ``python -m apps.vanitygen.cli``. Grid search (``vanity search``) plugs a coordinator backend into
@@ -194,6 +194,55 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
     except SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("", err=True)
+    if found is None:
+        raise click.ClickException(f"no match within {max_keys:,} keys")
+    _report(found, out)
+
+
+@vanity.command()
+@click.argument("prefix")
+@click.option("--icase", is_flag=True, help="Case-insensitive match.")
+@click.option("--uncompressed", is_flag=True, help="Search uncompressed public keys.")
+@click.option("--split-key", "split_key", metavar="PUBKEY", help="Your public key Q from keygen: the grid finds a partial key only.")
+@click.option("--rate", type=click.FloatRange(min=1), default=2_000_000, show_default=True,
+              help="Keys/s of one grid worker, for sizing work units.")
+@click.option("--unit-seconds", type=click.FloatRange(min=0.1), default=20, show_default=True,
+              help="Target duration of one work unit on one worker.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Units in flight (default: twice the live job slots).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the match record here (for combine).")
+@click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
+@click.pass_context
+def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, parallel, out, max_keys) -> None:
+    """Search PREFIX on the grid (coordinator from the main options: --site, or --url/--token/--ca)."""
+    import secrets as _secrets
+
+    from xwpy.client.api import ClientError
+
+    from apps.vanitygen.grid import GridBackend, capacity, ensure_app
+
+    _target(prefix, icase)
+    settings = ctx.find_root().obj
+    if settings is None or not hasattr(settings, "client"):
+        raise click.UsageError("run it as `xwpy vanity search` so that it can reach a coordinator")
+    spec = SearchSpec(prefix, icase=icase, compressed=not uncompressed, pubkey=_pubkey(split_key))
+    plan = plan_search(spec, keys_per_second=rate, min_unit_seconds=unit_seconds / 4, max_unit_seconds=unit_seconds)
+    try:
+        client = settings.client()
+        ensure_app(client)
+        slots = parallel or 2 * capacity(client)
+        batch = f"vanity-{_secrets.token_hex(6)}"
+        click.echo(f"searching {prefix} on the grid: batch {batch}, {human(plan.keys_per_unit)} keys per unit, "
+                   f"{slots} units in flight", err=True)
+        found = run_search(plan, GridBackend(client, batch), parallel=slots, on_progress=_progress_printer(),
+                           max_keys=max_keys)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("", err=True)
     if found is None:
