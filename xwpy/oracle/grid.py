@@ -8,8 +8,8 @@ every volunteer's host may run them.
 
 from __future__ import annotations
 
-import functools
 import time
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 from twisted.internet.threads import deferToThread
@@ -30,9 +30,7 @@ class GridAppUnavailable(Exception):
     pass
 
 
-@functools.lru_cache(maxsize=1024)
-def _files(blobs, sha256: str) -> dict[str, bytes]:
-    return archive.read_files(blobs.read(sha256), max_total=MAX_RESULT_FILES)
+FILES_CACHE = 1024  # result archives are immutable (content-addressed): keep the unpacked ones
 
 
 class GridLink:
@@ -41,6 +39,7 @@ class GridLink:
         self.user: User | None = None
         self.apps: dict[str, App] = {}  # hub app name -> grid app
         self.unusable: dict[str, str] = {}  # hub app name -> why its grid app cannot be used
+        self._files: OrderedDict[str, dict[str, bytes]] = OrderedDict()
 
     async def setup(self, handlers: dict[str, Handler]) -> None:
         co = self.co
@@ -103,10 +102,28 @@ class GridLink:
         files = None
         if job.status == "COMPLETED" and job.result_sha256:
             try:
-                files = await deferToThread(_files, self.co.blobs, job.result_sha256)
+                files = await self.result_files(job.result_sha256)
             except Exception as e:  # noqa: BLE001 - a certified result we cannot read is a failed job to the handler
                 return JobView(job_id, tag, "ERROR", job.result_sha256, error=f"result unreadable: {e}")
         return JobView(job_id, tag, job.status, job.result_sha256, files, job.error)
+
+    async def result_files(self, sha256: str) -> dict[str, bytes]:
+        """The files of a result archive: from the blob store, or the catalog's small blobs."""
+        if sha256 in self._files:
+            self._files.move_to_end(sha256)
+            return self._files[sha256]
+        co = self.co
+        if co.blobs.size(sha256) is not None:
+            data = await deferToThread(co.blobs.read, sha256)
+        else:
+            data = await co.catalog.blobs.get(sha256)
+            if data is None:
+                raise FileNotFoundError(f"result {sha256} is stored nowhere")
+        files = await deferToThread(archive.read_files, data, max_total=MAX_RESULT_FILES)
+        self._files[sha256] = files
+        if len(self._files) > FILES_CACHE:
+            self._files.popitem(last=False)
+        return files
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.co.dispatcher.on_final(listener)
