@@ -4,15 +4,18 @@ and everyone is paid exactly; on the embedded chain (served by the coordinator) 
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
 from tests.oracle.oraclegrid import OracleGrid, hashchain
 
+from apps.vanitygen import combine
 from xwpy.chain.contracts import TaskStatus as OnChain
 from xwpy.chain.contracts import fee_split
 from xwpy.chain.tx import TxReverted
-from xwpy.client.chainclient import describe, request_direct, wait_final
+from xwpy.chain.deploy import deploy_consumer
+from xwpy.client.chainclient import describe, request_direct, request_vanity, wait_final
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.slow
@@ -57,6 +60,36 @@ def test_a_paid_request_is_computed_on_the_grid_and_committed_once(oracle_grid):
     replicas = og.admin.job(job["id"])["replicas"]
     valid = [r for r in replicas if r["validation"] == "VALID"]
     assert len(valid) >= 2 and len({r["host_id"] for r in valid}) == len(valid)
+
+
+def test_a_vanity_address_paid_through_the_consumer_arrives_in_the_consumer(oracle_grid):
+    og = oracle_grid.start(workers=3)
+    secret, pub = combine.keygen()  # the requester's split key: the grid only sees pub
+    consumer = deploy_consumer(og.sender("deployer"), og.deployment, pub.hex())
+    before = og.balances(*ROLES)
+    req = request_vanity(og.target, og.sender("requester"), consumer.address, "1x", ttl=600)
+    row = og.wait_committed(req.task_id)
+
+    got = consumer.result(req.task_id)
+    assert got is not None and got == row.result and len(got) <= 400
+    result = json.loads(got)
+    key = combine.combine_parts(int(result["partial_key"], 16), result["candidate"], secret)
+    assert key.address == result["address"] and key.address.startswith("1x")
+    [event] = og.hub.completed_events(og.deployment.block, task_id=req.task_id)
+    assert event.callback_ok and event.result == got and event.digest.hex() == row.digest
+
+    to_owner, to_pool = fee_split(req.price, og.deployment.pool_fee_bps)
+    assert req.price == 10 * 10**9
+    after = og.balances(*ROLES)
+    assert (after["requester"], after["app_owner"], after["pool"]) == (
+        before["requester"] - req.price, before["app_owner"] + to_owner, before["pool"] + to_pool)
+    assert og.token.balance_of(consumer.address) == 0  # the consumer only passed the payment on
+
+    # The winning unit was certified by the app's verifier on the grid; its archive is the digest.
+    winner = og.admin.job(row.result_job)
+    assert winner["status"] == "COMPLETED" and winner["result_sha256"] == row.digest
+    assert any(r["verdict"] == "verified" for r in winner["replicas"])
+    assert {j["app"] for j in og.oracle_jobs()} == {"oracle-vanitygen"}
 
 
 def test_past_its_deadline_a_request_is_refunded_and_only_the_oracle_may_commit(oracle_grid):

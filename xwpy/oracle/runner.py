@@ -15,6 +15,7 @@ After a crash between 1 and 3 the batch name tells: jobs under it exist (adopt t
 from __future__ import annotations
 
 import enum
+import secrets
 from typing import Callable
 
 from twisted.logger import Logger
@@ -50,7 +51,8 @@ class Runner:
         self.on_jobs = on_jobs
 
     def _ctx(self, t: ChainTask) -> Context:
-        return Context(now=self.chain_now(), deadline=t.deadline, margin=self.margin, hosts=self.grid.live_hosts())
+        return Context(now=self.chain_now(), deadline=t.deadline, margin=self.margin, hosts=self.grid.live_hosts(),
+                       seed=secrets.randbits(256))
 
     async def _set(self, t: ChainTask, new: TaskStatus | None, **fields) -> None:
         await self.catalog.chain.update(t.id, t.status, new, self.wall(), **fields)

@@ -73,6 +73,7 @@ class Context:
     deadline: int  # the task's deadline, in chain time
     margin: float  # no new work this close to the deadline
     hosts: int  # hosts the grid knows are alive
+    seed: int = 0  # 256 random bits for a handler's start (e.g. where a search begins)
 
     @property
     def time_left(self) -> float:
