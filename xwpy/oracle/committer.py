@@ -137,10 +137,18 @@ class Committer:
 
     async def _await_receipt(self, t: ChainTask, tx_hash: bytes) -> Outcome:
         try:
-            await self.link.wait(tx_hash, self.receipt_wait)
+            receipt = await self.link.wait(tx_hash, self.receipt_wait)
         except TxTimeout:
             return Outcome.RETRY
-        return Outcome.PROGRESS  # mined: the next look at the chain says how it went
+        if receipt["status"] == 1:
+            # The hub's commit succeeded, so the task is completed with our digest: no need to ask.
+            row = await self.catalog.chain.get(t.id)
+            if row.status.final:
+                return Outcome.PROGRESS
+            await self.catalog.chain.update(t.id, row.status, TaskStatus.COMMITTED, self.wall(),
+                                            commit_block=receipt["blockNumber"], commit_gas=receipt["gasUsed"])
+            log.info("task {task}: committed on chain", task=t.task_id)
+        return Outcome.PROGRESS  # reverted: the next look at the chain says why
 
 
 def _b(hex_text: str | None) -> bytes:
