@@ -107,7 +107,8 @@ def register(cli: click.Group) -> None:
     @click.option("--pool", "pool_address", help="Where the pool's share goes (default with --account: the demo pool).")
     @click.option("--app", "apps", multiple=True, metavar="NAME=PRICE",
                   help="Register an app at a price in RLC (default: the oracle's apps at their demo prices).")
-    @click.option("--mint", multiple=True, metavar="ADDRESS=AMOUNT", help="Mint RLC to an address (the deployer mints).")
+    @click.option("--mint", multiple=True, metavar="ADDRESS=AMOUNT",
+                  help="Mint RLC to an address (default with --account: 1000 RLC to each demo requester).")
     @click.option("--pool-fee-bps", type=click.IntRange(0, 10_000), default=3_000, show_default=True)
     @click.option("--callback-gas", type=click.IntRange(1, 10_000_000), default=400_000, show_default=True)
     @click.option("--json", "as_json", is_flag=True)
@@ -119,7 +120,7 @@ def register(cli: click.Group) -> None:
         from web3 import Web3
 
         from xwpy.chain.accounts import demo_account
-        from xwpy.chain.deploy import deploy_stack
+        from xwpy.chain.deploy import DEMO_MINT, deploy_stack
         from xwpy.client.chainclient import ChainClientError, parse_rlc
         from xwpy.oracle.chainsetup import demo_apps
         from xwpy.oracle.handlers import default_handlers
@@ -148,6 +149,8 @@ def register(cli: click.Group) -> None:
 
         prices = pairs(apps, "app") or demo_apps(default_handlers())
         minted = pairs(mint, "mint")
+        if not minted and demo:  # the demo requesters get something to pay with
+            minted = {demo_account(r).address: DEMO_MINT for r in ("requester", "requester2")}
         for a in minted:
             address(a, None, "mint")
         owner = deployer
