@@ -45,8 +45,11 @@ def vanity_search(client, prefix: str) -> None:
     click.echo(f"   private key (WIF): {out.wif}")
 
 
-def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, prefix: str = "1xw") -> int:
+def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, prefix: str = "1xw",
+             chain: bool = True) -> int:
     grid = LocalGrid(root, heartbeat=1.0)
+    if chain:  # the coordinator's oracle, on its embedded chain (step 8 on)
+        grid.enable_oracle(rpc_port=0, poll_seconds=0.2)
     try:
         say(f"1. site created in {grid.cfg.dir}; starting the coordinator")
         grid.start_coordinator()
@@ -92,6 +95,10 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
                            f"   {agree} agreeing replicas on {hosts} hosts")
         click.echo(f"   total: {total:,} primes below {jobs * step:,}")
         vanity_search(alice, prefix)
+        if chain:
+            from xwpy.demo_chain import order_on_chain
+
+            order_on_chain(grid, prefix)
         return 0
     finally:
         grid.close()

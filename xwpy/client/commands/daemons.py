@@ -93,7 +93,9 @@ def register(cli: click.Group) -> None:
                   help="Where to put the demo site and logs (default: a temporary directory).")
     @click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
     @click.option("--jobs", type=click.IntRange(1, 1000), default=12, show_default=True)
-    def demo(root, workers, jobs):
+    @click.option("--chain/--no-chain", default=True, show_default=True,
+                  help="End with a vanity address paid in RLC on the embedded chain, delivered by the oracle.")
+    def demo(root, workers, jobs, chain):
         """Run a whole grid on this machine, end to end: coordinator, workers, a batch of jobs."""
         import tempfile
 
@@ -101,5 +103,5 @@ def register(cli: click.Group) -> None:
 
         if root is None:
             with tempfile.TemporaryDirectory(prefix="xwpy-demo-") as tmp:
-                sys.exit(run_demo(Path(tmp), workers, jobs))
-        sys.exit(run_demo(root, workers, jobs, keep=True))
+                sys.exit(run_demo(Path(tmp), workers, jobs, chain=chain))
+        sys.exit(run_demo(root, workers, jobs, keep=True, chain=chain))
