@@ -259,8 +259,9 @@ class OracleService(service.MultiService):
         self._backoff.pop(pk, None)
         if t is None:
             return
-        for j in t.job_ids:
-            self._job_task.pop(j, None)
+        mapped = [j for j in t.job_ids if self._job_task.pop(j, None) is not None]
+        if t.job_ids and not mapped:
+            return  # said already: a late kick (e.g. its cancelled jobs ending)
         log.info("task {task} ({app}) is {status}{why}", task=t.task_id, app=t.app, status=t.status.value,
                  why=f": {t.error}" if t.error else "")
 

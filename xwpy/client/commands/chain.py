@@ -275,7 +275,8 @@ def _status_text(info: dict) -> str:
         lines.append(f"  digest    {info['digest']}")
     if info.get("result") is not None:
         lines.append(f"  result    {info['result']}")
-        lines.append(f"  callback  {'delivered' if info.get('callback_ok') else 'not delivered'}")
+        if int(info["callback"], 16):
+            lines.append(f"  callback  {'delivered' if info.get('callback_ok') else 'not delivered'}")
     if "consumer_result" in info:
         lines.append(f"  consumer  {info['consumer_result'] if info['consumer_result'] is not None else '(nothing yet)'}")
     if "refunded" in info:
