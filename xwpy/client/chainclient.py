@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +38,11 @@ def parse_rlc(text: str) -> int:
         raise ChainClientError(f"not an amount of RLC: {text!r}") from None
     if not value.is_finite() or value < 0:
         raise ChainClientError(f"not an amount of RLC: {text!r}")
-    units = value * 10**RLC_DECIMALS
+    with localcontext() as ctx:
+        ctx.prec = 100  # exact up to uint256 (78 digits)
+        units = value * 10**RLC_DECIMALS
+    if units >= 2**256:
+        raise ChainClientError(f"{text} RLC is more than a uint256 holds")
     if units != units.to_integral_value():
         raise ChainClientError(f"{text} RLC is finer than the token's {RLC_DECIMALS} decimals")
     return int(units)

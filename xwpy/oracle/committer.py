@@ -73,10 +73,11 @@ def plan(t: ChainTask, on_chain: TaskInfo, chain_time: int, tx: TxState | None, 
 
 
 class Committer:
-    def __init__(self, catalog, link, *, wall, receipt_wait: float = 10.0):
+    def __init__(self, catalog, link, *, wall, chain_now=None, receipt_wait: float = 10.0):
         self.catalog = catalog
         self.link = link
         self.wall = wall
+        self.chain_now = chain_now  # the chain clock's estimate: an idle node's last block is old
         self.receipt_wait = receipt_wait
         self._send = DeferredLock()  # nonces go out in order
 
@@ -91,7 +92,8 @@ class Committer:
             tx = await self.link.tx_state(_b(t.commit_tx))
             if tx.kind == "unknown":
                 node_nonce = await self.link.pending_nonce()
-        action = plan(t, on_chain, head.timestamp, tx, node_nonce)
+        now = max(head.timestamp, int(self.chain_now())) if self.chain_now is not None else head.timestamp
+        action = plan(t, on_chain, now, tx, node_nonce)
         if action.kind == "committed":
             fields = {}
             if tx is not None and tx.kind == "mined" and tx.receipt["status"] == 1:

@@ -18,6 +18,7 @@ import enum
 import secrets
 from typing import Callable
 
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from xwpy.lifecycle.chaintask import TaskStatus
@@ -77,7 +78,7 @@ class Runner:
             await self._set(t, TaskStatus.EXPIRED, error="deadline passed before the work started")
             return Outcome.PROGRESS
         try:
-            state, decision = handler.start(t.params, ctx)
+            state, decision = await deferToThread(handler.start, t.params, ctx)
         except BadParams as e:
             await self._set(t, TaskStatus.FAILED, error=f"bad params: {e}")
             return Outcome.PROGRESS
@@ -122,7 +123,7 @@ class Runner:
             await self._set(t, TaskStatus.FAILED if handler is None else TaskStatus.EXPIRED, error=why)
             await self._cancel(active)
             return Outcome.PROGRESS
-        decision = handler.step(t.params, t.state, jobs, ctx)
+        decision = await deferToThread(handler.step, t.params, t.state, jobs, ctx)  # pure, but may verify keys
         if isinstance(decision, Wait):
             if decision.state is not None and dict(decision.state) != t.state:
                 await self._set(t, None, state=dict(decision.state))

@@ -94,7 +94,7 @@ class OracleService(service.MultiService):
                                  confirmations=cfg.confirmations, block_range=cfg.block_range, wall=wall)
         self.runner = Runner(self.co.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
                              margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs)
-        self.committer = Committer(self.co.catalog, self.link, wall=wall)
+        self.committer = Committer(self.co.catalog, self.link, wall=wall, chain_now=self.chain_now)
         self._loop = ttask.LoopingCall(self._tick)
         self._loop.clock = self.reactor
         self._loop.start(cfg.poll_seconds, now=True).addErrback(lambda f: log.failure("oracle loop stopped", f))
