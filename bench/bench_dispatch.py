@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from xwpy.localgrid import LocalGrid, child_env, wait_for
+from xwpy.localgrid import LocalGrid, child_env, fresh_postgres_database, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,33 +55,8 @@ class Bench:
         root = self.root / name
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        grid = LocalGrid(root, heartbeat=10.0)
-        if db == "postgres":
-            self._use_postgres(grid)
-        return grid
-
-    def _use_postgres(self, grid: LocalGrid) -> None:
-        from sqlalchemy import create_engine, text
-
-        name = f"xwpy_bench_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
-        admin = create_engine(self.db_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = self.db_url.rsplit("/", 1)[0] + "/" + name
-        cfg_path = grid.cfg.dir / "xwpy.toml"
-        text_cfg = cfg_path.read_text().replace('url = "sqlite:///catalog.sqlite"', f'url = "{url}"')
-        cfg_path.write_text(text_cfg)
-        from xwpy import config, tokens
-        from xwpy.server.catalog import users
-        from xwpy.server.catalog.connector import ensure_schema, make_engine
-
-        grid.cfg = config.load(grid.cfg.dir)
-        eng = make_engine(url)
-        ensure_schema(eng)
-        with eng.begin() as conn:
-            users.insert(conn, login="admin", role="admin", group="", token_hash=tokens.token_hash(grid.admin_token), now=time.time())
-        eng.dispose()
+        database = fresh_postgres_database(self.db_url) if db == "postgres" else None
+        return LocalGrid(root, heartbeat=10.0, database=database)
 
     def loadgen(self, grid: LocalGrid, token: str, workers: int, seconds: float, slots: int = 4) -> subprocess.Popen:
         return subprocess.Popen(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -71,7 +72,7 @@ data = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("sha256", String(64), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("access", String(8), nullable=False),
     Column("name", String(128), nullable=False, default=""),
@@ -98,7 +99,7 @@ hosts = Table(
     Column("name", String(64), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("cpus", Integer, nullable=False),
-    Column("memory", Integer, nullable=False),
+    Column("memory", BigInteger, nullable=False),
     Column("os", String(64), nullable=False, default=""),
     Column("registered_at", Float, nullable=False),
     Column("last_alive", Float, nullable=False),
@@ -119,11 +120,11 @@ jobs = Table(
     Column("quorum", Integer, nullable=False),
     Column("max_replicas", Integer, nullable=False),
     Column("max_errors", Integer, nullable=False),
-    Column("memory", Integer, nullable=False),  # from the app's limits, for host capacity
+    Column("memory", BigInteger, nullable=False),  # from the app's limits, for host capacity
     Column("visibility", String(8), nullable=False),  # public | owner | group
     Column("vis_group", String(64), nullable=False, default=""),
     Column("result_sha256", String(64)),
-    Column("result_size", Integer),
+    Column("result_size", BigInteger),
     Column("error", Text),
     Column("submitted_at", Float, nullable=False),
     Column("started_at", Float),
@@ -155,7 +156,7 @@ replicas = Table(
     Column("finished_at", Float),
     Column("exit_code", Integer),
     Column("result_sha256", String(64)),
-    Column("result_size", Integer),
+    Column("result_size", BigInteger),
     Column("stderr_tail", Text),
     Column("error", Text),
     Index("ix_replicas_job", "job_id"),
