@@ -24,6 +24,9 @@ from twisted.web.http_headers import Headers
 from xwpy import archive, pki
 
 
+DEBUG = bool(__import__("os").environ.get("XWPY_LOADGEN_DEBUG"))
+
+
 class Sim:
     def __init__(self, reactor, url: str, ca_pem: bytes, connections: int):
         self.reactor = reactor
@@ -66,6 +69,8 @@ class Sim:
         reply = await self.call(token, "/work/request", ask)
         while self.reactor.seconds() < self.stop_at:
             replicas = reply.get("replicas", [])
+            if DEBUG:
+                print(f"{self.reactor.seconds():.3f} sim{index} host {reg['host_id']} got {[a['replica_id'] for a in replicas]}", file=sys.stderr, flush=True)
             if not replicas:
                 reply = await self.call(token, "/work/request", ask)
                 continue
@@ -74,6 +79,8 @@ class Sim:
                 digest, inline = self.result_of(a["job_id"])
                 results.append({"replica_id": a["replica_id"], "exit_code": 0, "result_sha256": digest, "inline": inline})
             reply = await self.call(token, "/work/results", {"results": results, "next": ask})
+            if DEBUG:
+                print(f"{self.reactor.seconds():.3f} sim{index} host {reg['host_id']} outcome {reply['outcome']}", file=sys.stderr, flush=True)
             self.reported += sum(1 for v in reply["outcome"].values() if v == "accepted")
 
 

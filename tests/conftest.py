@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
@@ -23,14 +22,8 @@ def catalog_url(request, tmp_path):
         if os.environ.get("XWPY_REQUIRE_PG"):
             pytest.fail("XWPY_REQUIRE_PG is set but XWPY_TEST_PG is not")
         pytest.skip("set XWPY_TEST_PG=postgresql+psycopg://user@host/db to run against PostgreSQL")
-    from sqlalchemy import create_engine, text
+    from xwpy.localgrid import drop_postgres_database, fresh_postgres_database
 
-    name = f"xwpy_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = fresh_postgres_database(base)
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_postgres_database(url)

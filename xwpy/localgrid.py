@@ -82,17 +82,46 @@ class Proc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def fresh_postgres_database(server_url: str) -> str:
+    """Create an empty database on the PostgreSQL server of ``server_url``; return its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"xwpy_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    server, name = url.rsplit("/", 1)
+    admin = create_engine(server + "/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @dataclass
 class LocalGrid:
     root: Path
     heartbeat: float = 1.0
+    database: str | None = None  # a SQLAlchemy URL; the site's SQLite file when None
     procs: list[Proc] = field(default_factory=list)
 
     def __post_init__(self):
         self.root = Path(self.root)
         self.port = free_port()
         self.cfg, self.admin_token = init_site(
-            self.root / "site", port=self.port,
+            self.root / "site", port=self.port, database=self.database,
             scheduler={"heartbeat_seconds": self.heartbeat, "reap_seconds": min(1.0, self.heartbeat / 2)},
         )
         self.url = f"https://127.0.0.1:{self.port}"

@@ -15,13 +15,29 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def grid(request, tmp_path):
+    """A site with its coordinator's catalog in SQLite — or, for tests marked
+    ``@pytest.mark.parametrize("grid", ["postgres"], indirect=True)``, in PostgreSQL."""
     if os.geteuid() == 0 and not os.access(sys.executable, os.X_OK, effective_ids=False):
         pytest.fail("jobs run as unprivileged uids: make the Python interpreter reachable by them (see .ci/run)")
-    g = Grid(tmp_path)
+    database = None
+    if getattr(request, "param", "sqlite") == "postgres":
+        base = os.environ.get("XWPY_TEST_PG")
+        if not base:
+            if os.environ.get("XWPY_REQUIRE_PG"):
+                pytest.fail("XWPY_REQUIRE_PG is set but XWPY_TEST_PG is not")
+            pytest.skip("set XWPY_TEST_PG to run against PostgreSQL")
+        from xwpy.localgrid import fresh_postgres_database
+
+        database = fresh_postgres_database(base)
+    g = Grid(tmp_path, database=database)
     try:
         yield g
     finally:
         g.close()
+        if database is not None:
+            from xwpy.localgrid import drop_postgres_database
+
+            drop_postgres_database(database)
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             for p in g.procs:

@@ -12,6 +12,7 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("grid", ["sqlite", "postgres"], indirect=True)
 def test_thirty_jobs_three_workers(grid, tmp_path):
     grid.start_coordinator()
     vol = grid.user("vol", "worker")
@@ -127,6 +128,7 @@ def test_a_lying_worker_is_outvoted(grid, tmp_path):
     assert hosts["liar"]["reputation"] == 0 and hosts["h1"]["reputation"] > 0
 
 
+@pytest.mark.parametrize("grid", ["sqlite", "postgres"], indirect=True)
 def test_coordinator_killed_and_restarted(grid, tmp_path):
     coord = grid.start_coordinator()
     vol = grid.user("vol", "worker")

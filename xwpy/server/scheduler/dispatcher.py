@@ -103,6 +103,7 @@ class Dispatcher(service.Service):
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
         self._job_waiters: dict[int, list[Deferred]] = {}
+        self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -165,18 +166,22 @@ class Dispatcher(service.Service):
 
     async def _commit(self, ch: Changes, now: float, fetch: list[int] | None = None,
                       blobs: list[tuple[str, bytes]] | None = None):
+        self._finishing.update(ch.finished)
         try:
             result = await self.catalog.write_batched("scheduler", _Write(ch, fetch, blobs or []), engine=True)
         except CatalogUnavailable as e:
             self._freeze(str(e))
             raise
+        finally:
+            self._finishing.difference_update(ch.finished)
         if ch.finished:
             self._announce(ch)
         return result
 
     def wait_final(self, job_id: int, timeout: float) -> Deferred:
-        """Fires once the job is final (or at once if it is not active), or after ``timeout``."""
-        if job_id not in self.engine.jobs:
+        """Fires once the job's final state is committed (at once if it is not active), or after
+        ``timeout``."""
+        if job_id not in self.engine.jobs and job_id not in self._finishing:
             return succeed(None)
         d: Deferred = Deferred()
         waiters = self._job_waiters.setdefault(job_id, [])

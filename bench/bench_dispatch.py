@@ -1,0 +1,248 @@
+"""Dispatch benchmark: how many replicas one coordinator hands out and certifies, how fast a small
+job comes back, and whether that holds as the catalog grows.
+
+    python -m bench.bench_dispatch            # the whole table (about 10 minutes)
+    python -m bench.bench_dispatch --quick    # a smaller table (about 3 minutes)
+
+Simulated workers (``bench/loadgen.py``, one separate process, many light clients) speak the real
+HTTPS protocol to a real coordinator process. Every transition is persisted (SQLite by default;
+PostgreSQL when --pg URL is given or XWPY_TEST_PG is set). Dask distributed runs the same count of
+trivial tasks on this machine in the same run, for a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from xwpy.localgrid import LocalGrid, child_env, fresh_postgres_database, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    label: str
+    workers: int
+    replication: int
+    db: str
+    prefill: int = 0
+    replicas_per_s: float = 0.0
+    jobs_per_s: float = 0.0
+    commits_per_s: float = 0.0
+    rss_mb: float = 0.0
+    cpu: float = 0.0
+
+
+class Bench:
+    def __init__(self, root: Path, db_url: str | None):
+        self.root = root
+        self.db_url = db_url
+
+    def grid(self, name: str, db: str) -> LocalGrid:
+        root = self.root / name
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        database = fresh_postgres_database(self.db_url) if db == "postgres" else None
+        return LocalGrid(root, heartbeat=10.0, database=database)
+
+    def loadgen(self, grid: LocalGrid, token: str, workers: int, seconds: float, slots: int = 4) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen", "--url", grid.url, "--ca", str(grid.cfg.ca_cert), "--token", token,
+             "--workers", str(workers), "--slots", str(slots), "--seconds", str(seconds)],
+            env=child_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=open(os.environ.get("XWPY_LOADGEN_LOG", os.devnull), "ab"),
+        )
+
+    def throughput(self, run: Run, seconds: float, prefill_pending: int = 0) -> Run:
+        grid = self.grid(run.label.replace(" ", "_"), run.db)
+        try:
+            if run.prefill:
+                prefill(grid.cfg.database_url, run.prefill, prefill_pending)
+            grid.start_coordinator()
+            admin = grid.client()
+            vol = grid.user("vol", "worker")
+            alice = grid.client(grid.user("alice"))
+            app = "trivial"
+            alice.register_app(name=app, command=["true"], replication=run.replication, quorum=min(run.replication, 2))
+            backlog = int(2500 * (seconds + 20) * (1 if run.replication == 1 else 0.5))
+            for start in range(0, backlog, 5000):
+                alice.submit([{"app": app, "args": [str(i)]} for i in range(start, min(backlog, start + 5000))])
+            lg = self.loadgen(grid, vol, run.workers, seconds + 15)
+            proc = psutil.Process(grid.coordinator.popen.pid)
+            wait_for(lambda: admin.call("GET", "/stats")["hosts"] >= run.workers, 60, "workers to register")
+            time.sleep(3)  # warm-up: connections open, queues full (measurement window, not a sync)
+            s0, t0 = admin.call("GET", "/stats"), time.monotonic()
+            proc.cpu_percent()
+            rss = 0.0
+            while time.monotonic() - t0 < seconds:
+                time.sleep(0.5)
+                rss = max(rss, proc.memory_info().rss / 2**20)
+            s1, t1 = admin.call("GET", "/stats"), time.monotonic()
+            run.cpu = proc.cpu_percent()
+            dt = t1 - t0
+            run.replicas_per_s = (s1["dispatched"] - s0["dispatched"]) / dt
+            run.jobs_per_s = (s1["certified"] - s0["certified"]) / dt
+            run.commits_per_s = (s1["commits"] - s0["commits"]) / dt
+            run.rss_mb = rss
+            lg.kill()
+            lg.wait()
+            return run
+        finally:
+            grid.close()
+
+    def latency(self, samples: int) -> tuple[float, float, float]:
+        grid = self.grid("latency", "sqlite")
+        try:
+            grid.start_coordinator()
+            admin = grid.client()
+            vol = grid.user("vol", "worker")
+            alice = grid.client(grid.user("alice"))
+            alice.register_app(name="trivial", command=["true"], replication=3, quorum=2)
+            lg = self.loadgen(grid, vol, 6, 600, slots=1)
+            wait_for(lambda: admin.call("GET", "/stats")["waiting_workers"] >= 6, 60, "idle workers")
+            times = []
+            for i in range(samples + 10):
+                t = time.perf_counter()
+                [jid] = alice.submit([{"app": "trivial", "args": [str(i)]}])
+                job = alice.job(jid, wait=30)
+                dt = time.perf_counter() - t
+                assert job["status"] == "COMPLETED", job
+                if i >= 10:  # the first few open connections
+                    times.append(dt * 1000)
+                wait_for(lambda: admin.call("GET", "/stats")["waiting_workers"] >= 6, 30, "workers idle again", 0.001)
+            lg.kill()
+            lg.wait()
+            times.sort()
+            return statistics.median(times), times[int(len(times) * 0.99) - 1], times[-1]
+        finally:
+            grid.close()
+
+
+def prefill(url: str, completed: int, pending: int) -> None:
+    """Fill a fresh SQLite catalog with certified jobs (one replica each) and pending jobs, fast."""
+    from sqlalchemy import create_engine
+
+    from xwpy import tokens
+    from xwpy.server.catalog.connector import ensure_schema
+
+    eng = create_engine(url)
+    ensure_schema(eng)
+    eng.dispose()
+    db = sqlite3.connect(url.removeprefix("sqlite:///"))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    now = time.time()
+    with db:
+        db.execute("INSERT INTO users (id, login, token_hash, role, group_name, disabled, created_at) VALUES (900, 'history', ?, 'user', '', 0, ?)",
+                   (tokens.token_hash("history-" + str(now)), now))
+        db.execute("INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, created_at) "
+                   "VALUES (900, 'history', 900, 'private', '[\"true\"]', ?, 'quorum', 1, 1, ?)",
+                   (json.dumps({"wall_seconds": 60, "cpu_seconds": 60, "memory_bytes": 1 << 28, "output_bytes": 1 << 20, "processes": 4}), now))
+        db.execute("INSERT INTO hosts (id, owner_id, name, token_hash, cpus, memory, os, registered_at, last_alive, reputation) "
+                   "VALUES (900, 900, 'history', ?, 1, 0, '', ?, ?, 0)", (tokens.token_hash("h-" + str(now)), now - 1e5, now - 1e5))
+    step = 100_000
+    for start in range(1, completed + pending + 1, step):
+        end = min(completed + pending, start + step - 1)
+        jobs, reps = [], []
+        for i in range(start, end + 1):
+            done = i <= completed
+            digest = f"{i:064x}"
+            jobs.append((i, 900, 900, "history", json.dumps([str(i)]), "[]", "COMPLETED" if done else "PENDING", 1, 1, 3, 3,
+                         1 << 28, "owner", "", digest if done else None, 2048 if done else None, now - 1e5))
+            if done:
+                reps.append((i, i, 900, "DONE", "VALID", now - 1e5, now - 1e5, 0, digest, 2048))
+        with db:
+            db.executemany("INSERT INTO jobs (id, app_id, owner_id, batch, args, inputs, status, replication, quorum, max_replicas, "
+                           "max_errors, memory, visibility, vis_group, result_sha256, result_size, submitted_at) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", jobs)
+            db.executemany("INSERT INTO replicas (id, job_id, host_id, status, validation, lease_expires, assigned_at, exit_code, "
+                           "result_sha256, result_size) VALUES (?,?,?,?,?,?,?,?,?,?)", reps)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def dask_rate(tasks: int) -> float:
+    """Trivial tasks per second through Dask distributed on this machine (2 worker processes)."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.gather(client.map(_inc, range(100), pure=False))  # warm-up
+        t = time.perf_counter()
+        client.gather(client.map(_inc, range(tasks), pure=False))
+        return tasks / (time.perf_counter() - t)
+
+
+def _inc(x: int) -> int:
+    return x + 1
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a smaller table")
+    p.add_argument("--seconds", type=float, default=10.0, help="measurement window per run")
+    p.add_argument("--pg", default=os.environ.get("XWPY_TEST_PG"), help="PostgreSQL URL (adds PostgreSQL runs)")
+    p.add_argument("--json", dest="json_out", help="also write the results here")
+    args = p.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="xwpy-bench-"))
+    bench = Bench(root, args.pg)
+    runs: list[Run] = []
+    dbs = ["sqlite"] + (["postgres"] if args.pg else [])
+    try:
+        shapes = [(1000, 1), (1000, 3)] if args.quick else [(100, 1), (1000, 1), (100, 3), (1000, 3)]
+        for db in dbs:
+            for workers, r in shapes:
+                run = bench.throughput(Run(f"{db} w{workers} r{r}", workers, r, db), args.seconds)
+                runs.append(run)
+                print(f"  {run.label}: {run.replicas_per_s:,.0f} replicas/s, {run.jobs_per_s:,.0f} jobs/s certified", flush=True)
+        growth = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+        for n in growth:
+            run = bench.throughput(Run(f"sqlite w1000 r1 +{n:,} jobs", 1000, 1, "sqlite", prefill=n), args.seconds)
+            runs.append(run)
+            print(f"  {run.label}: {run.replicas_per_s:,.0f} replicas/s", flush=True)
+        mem = bench.throughput(Run("sqlite w1000 r1 100k pending", 1000, 1, "sqlite", prefill=1), args.seconds,
+                               prefill_pending=100_000)
+        runs.append(mem)
+        print(f"  memory: {mem.rss_mb:.0f} MiB RSS", flush=True)
+        p50, p99, worst = bench.latency(100 if args.quick else 300)
+        print(f"  latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+        dask_tasks = 20_000
+        dask = dask_rate(dask_tasks)
+        print(f"  dask: {dask:,.0f} tasks/s", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    ref = next(r for r in runs if r.label == "sqlite w1000 r1")
+    print()
+    print(f"{'run':36} {'replicas/s':>11} {'jobs/s':>9} {'commits/s':>10} {'coord CPU':>9} {'RSS MiB':>8}")
+    for r in runs:
+        print(f"{r.label:36} {r.replicas_per_s:11,.0f} {r.jobs_per_s:9,.0f} {r.commits_per_s:10,.0f} {r.cpu:8.0f}% {r.rss_mb:8.0f}")
+    first_growth = next(r for r in runs if r.prefill == growth[0])
+    last_growth = next(r for r in runs if r.prefill == growth[-1])
+    drop = 1 - last_growth.replicas_per_s / first_growth.replicas_per_s
+    print()
+    print(f"throughput, SQLite, 1,000 workers, replication 1:  {ref.replicas_per_s:,.0f} replicas/s   (target >= 2,000)")
+    print(f"Dask distributed, same machine, {dask_tasks:,} trivial tasks: {dask:,.0f} tasks/s   ratio xwpy/Dask = {ref.replicas_per_s / dask:.2f}   (target >= 1)")
+    print(f"latency submit -> certified, replication 3:      p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms   (targets 50 / 250)")
+    print(f"growth {growth[0]:,} -> {growth[-1]:,} jobs in the catalog:  {drop:+.1%} throughput change   (target: drop <= 10%)")
+    print(f"coordinator RSS, 1,000 workers + 100k pending jobs: {mem.rss_mb:.0f} MiB   (target <= 300)")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"runs": [r.__dict__ for r in runs], "dask": dask, "latency_ms": [p50, p99, worst]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

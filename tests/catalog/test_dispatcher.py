@@ -1,0 +1,78 @@
+"""The dispatcher against a real catalog: what callers hear is always already committed."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+
+from xwpy import archive, protocol, tokens
+from xwpy.server.blobstore import BlobStore
+from xwpy.server.catalog import jobs as jobs_catalog
+from xwpy.server.catalog import users as users_catalog
+from xwpy.server.catalog.connector import Catalog
+from xwpy.server.catalog.rows import App
+from xwpy.server.scheduler.dispatcher import Dispatcher
+from xwpy.server.scheduler.engine import HostState, NewJob
+from xwpy.server.scheduler.policy import PUBLIC
+from xwpy.server.scheduler.quorum import Policy
+
+LIMITS = protocol.encode(protocol.Limits())
+
+
+@pytest.fixture
+def setup(tmp_path):
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", reactor)
+    app = App(1, "a", 1, "u", "public", None, ("true",), LIMITS, "quorum", 1, 1)
+    d = Dispatcher(cat, BlobStore(tmp_path / "blobs"), reactor, apps={1: app}.get, lease_seconds=30,
+                   heartbeat_seconds=10, reap_seconds=3600, max_wait_seconds=5)
+    yield cat, d
+    d.stopService()
+    pytest_twisted.blockon(cat.close())
+
+
+async def prepare(cat, d):
+    def rows(conn):
+        uid = users_catalog.insert(conn, login="u", role="user", group="", token_hash=tokens.token_hash("u"), now=0)
+        conn.exec_driver_sql(
+            "INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, created_at) "
+            "VALUES (1, 'a', ?, 'public', '[\"true\"]', '{}', 'quorum', 1, 1, 0)", (uid,))
+        conn.exec_driver_sql(
+            "INSERT INTO hosts (id, owner_id, name, token_hash, cpus, memory, os, registered_at, last_alive, reputation) "
+            "VALUES (1, ?, 'h', 'x', 1, 0, '', 0, 0, 0)", (uid,))
+        return uid
+
+    uid = await cat.write(rows)
+    await d.start()
+    d.add_host(HostState(1, uid, "", 1 << 34, last_alive=reactor.seconds()))
+    row = {"app_id": 1, "owner_id": uid, "batch": None, "args": [], "inputs": [], "replication": 1, "quorum": 1,
+           "max_replicas": 2, "max_errors": 1, "memory": 0, "visibility": "public", "vis_group": ""}
+    [jid] = await d.submit([NewJob(uid, 1, Policy(1, 1, 2, 1), PUBLIC, 0, row)])
+    [x] = await d.request_work(1, 1, 0)
+    return jid, x.replica.id
+
+
+@pytest_twisted.ensureDeferred
+async def test_wait_final_fires_only_once_the_final_state_is_committed(setup):
+    cat, d = setup
+    jid, rid = await prepare(cat, d)
+    gate = threading.Event()
+    blocker = cat.write(lambda conn: gate.wait(10))
+    data = archive.from_files({"stdout": b"ok\n"})
+    result = protocol.ResultReport(replica_id=rid, exit_code=0, result_sha256=hashlib.sha256(data).hexdigest(), inline=data)
+    reported = Deferred.fromCoroutine(d.report(1, [result]))
+    assert jid not in d.engine.jobs  # certified in memory already...
+    waiting = d.wait_final(jid, 30)
+    assert not waiting.called  # ...but not committed: nobody may hear of it yet
+    await deferToThread(gate.set)
+    await blocker
+    assert (await reported) == {rid: "accepted"}
+    await waiting
+    assert (await cat.read(jobs_catalog.get, jid)).status == "COMPLETED"
+    # Once committed, waiting on a final job answers at once.
+    assert d.wait_final(jid, 30).called
