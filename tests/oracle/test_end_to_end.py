@@ -113,6 +113,15 @@ def test_past_its_deadline_a_request_is_refunded_and_only_the_oracle_may_commit(
 
 
 def test_a_coordinator_killed_mid_task_neither_loses_nor_repeats_it(oracle_grid):
+    _killed_mid_task(oracle_grid)
+
+
+@pytest.mark.parametrize("grid", ["postgres"], indirect=True)
+def test_the_same_with_the_catalog_in_postgresql(grid):
+    _killed_mid_task(OracleGrid(grid, "embedded"))
+
+
+def _killed_mid_task(oracle_grid):
     # Four hosts: replicas lost in the restart bar their hosts from the job, and two must agree.
     og = oracle_grid.start(workers=4)
     before = og.balances(*ROLES)
