@@ -170,3 +170,7 @@ def test_the_cli_requests_waits_and_shows_the_result(oracle_grid):
     info = json.loads(status.output)
     assert info["status"] == "COMPLETED" and info["oracle"]["status"] == "COMMITTED" and len(info["oracle"]["jobs"]) == 1
     assert wait_final(og.target, task_id, 1).name == "COMPLETED"
+    # A stopped site's chain is not looked for at an address that no longer answers.
+    assert og.grid.coordinator.stop(signal.SIGTERM) == 0
+    gone = runner.invoke(cli, ["--site", site, "chain", "status", str(task_id)])
+    assert gone.exit_code == 1 and "no oracle chain running for site" in gone.output

@@ -115,3 +115,10 @@ def write_run_file(site: SiteConfig, url: str, d: Deployment, deployment_path: P
     }, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def remove_run_file(site: SiteConfig) -> None:
+    try:
+        site.path(RUN_FILE).unlink()
+    except FileNotFoundError:
+        pass

@@ -65,6 +65,9 @@ class GridLink:
         if existing is not None:
             if existing.owner_id != self.user.id:
                 raise GridAppUnavailable(f"the grid app {spec.name!r} belongs to {existing.owner!r}, not to the oracle")
+            if existing.command != tuple(spec.command) or existing.validator != spec.validator:
+                log.warn("the grid app {name} was registered with another command or validator than this "
+                         "version's; keeping it as it is", name=spec.name)
             return existing
         limits = protocol.encode(protocol.Limits(**spec.limits))
         app_id = await co.catalog.apps.add(

@@ -24,7 +24,7 @@ from xwpy.chain.node import connect
 from xwpy.chain.rpc import EmbeddedChainService
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.chainlink import ChainLink, ChainMismatch
-from xwpy.oracle.chainsetup import ensure_demo_deployment, load_deployment, load_key, write_run_file
+from xwpy.oracle.chainsetup import ensure_demo_deployment, load_deployment, load_key, remove_run_file, write_run_file
 from xwpy.oracle.committer import Committer
 from xwpy.oracle.follower import Follower
 from xwpy.oracle.grid import GridLink
@@ -117,6 +117,7 @@ class OracleService(service.MultiService):
         async def finish():
             if self._inflight:
                 await DeferredList(list(self._inflight))
+            remove_run_file(self.co.config)
             if self.link is not None:
                 self.link.stop()
             await maybeDeferred(service.MultiService.stopService, self)

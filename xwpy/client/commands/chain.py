@@ -37,7 +37,7 @@ def _errors(fn):
         except (ChainClientError, ConfigError, TxError) as e:
             fail(str(e))
         except requests.ConnectionError:
-            fail(f"cannot reach the chain at {click.get_current_context().find_object(ChainOptions).where()}")
+            fail(f"cannot reach the chain {click.get_current_context().find_object(ChainOptions).where()}")
         except (Web3Exception, requests.RequestException) as e:
             fail(f"the chain answered with an error: {type(e).__name__}: {str(e)[:300]}")
 
@@ -49,7 +49,7 @@ class ChainOptions:
         self.rpc, self.deployment, self.site = rpc, deployment, site
 
     def where(self) -> str:
-        return self.rpc or f"the one of site {self.site}"
+        return f"at {self.rpc}" if self.rpc else f"of site {self.site} (is its coordinator running?)"
 
     def target(self):
         from xwpy.client.chainclient import resolve
