@@ -50,12 +50,22 @@ class JobState:
     visibility: pol.Visibility
     memory: int
     status: JobStatus
-    replicas: list[ReplicaState] = field(default_factory=list)
-    hosts_used: set[int] = field(default_factory=set)
-    owners_used: set[int] = field(default_factory=set)
+    # A pending job has no replicas: the shared empty tuple until the first one (memory: a
+    # coordinator may hold a hundred thousand pending jobs).
+    replicas: list[ReplicaState] | tuple = ()
     wanted: int = 0
     in_queue: bool = False
     last_stderr: str = ""
+
+    @property
+    def hosts_used(self) -> set[int]:
+        return {r.host_id for r in self.replicas}
+
+    def add_replica(self, r: ReplicaState) -> None:
+        if self.replicas:
+            self.replicas.append(r)
+        else:
+            self.replicas = [r]
 
 
 @dataclass(slots=True)
@@ -139,7 +149,7 @@ class Engine:
         self.hosts: dict[int, HostState] = {}
         self._ready: dict[int, list[int]] = {}  # owner id -> heap of job ids wanting replicas
         self._running: dict[int, int] = {}  # owner id -> active replicas
-        self._policies: dict[Policy, Policy] = {}
+        self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self.next_job_id = 1
         self.next_replica_id = 1
         self._pool_all = 0  # volunteers with a host alive
@@ -165,16 +175,14 @@ class Engine:
             self.hosts[h.id] = h
         for j in jobs:
             j.policy = self._intern(j.policy)
+            j.visibility = self._intern(j.visibility)
             self.jobs[j.id] = j
         for r in replicas:
             job = self.jobs.get(r.job_id)
             if job is None:
                 continue
-            job.replicas.append(r)
-            job.hosts_used.add(r.host_id)
+            job.add_replica(r)
             host = self.hosts.get(r.host_id)
-            if host is not None:
-                job.owners_used.add(host.owner_id)
             self.replicas[r.id] = r
             if r.status.active:
                 r.lease_expires = max(r.lease_expires, now + self.lease_seconds)
@@ -184,12 +192,13 @@ class Engine:
         self.refresh_pool(now)
         ch = Changes()
         for job in list(self.jobs.values()):
-            job.replicas.sort(key=lambda r: r.id)
+            if job.replicas:
+                job.replicas.sort(key=lambda r: r.id)
             self._settle(job, now, ch)
         return ch
 
-    def _intern(self, p: Policy) -> Policy:
-        return self._policies.setdefault(p, p)
+    def _intern(self, value):
+        return self._interned.setdefault(value, value)
 
     # -- hosts -------------------------------------------------------------------------------------
 
@@ -226,7 +235,7 @@ class Engine:
                 owner_id=nj.owner_id,
                 app_id=nj.app_id,
                 policy=self._intern(nj.policy),
-                visibility=nj.visibility,
+                visibility=self._intern(nj.visibility),
                 memory=nj.memory,
                 status=JobStatus.PENDING,
                 wanted=nj.policy.replication,
@@ -273,9 +282,7 @@ class Engine:
                 status=ReplicaStatus.ASSIGNED,
                 lease_expires=now + self.lease_seconds,
             )
-            job.replicas.append(r)
-            job.hosts_used.add(host.id)
-            job.owners_used.add(host.owner_id)
+            job.add_replica(r)
             job.wanted -= 1
             self.replicas[rid] = r
             host.active.add(rid)
@@ -316,7 +323,7 @@ class Engine:
                     visibility=job.visibility,
                     memory_needed=job.memory,
                     hosts_used=job.hosts_used,
-                    owners_used=job.owners_used,
+                    owners_used=self._owners_used(job),
                     pool_owners=self.pool_owners(job.visibility),
                 ):
                     found = job
@@ -331,6 +338,15 @@ class Engine:
                 # It stays queued; once its wanted count reaches 0 the next scan drops it.
                 return found
         return None
+
+    def _owners_used(self, job: JobState) -> set[int]:
+        """The volunteers whose hosts already got a replica of this job."""
+        owners = set()
+        for r in job.replicas:
+            host = self.hosts.get(r.host_id)
+            if host is not None:
+                owners.add(host.owner_id)
+        return owners
 
     def _enqueue(self, job: JobState) -> None:
         if job.wanted > 0 and not job.in_queue:
