@@ -41,6 +41,10 @@ class SchedulerConfig:
     lease_heartbeats: float = 3.0  # a lease lasts this many heartbeat periods
     reap_seconds: float = 2.0
     max_wait_seconds: float = 30.0  # upper bound of a worker's long poll
+    # Adaptive replication (apps registered with --adaptive): consecutive valid results that make
+    # a host trusted, and the share of a trusted host's jobs replicated all the same.
+    trust_threshold: int = 10
+    spot_check: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ def load(site_dir: Path) -> SiteConfig:
     cfg = SiteConfig(**kwargs)
     if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
+    if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
+        raise ConfigError("[scheduler] spot_check must be between 0 and 1")
     _check_oracle(cfg.oracle)
     return cfg
 

@@ -179,11 +179,12 @@ class LocalGrid:
         wait_for(up, 60, "the coordinator to listen")
         return proc
 
-    def start_worker(self, name: str, token: str, *extra: str, slots: int = 1) -> Proc:
+    def start_worker(self, name: str, token: str, *extra: str, slots: int = 1, idle_check: bool = False) -> Proc:
+        """A worker daemon; a dedicated machine unless ``idle_check`` (then it yields to the owner)."""
         return self.spawn(
             name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert), "--token", token,
-            "--state", str(self.work_root / name), "--name", name, "--no-idle-check", "--wait", "2",
-            "--max-cpus", str(slots), *extra,
+            "--state", str(self.work_root / name), "--name", name, "--wait", "2", "--max-cpus", str(slots),
+            *(() if idle_check else ("--no-idle-check",)), *extra,
         )
 
     def close(self) -> None:

@@ -251,6 +251,7 @@ class NewApp:
     validator: str = field(Str(80, pattern=VALIDATOR_RE, what="validator ('quorum' or 'verifier:NAME')"), default="quorum")
     replication: int = field(Int(1, 32), default=3)
     quorum: int = field(Int(1, 32), default=2)
+    adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+import psutil
 import pytest
 
 from tests.grid.conftest import SLOW, SQUARE, UPPER, stdout_of
@@ -85,12 +86,16 @@ def test_restarted_worker_gives_back_its_work_at_once(grid):
     alice = grid.client(grid.user("alice"))
     alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
     w = grid.start_worker("w", vol)
-    [jid] = alice.submit([{"app": "slow", "args": ["30", "x"]}])
-    wait_for(lambda: alice.job(jid)["replicas"], 30, "a replica")
+    [jid] = alice.submit([{"app": "slow", "args": ["30", "orphan-check"]}])
+    job = wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if "orphan-check" in (p.info["cmdline"] or [])],
+                   30, "the job's process")[0]
     w.stop(signal.SIGKILL)
+    assert job.is_running()  # in a session of its own, it outlived its worker...
     grid.start_worker("w", vol)  # same state directory, same host
     lost = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "LOST"], 10, "the old replica lost")
     assert lost[0]["error"] == "worker restarted"
+    # ...until the worker came back: an orphan of a dead worker is killed, not left running.
+    wait_for(lambda: not job.is_running() or job.status() == psutil.STATUS_ZOMBIE, 10, "the orphaned job to be killed")
 
 
 def test_sigterm_returns_leases(grid):

@@ -72,3 +72,61 @@ def test_one_request_takes_several_jobs_never_two_of_one():
     reps, ch = e.assign(1, 8, 0.0)
     assert sorted(r.job_id for r in reps) == ids
     assert len(ch.replicas_new) == 3 and {j["status"] for j in ch.jobs.values()} == {"RUNNING"}
+
+
+def adaptive_engine(spot_check=0.0, reputation=20):
+    e = Engine(lease_seconds=10, trust_threshold=10, spot_check=spot_check, salt=b"s")
+    e.add_host(HostState(1, 10, "", 8 * GiB, reputation, last_alive=0.0))  # trusted
+    e.add_host(HostState(2, 11, "", 8 * GiB, 0, last_alive=0.0))  # new
+    e.add_host(HostState(3, 12, "", 8 * GiB, 0, last_alive=0.0))
+    e.refresh_pool(0.0)
+    return e
+
+
+def adaptive_job(adaptive=True):
+    return NewJob(99, 1, Policy(3, 2, 6, 3, adaptive=adaptive), PUBLIC, GiB, {})
+
+
+def test_a_trusted_host_certifies_an_adaptive_job_alone():
+    from xwpy.server.scheduler.engine import Report
+
+    e = adaptive_engine()
+    [jid], _ = e.add_jobs([adaptive_job()], 0.0)
+    [r], ch = e.assign(1, 1, 0.0)
+    assert ch.jobs[jid]["solo"] is True
+    assert e.assign(2, 1, 0.0)[0] == []  # nobody else gets it
+    _, ch = e.report(1, [Report(r.id, True, digest="d", size=1, exit_code=0)], 1.0)
+    assert ch.jobs[jid]["status"] == "COMPLETED" and ch.jobs[jid]["result_sha256"] == "d"
+    assert e.hosts[1].reputation == 20  # an unchecked result earns no trust
+
+
+def test_untrusted_hosts_and_plain_jobs_get_the_quorum():
+    e = adaptive_engine()
+    [jid], _ = e.add_jobs([adaptive_job()], 0.0)
+    [r], ch = e.assign(2, 1, 0.0)  # first replica on a new host
+    assert "solo" not in ch.jobs.get(jid, {})
+    assert e.assign(1, 1, 0.0)[0] and e.assign(3, 1, 0.0)[0]
+    e2 = adaptive_engine()
+    [jid2], _ = e2.add_jobs([adaptive_job(adaptive=False)], 0.0)
+    e2.assign(1, 1, 0.0)
+    assert e2.jobs[jid2].solo is False and e2.jobs[jid2].wanted == 2
+
+
+def test_spot_checks_replicate_a_share_of_trusted_jobs():
+    e = adaptive_engine(spot_check=0.25)
+    ids, _ = e.add_jobs([adaptive_job() for _ in range(400)], 0.0)
+    solo = 0
+    for _ in ids:
+        [r], _ = e.assign(1, 1, 0.0)
+        solo += e.jobs[r.job_id].solo
+        if not e.jobs[r.job_id].solo:  # spot-checked: the other hosts take its other replicas
+            assert e.assign(2, 1, 0.0)[0] and e.assign(3, 1, 0.0)[0]
+    assert 0.65 < solo / len(ids) < 0.85
+
+
+def test_a_trusted_host_that_fails_hands_the_job_back_to_the_quorum():
+    e = adaptive_engine()
+    [jid], _ = e.add_jobs([adaptive_job()], 0.0)
+    [r], _ = e.assign(1, 1, 0.0)
+    ch = e.lose(1, None, 1.0, "worker restarted")
+    assert ch.jobs[jid]["solo"] is False and e.jobs[jid].wanted == 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -20,6 +20,8 @@ from xwpy.server.scheduler.policy import PUBLIC, Visibility
 from xwpy.server.scheduler.quorum import Policy
 
 LEASE = 10.0
+TRUST = 2  # low, so that hypothesis reaches trusted hosts and solo certification
+SALT = b"fixed salt for tests"
 
 
 class Catalog:
@@ -50,27 +52,43 @@ class Catalog:
 class EngineMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        self.engine = Engine(lease_seconds=LEASE)
+        self.engine = self.new_engine()
         self.db = Catalog()
         self.now = 1000.0
         self.truth: dict[int, str] = {}  # job id -> the honest digest
         self.host_owner: dict[int, int] = {}
 
+    @staticmethod
+    def new_engine():
+        return Engine(lease_seconds=LEASE, trust_threshold=TRUST, spot_check=0.3, salt=SALT)
+
     def commit(self, ch):
+        for jid, fields in ch.jobs.items():
+            if fields.get("solo"):  # a job goes solo only on a host trusted at that moment
+                [r] = [r for r in ch.replicas_new if r["job_id"] == jid]
+                assert self.engine.hosts[r["host_id"]].reputation >= TRUST
+                event("a trusted host took a job alone")
+            if fields.get("status") == "COMPLETED":
+                event("a job was certified")
         self.db.apply(ch)
 
-    @initialize(n=st.integers(1, 6), owners=st.integers(1, 3))
-    def hosts(self, n, owners):
+    @initialize(n=st.integers(1, 6), owners=st.integers(1, 3), veterans=st.integers(0, 3))
+    def hosts(self, n, owners, veterans):
         for i in range(1, n + 1):
-            self.add(i, i % owners)
+            self.add(i, i % owners, TRUST if i <= veterans else 0)
 
-    def add(self, host_id, owner):
-        self.engine.add_host(HostState(host_id, owner, "g" if owner % 2 else "", 1 << 30, last_alive=self.now))
+    def add(self, host_id, owner, reputation=0):
+        self.engine.add_host(HostState(host_id, owner, "g" if owner % 2 else "", 1 << 30, reputation, last_alive=self.now))
         self.host_owner[host_id] = owner
 
     @rule(owner=st.integers(0, 3))
     def new_host(self, owner):
         self.add(max(self.host_owner) + 1, owner)
+
+    @rule(owner=st.integers(0, 3), reputation=st.integers(TRUST, TRUST + 5))
+    def veteran_host(self, owner, reputation):
+        """A host with a history of valid results (as loaded from the catalog)."""
+        self.add(max(self.host_owner) + 1, owner, reputation)
 
     @rule(
         owner=st.integers(0, 2),
@@ -79,9 +97,10 @@ class EngineMachine(RuleBasedStateMachine):
         extra=st.integers(0, 3),
         vis=st.sampled_from(["public", "owner", "group"]),
         n=st.integers(1, 3),
+        adaptive=st.booleans(),
     )
-    def submit(self, owner, r, q, extra, vis, n):
-        policy = Policy(r, min(q, r), r + extra, 2)
+    def submit(self, owner, r, q, extra, vis, n, adaptive):
+        policy = Policy(r, min(q, r), r + extra, 2, adaptive=adaptive)
         visibility = PUBLIC if vis == "public" else Visibility(vis, owner, "g")
         new = [NewJob(owner, 1, policy, visibility, 0, {"owner_id": owner}) for _ in range(n)]
         ids, ch = self.engine.add_jobs(new, self.now)
@@ -89,6 +108,7 @@ class EngineMachine(RuleBasedStateMachine):
             ch.jobs_new[ids.index(jid)].update(
                 replication=policy.replication, quorum=policy.quorum, max_replicas=policy.max_replicas,
                 max_errors=policy.max_errors, visibility=visibility.scope, vis_group=visibility.group, app_id=1,
+                adaptive=adaptive, solo=False,
             )
             self.truth[jid] = f"good-{jid}"
         self.commit(ch)
@@ -169,14 +189,15 @@ class EngineMachine(RuleBasedStateMachine):
         """Rebuild from the catalog copy alone: the engine must carry on exactly."""
         active = {jid for jid, row in self.db.jobs.items() if row["status"] in ("PENDING", "RUNNING")}
         assert active == set(self.engine.jobs)
-        before = {jid: (j.status, j.wanted, sorted(j.hosts_used)) for jid, j in self.engine.jobs.items()}
+        before = {jid: (j.status, j.wanted, sorted(j.hosts_used), j.solo) for jid, j in self.engine.jobs.items()}
         hosts = [HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive) for h in self.engine.hosts.values()]
         jobs = [
             JobState(
                 id=jid, owner_id=row["owner_id"], app_id=1,
-                policy=Policy(row["replication"], row["quorum"], row["max_replicas"], row["max_errors"]),
+                policy=Policy(row["replication"], row["quorum"], row["max_replicas"], row["max_errors"],
+                              adaptive=row["adaptive"]),
                 visibility=Visibility(row["visibility"], row["owner_id"], row["vis_group"]),
-                memory=0, status=JobStatus(row["status"]),
+                memory=0, status=JobStatus(row["status"]), solo=row["solo"],
             )
             for jid, row in self.db.jobs.items() if jid in active
         ]
@@ -190,10 +211,10 @@ class EngineMachine(RuleBasedStateMachine):
         ]
         next_job = max(self.db.jobs, default=0) + 1
         next_rep = max(self.db.replicas, default=0) + 1
-        self.engine = Engine(lease_seconds=LEASE)
+        self.engine = self.new_engine()
         ch = self.engine.load(hosts=hosts, jobs=jobs, replicas=reps, next_job_id=next_job, next_replica_id=next_rep, now=self.now)
         assert not ch, "a consistent catalog needs no repair at load"
-        after = {jid: (j.status, j.wanted, sorted(j.hosts_used)) for jid, j in self.engine.jobs.items()}
+        after = {jid: (j.status, j.wanted, sorted(j.hosts_used), j.solo) for jid, j in self.engine.jobs.items()}
         assert after == before
 
     # -- invariants --------------------------------------------------------------------------------
@@ -220,7 +241,9 @@ class EngineMachine(RuleBasedStateMachine):
             job = self.db.jobs[jid]
             agree = [r for r in self.db.replicas.values()
                      if r["job_id"] == jid and r["status"] == "DONE" and r.get("result_sha256") == job["result_sha256"]]
-            assert len(agree) >= job["quorum"]
+            # Quorum agreement — or a trusted host's result alone, for an adaptive job (solo).
+            assert len(agree) >= (1 if job["solo"] else job["quorum"])
+            assert not job["solo"] or job["adaptive"]
             assert all(r["validation"] == "VALID" for r in agree)
 
     @invariant()

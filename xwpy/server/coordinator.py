@@ -83,6 +83,8 @@ class Coordinator(service.MultiService):
             heartbeat_seconds=cfg.scheduler.heartbeat_seconds,
             reap_seconds=cfg.scheduler.reap_seconds,
             max_wait_seconds=cfg.scheduler.max_wait_seconds,
+            trust_threshold=cfg.scheduler.trust_threshold,
+            spot_check=cfg.scheduler.spot_check,
         )
         self.dispatcher.setServiceParent(self)
         await self.dispatcher.start()

@@ -21,7 +21,7 @@ def default_policy(spec: protocol.JobSpec, app) -> Policy:
     replication = spec.replication or app.replication
     quorum = spec.quorum or min(app.quorum, replication)
     max_replicas = spec.max_replicas or min(256, max(2 * replication, replication + 2))
-    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS)
+    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS, adaptive=app.adaptive)
 
 
 async def submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
@@ -58,7 +58,7 @@ async def submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
                     "replication": policy.replication, "quorum": policy.quorum,
                     "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
                     "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
-                    "vis_group": visibility.group,
+                    "vis_group": visibility.group, "adaptive": policy.adaptive,
                 },
             )
         )

@@ -217,7 +217,7 @@ class Worker(service.Service):
         if self._sampler is not None:
             idle = task.LoopingCall(self._check_idle)
             idle.clock = self.reactor
-            idle.start(self.opts.idle_period, now=True)
+            idle.start(self.opts.idle_period, now=False)  # a first sample needs a period to measure
             self._loops.append(idle)
         backoff = Backoff()
         while self.running:

@@ -46,6 +46,9 @@ class UidPool:
         if len(self.uids) < slots:
             self.release()
             raise OSError(f"fewer than {slots} free job uids in {first}..{last}")
+        # A free uid's processes were left by a worker that died (SIGKILL leaves its jobs running
+        # in their own sessions): they are nobody's now.
+        kill_processes_of(self.uids)
 
     def release(self) -> None:
         for f in self._files:
@@ -53,6 +56,23 @@ class UidPool:
         self._files.clear()
 
 
+
+
+def kill_processes_of(uids: list[int]) -> int:
+    import signal
+
+    import psutil
+
+    wanted = set(uids)
+    killed = 0
+    for p in psutil.process_iter(["uids"]):
+        try:
+            if p.info["uids"] and p.info["uids"].real in wanted:
+                p.send_signal(signal.SIGKILL)
+                killed += 1
+        except psutil.Error:
+            pass
+    return killed
 
 
 def _paths_jobs_need() -> list[Path]:

@@ -62,11 +62,13 @@ def register(cli: click.Group) -> None:
                   help="Suspend jobs while the owner's CPU load is above this fraction of the machine.")
     @click.option("--no-battery", is_flag=True, help="Do not compute on battery power.")
     @click.option("--no-idle-check", is_flag=True, help="Compute whatever the owner's load (dedicated machines).")
+    @click.option("--idle-period", type=click.FloatRange(0.1, 600), default=2.0, show_default=True,
+                  help="Seconds between two measures of the owner's load.")
     @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
     @click.option("--test-corrupt", type=click.Choice(["random", "collude"]), hidden=True)
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
-               wait, log_level, test_corrupt):
+               idle_period, wait, log_level, test_corrupt):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
         from xwpy.worker.daemon import WorkerOptions
         from xwpy.worker.idle import IdleSettings
@@ -84,6 +86,7 @@ def register(cli: click.Group) -> None:
             url=url, ca_pem=ca.read_bytes(), volunteer_token=token or "", state_dir=state_dir.resolve(),
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
             idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
+            idle_period=idle_period,
             confine_uids=root, corrupt=test_corrupt,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))

@@ -112,7 +112,7 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
     job_states = []
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
-        jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group,
+        jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
     for r in conn.execute(q):
         job_states.append(
@@ -120,10 +120,11 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
                 id=r.id,
                 owner_id=r.owner_id,
                 app_id=r.app_id,
-                policy=Policy(r.replication, r.quorum, r.max_replicas, r.max_errors),
+                policy=Policy(r.replication, r.quorum, r.max_replicas, r.max_errors, adaptive=bool(r.adaptive)),
                 visibility=Visibility(r.visibility, r.owner_id, r.vis_group),
                 memory=r.memory,
                 status=JobStatus(r.status),
+                solo=bool(r.solo),
             )
         )
     reps = []

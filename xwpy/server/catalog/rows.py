@@ -32,6 +32,7 @@ class App:
     validator: str
     replication: int
     quorum: int
+    adaptive: bool = False
 
     @property
     def verifier(self) -> str | None:

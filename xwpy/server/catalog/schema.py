@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -64,6 +65,7 @@ apps = Table(
     Column("validator", String(80), nullable=False),  # quorum | verifier:NAME
     Column("replication", Integer, nullable=False),
     Column("quorum", Integer, nullable=False),
+    Column("adaptive", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
 )
 
@@ -121,6 +123,8 @@ jobs = Table(
     Column("max_replicas", Integer, nullable=False),
     Column("max_errors", Integer, nullable=False),
     Column("memory", BigInteger, nullable=False),  # from the app's limits, for host capacity
+    Column("adaptive", Boolean, nullable=False, server_default=false()),  # adaptive replication allowed
+    Column("solo", Boolean, nullable=False, server_default=false()),  # trusted host's result alone
     Column("visibility", String(8), nullable=False),  # public | owner | group
     Column("vis_group", String(64), nullable=False, default=""),
     Column("result_sha256", String(64)),

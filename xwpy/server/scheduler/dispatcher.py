@@ -88,6 +88,8 @@ class Dispatcher(service.Service):
         heartbeat_seconds: float,
         reap_seconds: float,
         max_wait_seconds: float,
+        trust_threshold: int = 10,
+        spot_check: float = 0.1,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -96,7 +98,7 @@ class Dispatcher(service.Service):
         self._apps = apps
         self.heartbeat_seconds = heartbeat_seconds
         self.max_wait = max_wait_seconds
-        self.engine = Engine(lease_seconds=lease_seconds)
+        self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check)
         self._reap_seconds = reap_seconds
         self._reaper: task.LoopingCall | None = None
         self._waiters: deque[_Waiter] = deque()

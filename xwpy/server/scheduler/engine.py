@@ -12,7 +12,9 @@ tests that check the scheduler's invariants.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -20,7 +22,7 @@ from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.lifecycle import job as job_fsm
 from xwpy.lifecycle import replica as replica_fsm
 from xwpy.server.scheduler import policy as pol
-from xwpy.server.scheduler.quorum import Decision, Policy, ReplicaView, decide
+from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
 from xwpy.verify import Verdict
 
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
@@ -56,6 +58,7 @@ class JobState:
     wanted: int = 0
     in_queue: bool = False
     last_stderr: str = ""
+    solo: bool = False  # adaptive replication: its one replica went to a trusted host
 
     @property
     def hosts_used(self) -> set[int]:
@@ -142,8 +145,13 @@ class Changes:
 
 
 class Engine:
-    def __init__(self, *, lease_seconds: float):
+    def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
+                 salt: bytes | None = None):
         self.lease_seconds = lease_seconds
+        self.trust_threshold = trust_threshold  # consecutive valid results that make a host trusted
+        self.spot_check = spot_check  # share of a trusted host's jobs replicated all the same
+        # Spot checks must be unpredictable to volunteers, or a liar would lie only when unchecked.
+        self._salt = salt if salt is not None else os.urandom(16)
         self.jobs: dict[int, JobState] = {}
         self.replicas: dict[int, ReplicaState] = {}
         self.hosts: dict[int, HostState] = {}
@@ -169,7 +177,8 @@ class Engine:
     ) -> Changes:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
         reach us while we were away); replicas whose hosts are unknown are lost."""
-        self.__init__(lease_seconds=self.lease_seconds)
+        self.__init__(lease_seconds=self.lease_seconds, trust_threshold=self.trust_threshold,
+                      spot_check=self.spot_check, salt=self._salt)
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         for h in hosts:
             self.hosts[h.id] = h
@@ -282,6 +291,10 @@ class Engine:
                 status=ReplicaStatus.ASSIGNED,
                 lease_expires=now + self.lease_seconds,
             )
+            if job.policy.adaptive and not job.replicas and self._trusted(host, job.id):
+                job.solo = True
+                job.wanted = 1
+                ch.job(job.id, solo=True)
             job.add_replica(r)
             job.wanted -= 1
             self.replicas[rid] = r
@@ -338,6 +351,13 @@ class Engine:
                 # It stays queued; once its wanted count reaches 0 the next scan drops it.
                 return found
         return None
+
+    def _trusted(self, host: HostState, job_id: int) -> bool:
+        """May this host's result certify this job alone? Trusted hosts only, minus spot checks."""
+        if host.reputation < self.trust_threshold:
+            return False
+        draw = hashlib.blake2b(job_id.to_bytes(8, "big"), key=self._salt, digest_size=4).digest()
+        return int.from_bytes(draw, "big") / 2**32 >= self.spot_check
 
     def _owners_used(self, job: JobState) -> set[int]:
         """The volunteers whose hosts already got a replica of this job."""
@@ -458,7 +478,12 @@ class Engine:
                 del self._running[job.owner_id]
 
     def _settle(self, job: JobState, now: float, ch: Changes) -> Decision:
-        d = decide(job.policy, [ReplicaView(r.id, r.status, r.digest, r.verdict) for r in job.replicas])
+        views = [ReplicaView(r.id, r.status, r.digest, r.verdict) for r in job.replicas]
+        if job.solo and not (views[0].status.active or (views[0].status is ReplicaStatus.DONE
+                                                      and views[0].verdict is not Verdict.REJECTED)):
+            job.solo = False  # the trusted host did not deliver: back to the quorum
+            ch.job(job.id, solo=False)
+        d = decide(SOLO if job.solo else job.policy, views)
         by_id = {r.id: r for r in job.replicas}
         for rid in d.abort:
             self._finish_replica(job, by_id[rid], ReplicaStatus.ABORTED, now, ch, error="no longer needed")
@@ -467,7 +492,7 @@ class Engine:
             r.validation = replica_fsm.validate(r.validation, verdict)
             ch.replica(rid, validation=verdict.value)
             host = self.hosts.get(r.host_id)
-            if host is not None:
+            if host is not None and not job.solo:  # a result nobody checked earns no trust
                 host.reputation = host.reputation + 1 if verdict is Validation.VALID else 0
                 ch.host(host.id, reputation=host.reputation)
         if d.certified is not None:

@@ -21,6 +21,10 @@ class Policy:
     quorum: int
     max_replicas: int
     max_errors: int
+    # Adaptive replication (as BOINC's): a job first sent to a trusted host — one whose recent
+    # results all agreed with others' — may be certified by that host's result alone, except
+    # for random spot checks. Off by default: then nothing is certified without a quorum.
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.quorum <= self.replication <= self.max_replicas:
@@ -67,6 +71,9 @@ def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
     # Largest agreement wins; among equals, the digest reported first (deterministic).
     digest, n = min(counts.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
     return digest if n >= quorum else None
+
+
+SOLO = Policy(1, 1, 1, 1)
 
 
 def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:

@@ -1,0 +1,49 @@
+"""A volunteer's worker steps aside while the machine's owner needs it, and comes back after."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.slow
+
+MARK = "xwpy-idle-test-job"
+# Needs 3 s of CPU: a suspended job makes no progress, whatever the clock says.
+BUSY = ["{python}", "-c", f"import time  # {MARK}\nwhile time.process_time() < 3: pass\nprint('done')"]
+
+
+def job_process():
+    for p in psutil.process_iter(["cmdline"]):
+        if any(MARK in part for part in (p.info["cmdline"] or [])):
+            return p
+    return None
+
+
+def test_jobs_are_suspended_while_the_owner_is_busy_and_resumed_after(grid):
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="busy", command=BUSY, replication=1, quorum=1)
+    worker = grid.start_worker("desktop", grid.user("vol", "worker"), "--idle-threshold", "0.3",
+                               "--idle-period", "0.2", idle_check=True)
+    [jid] = alice.submit([{"app": "busy"}])
+    proc = wait_for(job_process, 30, "the job to start")
+    # The owner starts working: one core of two, all of it.
+    owner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        wait_for(lambda: proc.status() == psutil.STATUS_STOPPED, 20, "the job to be suspended")
+        assert alice.job(jid)["status"] == "RUNNING"
+        cpu_while_suspended = proc.cpu_times().user
+        wait_for(lambda: "suspending jobs" in worker.output(), 5, "the worker to say why")
+    finally:
+        owner.kill()
+        owner.wait()
+    wait_for(lambda: proc.status() != psutil.STATUS_STOPPED, 20, "the job to be resumed")
+    job = grid.wait_final(alice, [jid], timeout=60)[jid]
+    assert job["status"] == "COMPLETED"
+    assert cpu_while_suspended < 3
+    assert "resuming jobs" in worker.output()
