@@ -94,16 +94,56 @@ def scaling(seconds: float, repeats: int = 3) -> None:
     print(f"  (1-minute load average after the runs: {load:.2f})")
 
 
+def grid_scaling(unit_seconds: float = 4.0, units_per_worker: int = 4) -> None:
+    """One search on a real local grid (coordinator + 1 or 2 worker processes, replication 2):
+    the keys/s the requester sees, job overheads and certification included."""
+    import tempfile
+    from pathlib import Path
+
+    from apps.vanitygen.grid import GridBackend, ensure_app
+    from apps.vanitygen.local import calibrate
+    from apps.vanitygen.search import SearchSpec, plan_search, run_search
+    from xwpy.localgrid import LocalGrid, wait_for
+
+    name = "native" if native.AVAILABLE else "python"
+    per = calibrate(name)
+    plan = plan_search(SearchSpec("1" * 21), keys_per_second=per, min_unit_seconds=unit_seconds, max_unit_seconds=unit_seconds)
+    results = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="xwpy-vanity-bench-") as tmp:
+            grid = LocalGrid(Path(tmp), heartbeat=2.0)
+            try:
+                grid.start_coordinator()
+                client = grid.client(grid.user("bench"))
+                # One replica per unit: one worker must be able to run the search alone.
+                ensure_app(client, "vanity-r1", replication=1)
+                for i in range(workers):
+                    grid.start_worker(f"w{i}", grid.user(f"v{i}", "worker"))
+                wait_for(lambda: len(grid.client().hosts()) == workers, 60, "workers")
+                units = units_per_worker * workers
+                t0 = time.perf_counter()
+                run_search(plan, GridBackend(client, f"bench{workers}", app="vanity-r1"), parallel=workers,
+                           max_keys=units * plan.keys_per_unit)
+                results[workers] = units * plan.keys_per_unit / (time.perf_counter() - t0)
+            finally:
+                grid.close()
+    print(f"\none search on a local grid (coordinator + worker processes, {name} kernel, units of "
+          f"{human(plan.keys_per_unit)} keys, one replica each):")
+    for workers, r in results.items():
+        print(f"  {workers} worker{'s' if workers > 1 else ' '}: {human(r):>7} keys/s   x{r / results[1]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
-    ap.add_argument("--no-scaling", action="store_true", help="skip the 1/2-worker search")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the 1/2-worker searches")
     args = ap.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"native kernel: {'built, ' + ', '.join(native.impls()) if native.AVAILABLE else 'not built'}\n")
     kernel_table(args.seconds)
     if not args.no_scaling:
         scaling(args.seconds)
+        grid_scaling()
 
 
 if __name__ == "__main__":

@@ -22,15 +22,17 @@ VALIDATOR = "verifier:vanitygen"
 FINAL = ("COMPLETED", "ERROR", "CANCELLED")
 
 
-def ensure_app(client: Client, name: str = APP, *, wall_seconds: int = 3600) -> dict:
-    """The grid's vanity app, registered now if the site has none by that name."""
+def ensure_app(client: Client, name: str = APP, *, wall_seconds: int = 3600, replication: int = 2) -> dict:
+    """The grid's vanity app, registered now if the site has none by that name. ``replication``
+    is for "no match" claims (a match is certified by the verifier alone)."""
     try:
         app = client.app(name)
     except ClientError as e:
         if e.status != 404:
             raise
         return client.register_app(
-            name=name, command=COMMAND, validator=VALIDATOR, replication=2, quorum=2, access="public",
+            name=name, command=COMMAND, validator=VALIDATOR, replication=replication, quorum=replication,
+            access="public",
             limits={"wall_seconds": wall_seconds, "cpu_seconds": wall_seconds, "memory_bytes": 512 << 20,
                     "output_bytes": 1 << 20, "processes": 8},
         )

@@ -130,3 +130,18 @@ def test_a_trusted_host_that_fails_hands_the_job_back_to_the_quorum():
     [r], _ = e.assign(1, 1, 0.0)
     ch = e.lose(1, None, 1.0, "worker restarted")
     assert ch.jobs[jid]["solo"] is False and e.jobs[jid].wanted == 3
+
+
+def test_a_host_that_lost_its_replica_may_take_the_job_again():
+    # Three hosts, quorum 2 of 3: one host restarts and loses its replica. Without it taking the
+    # job again the job could never complete.
+    from xwpy.server.scheduler.engine import Report
+
+    e = engine((1, 10, ""), (2, 11, ""), (3, 12, ""))
+    [jid], _ = e.add_jobs([NewJob(99, 1, Policy(3, 3, 5, 3), PUBLIC, GiB, {})], 0.0)
+    reps = [e.assign(h, 1, 0.0)[0][0] for h in (1, 2, 3)]
+    e.report(2, [Report(reps[1].id, True, digest="d", size=1, exit_code=0)], 1.0)
+    e.lose(3, None, 1.0, "worker restarted")
+    assert e.assign(2, 1, 1.0)[0] == []  # gave a result: never again
+    [again], _ = e.assign(3, 1, 1.0)
+    assert again.job_id == jid

@@ -221,8 +221,11 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_replica_per_host_per_job(self):
-        seen = Counter((row["job_id"], row["host_id"]) for row in self.db.replicas.values())
-        assert all(n == 1 for n in seen.values()), "a host got two replicas of one job"
+        """A host never holds two replicas of one job, nor gives two results for it; only after
+        losing its replica (crash, restart, giving it back) may it get the job again."""
+        counted = Counter((row["job_id"], row["host_id"]) for row in self.db.replicas.values()
+                          if row["status"] not in ("LOST", "ABORTED"))
+        assert all(n == 1 for n in counted.values()), "a host got two replicas of one job"
 
     @invariant()
     def leases_are_held_by_one_host(self):

@@ -25,6 +25,8 @@ from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
 from xwpy.verify import Verdict
 
+_NO_VOTE = frozenset({ReplicaStatus.LOST, ReplicaStatus.ABORTED})
+
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
 # a work request when the head of the queue is full of jobs this host already ran.
 SCAN_LIMIT = 64
@@ -62,7 +64,10 @@ class JobState:
 
     @property
     def hosts_used(self) -> set[int]:
-        return {r.host_id for r in self.replicas}
+        """Hosts that hold a replica of this job or gave a result for it. A host whose replica was
+        lost (it crashed, or gave it back) gave nothing and may try again — else a small pool
+        whose hosts all restarted once could never finish the job."""
+        return {r.host_id for r in self.replicas if r.status not in _NO_VOTE}
 
     def add_replica(self, r: ReplicaState) -> None:
         if self.replicas:
@@ -360,9 +365,11 @@ class Engine:
         return int.from_bytes(draw, "big") / 2**32 >= self.spot_check
 
     def _owners_used(self, job: JobState) -> set[int]:
-        """The volunteers whose hosts already got a replica of this job."""
+        """The volunteers whose hosts hold a replica of this job or gave a result for it."""
         owners = set()
         for r in job.replicas:
+            if r.status in _NO_VOTE:
+                continue
             host = self.hosts.get(r.host_id)
             if host is not None:
                 owners.add(host.owner_id)
