@@ -191,10 +191,16 @@ def parse(cls: type[M], obj: Any, path: str = "") -> M:
         raise ProtocolError(path, str(e)) from None
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def encode(msg: Any) -> Any:
     """The JSON value of a message (bytes as base64, tuples as arrays)."""
-    if attrs.has(type(msg)):
-        return {f.name: encode(getattr(msg, f.name)) for f in attrs.fields(type(msg))}
+    names = _NAMES.get(type(msg))
+    if names is None and attrs.has(type(msg)):
+        names = _NAMES[type(msg)] = tuple(f.name for f in attrs.fields(type(msg)))
+    if names is not None:
+        return {name: encode(getattr(msg, name)) for name in names}
     if isinstance(msg, (list, tuple)):
         return [encode(x) for x in msg]
     if isinstance(msg, dict):

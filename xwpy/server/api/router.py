@@ -166,8 +166,6 @@ class Api(Resource):
         return server.NOT_DONE_YET
 
     async def _serve(self, request: server.Request) -> None:
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
         try:
             result = await self._dispatch(request)
         except ApiError as e:
@@ -180,7 +178,7 @@ class Api(Resource):
         except Exception:
             log.failure("internal error serving {method} {path}", method=request.method, path=request.path)
             result = Raw(_dumps({"error": "internal", "message": "internal server error"}), "application/json", 500)
-        if finished:  # the client went away
+        if request._disconnected:  # the client went away (twisted.web sets it on connection loss)
             return
         _send(request, result)
 
