@@ -173,18 +173,24 @@ def prefill(url: str, completed: int, pending: int) -> None:
     db.close()
 
 
-def dask_rate(tasks: int) -> float:
-    """Trivial tasks per second through Dask distributed on this machine (2 worker processes)."""
+def dask_rate(tasks: int) -> tuple[float, str]:
+    """Trivial tasks per second through Dask distributed on this machine: the better of two
+    worker processes and two worker threads (in-process), so that Dask gets its best case."""
     import logging
 
     from dask.distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-        client.gather(client.map(_inc, range(100), pure=False))  # warm-up
-        t = time.perf_counter()
-        client.gather(client.map(_inc, range(tasks), pure=False))
-        return tasks / (time.perf_counter() - t)
+    best = (0.0, "")
+    for processes in (True, False):
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.gather(client.map(_inc, range(100), pure=False))  # warm-up
+            t = time.perf_counter()
+            client.gather(client.map(_inc, range(tasks), pure=False))
+            rate = tasks / (time.perf_counter() - t)
+        best = max(best, (rate, "2 worker processes" if processes else "2 worker threads"))
+    return best
 
 
 def _inc(x: int) -> int:
@@ -194,7 +200,7 @@ def _inc(x: int) -> int:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smaller table")
-    p.add_argument("--seconds", type=float, default=10.0, help="measurement window per run")
+    p.add_argument("--seconds", type=float, default=15.0, help="measurement window per run")
     p.add_argument("--pg", default=os.environ.get("XWPY_TEST_PG"), help="PostgreSQL URL (adds PostgreSQL runs)")
     p.add_argument("--json", dest="json_out", help="also write the results here")
     args = p.parse_args()
@@ -221,8 +227,8 @@ def main() -> None:
         p50, p99, worst = bench.latency(100 if args.quick else 300)
         print(f"  latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
         dask_tasks = 20_000
-        dask = dask_rate(dask_tasks)
-        print(f"  dask: {dask:,.0f} tasks/s", flush=True)
+        dask, dask_how = dask_rate(dask_tasks)
+        print(f"  dask: {dask:,.0f} tasks/s ({dask_how})", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -233,12 +239,13 @@ def main() -> None:
         print(f"{r.label:36} {r.replicas_per_s:11,.0f} {r.jobs_per_s:9,.0f} {r.commits_per_s:10,.0f} {r.cpu:8.0f}% {r.rss_mb:8.0f}")
     first_growth = next(r for r in runs if r.prefill == growth[0])
     last_growth = next(r for r in runs if r.prefill == growth[-1])
-    drop = 1 - last_growth.replicas_per_s / first_growth.replicas_per_s
+    change = last_growth.replicas_per_s / first_growth.replicas_per_s - 1
     print()
     print(f"throughput, SQLite, 1,000 workers, replication 1:  {ref.replicas_per_s:,.0f} replicas/s   (target >= 2,000)")
-    print(f"Dask distributed, same machine, {dask_tasks:,} trivial tasks: {dask:,.0f} tasks/s   ratio xwpy/Dask = {ref.replicas_per_s / dask:.2f}   (target >= 1)")
+    print(f"Dask distributed, same machine, {dask_tasks:,} trivial tasks ({dask_how}): {dask:,.0f} tasks/s   "
+          f"ratio xwpy/Dask = {ref.replicas_per_s / dask:.2f}   (target >= 1)")
     print(f"latency submit -> certified, replication 3:      p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms   (targets 50 / 250)")
-    print(f"growth {growth[0]:,} -> {growth[-1]:,} jobs in the catalog:  {drop:+.1%} throughput change   (target: drop <= 10%)")
+    print(f"growth {growth[0]:,} -> {growth[-1]:,} jobs in the catalog:  throughput {change:+.1%}   (target: no drop over 10%)")
     print(f"coordinator RSS, 1,000 workers + 100k pending jobs: {mem.rss_mb:.0f} MiB   (target <= 300)")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"runs": [r.__dict__ for r in runs], "dask": dask, "latency_ms": [p50, p99, worst]}, indent=2))

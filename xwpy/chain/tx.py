@@ -160,19 +160,8 @@ class TxSender:
         before anything is sent. With GAS the transaction is sent as is (tests use that to
         prove the chain itself refuses). Returns the receipt, or the hash if not WAIT.
         """
-        params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.chain_id()}
-        if gas is not None:
-            params["gas"] = gas
         with self._lock:
-            nonce = self._reserve_nonce()
-            params["nonce"] = nonce
-            try:
-                tx = call.build_transaction(params)
-            except (ContractLogicError, Web3RPCError) as exc:
-                reason = revert_reason(exc)
-                if reason is None:
-                    raise
-                raise TxReverted(reason) from None
+            tx = self._build(call, gas, value)
             tx_hash = self._send_signed(tx)
         if not wait:
             return tx_hash
@@ -190,22 +179,26 @@ class TxSender:
         before :meth:`broadcast`, so after a crash it can look the transaction up, or send the
         very same bytes again: one nonce, so at most one of them is ever mined.
         """
+        with self._lock:
+            tx = self._build(call, gas, value)
+            signed = self._account.sign_transaction(tx)
+            self._next_nonce = tx["nonce"] + 1
+        return PreparedTx(bytes(signed.hash), tx["nonce"], bytes(signed.raw_transaction))
+
+    def _build(self, call: Any, gas: int | None, value: int) -> dict:
+        """With the lock held: CALL as a transaction on the next free nonce (the node estimates
+        GAS when None; a call that would revert raises TxReverted)."""
         params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.chain_id()}
         if gas is not None:
             params["gas"] = gas
-        with self._lock:
-            nonce = self._reserve_nonce()
-            params["nonce"] = nonce
-            try:
-                tx = call.build_transaction(params)
-            except (ContractLogicError, Web3RPCError) as exc:
-                reason = revert_reason(exc)
-                if reason is None:
-                    raise
-                raise TxReverted(reason) from None
-            signed = self._account.sign_transaction(tx)
-            self._next_nonce = nonce + 1
-        return PreparedTx(bytes(signed.hash), nonce, bytes(signed.raw_transaction))
+        params["nonce"] = self._reserve_nonce()
+        try:
+            return call.build_transaction(params)
+        except (ContractLogicError, Web3RPCError) as exc:
+            reason = revert_reason(exc)
+            if reason is None:
+                raise
+            raise TxReverted(reason) from None
 
     def broadcast(self, raw: bytes) -> bytes:
         """Send a prepared transaction's bytes; its hash. Sending it again is harmless.
