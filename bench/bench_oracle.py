@@ -37,7 +37,6 @@ from xwpy.chain.deploy import Deployment, deploy_consumer
 from xwpy.chain.node import connect, latest_timestamp
 from xwpy.chain.nodeproc import ganache_dir, start_ganache
 from xwpy.chain.tx import TxSender
-from xwpy.client.chainclient import ChainTarget
 from xwpy.localgrid import LocalGrid, wait_for
 from xwpy.oracle.chainsetup import ensure_demo_deployment, write_key_file
 from xwpy.oracle.handlers import default_handlers
@@ -84,7 +83,6 @@ def measure(grid: LocalGrid, repeat: int, prefix: str) -> dict:
     info = grid.chain_info()
     w3 = connect(info["url"])
     d = Deployment.load(info["deployment"])
-    target = ChainTarget(info["url"], w3, d)
     acc = demo_accounts()
     requester = TxSender(w3, acc["requester"].key)
     hub, token = d.hub_at(w3), d.token_at(w3)

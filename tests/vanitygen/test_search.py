@@ -1,6 +1,5 @@
 """The search driver and its state, against an in-process backend (no threads, no timing)."""
 
-import json
 
 import pytest
 
@@ -74,7 +73,6 @@ def test_forged_results_are_retried_not_believed():
     forged_once = set()
 
     def tamper(index, data):
-        rec = json.loads(data)
         if index not in forged_once:
             forged_once.add(index)
             return b'{"status":"match","offset":0,"candidate":0}'

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web import http, server
+from twisted.web import server
 from twisted.web.resource import Resource
 
 from xwpy.protocol import API_PREFIX, ProtocolError
@@ -303,5 +303,5 @@ class BoundedRequest(server.Request):
 
 __all__ = [
     "ADMIN", "ANON", "HOST", "SCIENTIST", "USER", "USER_OR_HOST", "Api", "ApiError", "Authenticator",
-    "BoundedRequest", "Ctx", "Principal", "Raw", "Stream", "bad_request", "forbidden", "http", "not_found",
+    "BoundedRequest", "Ctx", "Principal", "Raw", "Stream", "bad_request", "forbidden", "not_found",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -281,8 +281,4 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
-def now() -> float:
-    return time.time()
-
-
-__all__ = ["Catalog", "CatalogUnavailable", "Connection", "ensure_schema", "make_engine"]
+__all__ = ["Catalog", "CatalogUnavailable", "ensure_schema", "make_engine"]
