@@ -26,6 +26,7 @@ from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, de
 from xwpy.verify import Verdict
 
 _NO_VOTE = frozenset({ReplicaStatus.LOST, ReplicaStatus.ABORTED})
+_NONE: frozenset = frozenset()
 
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
 # a work request when the head of the queue is full of jobs this host already ran.
@@ -67,6 +68,8 @@ class JobState:
         """Hosts that hold a replica of this job or gave a result for it. A host whose replica was
         lost (it crashed, or gave it back) gave nothing and may try again — else a small pool
         whose hosts all restarted once could never finish the job."""
+        if not self.replicas:  # most jobs a work request looks at: pending ones
+            return _NONE
         return {r.host_id for r in self.replicas if r.status not in _NO_VOTE}
 
     def add_replica(self, r: ReplicaState) -> None:
@@ -366,6 +369,8 @@ class Engine:
 
     def _owners_used(self, job: JobState) -> set[int]:
         """The volunteers whose hosts hold a replica of this job or gave a result for it."""
+        if not job.replicas:
+            return _NONE
         owners = set()
         for r in job.replicas:
             if r.status in _NO_VOTE:
