@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 from typing import Any, Callable, TypeVar
@@ -45,6 +46,16 @@ class ProtocolError(ValueError):
 
 
 Check = Callable[[Any, str], Any]
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode a JSON text from outside, raising ValueError for anything that is not JSON —
+    including a value nested so deeply (``[[[[...`` 100k levels) that the decoder runs out of
+    recursion: that is a malformed message, not a crash."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 # -- field checks ------------------------------------------------------------------------------

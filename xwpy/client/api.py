@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from xwpy import pki
-from xwpy.protocol import API_PREFIX
+from xwpy.protocol import API_PREFIX, loads
 
 
 class ClientError(Exception):
@@ -112,7 +112,7 @@ class Client:
             return resp
         raw = resp.read()
         try:
-            err = json.loads(raw)
+            err = loads(raw)
             raise ClientError(err.get("message", ""), status=resp.status, code=err.get("error", "error"), field=err.get("field"))
         except (ValueError, AttributeError):
             raise ClientError(raw[:200].decode("utf-8", "replace"), status=resp.status, code="http") from None
@@ -122,7 +122,7 @@ class Client:
         resp = self._check(self._request(method, path, body, query=query or None))
         raw = resp.read()
         try:
-            return json.loads(raw) if raw else None
+            return loads(raw) if raw else None
         except ValueError:
             raise ClientError("the coordinator sent malformed JSON") from None
 

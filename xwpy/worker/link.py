@@ -87,7 +87,7 @@ class Link:
         if code in (502, 503, 504):
             raise Unreachable(f"coordinator busy (HTTP {code})")
         try:
-            value = json.loads(raw) if raw else None
+            value = protocol.loads(raw) if raw else None
         except ValueError:
             raise Unreachable(f"malformed reply (HTTP {code})") from None
         if code >= 400:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 import click
 
 from xwpy import archive
+from xwpy.protocol import loads
 from xwpy.client.api import Client, ClientError
 from xwpy.client.context import Settings, emit, fail, pass_settings, table
 
@@ -41,7 +41,7 @@ def read_job_file(path: Path) -> list[dict]:
     """A JSON array of job objects, or one JSON object per line."""
     text = path.read_text()
     try:
-        value = json.loads(text)
+        value = loads(text)
         items = value if isinstance(value, list) else [value]
     except ValueError:
         items = []
@@ -49,7 +49,7 @@ def read_job_file(path: Path) -> list[dict]:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                items.append(json.loads(line))
+                items.append(loads(line))
             except ValueError as e:
                 raise ClientError(f"{path}:{n}: not JSON ({e})") from None
     for i, item in enumerate(items):

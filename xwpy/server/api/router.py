@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from xwpy.protocol import API_PREFIX, ProtocolError
+from xwpy.protocol import API_PREFIX, ProtocolError, loads
 from xwpy.server.catalog.connector import CatalogUnavailable
 from xwpy.server.catalog.rows import User
 
@@ -92,7 +92,7 @@ class Ctx:
             if not raw:
                 raise bad_request("a JSON body is required")
             try:
-                self._body = json.loads(raw)
+                self._body = loads(raw)
             except (UnicodeDecodeError, ValueError) as e:
                 raise bad_request(f"malformed JSON: {e}") from None
         return self._body
