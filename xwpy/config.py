@@ -51,8 +51,13 @@ class SchedulerConfig:
 class LimitsConfig:
     max_body_bytes: int = 32 << 20  # JSON request bodies
     max_upload_bytes: int = 1 << 30  # data blobs
-    max_connections: int = 4096
+    max_connections: int = 4096  # open at once; beyond, a new connection is closed as it is accepted
+    max_connections_per_peer: int = 256  # from one client address (raise it for many workers behind one NAT)
+    limit_loopback: bool = False  # hold clients on this machine to max_connections_per_peer too
     idle_timeout_seconds: float = 60.0  # slow clients are cut off after this long without a byte
+    header_timeout_seconds: float = 20.0  # a request's line and headers must all arrive within this
+    min_body_rate: float = 500.0  # bytes/s a request body must average, once body_grace_seconds passed
+    body_grace_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,18 @@ def load(site_dir: Path) -> SiteConfig:
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
+    _check_limits(cfg.limits)
     _check_oracle(cfg.oracle)
     return cfg
+
+
+def _check_limits(lim: LimitsConfig) -> None:
+    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer"):
+        if getattr(lim, key) < 1:
+            raise ConfigError(f"[limits] {key} must be >= 1")
+    for key in ("idle_timeout_seconds", "header_timeout_seconds", "min_body_rate", "body_grace_seconds"):
+        if not getattr(lim, key) > 0:
+            raise ConfigError(f"[limits] {key} must be > 0")
 
 
 def _check_oracle(o: OracleConfig) -> None:

@@ -11,7 +11,7 @@ import os
 
 from twisted.application import service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import SSL4ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web import server
@@ -19,6 +19,7 @@ from twisted.web import server
 from xwpy import pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
+from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
 from xwpy.server.api.router import BoundedRequest, Raw, Stream
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
@@ -46,6 +47,7 @@ class Coordinator(service.MultiService):
         self.dispatcher: Dispatcher | None = None
         self.oracle = None  # xwpy.oracle.service.OracleService when [oracle] enabled
         self.port = None
+        self.connections: GuardedTLSFactory | None = None
         self.url: str | None = None
         self.ready: Deferred = Deferred()
 
@@ -112,15 +114,15 @@ class Coordinator(service.MultiService):
 
         # The API takes JSON, never HTML forms: do not parse every request's Content-Type with the
         # email package (a tenth of the reactor's time under load).
-        site = _Site(resource, requestFactory=Request, parsePOSTFormSubmission=False)
+        site = _Site(resource, requestFactory=Request, parsePOSTFormSubmission=False, reactor=self.reactor)
         site.displayTracebacks = False
         site.timeOut = limits.idle_timeout_seconds
         site.noisy = False
+        site.guard = Guard.from_limits(limits)
         ctx = pki.server_context_factory(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
-        endpoint = SSL4ServerEndpoint(
-            self.reactor, cfg.coordinator.port, ctx, interface=cfg.coordinator.interface, backlog=1024
-        )
-        return await endpoint.listen(site)
+        self.connections = GuardedTLSFactory(ctx, site, site.guard)
+        endpoint = TCP4ServerEndpoint(self.reactor, cfg.coordinator.port, backlog=1024, interface=cfg.coordinator.interface)
+        return await endpoint.listen(self.connections)
 
     def _write_run_file(self) -> None:
         path = self.config.run_file
@@ -205,6 +207,8 @@ class Coordinator(service.MultiService):
 
 
 class _Site(server.Site):
+    protocol = GuardedChannel  # HTTP/1.1 with deadlines for slow clients
+
     def log(self, request):  # no access log: it would cost more than serving a work request
         pass
 
