@@ -204,23 +204,49 @@ class Client:
         return self.call("GET", "/hosts")["hosts"]
 
     def _download(self, path: str, dest: Path, expect: str | None) -> int:
-        """Stream to ``dest`` via a temporary file; keep it only if its sha256 is the expected one."""
+        """Stream to ``dest`` via a temporary file; keep it only if its sha256 is the expected one.
+
+        A download cut off midway (the coordinator aborts one whose stored copy fails its own
+        check) is tried once more: the second answer says why."""
         import hashlib
 
-        resp = self._check(self._request("GET", path))
-        h = hashlib.sha256()
-        size = 0
         tmp = dest.with_name(f".{dest.name}.part")
-        with open(tmp, "wb") as out:
-            while block := resp.read(1 << 20):
-                h.update(block)
-                out.write(block)
-                size += len(block)
-        if expect is not None and h.hexdigest() != expect:
-            tmp.unlink()
-            raise ClientError(f"downloaded content hashes to {h.hexdigest()}, not {expect}", code="digest_mismatch")
-        os.replace(tmp, dest)
-        return size
+        for attempt in (1, 2):
+            resp = self._check(self._request("GET", path))
+            announced = resp.getheader("content-length")
+            h = hashlib.sha256()
+            size = 0
+            try:
+                out = open(tmp, "wb")
+            except OSError as e:
+                self.close()
+                raise ClientError(f"cannot write {dest}: {e.strerror}") from None
+            with out:
+                try:
+                    while block := resp.read(1 << 20):
+                        h.update(block)
+                        out.write(block)
+                        size += len(block)
+                    cut = announced is not None and announced.isdigit() and size != int(announced)
+                    why = f"{size} of {announced} bytes"
+                except (ssl.SSLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+                    cut, why = True, f"{type(e).__name__}: {e}"
+                except OSError as e:  # writing: a full disk, a file removed under us
+                    tmp.unlink(missing_ok=True)
+                    self.close()
+                    raise ClientError(f"cannot write {dest}: {e.strerror or e}") from None
+            if cut:
+                tmp.unlink(missing_ok=True)
+                self.close()
+                if attempt == 2:
+                    raise ClientError(f"the download of {path} was cut off ({why})", code="cut_off")
+                continue
+            if expect is not None and h.hexdigest() != expect:
+                tmp.unlink()
+                raise ClientError(f"downloaded content hashes to {h.hexdigest()}, not {expect}", code="digest_mismatch")
+            os.replace(tmp, dest)
+            return size
+        raise AssertionError("unreachable")
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:

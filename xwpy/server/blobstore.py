@@ -2,7 +2,9 @@
 
 A blob is written under a temporary name, hashed as it is written, and renamed into place only if
 the hash is the one announced: a partial or corrupt upload never becomes data. Blobs are
-immutable; storing one that exists is a no-op. Everything here blocks: call it from a thread.
+immutable; storing one that exists is a no-op. A blob found damaged later (it is checked whenever
+it is read or served) is moved to ``corrupt/``: uploading it again repairs it. Everything here
+blocks: call it from a thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class DigestMismatch(BlobError):
 
 class TooLarge(BlobError):
     pass
+
+
+class Corrupt(BlobError):
+    """A stored blob whose content no longer hashes to its name (disk fault, tampering)."""
 
 
 class BlobStore:
@@ -98,7 +104,24 @@ class BlobStore:
         os.replace(tmp, dest)
 
     def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        data = self.path(sha256).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            self.quarantine(sha256)
+            raise Corrupt(f"stored blob {sha256} is damaged (its content hashes to {digest})")
+        return data
+
+    def quarantine(self, sha256: str) -> None:
+        """Set a damaged blob aside (kept for inspection): it is no longer served."""
+        dest = self.root / "corrupt" / sha256
+        dest.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(self.path(sha256), dest)
+        except FileNotFoundError:
+            pass
+
+    def quarantined(self, sha256: str) -> bool:
+        return (self.root / "corrupt" / sha256).exists()
 
     def copy_to(self, sha256: str, dest: Path) -> None:
         shutil.copyfile(self.path(sha256), dest)

@@ -20,8 +20,8 @@ from xwpy import pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
 from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
-from xwpy.server.api.router import BoundedRequest, Raw, Stream
-from xwpy.server.blobstore import BlobStore
+from xwpy.server.api.router import ApiError, BoundedRequest, Raw, Stream
+from xwpy.server.blobstore import BlobStore, Corrupt
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
 from xwpy.server.catalog import users as users_catalog
@@ -165,11 +165,26 @@ class Coordinator(service.MultiService):
         return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
 
     async def blob(self, sha256: str, content_type: str = "application/octet-stream"):
-        """A response sending a blob, from the file store or the catalog's small blobs; None if absent."""
+        """A response sending a blob, from the file store or the catalog's small blobs; None if absent.
+
+        Whatever is served is checked against its sha256 on the way out: a damaged blob is refused
+        (410 ``corrupt``), set aside and logged, never served as if it were the data."""
         size = self.blobs.size(sha256)
         if size is not None:
-            return Stream(str(self.blobs.path(sha256)), size, content_type)
-        data = await self.catalog.blobs.get(sha256)
+            def corrupt(digest: str) -> None:
+                log.error("stored blob {sha} is damaged (its content hashes to {digest}): set aside in {dir}",
+                          sha=sha256, digest=digest, dir=self.blobs.root / "corrupt")
+                self.blobs.quarantine(sha256)
+
+            return Stream(str(self.blobs.path(sha256)), size, content_type, sha256=sha256, on_corrupt=corrupt)
+        try:
+            data = await self.catalog.blobs.get(sha256)
+        except Corrupt as e:
+            log.error("{error}", error=str(e))
+            raise ApiError(410, "corrupt", f"{sha256} is damaged in the coordinator's catalog; it cannot be served") from None
+        if data is None and self.blobs.quarantined(sha256):
+            raise ApiError(410, "corrupt", f"{sha256} was found damaged in the coordinator's store and set aside; "
+                                           "upload it again to repair it")
         return None if data is None else Raw(data, content_type)
 
     async def host_may_read(self, host_id: int, sha256: str) -> bool:

@@ -349,9 +349,16 @@ class Worker(service.Service):
         return staged
 
     async def _cached(self, sha256: str) -> Path:
+        """A blob from the cache, checked against its sha256 each time it is staged (a damaged
+        copy is fetched again); downloads are checked by the link."""
         path = self.state / "cache" / sha256
-        if not path.exists():
-            await self.link.download(sha256, path)
+        if path.exists():
+            digest, _ = await deferToThread(archive.sha256_file, path)
+            if digest == sha256:
+                return path
+            log.warn("cached {sha} is damaged (it hashes to {digest}): fetching it again", sha=sha256, digest=digest)
+            path.unlink(missing_ok=True)
+        await self.link.download(sha256, path)
         return path
 
     async def _report(self, t: _Task, outcome: Outcome) -> None:

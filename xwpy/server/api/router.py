@@ -8,6 +8,7 @@ a protocol error becomes 400 naming the field; anything unexpected becomes a 500
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPullProducer
 from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
+from zope.interface import implementer
 
 from xwpy.protocol import API_PREFIX, ProtocolError, loads
 from xwpy.server.catalog.connector import CatalogUnavailable
@@ -67,11 +70,17 @@ class Raw:
 
 @dataclass
 class Stream:
-    """Send a file with a producer (large downloads never load into memory)."""
+    """Send a file with a producer (large downloads never load into memory).
+
+    With ``sha256``, the content is hashed as it is sent and its last block is held back until the
+    hash is checked: a damaged file is never delivered whole. The connection is aborted instead
+    (the client sees a cut-off body) and ``on_corrupt(digest)`` is called."""
 
     path: str
     size: int
     content_type: str = "application/octet-stream"
+    sha256: str | None = None
+    on_corrupt: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -231,22 +240,12 @@ def _dumps(value: Any) -> bytes:
 
 def _send(request: server.Request, result: Any) -> None:
     if isinstance(result, Stream):
-        from twisted.protocols.basic import FileSender
-
         request.setHeader(b"content-type", result.content_type.encode())
         request.setHeader(b"content-length", str(result.size).encode())
         if request.method == b"HEAD":
             request.finish()
             return
-        f = open(result.path, "rb")
-        d = FileSender().beginFileTransfer(f, request)
-
-        def done(_):
-            f.close()
-            if not request.finished and not request._disconnected:
-                request.finish()
-
-        d.addBoth(done)
+        _FileSender(open(result.path, "rb"), result, request).begin()
         return
     if not isinstance(result, Raw):
         result = Raw(_dumps(result), "application/json")
@@ -256,6 +255,53 @@ def _send(request: server.Request, result: Any) -> None:
     if request.method != b"HEAD":
         request.write(result.body)
     request.finish()
+
+
+@implementer(IPullProducer)
+class _FileSender:
+    """Sends a :class:`Stream`; checks its sha256 (when given) before the last block goes out."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, f, stream: Stream, request: server.Request):
+        self.file, self.stream, self.request = f, stream, request
+        self.sent = 0
+        self.hash = hashlib.sha256() if stream.sha256 else None
+
+    def begin(self) -> None:
+        self.request.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        if self.file is None:
+            return
+        chunk = self.file.read(self.CHUNK)
+        self.sent += len(chunk)
+        last = not chunk or self.sent >= self.stream.size
+        if self.hash is not None:
+            self.hash.update(chunk)
+            if last and (self.sent != self.stream.size or self.hash.hexdigest() != self.stream.sha256):
+                self._close()
+                if self.stream.on_corrupt is not None:
+                    self.stream.on_corrupt(self.hash.hexdigest())
+                self.request.channel.transport.abortConnection()  # never the whole of a damaged blob
+                return
+        if chunk:
+            self.request.write(chunk)
+        if last:
+            self._close()
+            if not self.request.finished and not self.request._disconnected:
+                self.request.finish()
+
+    def stopProducing(self) -> None:  # the client went away
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def _close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            self.request.unregisterProducer()
 
 
 # -- bounded request bodies ------------------------------------------------------------------------

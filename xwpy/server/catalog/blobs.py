@@ -1,13 +1,16 @@
 """Small blobs kept in the catalog (inline job results), by sha256, compressed: a result archive
-of a short output is mostly tar padding and compresses twentyfold."""
+of a short output is mostly tar padding and compresses twentyfold. Each is checked against its
+sha256 when read: a damaged row raises :class:`Corrupt`, never returns wrong bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 from sqlalchemy import select
 from twisted.internet.defer import Deferred
 
+from xwpy.server.blobstore import Corrupt
 from xwpy.server.catalog import bulk
 from xwpy.server.catalog.schema import small_blobs
 
@@ -21,7 +24,16 @@ def store(conn, blobs: list[tuple[str, bytes]]) -> None:
 
 def get(conn, sha256: str) -> bytes | None:
     row = conn.execute(select(small_blobs.c.data).where(small_blobs.c.sha256 == sha256)).first()
-    return zlib.decompress(row[0]) if row else None
+    if row is None:
+        return None
+    try:
+        data = zlib.decompress(row[0])
+    except zlib.error as e:
+        raise Corrupt(f"catalog blob {sha256} is damaged ({e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise Corrupt(f"catalog blob {sha256} is damaged (its content hashes to {digest})")
+    return data
 
 
 class BlobsComponent:
