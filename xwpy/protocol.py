@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
 import re
@@ -34,6 +35,7 @@ MAX_RESULTS_PER_REPORT = 1024
 MAX_SLOTS = 256
 MAX_INLINE_RESULT = 64 * 1024
 STDERR_TAIL = 4096
+MAX_JSON_DEPTH = 64  # arrays and objects within one another; the protocol's messages need 5
 
 
 class ProtocolError(ValueError):
@@ -50,12 +52,41 @@ Check = Callable[[Any, str], Any]
 
 def loads(raw: bytes | str) -> Any:
     """Decode a JSON text from outside, raising ValueError for anything that is not JSON —
-    including a value nested so deeply (``[[[[...`` 100k levels) that the decoder runs out of
-    recursion: that is a malformed message, not a crash."""
+    including arrays and objects nested more than MAX_JSON_DEPTH deep (``[[[[...`` 100k levels
+    would exhaust the decoder's recursion: a malformed message, not a crash). The limit is the
+    same wherever it is checked, whatever the caller's stack depth."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} deep")
     try:
         return json.loads(raw)
-    except RecursionError:
+    except RecursionError:  # not reached when the check above holds; kept as the last line
         raise ValueError("JSON nested too deeply") from None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_STEP = [0] * 256
+for _c in b"[{":
+    _STEP[_c] = 1
+for _c in b"]}":
+    _STEP[_c] = -1
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """Does any bracket outside strings open more than ``limit`` deep? (As fast as json.loads:
+    counted in C by chunks, stopping at the first chunk too deep.)"""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    outside = _JSON_STRING.sub(b"", raw) if b"\\" in raw else b"".join(raw.split(b'"')[0::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    depth = 0
+    for i in range(0, len(brackets), 8192):
+        steps = list(itertools.accumulate(map(_STEP.__getitem__, brackets[i:i + 8192]), initial=depth))
+        if max(steps) > limit:
+            return True
+        depth = steps[-1]
+    return False
 
 
 # -- field checks ------------------------------------------------------------------------------

@@ -65,3 +65,40 @@ def test_bounds():
     with pytest.raises(p.ProtocolError):
         p.parse(p.WorkRequest, {"slots": True})  # a boolean is not an integer
     assert p.parse(p.ResultReport, {"replica_id": 1, "exit_code": 0, "result_sha256": "a" * 64}).ok
+
+
+def _depth(v) -> int:
+    if isinstance(v, list):
+        return 1 + max(map(_depth, v), default=0)
+    if isinstance(v, dict):
+        return 1 + max(map(_depth, v.values()), default=0)
+    return 0
+
+
+deep_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab\u00e9', max_size=8),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(alphabet='[{"\\k', max_size=3), inner, max_size=2),
+    max_leaves=80,
+)
+
+
+@settings(max_examples=200)
+@given(deep_values, st.integers(0, 70), st.booleans())
+def test_loads_bounds_nesting_whatever_the_strings_hold(value, wrap, as_text):
+    """JSON from outside decodes as json.loads does, unless nested deeper than MAX_JSON_DEPTH:
+    then ValueError — brackets and escaped quotes inside strings do not count."""
+    for _ in range(wrap):
+        value = [value]
+    text = json.dumps(value)
+    raw = text if as_text else text.encode()
+    if _depth(value) > p.MAX_JSON_DEPTH:
+        with pytest.raises(ValueError, match="nested"):
+            p.loads(raw)
+    else:
+        assert p.loads(raw) == value
+
+
+def test_loads_refuses_100k_deep():
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, b"[" * 100_000):
+        with pytest.raises(ValueError):
+            p.loads(raw)
