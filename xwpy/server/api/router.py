@@ -133,6 +133,7 @@ class Route:
     handler: Handler
     who: str
     ints: frozenset[str]
+    path: str = ""  # as registered, e.g. "/jobs/{job_id:int}"
 
 
 class Authenticator:
@@ -165,10 +166,14 @@ class Api(Resource):
         ints = frozenset(re.findall(r"\{(\w+):int\}", path))
 
         def register(handler: Handler) -> Handler:
-            self._routes.append(Route(method.encode(), pattern, handler, who, ints))
+            self._routes.append(Route(method.encode(), pattern, handler, who, ints, path))
             return handler
 
         return register
+
+    def routes(self) -> list[Route]:
+        """Every registered endpoint (the hostile-input tests fuzz each of them)."""
+        return list(self._routes)
 
     def render(self, request: server.Request):
         Deferred.fromCoroutine(self._serve(request))
