@@ -154,6 +154,10 @@ class GuardedChannel(http.HTTPChannel):
         self.transport.write(_error(b"408 Request Timeout", "timeout", message))
         self.loseConnection()
 
+    def _send100Continue(self):
+        if not self.transport.disconnecting:  # not after a 413 refusing the body on its headers
+            super()._send100Continue()
+
     def _respondToBadRequestAndDisconnect(self):
         self._cut = True
         self.transport.write(_error(b"400 Bad Request", "bad_request", "malformed HTTP request"))
