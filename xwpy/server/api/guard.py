@@ -8,6 +8,8 @@
   request line and headers, and its body an average of at least ``min_body_rate`` bytes/s once
   ``body_grace`` seconds have passed: a slowloris that sends a byte every few seconds is cut off
   with a 408, though every byte resets the idle timeout. A malformed request gets a JSON 400.
+  A refused client's connection lingers a moment, its bytes dropped, so it reads the refusal
+  rather than a TCP reset.
 
 The checks run when bytes arrive (no timer per request); a client that sends nothing at all is
 cut off by the site's idle timeout.
@@ -26,6 +28,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http
 
 log = Logger()
+
+LINGER = 2.0  # seconds a refused client's bytes are read and dropped before its connection closes
 
 
 @dataclass(frozen=True)
@@ -144,24 +148,42 @@ class GuardedChannel(http.HTTPChannel):
         self._body_bytes = 0
         super().allHeadersReceived()
 
+    def refuse(self, status: bytes, code: str, message: str) -> None:
+        """Answer with a JSON error and close — after reading and dropping, for LINGER seconds,
+        what the client still sends: closing with its bytes unread would reset the connection,
+        and a client still sending would get the reset instead of the answer."""
+        self._cut = True
+        self.clearLineBuffer()  # parse no further line of this read
+        self.transport.write(_error(status, code, message))
+        self.setTimeout(LINGER)  # then timeoutConnection closes it
+
+    def timeoutConnection(self):
+        if not self._cut:
+            return super().timeoutConnection()
+        # The end of a refusal's linger (logged already, if worth it): close, abort if stuck.
+        self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
+    def _cut_off(self, message: str) -> None:
+        log.info("cutting off {peer}: {why}", peer=str(self.transport.getPeer()), why=message)
+        self.refuse(b"408 Request Timeout", "timeout", message)
+
     def allContentReceived(self):
+        if self._cut:  # the rest of a refused body, in the same read: nothing to serve
+            return
         self._head_since = self._body_since = None
         super().allContentReceived()
 
-    def _cut_off(self, message: str) -> None:
-        self._cut = True
-        log.info("cutting off {peer}: {why}", peer=str(self.transport.getPeer()), why=message)
-        self.transport.write(_error(b"408 Request Timeout", "timeout", message))
-        self.loseConnection()
-
     def _send100Continue(self):
-        if not self.transport.disconnecting:  # not after a 413 refusing the body on its headers
+        if not self._cut:  # not after a 413 refusing the body on its headers
             super()._send100Continue()
 
     def _respondToBadRequestAndDisconnect(self):
-        self._cut = True
-        self.transport.write(_error(b"400 Bad Request", "bad_request", "malformed HTTP request"))
-        self.loseConnection()
+        self.refuse(b"400 Bad Request", "bad_request", "malformed HTTP request")
+
+    def lineLengthExceeded(self, line):
+        self.refuse(b"431 Request Header Fields Too Large", "too_large",
+                    f"a request line or header is longer than {self.MAX_LENGTH} bytes")
 
 
 __all__ = ["Guard", "GuardedChannel", "GuardedTLSFactory"]

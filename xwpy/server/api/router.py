@@ -343,8 +343,13 @@ class BoundedRequest(server.Request):
 
     def _refuse(self):
         self._refused = True
-        body = _dumps({"error": "too_large", "message": f"request body exceeds {self._limit} bytes"})
         self.content = None
+        message = f"request body exceeds {self._limit} bytes"
+        refuse = getattr(self.channel, "refuse", None)  # the guard's channel lingers before it closes
+        if refuse is not None:
+            refuse(b"413 Content Too Large", "too_large", message)
+            return
+        body = _dumps({"error": "too_large", "message": message})
         self.channel.transport.write(
             b"HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\n"
             b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
