@@ -4,6 +4,7 @@ lying headers, a request line in pieces) and clients that misbehave in time (slo
 from __future__ import annotations
 
 import json
+import select
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    interim: list[int] = field(default_factory=list)  # 1xx answers before this one
 
     def json(self):
         return json.loads(self.body)
@@ -30,11 +32,11 @@ def connect(grid, *, source: str = "127.0.0.1", timeout: float = 30.0) -> ssl.SS
         raise
 
 
-def read_reply(sock: ssl.SSLSocket, *, head: bool = False) -> Reply | None:
+def read_reply(sock: ssl.SSLSocket, *, head: bool = False, data: bytes = b"") -> Reply | None:
     """One response (interim 1xx skipped), read up to its Content-Length or the end of the
     connection; None if the server closed the connection without answering. ``head``: the answer
-    to a HEAD request (no body, whatever Content-Length says)."""
-    data = b""
+    to a HEAD request (no body, whatever Content-Length says); ``data``: its first bytes, read."""
+    interim = []
     while True:
         while b"\r\n\r\n" not in data:
             chunk = _recv(sock)
@@ -45,7 +47,9 @@ def read_reply(sock: ssl.SSLSocket, *, head: bool = False) -> Reply | None:
         reply = parse(first + b"\r\n\r\n")
         if not 100 <= reply.status < 200:
             break
+        interim.append(reply.status)
         data = rest
+    reply.interim = interim
     body = rest
     length = None if head else reply.headers.get("content-length")
     while length is not None and len(body) < int(length):
@@ -82,18 +86,18 @@ def exchange(grid, request: bytes, *, timeout: float = 30.0, head: bool = False)
         return read_reply(sock, head=head)
 
 
-def closed(sock: ssl.SSLSocket) -> bool:
-    """True once the server has closed ``sock`` (reads what it sent meanwhile)."""
+def poll(sock: ssl.SSLSocket, timeout: float) -> bytes | None:
+    """What the server sent within ``timeout`` seconds: its bytes, b"" once it closed, or None.
+    (A readable socket may hold no data for us: a TLS 1.3 session ticket, say.)"""
+    if not getattr(sock, "pending", lambda: 0)() and not select.select([sock], [], [], timeout)[0]:
+        return None
+    old = sock.gettimeout()
+    sock.settimeout(0)
     try:
-        sock.setblocking(False)
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return True
-        except (ssl.SSLWantReadError, BlockingIOError):
-            return False
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLError):
-            return True
+        return sock.recv(65536)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return None
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        return b""
     finally:
-        sock.setblocking(True)
+        sock.settimeout(old)

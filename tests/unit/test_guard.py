@@ -84,7 +84,7 @@ def test_slowloris_headers_are_cut_off_after_the_header_deadline():
             break
         clock.advance(1)
     assert sent == 11  # the first byte after the 10 s deadline
-    assert status_of(transport) == 408 and transport.disconnecting
+    assert status_of(transport) == 408
     body = json.loads(transport.value().split(b"\r\n\r\n", 1)[1])
     assert body["error"] == "timeout" and "headers" in body["message"]
 
@@ -146,6 +146,25 @@ def test_an_oversized_body_is_refused_on_its_headers_with_no_100_continue():
     site.requestFactory = Small
     channel, transport = connect(site, clock)
     channel.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 101\r\n\r\n")
-    assert status_of(transport) == 413 and transport.disconnecting
+    assert status_of(transport) == 413
     assert b"100 Continue" not in transport.value()
+    assert json.loads(transport.value().split(b"\r\n\r\n", 1)[1])["error"] == "too_large"
+
+
+def test_a_refused_connection_reads_and_drops_what_follows_then_closes():
+    clock = MemoryReactorClock()
+    channel, transport = connect(make_site(clock), clock)
+    channel.dataReceived(b"GARBAGE\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")  # nothing after the refusal is served
+    assert transport.value().count(b"HTTP/1.1") == 1 and status_of(transport) == 400
+    assert not transport.disconnecting  # it still reads (the client may still be sending)...
+    channel.dataReceived(b"x" * 100_000)
+    clock.advance(3)
+    assert transport.disconnecting  # ...for a moment
+
+
+def test_an_overlong_header_line_gets_a_json_431():
+    clock = MemoryReactorClock()
+    channel, transport = connect(make_site(clock), clock)
+    channel.dataReceived(b"GET /" + b"a" * 20_000)
+    assert status_of(transport) == 431
     assert json.loads(transport.value().split(b"\r\n\r\n", 1)[1])["error"] == "too_large"
