@@ -58,16 +58,26 @@ def endpoint_from_site(site_dir: Path) -> Endpoint:
 
 class Client:
     def __init__(self, endpoint: Endpoint, *, timeout: float = 60.0):
-        parts = urlsplit(endpoint.url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url!r}")
+        try:
+            parts = urlsplit(endpoint.url)
+            port = parts.port  # raises ValueError when out of range or not a number
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme != "https" or not parts.hostname:
+            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url[:200]!r}")
         if not endpoint.ca.is_file():
             raise ClientError(f"CA certificate {endpoint.ca} not found")
+        token = endpoint.token
+        if not token.isascii() or not token.isprintable() or " " in token or len(token) > 1024:
+            raise ClientError("the token is not a bearer token (printable ASCII, no spaces): check --token or XWPY_TOKEN")
         self.endpoint = endpoint
         self._host = parts.hostname
-        self._port = parts.port or 443
+        self._port = port or 443
         self._timeout = timeout
-        self._ssl = pki.client_ssl_context(endpoint.ca)
+        try:
+            self._ssl = pki.client_ssl_context(endpoint.ca)
+        except (ssl.SSLError, OSError) as e:
+            raise ClientError(f"CA certificate {endpoint.ca} cannot be used: {e}") from None
         self._conn: http.client.HTTPSConnection | None = None
 
     def close(self) -> None:

@@ -38,8 +38,13 @@ class InputResolver:
 
 
 def read_job_file(path: Path) -> list[dict]:
-    """A JSON array of job objects, or one JSON object per line."""
-    text = path.read_text()
+    """A JSON array of job objects, or one JSON object per line (UTF-8)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ClientError(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ClientError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         value = loads(text)
         items = value if isinstance(value, list) else [value]
