@@ -217,7 +217,7 @@ def parse(cls: type[M], obj: Any, path: str = "") -> M:
     names = {f.name for f in fields}
     for key in obj:
         if key not in names:
-            raise ProtocolError(f"{path}.{key}" if path else str(key)[:80], "unknown field")
+            raise ProtocolError(f"{path}.{str(key)[:80]}" if path else str(key)[:80], "unknown field")
     kwargs = {}
     for f in fields:
         where = f"{path}.{f.name}" if path else f.name

@@ -220,6 +220,8 @@ class Client:
         check) is tried once more: the second answer says why."""
         import hashlib
 
+        if not dest.name or dest.is_dir():
+            raise ClientError(f"{str(dest)!r} is not a file name to save to")
         tmp = dest.with_name(f".{dest.name}.part")
         for attempt in (1, 2):
             resp = self._check(self._request("GET", path))

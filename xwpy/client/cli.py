@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from xwpy import __version__
 from xwpy.client.api import ClientError
-from xwpy.client.context import Settings
+from xwpy.client.context import Settings, fail
 from xwpy.config import ConfigError
 
 
@@ -20,11 +19,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ClientError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
+            fail(str(e))
         except ConfigError as e:
-            click.echo(f"error: configuration: {e}", err=True)
-            sys.exit(1)
+            fail(f"configuration: {e}")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

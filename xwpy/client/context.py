@@ -53,6 +53,12 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: control characters (a server's message may hold a
+    newline, a carriage return or a terminal escape) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)

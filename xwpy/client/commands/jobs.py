@@ -29,8 +29,12 @@ class InputResolver:
         if SHA_RE.fullmatch(value):
             return {"name": name, "sha256": value}
         path = Path(value).expanduser()
-        if not path.is_file():
-            raise ClientError(f"input {name!r}: {value!r} is neither a sha256 nor a file")
+        try:
+            is_file = path.is_file()
+        except OSError as e:  # a name too long, say
+            raise ClientError(f"input {name!r}: {value[:200]!r}: {e.strerror}") from None
+        if not is_file:
+            raise ClientError(f"input {name!r}: {value[:200]!r} is neither a sha256 nor a file")
         key = path.resolve()
         if key not in self._uploaded:
             self._uploaded[key] = self.client.put_data(path)["sha256"]
@@ -92,7 +96,9 @@ def register(cli: click.Group) -> None:
                 raw_inputs = item.get("inputs", {})
                 if not isinstance(raw_inputs, dict):
                     fail(f"{job_file}: job {i + 1}: inputs must be an object of NAME: FILE|SHA256")
-                spec["inputs"] = [resolver.resolve(str(n), str(v)) for n, v in raw_inputs.items()]
+                if not all(isinstance(v, str) for v in raw_inputs.values()):
+                    fail(f"{job_file}: job {i + 1}: each input must be a FILE or a SHA256 (a string)")
+                spec["inputs"] = [resolver.resolve(str(n), v) for n, v in raw_inputs.items()]
                 for k, v in policy.items():
                     if v is not None:
                         spec.setdefault(k, v)
