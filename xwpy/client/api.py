@@ -222,6 +222,9 @@ class Client:
 
         if not dest.name or dest.is_dir():
             raise ClientError(f"{str(dest)!r} is not a file name to save to")
+        if dest.exists() and not dest.is_file():
+            # The download is renamed into place: it would replace a device or a FIFO, not write to it.
+            raise ClientError(f"{dest} exists and is not a regular file")
         tmp = dest.with_name(f".{dest.name}.part")
         for attempt in (1, 2):
             resp = self._check(self._request("GET", path))
