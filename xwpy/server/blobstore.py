@@ -2,9 +2,9 @@
 
 A blob is written under a temporary name, hashed as it is written, and renamed into place only if
 the hash is the one announced: a partial or corrupt upload never becomes data. Blobs are
-immutable; storing one that exists is a no-op. A blob found damaged later (it is checked whenever
-it is read or served) is moved to ``corrupt/``: uploading it again repairs it. Everything here
-blocks: call it from a thread.
+immutable; storing one that exists again replaces the stored copy with the verified new one. A
+blob found damaged later (it is checked whenever it is read or served) is moved to ``corrupt/``;
+uploading it again repairs it. Everything here blocks: call it from a thread.
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ class BlobStore:
         return digest, len(data)
 
     def _install(self, tmp: str, digest: str) -> None:
+        """Move a verified blob into place — over a stored copy too, which may have been
+        damaged since: storing a blob again repairs it, for the price of a rename."""
         dest = self.path(digest)
-        if dest.exists():
-            return
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
