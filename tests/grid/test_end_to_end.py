@@ -62,6 +62,21 @@ def test_inputs_are_staged_and_private_data_stays_private(grid, tmp_path):
     assert {hosts[r["host_id"]] for r in alice.job(jid)["replicas"]} == {"alice"}
 
 
+def test_slots_of_one_worker_share_the_download_of_a_new_input(grid, tmp_path):
+    """Jobs staging the same input at once on a multi-slot worker each get it whole (they once
+    downloaded into one temporary file, and all but one failed)."""
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="upper", command=UPPER, replication=1, quorum=1)
+    grid.start_worker("w", grid.user("vol", "worker"), slots=4)
+    text = b"shared words " * 100_000
+    sha = alice.put_bytes(text, access="public")["sha256"]
+    ids = alice.submit([{"app": "upper", "args": [str(i)], "inputs": [{"name": "data.txt", "sha256": sha}],
+                         "max_errors": 1} for i in range(4)])
+    grid.wait_final(alice, ids, 120)
+    assert [stdout_of(alice, j, tmp_path) for j in ids] == [text.decode().upper() + f" {i}\n" for i in range(4)]
+
+
 def test_worker_killed_mid_job_is_rescheduled(grid, tmp_path):
     grid.start_coordinator()
     vol = grid.user("vol", "worker")

@@ -84,6 +84,7 @@ class Worker(service.Service):
         self._sampler = sampler
         self.link: Link | None = None
         self.tasks: dict[int, _Task] = {}
+        self._fetching: dict[str, list[Deferred]] = {}  # sha256 -> slots waiting for its download
         self._free_slots = list(range(options.slots))
         self._capacity: Deferred | None = None
         self._main: Deferred | None = None
@@ -352,13 +353,32 @@ class Worker(service.Service):
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
         copy is fetched again); downloads are checked by the link."""
         path = self.state / "cache" / sha256
+        waiters = self._fetching.get(sha256)
+        if waiters is not None:  # another slot is fetching it: wait for that download
+            d: Deferred = Deferred()
+            waiters.append(d)
+            await d
+            return path
         if path.exists():
             digest, _ = await deferToThread(archive.sha256_file, path)
             if digest == sha256:
                 return path
             log.warn("cached {sha} is damaged (it hashes to {digest}): fetching it again", sha=sha256, digest=digest)
             path.unlink(missing_ok=True)
-        await self.link.download(sha256, path)
+        if sha256 in self._fetching:  # another slot started fetching it while we checked
+            return await self._cached(sha256)
+        self._fetching[sha256] = waiters = []
+        try:
+            await self.link.download(sha256, path)
+        except BaseException as e:
+            for d in waiters:
+                d.errback(e)
+            raise
+        else:
+            for d in waiters:
+                d.callback(None)
+        finally:
+            del self._fetching[sha256]
         return path
 
     async def _report(self, t: _Task, outcome: Outcome) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ class Link:
 
     async def download(self, sha256: str, dest: Path) -> None:
         """Fetch a blob to ``dest`` (via a temporary name), checking its sha256."""
-        tmp = dest.with_name(dest.name + ".part")
+        tmp = dest.with_name(f"{dest.name}.{secrets.token_hex(4)}.part")  # each download its own
         h = hashlib.sha256()
         try:
             resp = await self._http.get(self.url + API_PREFIX + f"/data/{sha256}", headers=self._headers(), timeout=self.timeout)
