@@ -137,12 +137,19 @@ def load(site_dir: Path) -> SiteConfig:
     site_dir = Path(site_dir).resolve()
     path = site_dir / CONFIG_NAME
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"no site at {site_dir} (missing {CONFIG_NAME}; run `xwpy init {site_dir}`)") from None
+    return parse(text, site_dir, str(path))
+
+
+def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
+    """The configuration in ``text`` (TOML) for the site in ``site_dir``; errors name ``source``."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    kwargs: dict[str, Any] = {"dir": site_dir}
+        raise ConfigError(f"{source}: {e}") from None
+    kwargs: dict[str, Any] = {"dir": Path(site_dir).resolve()}
     for key, value in raw.items():
         if key == "site":
             if not isinstance(value, dict) or set(value) - {"name"}:

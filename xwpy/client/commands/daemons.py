@@ -14,20 +14,27 @@ from xwpy.client.context import fail
 def register(cli: click.Group) -> None:
     @cli.command("init")
     @click.argument("site_dir", type=click.Path(file_okay=False, path_type=Path))
-    @click.option("--name", default="xwpy", show_default=True, help="Site name (in the CA's subject).")
-    @click.option("--interface", default="127.0.0.1", show_default=True, help="Address the coordinator listens on.")
-    @click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True, help="0 picks a free port.")
-    @click.option("--public-host", default="127.0.0.1", show_default=True, help="Name workers and clients use.")
+    @click.option("--config", "template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A configuration to start from (see conf/); the options below override it.")
+    @click.option("--name", help="Site name (in the CA's subject).  [default: xwpy]")
+    @click.option("--interface", help="Address the coordinator listens on.  [default: 127.0.0.1]")
+    @click.option("--port", type=click.IntRange(0, 65535), help="0 picks a free port.  [default: 8443]")
+    @click.option("--public-host", help="Name workers and clients use.  [default: 127.0.0.1]")
     @click.option("--host", "extra", multiple=True, help="Another name or address for the certificate.")
     @click.option("--database", help="SQLAlchemy URL of the catalog (default: SQLite in the site).")
     @click.option("--heartbeat", type=click.FloatRange(0.05, 3600), help="Worker heartbeat period, seconds.")
-    def init(site_dir, name, interface, port, public_host, extra, database, heartbeat):
+    def init(site_dir, template, name, interface, port, public_host, extra, database, heartbeat):
         """Create a site: configuration, CA and server certificate, catalog, admin token."""
+        from xwpy import config
         from xwpy.site import SiteExists, init_site
 
         try:
+            base = config.parse(template.read_text(), site_dir, str(template)) if template else None
+        except (config.ConfigError, OSError, UnicodeDecodeError) as e:
+            fail(f"cannot use {template}: {e}")
+        try:
             cfg, token = init_site(
-                site_dir, name=name, interface=interface, port=port, public_host=public_host,
+                site_dir, base=base, name=name, interface=interface, port=port, public_host=public_host,
                 extra_names=extra, database=database,
                 scheduler={"heartbeat_seconds": heartbeat} if heartbeat else None,
             )
