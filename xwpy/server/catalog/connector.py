@@ -51,11 +51,12 @@ class _Op:
     kind: str | None = None  # a batch kind: payload in args[0], applied with its neighbours
 
 
-def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL") -> Engine:
+def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL",
+                busy_timeout: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -66,7 +67,7 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             # Checkpoints run on a thread of their own (Catalog._checkpoint_loop): done by the
             # writer at commit, they stalled every request waiting for that commit.
             cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -119,8 +120,10 @@ class Catalog:
         self.chain = chain.ChainComponent(self)
 
     @classmethod
-    def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL") -> "Catalog":
-        eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous)
+    def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL",
+             busy_timeout: float = 30.0) -> "Catalog":
+        eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous,
+                          busy_timeout=busy_timeout)
         ensure_schema(eng)
         cat = cls(eng, reactor, read_threads=read_threads)
         cat.start()
