@@ -8,7 +8,8 @@ can merge them into a few multi-row statements (the scheduler's changes are writ
 
 Writes that depend on the scheduler's in-memory state (``engine=True``) are poisoned by a failed
 commit: every later one fails too, until the scheduler has rebuilt its state from the catalog and
-calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one.
+calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one; one the database
+cannot take (locked, full, unreachable) fails with :class:`CatalogUnavailable` too.
 
 Reads run on a small thread pool, each on its own connection (SQLite in WAL mode lets readers
 proceed while the writer commits). With SQLite, a checkpointer thread copies the write-ahead log
@@ -25,6 +26,7 @@ from typing import Any, Callable
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -245,7 +247,14 @@ class Catalog:
                 if batch[i].engine:
                     outcomes[i] = (False, err)
                 elif len(live) == 1:
-                    outcomes[i] = (False, e)
+                    # The database could not take it (locked by another program, disk full, gone):
+                    # the caller hears "unavailable, retry"; its own mistakes (a duplicate key)
+                    # reach it as they are.
+                    if isinstance(e, (OperationalError, InterfaceError)):
+                        log.warn("{err}", err=str(err))
+                        outcomes[i] = (False, err)
+                    else:
+                        outcomes[i] = (False, e)
                 else:  # not tied to the scheduler's state: try it alone
                     outcomes[i] = self._run([batch[i]])[0]
         return outcomes  # type: ignore[return-value]
