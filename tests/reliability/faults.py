@@ -78,10 +78,8 @@ def audit(grid, expected: Callable[[list], str], acknowledged: Iterable[int] = (
             for r in conn.execute(select(replicas).order_by(replicas.c.id)):
                 rows[r.job_id]["replicas"].append(dict(r._mapping))
             digests = {j["result_sha256"] for j in rows.values() if j["result_sha256"]}
-            inline = {
-                sha: zlib.decompress(blob)
-                for sha, blob in conn.execute(select(small_blobs.c.sha256, small_blobs.c.data).where(small_blobs.c.sha256.in_(digests)))
-            } if digests else {}
+            q = select(small_blobs.c.sha256, small_blobs.c.data).where(small_blobs.c.sha256.in_(digests))
+            inline = {sha: zlib.decompress(blob) for sha, blob in conn.execute(q)} if digests else {}
             n_data = len(conn.execute(select(data.c.id)).all())
     finally:
         eng.dispose()

@@ -8,7 +8,11 @@ condition ("N more results since the last kill"), never on a sleep.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import random
 import re
@@ -16,13 +20,17 @@ import signal
 import threading
 import time
 
+import psutil
 import pytest
+from sqlalchemy import create_engine, select
 
-from tests.grid.conftest import stdout_of
+from tests.grid.conftest import SLOW, stdout_of
 from tests.harness import wait_for
 from tests.reliability import faults
-from xwpy import config
+from tests.reliability.ledger import server_errors
+from xwpy import archive, config
 from xwpy.client.api import ClientError
+from xwpy.server.catalog.schema import small_blobs
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +63,11 @@ def configure(grid, heartbeat_seconds: float, **catalog) -> None:
 def finished(client) -> int:
     counts = client.summary()
     return counts["COMPLETED"] + counts["ERROR"] + counts["CANCELLED"]
+
+
+def coordinator_errors(grid) -> int:
+    """500s and unhandled errors in the coordinator's log (all its lives: restarts append)."""
+    return server_errors(grid.coordinator.output())
 
 
 def worker_crashes(grid) -> int:
@@ -111,7 +124,7 @@ def test_workers_killed_at_random_under_load(grid, ledger, tmp_path):
         lost=len(result.lost),
         duplicated=result.duplicated + max(stats["certified"] - n_jobs, 0),
         wrong=len(result.wrong) + len(result.miscertified),
-        server_errors=ledger_errors(grid),
+        server_errors=coordinator_errors(grid),
         seconds=seconds,
     )
     assert kills >= 5, "the load ended before the chaos could start"
@@ -122,13 +135,7 @@ def test_workers_killed_at_random_under_load(grid, ledger, tmp_path):
     for jid in random.Random(SEED).sample(ids, 5):  # and what the API serves is what the audit read
         n = ids.index(jid)
         assert stdout_of(alice, jid, tmp_path) == square([n])
-    assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
-
-
-def ledger_errors(grid) -> int:
-    from tests.reliability.ledger import server_errors
-
-    return server_errors(grid.coordinator.output())
+    assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
 
 
 def test_coordinator_killed_twice_under_load(grid, ledger):
@@ -202,21 +209,18 @@ def test_coordinator_killed_twice_under_load(grid, ledger):
     ledger.record(
         scenario="coordinator SIGKILLed twice under load",
         load=f"{n_jobs} jobs r2-3 q2 in {n_batches} batches, 4 workers x 2 slots",
-        faults=f"{kills} coordinator SIGKILLs ({len(unanswered)} submissions unanswered, {stored_unanswered // per_batch} "
-               f"of them stored)",
+        faults=f"{kills} coordinator SIGKILLs ({len(unanswered)} submissions unanswered, "
+               f"{stored_unanswered // per_batch} of them stored)",
         lost=len(result.lost),
         duplicated=result.duplicated,
         wrong=len(result.wrong) + len(result.miscertified),
-        server_errors=ledger_errors(grid),
+        server_errors=coordinator_errors(grid),
         seconds=seconds,
     )
     assert len(acked) == n_jobs and sorted(int(a[0]) for a in acked.values()) == list(range(n_jobs))
     assert not result.lost and not result.wrong and not result.miscertified, result.summary()
     assert not result.leased_twice and not result.voted_twice, result.summary()
-    assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
-
-
-SLOW = ["{python}", "-c", "import sys, time; time.sleep(float(sys.argv[1])); print('done', sys.argv[2])", "{args}"]
+    assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
 
 
 def host_ids(grid) -> dict[str, int]:
@@ -227,14 +231,6 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
     """A worker SIGSTOPped mid-job keeps its connections but stops heartbeating: its lease expires,
     the job is finished by others; a result for the lost replica — forged with its host token
     while it hangs, then its own once SIGCONTed — changes nothing, and the worker works on."""
-    import base64
-    import hashlib
-    import json
-
-    import psutil
-
-    from xwpy import archive
-
     configure(grid, heartbeat_seconds=0.25)
     grid.start_coordinator()
     alice = grid.client(grid.user("alice"))
@@ -245,8 +241,8 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
     [jid] = alice.submit([{"app": "slow", "args": ["1", "hang-check"]}])
     wait_for(lambda: len(host_ids(grid)) == 2, 30, "two hosts")
     hung = host_ids(grid)["hung"]
-    [rep] = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["host_id"] == hung and r["status"] == "RUNNING"],
-                     30, "the victim's replica running")
+    [rep] = wait_for(lambda: [r for r in alice.job(jid)["replicas"]
+                              if r["host_id"] == hung and r["status"] == "RUNNING"], 30, "the victim's replica running")
     victim.send(signal.SIGSTOP)
     lost = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["id"] == rep["id"] and r["status"] == "LOST"],
                     30, "the hung worker's lease to expire")
@@ -290,8 +286,9 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
         bad_inputs=1,
         lost=len(result.lost),
         duplicated=result.duplicated,
-        wrong=len(result.wrong) + len(result.miscertified) + int(forged_stored) + int(after[rep["id"]]["status"] != "LOST"),
-        server_errors=ledger_errors(grid),
+        wrong=(len(result.wrong) + len(result.miscertified) + int(forged_stored)
+               + int(after[rep["id"]]["status"] != "LOST")),
+        server_errors=coordinator_errors(grid),
         seconds=seconds,
     )
     assert job["status"] == "COMPLETED" and job2["status"] == "COMPLETED"
@@ -302,14 +299,10 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
     assert set(late) <= {"aborted", "unknown", "lost"}, late  # a report it still sent was refused
     assert any(r["host_id"] == hung and r["validation"] == "VALID" for r in alice.job(jid2)["replicas"])
     assert stdout_of(alice, jid, tmp_path) == "done hang-check\n"
-    assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
+    assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
 
 
 def _small_blob_exists(grid, sha: str) -> bool:
-    from sqlalchemy import create_engine, select
-
-    from xwpy.server.catalog.schema import small_blobs
-
     eng = create_engine(grid.cfg.database_url)
     try:
         with eng.connect() as conn:
@@ -347,7 +340,8 @@ def test_network_drops_mid_upload(grid, ledger):
     alice.register_app(name="big", command=BIG, replication=2, quorum=2)
     started = time.monotonic()
     with faults.CutProxy(grid.port, cut_after=96 << 10, cuts=cuts) as proxy:
-        cut = start_worker_via(grid, f"https://127.0.0.1:{proxy.port}", "cut", grid.user("vol0", "worker"), "--log-level", "debug")
+        cut = start_worker_via(grid, f"https://127.0.0.1:{proxy.port}", "cut", grid.user("vol0", "worker"),
+                               "--log-level", "debug")
         grid.start_worker("w1", grid.user("vol1", "worker"))
         ids = alice.submit([{"app": "big", "args": [str(100 + n)]} for n in range(n_jobs)])
         jobs = grid.wait_final(alice, ids, timeout=90)
@@ -355,7 +349,7 @@ def test_network_drops_mid_upload(grid, ledger):
         cut_at = list(proxy.cut_at)
     result = faults.audit(grid, big, ids)
     torn = faults.blob_store_problems(grid)
-    hung = host_ids(grid)["cut"]
+    cut_host = host_ids(grid)["cut"]
     retried = len(re.findall(r"reporting replica \d+ failed", cut.output()))
     ledger.record(
         scenario="network drops mid-upload",
@@ -364,7 +358,7 @@ def test_network_drops_mid_upload(grid, ledger):
         lost=len(result.lost),
         duplicated=result.duplicated,
         wrong=len(result.wrong) + len(result.miscertified) + len(torn) + result.data_rows,
-        server_errors=ledger_errors(grid),
+        server_errors=coordinator_errors(grid),
         seconds=seconds,
     )
     assert len(cut_at) == cuts and retried >= cuts, (cut_at, retried)
@@ -373,16 +367,15 @@ def test_network_drops_mid_upload(grid, ledger):
     assert not result.leased_twice and not result.voted_twice, result.summary()
     assert not torn and result.data_rows == 0, torn
     # The cut worker's own results made it in the end (uploaded again, not rescheduled).
-    assert sum(r["host_id"] == hung and r["validation"] == "VALID" for j in result.jobs.values() for r in j["replicas"]) == n_jobs
-    assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
+    assert n_jobs == sum(r["host_id"] == cut_host and r["validation"] == "VALID"
+                         for j in result.jobs.values() for r in j["replicas"])
+    assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
 
 
 def test_catalog_locked_by_another_program(grid, ledger):
     """Another program holds the SQLite catalog's write lock longer than the coordinator waits for
     it (busy_timeout_seconds): writes are answered 503 with a JSON body and store nothing, reads go
     on, workers retry; once the lock is released the service resumes and every job completes."""
-    import hashlib
-
     configure(grid, heartbeat_seconds=0.3, busy_timeout_seconds=0.5)
     grid.start_coordinator()
     admin = grid.client()
@@ -435,7 +428,7 @@ def test_catalog_locked_by_another_program(grid, ledger):
         lost=len(result.lost) + len(half_written),
         duplicated=result.duplicated,
         wrong=len(result.wrong) + len(result.miscertified),
-        server_errors=ledger_errors(grid),  # each 500 is logged
+        server_errors=coordinator_errors(grid),  # each 500 is logged
         seconds=seconds,
     )
     assert answers == {w: (503, "unavailable") for w in writes}, answers
@@ -444,16 +437,13 @@ def test_catalog_locked_by_another_program(grid, ledger):
     assert not result.lost and not result.wrong and not result.miscertified, result.summary()
     assert not result.leased_twice and not result.voted_twice, result.summary()
     assert alice.get_data(sha, grid.root / "late.txt") == len(blob)
-    assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
+    assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
 
 
 def test_blob_store_disk_full(grid, ledger):
     """The coordinator's blob store is on a disk that fills up (a 2 MiB tmpfs, topped up by a
     filler file): uploads — a user's data, the workers' results — are answered 503 with a JSON
     body and leave nothing behind; once space is freed they go through and every job completes."""
-    import contextlib
-    import hashlib
-
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(faults.tmpfs(grid.cfg.blobs, "2m"))
@@ -475,8 +465,9 @@ def test_blob_store_disk_full(grid, ledger):
         except ClientError as e:
             refused = (e.status, e.code)
         ids = alice.submit([{"app": "big", "args": [str(100 + n)]} for n in range(2)])
-        wait_for(lambda: sum(len(re.findall(r"reporting replica \d+ failed \(coordinator busy \(HTTP 503\)", w.output()))
-                             for w in workers) >= 2, 60, "the workers' uploads refused for want of space")
+        busy = re.compile(r"reporting replica \d+ failed \(coordinator busy \(HTTP 503\)")
+        wait_for(lambda: sum(len(busy.findall(w.output())) for w in workers) >= 2, 60,
+                 "the workers' uploads refused for want of space")
         leftovers = faults.blob_store_problems(grid)
         stored_while_full = any(d["sha256"] == sha for d in alice.data())
         full_for = time.monotonic() - started
@@ -494,7 +485,7 @@ def test_blob_store_disk_full(grid, ledger):
             lost=len(result.lost),
             duplicated=result.duplicated,
             wrong=len(result.wrong) + len(result.miscertified) + len(leftovers) + int(stored_while_full),
-            server_errors=ledger_errors(grid),
+            server_errors=coordinator_errors(grid),
             seconds=seconds,
         )
         assert refused == (503, "unavailable"), refused
@@ -502,5 +493,5 @@ def test_blob_store_disk_full(grid, ledger):
         assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
         assert not result.lost and not result.wrong and not result.miscertified, result.summary()
         assert got == len(data)
-        assert ledger_errors(grid) == 0 and worker_crashes(grid) == 0
+        assert coordinator_errors(grid) == 0 and worker_crashes(grid) == 0
         grid.close()  # before the tmpfs goes
