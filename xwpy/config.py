@@ -33,6 +33,9 @@ class CatalogConfig:
     # SQLite durability: NORMAL survives a killed process (WAL); FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     read_threads: int = 4
+    # How long a write waits for a SQLite catalog locked by another program (a backup, a sqlite3
+    # shell) before the request is answered 503 "retry later".
+    busy_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
     cfg = SiteConfig(**kwargs)
     if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
+    if not 0 < cfg.catalog.busy_timeout_seconds <= 3600:
+        raise ConfigError("[catalog] busy_timeout_seconds must be in (0, 3600]")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
     _check_oracle(cfg.oracle)

@@ -34,6 +34,7 @@ def test_init_never_overwrites(tmp_path):
         ("[coordinator]\nprot = 1\n", "unknown key 'prot'"),
         ("[coordinator]\nport = 'x'\n", "port must be of type int"),
         ("[scheduler]\nheartbeat_seconds = true\n", "heartbeat_seconds"),
+        ("[catalog]\nbusy_timeout_seconds = 0\n", "busy_timeout_seconds must be in"),
         ("[nope]\n", "unknown section [nope]"),
         ("[coordinator\n", "xwpy.toml"),
     ],

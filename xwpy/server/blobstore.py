@@ -7,6 +7,7 @@ immutable; storing one that exists is a no-op. Everything here blocks: call it f
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -25,6 +26,13 @@ class DigestMismatch(BlobError):
 
 class TooLarge(BlobError):
     pass
+
+
+class StoreFull(BlobError):
+    """No room for the blob (disk full, quota, file size limit): nothing was stored; retry later."""
+
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class BlobStore:
@@ -48,6 +56,14 @@ class BlobStore:
 
     def put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
         """Store what ``src`` yields; check it against ``expected`` when given."""
+        try:
+            return self._put_stream(src, expected, max_size)
+        except OSError as e:
+            if e.errno in _NO_ROOM:
+                raise StoreFull(f"no room to store the data: {e.strerror}") from None
+            raise
+
+    def _put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
         h = hashlib.sha256()
         size = 0
         fd, tmp = tempfile.mkstemp(dir=self._tmp)

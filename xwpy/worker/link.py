@@ -15,7 +15,7 @@ from typing import Any
 import treq
 from twisted.internet import error as net_error
 from treq.client import HTTPClient
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+from twisted.web.client import Agent, HTTPConnectionPool, RequestNotSent, RequestTransmissionFailed, ResponseFailed
 
 from twisted.logger import Logger
 
@@ -42,6 +42,8 @@ _NETWORK_ERRORS = (
     net_error.TimeoutError,
     net_error.DNSLookupError,
     ResponseFailed,
+    RequestTransmissionFailed,  # the connection dropped while the request (an upload) was being sent
+    RequestNotSent,
 )
 
 

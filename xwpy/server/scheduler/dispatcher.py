@@ -359,7 +359,7 @@ class Dispatcher(service.Service):
         self._check()
         outcome: dict[int, str] = {}
         reports: list[Report] = []
-        blobs: list[tuple[str, bytes]] = []
+        inline: dict[int, tuple[str, bytes]] = {}
         for res in results:
             r = self.engine.replicas.get(res.replica_id)
             if r is None or r.host_id != host_id:
@@ -374,7 +374,7 @@ class Dispatcher(service.Service):
                 if hashlib.sha256(res.inline).hexdigest() != res.result_sha256:
                     outcome[res.replica_id] = "digest-mismatch"
                     continue
-                blobs.append((res.result_sha256, res.inline))
+                inline[res.replica_id] = (res.result_sha256, res.inline)
                 size = len(res.inline)
             else:
                 size = self.blobs.size(res.result_sha256)
@@ -393,6 +393,9 @@ class Dispatcher(service.Service):
             self._check()  # verification yielded: the state may have been frozen meanwhile
             now = self.reactor.seconds()
             accepted, ch = self.engine.report(host_id, reports, now)
+            # Only the results the engine took become data: one for a replica lost meanwhile is
+            # refused, and so is its archive.
+            blobs = [inline[rid] for rid, verdict in accepted.items() if verdict == "accepted" and rid in inline]
             await self._commit(ch, now, blobs=blobs)
             self.stats.reported += sum(1 for v in accepted.values() if v == "accepted")
             outcome.update(accepted)
