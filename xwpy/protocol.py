@@ -95,6 +95,11 @@ def Str(max_len: int, *, pattern: re.Pattern | None = None, what: str = "", min_
             raise ProtocolError(path, f"length must be between {min_len} and {max_len}, got {len(v)}")
         if "\x00" in v:
             raise ProtocolError(path, "must not contain NUL characters")
+        if not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800"): JSON allows it, no database stores it
+                raise ProtocolError(path, "must be valid Unicode (no lone surrogates)") from None
         if pattern is not None and not pattern.fullmatch(v):
             raise ProtocolError(path, f"not a valid {what or 'value'}: {v[:80]!r}")
         return v
