@@ -157,6 +157,8 @@ def Nested(cls: type) -> Check:
 
 Name = Str(64, pattern=NAME_RE, what="name (letters, digits, '.', '_', '-'; 1-64 chars)", min_len=1)
 Sha256 = Str(64, pattern=SHA256_RE, what="sha256 (64 lowercase hex digits)", min_len=64)
+RequestKey = Str(64, pattern=re.compile(r"[A-Za-z0-9_-]+"), what="request key (8-64 letters, digits, '_', '-')",
+                 min_len=8)
 FileName = Str(128, pattern=FILE_RE, what="file name (no '/', not hidden)", min_len=1)
 Id = Int(1)
 
@@ -316,6 +318,9 @@ class JobSpec:
 class SubmitJobs:
     jobs: tuple[JobSpec, ...] = field(ListOf(Nested(JobSpec), MAX_JOBS_PER_SUBMIT, min_len=1))
     batch: str | None = field(Optional(Name), default=None)
+    # Chosen by the client, once per submission: sent again (the answer was lost), the same
+    # submission is answered with the jobs it made the first time instead of new ones.
+    request: str | None = field(Optional(RequestKey), default=None)
 
 
 @message

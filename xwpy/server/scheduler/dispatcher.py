@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from twisted.application import service
 from twisted.internet import task
@@ -105,6 +105,7 @@ class Dispatcher(service.Service):
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
         self._job_waiters: dict[int, list[Deferred]] = {}
+        self._requests: dict[tuple[int, str], list[Deferred]] = {}  # submissions in flight, by key
         self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
 
@@ -253,6 +254,26 @@ class Dispatcher(service.Service):
         ids, ch = self.engine.add_jobs(new, now)
         await self._commit(ch, now)
         self._wake()
+        return ids
+
+    async def once(self, key: tuple[int, str], submit: Callable[[], Awaitable[list[int]]]) -> list[int]:
+        """The job ids ``submit()`` makes, made at most once per key (owner, client's request key):
+        a repeated request gets the first one's ids, from the catalog or when it is committed."""
+        if key in self._requests:
+            d: Deferred = Deferred()
+            self._requests[key].append(d)
+            return await d
+        self._requests[key] = waiters = []
+        try:
+            ids = await self.catalog.jobs.ids_of_request(*key) or await submit()
+        except Exception as e:
+            del self._requests[key]
+            for d in waiters:
+                d.errback(e)
+            raise
+        del self._requests[key]
+        for d in waiters:
+            d.callback(ids)
         return ids
 
     async def cancel(self, job_ids: Iterable[int]) -> list[int]:
