@@ -145,3 +145,33 @@ def test_a_host_that_lost_its_replica_may_take_the_job_again():
     assert e.assign(2, 1, 1.0)[0] == []  # gave a result: never again
     [again], _ = e.assign(3, 1, 1.0)
     assert again.job_id == jid
+
+
+def test_hosts_that_join_between_pool_refreshes_count_at_once():
+    # The pool is refreshed by the lease reaper every few seconds; a volunteer whose hosts join in
+    # between must not be free to give two replicas of one job while others are there.
+    e = Engine(lease_seconds=10)
+    e.refresh_pool(0.0)  # a coordinator just started: nobody yet
+    [jid], _ = e.add_jobs([job(99, r=3)], 0.0)
+    for hid, owner in ((1, 10), (2, 11), (3, 12), (4, 10)):
+        e.add_host(HostState(hid, owner, "", 8 * GiB, last_alive=0.5))
+    assert e.assign(1, 1, 0.5)[0] and e.assign(2, 1, 0.5)[0]
+    assert e.assign(4, 1, 0.5)[0] == []  # volunteer 10 already has one; volunteer 12 is there
+    assert e.assign(3, 1, 0.5)[0]
+
+
+def test_after_a_long_outage_the_first_host_back_is_not_alone():
+    # The coordinator was down for longer than a lease: the hosts alive when it stopped are presumed
+    # alive for a lease, so the first volunteer to reconnect cannot take all of a job's replicas.
+    e = Engine(lease_seconds=10)
+    hosts = [HostState(hid, owner, "", 8 * GiB, last_alive=100.0) for hid, owner in ((1, 10), (2, 10), (3, 11), (4, 12))]
+    e.load(hosts=hosts, jobs=[], replicas=[], next_job_id=1, next_replica_id=1, now=500.0)
+    [jid], _ = e.add_jobs([job(99, r=3)], 500.0)
+    e.heartbeat(1, [], 500.0)
+    e.heartbeat(2, [], 500.0)
+    e.reap(501.0)
+    assert e.assign(1, 1, 501.0)[0] and e.assign(2, 1, 501.0)[0] == []
+    e.reap(511.0)  # a lease later the others never came back: volunteer 10 may take it again
+    e.heartbeat(1, [], 511.0)
+    e.heartbeat(2, [], 511.0)
+    assert e.assign(2, 1, 511.0)[0]
