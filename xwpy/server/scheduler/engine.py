@@ -159,7 +159,8 @@ class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
                  salt: bytes | None = None):
         self.lease_seconds = lease_seconds
-        self.trust_threshold = trust_threshold  # consecutive valid results that make a host trusted
+        # Consecutive valid results that make a host trusted (after each lie caught, that many more).
+        self.trust_threshold = trust_threshold
         self.spot_check = spot_check  # share of a trusted host's jobs replicated all the same
         # Spot checks must be unpredictable to volunteers, or a liar would lie only when unchecked.
         self._salt = salt if salt is not None else os.urandom(16)
@@ -390,11 +391,17 @@ class Engine:
         return None
 
     def _trusted(self, host: HostState, job_id: int) -> bool:
-        """May this host's result certify this job alone? Trusted hosts only, minus spot checks."""
+        """May this host's result certify this job alone? Trusted hosts only, minus spot checks.
+
+        A newly trusted host is checked more: with probability ``trust_threshold / reputation``
+        while that exceeds ``spot_check``. A liar that lies now and then reaches the threshold by
+        luck; each of its lies is then caught with the probability of a check, and every lie not
+        caught is a wrong result certified — so checks are densest where such luck ends."""
         if host.reputation < self.trust_threshold:
             return False
+        check = max(self.spot_check, self.trust_threshold / max(host.reputation, 1))
         draw = hashlib.blake2b(job_id.to_bytes(8, "big"), key=self._salt, digest_size=4).digest()
-        return int.from_bytes(draw, "big") / 2**32 >= self.spot_check
+        return int.from_bytes(draw, "big") / 2**32 >= check
 
     def _owners_used(self, job: JobState) -> set[int]:
         """The volunteers whose hosts hold a replica of this job or gave a result for it."""
@@ -532,8 +539,14 @@ class Engine:
             r.validation = replica_fsm.validate(r.validation, verdict)
             ch.replica(rid, validation=verdict.value)
             host = self.hosts.get(r.host_id)
-            if host is not None and not job.solo:  # a result nobody checked earns no trust
-                host.reputation = host.reputation + 1 if verdict is Validation.VALID else 0
+            # A result nobody checked earns no trust; a job that ended without a certified result
+            # proved nobody wrong. A result outvoted by a quorum is a lie (or a fault): the host's
+            # run of valid results restarts, from a debt of trust_threshold more for each lie.
+            if host is not None and not job.solo and d.certified is not None:
+                if verdict is Validation.VALID:
+                    host.reputation += 1
+                else:
+                    host.reputation = min(host.reputation, 0) - self.trust_threshold
                 ch.host(host.id, reputation=host.reputation)
         if d.certified is not None:
             winner = next(r for r in job.replicas if r.id in d.valid)
