@@ -179,8 +179,6 @@ def test_after_a_long_outage_the_first_host_back_is_not_alone():
 
 def test_newly_trusted_hosts_are_checked_more():
     # Checked with probability trust_threshold / reputation while that exceeds spot_check.
-    from xwpy.server.scheduler.engine import Report
-
     for reputation, expected in ((10, 0.0), (20, 0.5), (40, 0.75), (10_000, 0.9)):
         e = adaptive_engine(spot_check=0.1, reputation=reputation)
         ids, _ = e.add_jobs([adaptive_job() for _ in range(600)], 0.0)
