@@ -198,8 +198,8 @@ class Worker(service.Service):
                 log.info("coordinator unreachable ({e}); retrying in {d:.1f} s", e=e, d=delay)
                 await task.deferLater(self.reactor, delay, lambda: None)
             except Refused as e:
-                if e.code == "tls":
-                    raise RuntimeError(str(e)) from None
+                if e.code == "tls":  # never retried: nothing was sent, and nothing will be
+                    raise RuntimeError(e.message) from None
                 if e.status == 401 and saved is not None and "token" in saved and self.link is not None:
                     log.warn("host token refused; registering again")
                     saved = None
