@@ -30,7 +30,7 @@ from xwpy import archive, pki, protocol
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
-from xwpy.worker.uids import UidPool, interpreter_usable_by
+from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 
 log = Logger()
 
@@ -115,6 +115,8 @@ class Worker(service.Service):
                     "run `python -m xwpy.worker.uids --fix` (as root) to let them traverse its directories"
                 )
             log.info("jobs run as uids {uids}", uids=self._uids.uids)
+            if not become_subreaper():
+                log.warn("cannot adopt the orphans of jobs (not Linux?): init reaps them")
         for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         self._main = Deferred.fromCoroutine(self._run())
