@@ -156,6 +156,7 @@ class Run:
         self._stdout_path = stdout_path
         proto = _Proto(
             stdout_path, self.limits.output_bytes,
+            on_overflow=lambda: self.kill(f"its standard output exceeded the limit of {self.limits.output_bytes} bytes"),
             # The job is over when its first process is: what it left running (holding its output
             # pipes, or not) is killed now, not when the wall-clock limit comes.
             on_exit=lambda: self.signal(signal.SIGKILL),
@@ -236,11 +237,15 @@ class Run:
         if self._killed_for:
             return Outcome(code, tail, f"killed: {self._killed_for}")
         if sig is not None:
-            return Outcome(None, tail, f"killed by signal {sig}{_signal_hint(sig)}")
+            return Outcome(None, tail, f"killed by signal {sig}{_signal_hint(sig, self.limits)}")
         if self._proto.stdout_overflow:
             return Outcome(code, tail, f"standard output exceeded {self.limits.output_bytes} bytes")
         if code == 0 and "File size limit exceeded" in tail:
             return Outcome(code, tail, "output file exceeded the size limit")
+        if code:
+            hint = _exit_hint(tail, self.limits)
+            if hint:
+                return Outcome(code, tail, f"exit code {code}: {hint}")
         return Outcome(code, tail)
 
     def pack(self, outcome: Outcome, dest: Path) -> Outcome:
@@ -276,13 +281,29 @@ class Run:
         return outcome
 
 
-def _signal_hint(sig: int) -> str:
+def _signal_hint(sig: int, limits: Limits) -> str:
     return {
-        signal.SIGXCPU: " (CPU time limit)",
-        signal.SIGXFSZ: " (file size limit)",
+        signal.SIGXCPU: f" (its CPU time limit of {limits.cpu_seconds} s)",
+        signal.SIGXFSZ: f" (its output limit of {limits.output_bytes} bytes)",
         signal.SIGKILL: "",
-        signal.SIGSEGV: " (segmentation fault; out of memory?)",
+        signal.SIGSEGV: f" (segmentation fault; out of its memory limit of {limits.memory_bytes} bytes?)",
     }.get(sig, "")
+
+
+# What a job that ran into a limit says before it exits (Python, C/C++ runtimes, shells).
+_EXIT_HINTS = (
+    (("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory"),
+     "out of memory within its limit of {l.memory_bytes} bytes"),
+    (("File too large", "File size limit exceeded"), "a file it wrote reached its output limit of {l.output_bytes} bytes"),
+    (("Resource temporarily unavailable",), "probably no more processes allowed (its limit: {l.processes})"),
+)
+
+
+def _exit_hint(tail: str, limits: Limits) -> str:
+    for needles, hint in _EXIT_HINTS:
+        if any(n in tail for n in needles):
+            return hint.format(l=limits)
+    return ""
 
 
 def _kill_and_reap(uid: int) -> int:

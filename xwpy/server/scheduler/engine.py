@@ -470,7 +470,8 @@ class Engine:
                 )
                 self._finish_replica(job, r, ReplicaStatus.DONE, now, ch, **fields)
             else:
-                job.last_stderr = rep.stderr_tail or rep.error
+                # What the worker saw (a limit reached...), then what the job said.
+                job.last_stderr = "\n".join(x for x in (rep.error, rep.stderr_tail) if x)
                 self._finish_replica(job, r, ReplicaStatus.FAILED, now, ch, **fields)
             outcome[rep.replica_id] = "accepted"
             touched[job.id] = job
