@@ -161,7 +161,7 @@ def test_hostile_jobs_are_stopped_and_the_worker_serves_on(grid, ledger, tmp_pat
                    if done[jid]["status"] == "COMPLETED" and stdout_of(alice, jid, tmp_path) == f"{n * n}\n"]
     ledger.record(
         "Confinement: hostile jobs on a real worker (root, job uids)",
-        load=f"{len(attacks) + 4} hostile jobs, then {len(canaries)} honest ones, 1 worker with 2 slots",
+        load=f"{len(attacks) + 3} hostile jobs, then {len(canaries)} honest ones, 1 worker with 2 slots",
         faults="snooping, token theft, fork bomb, memory, huge file, output flood, CPU, sleep, daemon",
         bad_inputs=len(attacks) + 3, lost=len(canaries) - len(canaries_ok) + (not worker.alive()),
         wrong=len(leaks) + len(not_stopped) + len(leftovers), server_errors=server_errors(grid.coordinator.output()),
