@@ -76,8 +76,11 @@ class Link:
         except _NETWORK_ERRORS as e:
             raise Unreachable(f"{type(e).__name__}: {e}") from None
         except Exception as e:  # TLS failures and the like surface here
-            if "certificate" in str(e).lower() or "SSL" in type(e).__name__:
-                raise Refused(0, "tls", f"the coordinator is not trusted by this site's CA: {e}") from None
+            text = str(e)
+            if "certificate" in text.lower() or "SSL" in type(e).__name__:
+                why = "certificate verify failed" if "certificate verify failed" in text else text[:200]
+                raise Refused(0, "tls", f"{self.url} is not a coordinator this site's CA vouches for ({why}); "
+                                        "check the CA file given (--ca)") from None
             if isinstance(e, (OSError,)):
                 raise Unreachable(str(e)) from None
             raise

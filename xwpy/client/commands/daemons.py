@@ -8,7 +8,26 @@ from pathlib import Path
 
 import click
 
+from click.core import ParameterSource
+
 from xwpy.client.context import fail
+
+
+def _run_on_without_token_in_argv(token: str) -> None:
+    """Every user of a machine can read every process's command line (/proc/PID/cmdline) — the jobs
+    a worker runs included. A worker given --token runs on as the same process (exec), with the
+    token in its environment instead, which only its own user can read."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--token":
+            skip = True
+        elif not a.startswith("--token="):
+            args.append(a)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "xwpy", *args], {**os.environ, "XWPY_TOKEN": token})
 
 
 def register(cli: click.Group) -> None:
@@ -59,7 +78,8 @@ def register(cli: click.Group) -> None:
     @cli.command("worker")
     @click.option("--coordinator", "url", envvar="XWPY_URL", required=True, help="https://host:port")
     @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA", required=True)
-    @click.option("--token", envvar="XWPY_TOKEN", help="Your volunteer (or user) token, used to register this host.")
+    @click.option("--token", envvar="XWPY_TOKEN",
+                  help="Your volunteer (or user) token, used to register this host (better: XWPY_TOKEN or --token-file).")
     @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                   help="The worker's own directory (host identity, cache, job directories).")
@@ -77,6 +97,8 @@ def register(cli: click.Group) -> None:
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
                idle_period, wait, log_level, test_corrupt):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
+        if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
+            _run_on_without_token_in_argv(token)
         from xwpy.worker.daemon import WorkerOptions
         from xwpy.worker.idle import IdleSettings
         from xwpy.worker.main import run_worker

@@ -369,7 +369,7 @@ class Dispatcher(service.Service):
         self._check()
         now = self.reactor.seconds()
         ch = self.engine.lose(host_id, replica_ids, now, why)
-        self.engine.hosts[host_id].last_alive = now
+        self.engine.touch(host_id, now)
         ch.host(host_id, last_alive=now)
         self.stats.lost += _lost(ch)
         await self._commit(ch, now)
