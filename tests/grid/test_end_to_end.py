@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import uuid
 
 import psutil
 import pytest
@@ -86,8 +87,9 @@ def test_restarted_worker_gives_back_its_work_at_once(grid):
     alice = grid.client(grid.user("alice"))
     alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
     w = grid.start_worker("w", vol)
-    [jid] = alice.submit([{"app": "slow", "args": ["30", "orphan-check"]}])
-    job = wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if "orphan-check" in (p.info["cmdline"] or [])],
+    marker = f"orphan-check-{uuid.uuid4().hex}"  # this run's job, not a leftover of another
+    [jid] = alice.submit([{"app": "slow", "args": ["30", marker]}])
+    job = wait_for(lambda: [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])],
                    30, "the job's process")[0]
     w.stop(signal.SIGKILL)
     assert job.is_running()  # in a session of its own, it outlived its worker...
