@@ -47,6 +47,18 @@ _NETWORK_ERRORS = (
 )
 
 
+def _certificate_refused(e: Exception) -> str | None:
+    """Why the coordinator's certificate was refused, if that is what ``e`` (or a failure it
+    wraps) says. Other TLS errors (a handshake cut by a coordinator going down) are not this."""
+    for x in [e, *(getattr(r, "value", r) for r in getattr(e, "reasons", None) or [])]:
+        text = str(x)
+        if "certificate verify failed" in text:
+            return "certificate verify failed"
+        if "certificate" in text.lower():
+            return text[:200]
+    return None
+
+
 class Link:
     def __init__(self, reactor, url: str, ca_pem: bytes, token: str = "", *, timeout: float = 60.0):
         self.reactor = reactor
@@ -73,16 +85,13 @@ class Link:
                 timeout=timeout or self.timeout,
             )
             raw = await resp.content()
-        except _NETWORK_ERRORS as e:
-            raise Unreachable(f"{type(e).__name__}: {e}") from None
-        except Exception as e:  # TLS failures and the like surface here
-            text = str(e)
-            if "certificate" in text.lower() or "SSL" in type(e).__name__:
-                why = "certificate verify failed" if "certificate verify failed" in text else text[:200]
+        except Exception as e:
+            why = _certificate_refused(e)
+            if why:  # checked first: a failed handshake also surfaces as a transmission failure
                 raise Refused(0, "tls", f"{self.url} is not a coordinator this site's CA vouches for ({why}); "
                                         "check the CA file given (--ca)") from None
-            if isinstance(e, (OSError,)):
-                raise Unreachable(str(e)) from None
+            if isinstance(e, (*_NETWORK_ERRORS, OSError)):
+                raise Unreachable(f"{type(e).__name__}: {e}") from None
             raise
         log.debug("{method} {path}: HTTP {code}", method=method, path=path, code=resp.code)
         return self._decode(resp.code, raw)
