@@ -33,6 +33,9 @@ class CatalogConfig:
     # SQLite durability: NORMAL survives a killed process (WAL); FULL also survives power loss.
     sqlite_synchronous: str = "NORMAL"
     read_threads: int = 4
+    # How long a write waits for a SQLite catalog locked by another program (a backup, a sqlite3
+    # shell) before the request is answered 503 "retry later".
+    busy_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -142,12 +145,19 @@ def load(site_dir: Path) -> SiteConfig:
     site_dir = Path(site_dir).resolve()
     path = site_dir / CONFIG_NAME
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"no site at {site_dir} (missing {CONFIG_NAME}; run `xwpy init {site_dir}`)") from None
+    return parse(text, site_dir, str(path))
+
+
+def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
+    """The configuration in ``text`` (TOML) for the site in ``site_dir``; errors name ``source``."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    kwargs: dict[str, Any] = {"dir": site_dir}
+        raise ConfigError(f"{source}: {e}") from None
+    kwargs: dict[str, Any] = {"dir": Path(site_dir).resolve()}
     for key, value in raw.items():
         if key == "site":
             if not isinstance(value, dict) or set(value) - {"name"}:
@@ -160,6 +170,8 @@ def load(site_dir: Path) -> SiteConfig:
     cfg = SiteConfig(**kwargs)
     if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
+    if not 0 < cfg.catalog.busy_timeout_seconds <= 3600:
+        raise ConfigError("[catalog] busy_timeout_seconds must be in (0, 3600]")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
     _check_limits(cfg.limits)

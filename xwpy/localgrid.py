@@ -155,11 +155,11 @@ class LocalGrid:
 
         return wait_for(up, timeout, "the oracle's chain")
 
-    def spawn(self, name: str, *args: str) -> Proc:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         log = self.root / f"{name}.log"
         with open(log, "ab") as f:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "xwpy", *args], stdout=f, stderr=subprocess.STDOUT, env=child_env(),
+                [sys.executable, "-m", "xwpy", *args], stdout=f, stderr=subprocess.STDOUT, env={**child_env(), **(env or {})},
                 start_new_session=True, cwd=self.root,
             )
         proc = Proc(name, popen, log)
@@ -182,9 +182,10 @@ class LocalGrid:
     def start_worker(self, name: str, token: str, *extra: str, slots: int = 1, idle_check: bool = False) -> Proc:
         """A worker daemon; a dedicated machine unless ``idle_check`` (then it yields to the owner)."""
         return self.spawn(
-            name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert), "--token", token,
+            name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert),
             "--state", str(self.work_root / name), "--name", name, "--wait", "2", "--max-cpus", str(slots),
             *(() if idle_check else ("--no-idle-check",)), *extra,
+            env={"XWPY_TOKEN": token},  # not in argv: every process of the machine can read that
         )
 
     def close(self) -> None:

@@ -137,6 +137,11 @@ def Str(max_len: int, *, pattern: re.Pattern | None = None, what: str = "", min_
             raise ProtocolError(path, f"length must be between {min_len} and {max_len}, got {len(v)}")
         if "\x00" in v:
             raise ProtocolError(path, "must not contain NUL characters")
+        if not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800"): JSON allows it, no database stores it
+                raise ProtocolError(path, "must be valid Unicode (no lone surrogates)") from None
         if pattern is not None and not pattern.fullmatch(v):
             raise ProtocolError(path, f"not a valid {what or 'value'}: {v[:80]!r}")
         return v
@@ -194,6 +199,8 @@ def Nested(cls: type) -> Check:
 
 Name = Str(64, pattern=NAME_RE, what="name (letters, digits, '.', '_', '-'; 1-64 chars)", min_len=1)
 Sha256 = Str(64, pattern=SHA256_RE, what="sha256 (64 lowercase hex digits)", min_len=64)
+RequestKey = Str(64, pattern=re.compile(r"[A-Za-z0-9_-]+"), what="request key (8-64 letters, digits, '_', '-')",
+                 min_len=8)
 FileName = Str(128, pattern=FILE_RE, what="file name (no '/', not hidden)", min_len=1)
 Id = Int(1)
 
@@ -353,6 +360,9 @@ class JobSpec:
 class SubmitJobs:
     jobs: tuple[JobSpec, ...] = field(ListOf(Nested(JobSpec), MAX_JOBS_PER_SUBMIT, min_len=1))
     batch: str | None = field(Optional(Name), default=None)
+    # Chosen by the client, once per submission: sent again (the answer was lost), the same
+    # submission is answered with the jobs it made the first time instead of new ones.
+    request: str | None = field(Optional(RequestKey), default=None)
 
 
 @message

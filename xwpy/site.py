@@ -9,7 +9,7 @@ from pathlib import Path
 
 from xwpy import config as config_module
 from xwpy import pki, tokens
-from xwpy.config import CatalogConfig, CoordinatorConfig, SiteConfig
+from xwpy.config import SiteConfig
 
 
 class SiteExists(Exception):
@@ -22,30 +22,34 @@ DEFAULT_NAMES = ["localhost", "127.0.0.1", "::1"]
 def init_site(
     site_dir: Path,
     *,
-    name: str = "xwpy",
-    interface: str = "127.0.0.1",
-    port: int = 8443,
-    public_host: str = "127.0.0.1",
+    base: SiteConfig | None = None,
+    name: str | None = None,
+    interface: str | None = None,
+    port: int | None = None,
+    public_host: str | None = None,
     extra_names: tuple[str, ...] = (),
     database: str | None = None,
     scheduler: dict | None = None,
 ) -> tuple[SiteConfig, str]:
     """Create a site; returns its configuration and the admin token (shown once, stored 0600).
-    Refuses to touch a directory that already holds a site."""
+    ``base`` is a configuration to start from (an example of ``conf/``); the other arguments,
+    where given, override it. Refuses to touch a directory that already holds a site."""
     site_dir = Path(site_dir).resolve()
     if (site_dir / config_module.CONFIG_NAME).exists() or (site_dir / "ca.key").exists():
         raise SiteExists(f"{site_dir} already holds an xwpy site; remove it first or choose another directory")
+    cfg = dataclasses.replace(base, dir=site_dir) if base else SiteConfig(dir=site_dir)
+    given = {"interface": interface, "port": port, "public_host": public_host}
+    cfg = dataclasses.replace(
+        cfg,
+        name=name or cfg.name,
+        coordinator=dataclasses.replace(cfg.coordinator, **{k: v for k, v in given.items() if v is not None}),
+        catalog=dataclasses.replace(cfg.catalog, url=database) if database else cfg.catalog,
+        scheduler=dataclasses.replace(cfg.scheduler, **scheduler) if scheduler else cfg.scheduler,
+    )
     site_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(site_dir, 0o700)
-    names = list(dict.fromkeys([public_host, *DEFAULT_NAMES, *extra_names]))
-    cfg = SiteConfig(
-        dir=site_dir,
-        name=name,
-        coordinator=CoordinatorConfig(interface=interface, port=port, public_host=public_host),
-        catalog=CatalogConfig(url=database) if database else CatalogConfig(),
-    )
-    if scheduler:
-        cfg = dataclasses.replace(cfg, scheduler=dataclasses.replace(cfg.scheduler, **scheduler))
+    names = list(dict.fromkeys([cfg.coordinator.public_host, *DEFAULT_NAMES, *extra_names]))
+    name = cfg.name
 
     ca_cert, ca_key = pki.make_ca(name)
     pki.write_private(cfg.ca_key, ca_key)

@@ -117,3 +117,25 @@ async def test_scheduler_changes_round_trip(catalog):
     assert not fresh.load(hosts=hosts, jobs=states, replicas=replicas, next_job_id=next_job, next_replica_id=next_rep, now=10.0)
     assert {j: (s.wanted, s.hosts_used) for j, s in fresh.jobs.items()} == {j: (s.wanted, s.hosts_used) for j, s in eng.jobs.items()}
     assert await catalog.jobs.blobs_of(ids) == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_the_locked_database_cannot_take_is_unavailable(tmp_path):
+    """Another program holds SQLite's write lock longer than the busy timeout: an ordinary write
+    fails as CatalogUnavailable (the API's 503), stores nothing, and succeeds once it is released."""
+    import sqlite3
+
+    db = tmp_path / "c.sqlite"
+    cat = Catalog.open(f"sqlite:///{db}", reactor, busy_timeout=0.2)
+    try:
+        other = sqlite3.connect(str(db), isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(CatalogUnavailable, match="locked"):
+            await cat.write(add_user, "while-locked")
+        other.execute("ROLLBACK")
+        other.close()
+        assert await cat.write(add_user, "after")
+        names = await cat.read(lambda conn: {r[0] for r in conn.execute(select(users.c.login))})
+        assert names == {"after"}
+    finally:
+        await cat.close()

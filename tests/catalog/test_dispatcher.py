@@ -76,3 +76,17 @@ async def test_wait_final_fires_only_once_the_final_state_is_committed(setup):
     assert (await cat.read(jobs_catalog.get, jid)).status == "COMPLETED"
     # Once committed, waiting on a final job answers at once.
     assert d.wait_final(jid, 30).called
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_result_is_not_stored(setup):
+    from xwpy.server.catalog import blobs as blobs_catalog
+
+    cat, d = setup
+    jid, rid = await prepare(cat, d)
+    await d.release(1, [rid])  # the replica is lost (given back): a result for it comes too late
+    data = archive.from_files({"stdout": b"late\n"})
+    digest = hashlib.sha256(data).hexdigest()
+    late = protocol.ResultReport(replica_id=rid, exit_code=0, result_sha256=digest, inline=data)
+    assert (await d.report(1, [late])) == {rid: "lost"}
+    assert await cat.read(blobs_catalog.get, digest) is None

@@ -18,30 +18,33 @@ from pathlib import Path
 from tests.reliability.ledger import LEDGER_ENV, Outcome, read
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("scenario", "load", "faults", "bad in", "lost", "dup", "wrong", "5xx", "s")
+COLUMNS = ("#", "scenario", "bad in", "lost", "dup", "wrong", "5xx", "s")
+WIDE = 80  # the scenario column; load and faults are listed under the table
 
 
-def rows(outcomes: list[Outcome]) -> list[tuple[str, ...]]:
-    return [
-        (o.scenario + ("" if o.promised else " *"), o.load, o.faults, str(o.bad_inputs), str(o.lost), str(o.duplicated), str(o.wrong),
-         str(o.server_errors), f"{o.seconds:.0f}")
-        for o in outcomes
-    ]
+def _short(text: str) -> str:
+    return text if len(text) <= WIDE else text[: WIDE - 1] + "…"
 
 
 def table(outcomes: list[Outcome]) -> str:
-    body = rows(outcomes)
-    total = ("TOTAL", f"{len(outcomes)} scenarios", "", str(sum(o.bad_inputs for o in outcomes)),
-             str(sum(o.lost for o in outcomes)), str(sum(o.duplicated for o in outcomes)),
-             str(sum(o.wrong for o in outcomes)), str(sum(o.server_errors for o in outcomes)),
-             f"{sum(o.seconds for o in outcomes):.0f}")
+    body = [
+        (str(i), _short(o.scenario + ("" if o.promised else " *")), str(o.bad_inputs), str(o.lost),
+         str(o.duplicated), str(o.wrong), str(o.server_errors), f"{o.seconds:.0f}")
+        for i, o in enumerate(outcomes, 1)
+    ]
+    promised = [o for o in outcomes if o.promised]
+    total = ("", f"promised ({len(promised)} of {len(outcomes)} scenarios)",
+             str(sum(o.bad_inputs for o in outcomes)), str(sum(o.lost for o in promised)),
+             str(sum(o.duplicated for o in promised)), str(sum(o.wrong for o in promised)),
+             str(sum(o.server_errors for o in promised)), f"{sum(o.seconds for o in outcomes):.0f}")
     widths = [max(len(r[i]) for r in [COLUMNS, *body, total]) for i in range(len(COLUMNS))]
 
     def line(r):
-        return " | ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return " | ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     rule = "-+-".join("-" * w for w in widths)
-    return "\n".join([line(COLUMNS), rule, *map(line, body), rule, line(total)])
+    details = [f"{i:>2}. load: {o.load}\n    faults: {o.faults}" for i, o in enumerate(outcomes, 1)]
+    return "\n".join([line(COLUMNS), rule, *map(line, body), rule, line(total), "", *details])
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,9 @@
 """Site configuration: what init writes loads back; mistakes name the key."""
 
+import dataclasses
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from xwpy import config
@@ -30,6 +34,7 @@ def test_init_never_overwrites(tmp_path):
         ("[coordinator]\nprot = 1\n", "unknown key 'prot'"),
         ("[coordinator]\nport = 'x'\n", "port must be of type int"),
         ("[scheduler]\nheartbeat_seconds = true\n", "heartbeat_seconds"),
+        ("[catalog]\nbusy_timeout_seconds = 0\n", "busy_timeout_seconds must be in"),
         ("[nope]\n", "unknown section [nope]"),
         ("[coordinator\n", "xwpy.toml"),
     ],
@@ -44,3 +49,38 @@ def test_mistakes_are_named(tmp_path, text, needle):
 def test_missing_site(tmp_path):
     with pytest.raises(config.ConfigError, match="xwpy init"):
         config.load(tmp_path / "none")
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parents[2] / "conf").glob("*.toml")), ids=lambda p: p.name)
+def test_the_examples_in_conf_are_valid_and_init_starts_from_them(example, tmp_path):
+    from xwpy import config
+
+    text = example.read_text()
+    base = config.parse(text, tmp_path / "s", str(example))
+    # every value written in the example is the value the site gets (no key silently ignored)
+    raw = tomllib.loads(text)
+    for section, values in raw.items():
+        if section == "site":
+            continue
+        for key, value in values.items():
+            assert getattr(getattr(base, section), key) == value, f"{example.name} [{section}] {key}"
+    if base.catalog.url.startswith("postgresql"):
+        base = dataclasses.replace(base, catalog=dataclasses.replace(base.catalog, url="sqlite:///catalog.sqlite"))
+    cfg, _ = init_site(tmp_path / "s", base=base, port=0)
+    assert cfg.coordinator.port == 0  # the argument overrides the example
+    assert config.load(cfg.dir) == cfg
+    assert cfg.name == raw["site"]["name"]
+
+
+def test_init_refuses_a_bad_template(tmp_path):
+    from click.testing import CliRunner
+
+    from xwpy.client.cli import cli
+    from xwpy.client.commands import register
+
+    register(cli)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scheduler]\nheartbeat = 3\n")
+    r = CliRunner().invoke(cli, ["init", str(tmp_path / "s"), "--config", str(bad)])
+    assert r.exit_code == 1 and "unknown key 'heartbeat'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "s").exists()

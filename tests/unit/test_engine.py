@@ -74,7 +74,7 @@ def test_one_request_takes_several_jobs_never_two_of_one():
     assert len(ch.replicas_new) == 3 and {j["status"] for j in ch.jobs.values()} == {"RUNNING"}
 
 
-def adaptive_engine(spot_check=0.0, reputation=20):
+def adaptive_engine(spot_check=0.0, reputation=10_000):  # a long-trusted host: checked at spot_check
     e = Engine(lease_seconds=10, trust_threshold=10, spot_check=spot_check, salt=b"s")
     e.add_host(HostState(1, 10, "", 8 * GiB, reputation, last_alive=0.0))  # trusted
     e.add_host(HostState(2, 11, "", 8 * GiB, 0, last_alive=0.0))  # new
@@ -97,7 +97,7 @@ def test_a_trusted_host_certifies_an_adaptive_job_alone():
     assert e.assign(2, 1, 0.0)[0] == []  # nobody else gets it
     _, ch = e.report(1, [Report(r.id, True, digest="d", size=1, exit_code=0)], 1.0)
     assert ch.jobs[jid]["status"] == "COMPLETED" and ch.jobs[jid]["result_sha256"] == "d"
-    assert e.hosts[1].reputation == 20  # an unchecked result earns no trust
+    assert e.hosts[1].reputation == 10_000  # an unchecked result earns no trust
 
 
 def test_untrusted_hosts_and_plain_jobs_get_the_quorum():
@@ -145,3 +145,70 @@ def test_a_host_that_lost_its_replica_may_take_the_job_again():
     assert e.assign(2, 1, 1.0)[0] == []  # gave a result: never again
     [again], _ = e.assign(3, 1, 1.0)
     assert again.job_id == jid
+
+
+def test_hosts_that_join_between_pool_refreshes_count_at_once():
+    # The pool is refreshed by the lease reaper every few seconds; a volunteer whose hosts join in
+    # between must not be free to give two replicas of one job while others are there.
+    e = Engine(lease_seconds=10)
+    e.refresh_pool(0.0)  # a coordinator just started: nobody yet
+    [jid], _ = e.add_jobs([job(99, r=3)], 0.0)
+    for hid, owner in ((1, 10), (2, 11), (3, 12), (4, 10)):
+        e.add_host(HostState(hid, owner, "", 8 * GiB, last_alive=0.5))
+    assert e.assign(1, 1, 0.5)[0] and e.assign(2, 1, 0.5)[0]
+    assert e.assign(4, 1, 0.5)[0] == []  # volunteer 10 already has one; volunteer 12 is there
+    assert e.assign(3, 1, 0.5)[0]
+
+
+def test_after_a_long_outage_the_first_host_back_is_not_alone():
+    # The coordinator was down for longer than a lease: the hosts alive when it stopped are presumed
+    # alive for a lease, so the first volunteer to reconnect cannot take all of a job's replicas.
+    e = Engine(lease_seconds=10)
+    hosts = [HostState(hid, owner, "", 8 * GiB, last_alive=100.0) for hid, owner in ((1, 10), (2, 10), (3, 11), (4, 12))]
+    e.load(hosts=hosts, jobs=[], replicas=[], next_job_id=1, next_replica_id=1, now=500.0)
+    [jid], _ = e.add_jobs([job(99, r=3)], 500.0)
+    e.heartbeat(1, [], 500.0)
+    e.heartbeat(2, [], 500.0)
+    e.reap(501.0)
+    assert e.assign(1, 1, 501.0)[0] and e.assign(2, 1, 501.0)[0] == []
+    e.reap(511.0)  # a lease later the others never came back: volunteer 10 may take it again
+    e.heartbeat(1, [], 511.0)
+    e.heartbeat(2, [], 511.0)
+    assert e.assign(2, 1, 511.0)[0]
+
+
+def test_newly_trusted_hosts_are_checked_more():
+    # Checked with probability trust_threshold / reputation while that exceeds spot_check.
+    for reputation, expected in ((10, 0.0), (20, 0.5), (40, 0.75), (10_000, 0.9)):
+        e = adaptive_engine(spot_check=0.1, reputation=reputation)
+        ids, _ = e.add_jobs([adaptive_job() for _ in range(600)], 0.0)
+        solo = 0
+        for _ in ids:
+            [r], _ = e.assign(1, 1, 0.0)
+            solo += e.jobs[r.job_id].solo
+            e.lose(1, None, 0.0, "next")  # keep the host's reputation as it is
+            e.cancel([r.job_id], 0.0)
+        assert abs(solo / len(ids) - expected) < 0.07, (reputation, solo / len(ids))
+
+
+def test_a_caught_liar_owes_more_trust_each_time_and_undecided_jobs_move_nothing():
+    from xwpy.server.scheduler.engine import Report
+
+    e = engine((1, 10, ""), (2, 11, ""), (3, 12, ""))
+    e.trust_threshold = 10
+    e.hosts[1].reputation = 7
+
+    def run_job(digests, r=3, q=2, m=3):
+        [jid], _ = e.add_jobs([NewJob(99, 1, Policy(r, q, m, 3), PUBLIC, GiB, {})], 0.0)
+        reps = {h: e.assign(h, 1, 0.0)[0][0] for h in digests}
+        for h, d in digests.items():
+            e.report(h, [Report(reps[h].id, True, digest=d, size=1, exit_code=0)], 0.0)
+
+    run_job({1: "lie", 2: "true", 3: "true"})
+    assert [e.hosts[h].reputation for h in (1, 2, 3)] == [-10, 1, 1]
+    run_job({1: "lie", 2: "true", 3: "true"})
+    assert e.hosts[1].reputation == -20  # caught twice: 30 valid results to be trusted again
+    run_job({1: "true", 2: "true", 3: "true"})
+    assert e.hosts[1].reputation == -19
+    run_job({1: "a", 2: "b", 3: "c"})  # no quorum within max_replicas: nobody was proven wrong
+    assert [e.hosts[h].reputation for h in (1, 2, 3)] == [-19, 3, 2]  # (3 was aborted in the third job)

@@ -15,7 +15,8 @@ MESSAGES = [
 ]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=20)
+    | st.text(st.characters(categories=["Cs", "Lu"]), max_size=3),  # lone surrogates: valid JSON, not Unicode
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
     max_leaves=20,
 )
@@ -35,7 +36,8 @@ def test_parse_never_raises_anything_else(cls, data):
     except p.ProtocolError as e:
         assert e.field and e.message
         return
-    # Whatever parsed encodes back to JSON that parses to the same message.
+    # Whatever parsed can be stored (UTF-8) and encodes back to JSON that parses to the same message.
+    json.dumps(p.encode(msg), ensure_ascii=False).encode("utf-8")
     again = p.parse(cls, json.loads(json.dumps(p.encode(msg))))
     assert again == msg
 
@@ -53,6 +55,15 @@ def test_errors_name_the_nested_field():
     with pytest.raises(p.ProtocolError) as e:
         p.parse(p.JobSpec, {"app": "a", "surprise": 1})
     assert e.value.field == "surprise" and e.value.message == "unknown field"
+
+
+def test_lone_surrogates_are_refused_naming_the_field():
+    report = {"replica_id": 1, "exit_code": 1, "result_sha256": "a" * 64, "stderr_tail": "oops \ud800"}
+    with pytest.raises(p.ProtocolError) as e:
+        p.parse(p.ResultReport, json.loads(json.dumps(report)))
+    assert e.value.field == "stderr_tail" and "surrogate" in e.value.message
+    report["stderr_tail"] = "fine \u00e9\U0001f600"
+    assert p.parse(p.ResultReport, report).stderr_tail == report["stderr_tail"]
 
 
 def test_bounds():

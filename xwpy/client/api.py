@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import ssl
 import time
 from dataclasses import dataclass
@@ -111,10 +112,10 @@ class Client:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 if attempt == 2 or not (body is None or isinstance(body, bytes)):
-                    raise ClientError(f"connection to {self.endpoint.url} lost") from None
+                    raise ClientError(f"connection to {self.endpoint.url} lost", code="lost") from None
             except (OSError, http.client.HTTPException) as e:
                 self.close()
-                raise ClientError(f"cannot reach coordinator at {self.endpoint.url}: {e}") from None
+                raise ClientError(f"cannot reach coordinator at {self.endpoint.url}: {e}", code="unreachable") from None
         raise AssertionError("unreachable")
 
     def _check(self, resp: http.client.HTTPResponse) -> http.client.HTTPResponse:
@@ -184,8 +185,24 @@ class Client:
     def data(self) -> list[dict]:
         return self.call("GET", "/data")["data"]
 
-    def submit(self, jobs: list[dict], batch: str | None = None) -> list[int]:
-        return self.call("POST", "/jobs", {"jobs": jobs, "batch": batch})["ids"]
+    def submit(self, jobs: list[dict], batch: str | None = None, *, retry_seconds: float = 0.0) -> list[int]:
+        """Submit jobs; their ids. The submission carries a key of its own, so sending it again
+        after a lost answer returns the same jobs instead of making new ones: for ``retry_seconds``
+        it is resent while the answer is lost or the coordinator busy (503) — or, after that, away
+        (restarting); a coordinator that cannot be reached at the first attempt is an error at once."""
+        payload = {"jobs": jobs, "batch": batch, "request": secrets.token_urlsafe(16)}
+        deadline = time.monotonic() + retry_seconds
+        pause = 0.2
+        retryable = {"lost", "unavailable"}
+        while True:
+            try:
+                return self.call("POST", "/jobs", payload)["ids"]
+            except ClientError as e:
+                if e.code not in retryable or time.monotonic() + pause > deadline:
+                    raise
+                retryable.add("unreachable")
+            time.sleep(pause)  # back-off between attempts, not synchronisation
+            pause = min(2 * pause, 5.0)
 
     def jobs(self, *, batch: str | None = None, status: str | None = None, limit: int = 1000) -> Iterator[dict]:
         after = 0

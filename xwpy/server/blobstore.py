@@ -9,6 +9,7 @@ uploading it again repairs it. Everything here blocks: call it from a thread.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -33,6 +34,13 @@ class Corrupt(BlobError):
     """A stored blob whose content no longer hashes to its name (disk fault, tampering)."""
 
 
+class StoreFull(BlobError):
+    """No room for the blob (disk full, quota, file size limit): nothing was stored; retry later."""
+
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 class BlobStore:
     def __init__(self, root: Path, *, fsync: bool = False):
         self.root = Path(root)
@@ -54,6 +62,14 @@ class BlobStore:
 
     def put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
         """Store what ``src`` yields; check it against ``expected`` when given."""
+        try:
+            return self._put_stream(src, expected, max_size)
+        except OSError as e:
+            if e.errno in _NO_ROOM:
+                raise StoreFull(f"no room to store the data: {e.strerror}") from None
+            raise
+
+    def _put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
         h = hashlib.sha256()
         size = 0
         fd, tmp = tempfile.mkstemp(dir=self._tmp)

@@ -71,7 +71,7 @@ class Coordinator(service.MultiService):
         cfg = self.config
         self.catalog = await deferToThread(
             Catalog.open, cfg.database_url, self.reactor, read_threads=cfg.catalog.read_threads,
-            sqlite_synchronous=cfg.catalog.sqlite_synchronous,
+            sqlite_synchronous=cfg.catalog.sqlite_synchronous, busy_timeout=cfg.catalog.busy_timeout_seconds,
         )
         self.blobs = BlobStore(cfg.blobs)
         users = await self.catalog.read(users_catalog.all_users)

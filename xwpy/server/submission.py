@@ -25,6 +25,12 @@ def default_policy(spec: protocol.JobSpec, app) -> Policy:
 
 
 async def submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
+    if msg.request is None:
+        return await _submit(co, user, msg)
+    return await co.dispatcher.once((user.id, msg.request), lambda: _submit(co, user, msg))
+
+
+async def _submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
     directory = co.directory
     shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
     widest: dict[str, int] = {}
@@ -53,7 +59,8 @@ async def submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
                 visibility=visibility,
                 memory=app.limits["memory_bytes"],
                 row={
-                    "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "args": list(spec.args),
+                    "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "request": msg.request,
+                    "args": list(spec.args),
                     "inputs": [{"name": x.name, "sha256": x.sha256} for x in spec.inputs],
                     "replication": policy.replication, "quorum": policy.quorum,
                     "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,

@@ -30,7 +30,7 @@ from xwpy import archive, pki, protocol
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
-from xwpy.worker.uids import UidPool, interpreter_usable_by
+from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 
 log = Logger()
 
@@ -116,6 +116,8 @@ class Worker(service.Service):
                     "run `python -m xwpy.worker.uids --fix` (as root) to let them traverse its directories"
                 )
             log.info("jobs run as uids {uids}", uids=self._uids.uids)
+            if not become_subreaper():
+                log.warn("cannot adopt the orphans of jobs (not Linux?): init reaps them")
         for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         self._main = Deferred.fromCoroutine(self._run())
@@ -199,8 +201,8 @@ class Worker(service.Service):
                 log.info("coordinator unreachable ({e}); retrying in {d:.1f} s", e=e, d=delay)
                 await task.deferLater(self.reactor, delay, lambda: None)
             except Refused as e:
-                if e.code == "tls":
-                    raise RuntimeError(str(e)) from None
+                if e.code == "tls":  # never retried: nothing was sent, and nothing will be
+                    raise RuntimeError(e.message) from None
                 if e.status == 401 and saved is not None and "token" in saved and self.link is not None:
                     log.warn("host token refused; registering again")
                     saved = None

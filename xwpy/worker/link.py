@@ -16,7 +16,7 @@ from typing import Any
 import treq
 from twisted.internet import error as net_error
 from treq.client import HTTPClient
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
+from twisted.web.client import Agent, HTTPConnectionPool, RequestNotSent, RequestTransmissionFailed, ResponseFailed
 
 from twisted.logger import Logger
 
@@ -43,7 +43,21 @@ _NETWORK_ERRORS = (
     net_error.TimeoutError,
     net_error.DNSLookupError,
     ResponseFailed,
+    RequestTransmissionFailed,  # the connection dropped while the request (an upload) was being sent
+    RequestNotSent,
 )
+
+
+def _certificate_refused(e: Exception) -> str | None:
+    """Why the coordinator's certificate was refused, if that is what ``e`` (or a failure it
+    wraps) says. Other TLS errors (a handshake cut by a coordinator going down) are not this."""
+    for x in [e, *(getattr(r, "value", r) for r in getattr(e, "reasons", None) or [])]:
+        text = str(x)
+        if "certificate verify failed" in text:
+            return "certificate verify failed"
+        if "certificate" in text.lower():
+            return text[:200]
+    return None
 
 
 class Link:
@@ -72,13 +86,13 @@ class Link:
                 timeout=timeout or self.timeout,
             )
             raw = await resp.content()
-        except _NETWORK_ERRORS as e:
-            raise Unreachable(f"{type(e).__name__}: {e}") from None
-        except Exception as e:  # TLS failures and the like surface here
-            if "certificate" in str(e).lower() or "SSL" in type(e).__name__:
-                raise Refused(0, "tls", f"the coordinator is not trusted by this site's CA: {e}") from None
-            if isinstance(e, (OSError,)):
-                raise Unreachable(str(e)) from None
+        except Exception as e:
+            why = _certificate_refused(e)
+            if why:  # checked first: a failed handshake also surfaces as a transmission failure
+                raise Refused(0, "tls", f"{self.url} is not a coordinator this site's CA vouches for ({why}); "
+                                        "check the CA file given (--ca)") from None
+            if isinstance(e, (*_NETWORK_ERRORS, OSError)):
+                raise Unreachable(f"{type(e).__name__}: {e}") from None
             raise
         log.debug("{method} {path}: HTTP {code}", method=method, path=path, code=resp.code)
         return self._decode(resp.code, raw)

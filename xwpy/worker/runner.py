@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from twisted.internet import protocol
+from twisted.internet import protocol, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -28,6 +28,9 @@ from xwpy.protocol import STDERR_TAIL, Limits
 log = Logger()
 
 STDOUT_NAME = "stdout"
+# After a confined job ends, how long to wait for every process of its uid to be gone (killed and
+# reaped) before its slot runs the next job anyway.
+DRAIN_SECONDS = 10.0
 CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy (and apps) packages live
 
 
@@ -83,19 +86,26 @@ def expand_command(command: tuple[str, ...], args: tuple[str, ...]) -> list[str]
 
 
 class _Proto(protocol.ProcessProtocol):
-    def __init__(self, stdout_path: Path, max_stdout: int):
+    def __init__(self, stdout_path: Path, max_stdout: int, on_overflow=lambda: None, on_exit=lambda: None):
         self.done: Deferred = Deferred()
         self._out = open(stdout_path, "wb")
         self._out_left = max_stdout
         self.stdout_overflow = False
         self._err = bytearray()
+        self._on_overflow = on_overflow
+        self._on_exit = on_exit
 
     def outReceived(self, data: bytes) -> None:
         if len(data) > self._out_left:
-            self.stdout_overflow = True
+            if not self.stdout_overflow:
+                self.stdout_overflow = True
+                self._on_overflow()
             data = data[: self._out_left]
         self._out_left -= len(data)
         self._out.write(data)
+
+    def processExited(self, reason) -> None:
+        self._on_exit()
 
     def errReceived(self, data: bytes) -> None:
         self._err += data
@@ -123,6 +133,7 @@ class Run:
         self.confinement = confinement
         self.staged = staged  # relative name -> sha256 of what we put there
         self._proc = None
+        self._pgid: int | None = None  # the job's process group, until it has ended
         self._timed_out = False
         self._killed_for = ""
         self.suspended = False
@@ -143,16 +154,42 @@ class Run:
             os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
         stdout_path = self.workdir.parent / f"{self.workdir.name}.stdout"
         self._stdout_path = stdout_path
-        proto = _Proto(stdout_path, self.limits.output_bytes)
+        proto = _Proto(
+            stdout_path, self.limits.output_bytes,
+            on_overflow=lambda: self.kill(f"its standard output exceeded the limit of {self.limits.output_bytes} bytes"),
+            # The job is over when its first process is: what it left running (holding its output
+            # pipes, or not) is killed now, not when the wall-clock limit comes.
+            on_exit=lambda: self.signal(signal.SIGKILL),
+        )
         self._proto = proto
         self._proc = self.reactor.spawnProcess(
             proto, sys.executable, [sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)],
             env={**job_environment(self.workdir)}, path=str(self.workdir),
         )
+        self._pgid = self._proc.pid
         timer = self.reactor.callLater(self.limits.wall_seconds, self._timeout)
         d = proto.done
         d.addBoth(self._ended, timer)
+        d.addCallback(lambda outcome: Deferred.fromCoroutine(self._drain(outcome)))
         return d
+
+    async def _drain(self, outcome: Outcome) -> Outcome:
+        """Wait until no process of the job's uid is left, killing and reaping what remains.
+
+        A job's processes outlive it when they leave its process group, or fork while being
+        killed (a fork bomb); dead, they stay zombies until reaped. Live, they could read the next
+        job of the slot (same uid); zombies, they count against its process limit — a fork bomb's
+        zombies made the slot's next job fail to fork. The worker is their subreaper (see
+        uids.become_subreaper): it reaps them here."""
+        uid = self.confinement.uid
+        if uid is None:
+            return outcome
+        deadline = self.reactor.seconds() + DRAIN_SECONDS
+        while (left := _kill_and_reap(uid)) and self.reactor.seconds() < deadline:
+            await task.deferLater(self.reactor, 0.05, lambda: None)
+        if left:
+            log.warn("{n} processes of job uid {uid} still there after {s} s", n=left, uid=uid, s=DRAIN_SECONDS)
+        return outcome
 
     def _timeout(self) -> None:
         self._timed_out = True
@@ -163,13 +200,11 @@ class Run:
         return self._proc.pid if self._proc is not None else None
 
     def signal(self, sig: int) -> None:
-        pid = self.pid
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, sig)  # the sandbox made the job a session (and group) leader
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self._pgid is not None:  # (a group id is not reused while the group has members)
+            try:
+                os.killpg(self._pgid, sig)  # the sandbox made the job a session (and group) leader
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.confinement.uid is not None:
             _signal_uid(self.confinement.uid, sig)  # stragglers that left the group
 
@@ -191,8 +226,9 @@ class Run:
     def _ended(self, reason, timer) -> Outcome:
         if timer.active():
             timer.cancel()
-        # Whatever the job left running is killed with it.
+        # Whatever the job left running is killed with it (and its uid drained, below).
         self.signal(signal.SIGKILL)
+        self._pgid = None
         code = getattr(reason, "exitCode", None)
         sig = getattr(reason, "signal", None)
         tail = self._proto.stderr_tail
@@ -201,11 +237,15 @@ class Run:
         if self._killed_for:
             return Outcome(code, tail, f"killed: {self._killed_for}")
         if sig is not None:
-            return Outcome(None, tail, f"killed by signal {sig}{_signal_hint(sig)}")
+            return Outcome(None, tail, f"killed by signal {sig}{_signal_hint(sig, self.limits)}")
         if self._proto.stdout_overflow:
             return Outcome(code, tail, f"standard output exceeded {self.limits.output_bytes} bytes")
         if code == 0 and "File size limit exceeded" in tail:
             return Outcome(code, tail, "output file exceeded the size limit")
+        if code:
+            hint = _exit_hint(tail, self.limits)
+            if hint:
+                return Outcome(code, tail, f"exit code {code}: {hint}")
         return Outcome(code, tail)
 
     def pack(self, outcome: Outcome, dest: Path) -> Outcome:
@@ -241,13 +281,50 @@ class Run:
         return outcome
 
 
-def _signal_hint(sig: int) -> str:
+def _signal_hint(sig: int, limits: Limits) -> str:
     return {
-        signal.SIGXCPU: " (CPU time limit)",
-        signal.SIGXFSZ: " (file size limit)",
+        signal.SIGXCPU: f" (its CPU time limit of {limits.cpu_seconds} s)",
+        signal.SIGXFSZ: f" (its output limit of {limits.output_bytes} bytes)",
         signal.SIGKILL: "",
-        signal.SIGSEGV: " (segmentation fault; out of memory?)",
+        signal.SIGSEGV: f" (segmentation fault; out of its memory limit of {limits.memory_bytes} bytes?)",
     }.get(sig, "")
+
+
+# What a job that ran into a limit says before it exits (Python, C/C++ runtimes, shells).
+_EXIT_HINTS = (
+    (("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory"),
+     "out of memory within its limit of {l.memory_bytes} bytes"),
+    (("File too large", "File size limit exceeded"), "a file it wrote reached its output limit of {l.output_bytes} bytes"),
+    (("Resource temporarily unavailable",), "probably no more processes allowed (its limit: {l.processes})"),
+)
+
+
+def _exit_hint(tail: str, limits: Limits) -> str:
+    for needles, hint in _EXIT_HINTS:
+        if any(n in tail for n in needles):
+            return hint.format(l=limits)
+    return ""
+
+
+def _kill_and_reap(uid: int) -> int:
+    """Kill the live processes of ``uid``, reap those that are zombie children of ours; return how
+    many processes of ``uid`` there were."""
+    import psutil
+
+    me = os.getpid()
+    found = 0
+    for p in psutil.process_iter(["uids", "status", "ppid"]):
+        try:
+            if not p.info["uids"] or p.info["uids"].real != uid:
+                continue
+            found += 1
+            if p.info["status"] != psutil.STATUS_ZOMBIE:
+                os.kill(p.pid, signal.SIGKILL)
+            elif p.info["ppid"] == me:
+                os.waitpid(p.pid, os.WNOHANG)  # an orphan we adopted; never one Twisted waits for
+        except (ProcessLookupError, PermissionError, ChildProcessError, psutil.Error):
+            pass
+    return found
 
 
 def _signal_uid(uid: int, sig: int) -> None:

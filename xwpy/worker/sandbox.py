@@ -20,16 +20,18 @@ EXIT_SETUP = 126  # the sandbox itself failed (like a shell's "cannot execute")
 EXIT_NOT_FOUND = 127
 
 
-def _limit(kind: int, value: int) -> None:
+def _limit(kind: int, value: int, grace: int = 0) -> None:
+    """Soft limit ``value``; hard limit ``grace`` more (never above the hard limit we have)."""
     soft, hard = resource.getrlimit(kind)
-    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-    resource.setrlimit(kind, (value, value))
+    high = value + grace if hard == resource.RLIM_INFINITY else min(value + grace, hard)
+    resource.setrlimit(kind, (min(value, high), high))
 
 
 def apply(spec: dict) -> None:
     os.setsid()  # its own session and process group: suspended and killed as one
     os.umask(0o077)
-    _limit(resource.RLIMIT_CPU, int(spec["cpu"]))
+    # SIGXCPU at the soft limit (the job's error names it), SIGKILL 2 s later if it ignores that.
+    _limit(resource.RLIMIT_CPU, int(spec["cpu"]), grace=2)
     _limit(resource.RLIMIT_AS, int(spec["memory"]))
     _limit(resource.RLIMIT_FSIZE, int(spec["fsize"]))
     _limit(resource.RLIMIT_NOFILE, int(spec.get("nofile", 256)))

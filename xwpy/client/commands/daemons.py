@@ -8,26 +8,52 @@ from pathlib import Path
 
 import click
 
+from click.core import ParameterSource
+
 from xwpy.client.context import fail
+
+
+def _run_on_without_token_in_argv(token: str) -> None:
+    """Every user of a machine can read every process's command line (/proc/PID/cmdline) — the jobs
+    a worker runs included. A worker given --token runs on as the same process (exec), with the
+    token in its environment instead, which only its own user can read."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--token":
+            skip = True
+        elif not a.startswith("--token="):
+            args.append(a)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "xwpy", *args], {**os.environ, "XWPY_TOKEN": token})
 
 
 def register(cli: click.Group) -> None:
     @cli.command("init")
     @click.argument("site_dir", type=click.Path(file_okay=False, path_type=Path))
-    @click.option("--name", default="xwpy", show_default=True, help="Site name (in the CA's subject).")
-    @click.option("--interface", default="127.0.0.1", show_default=True, help="Address the coordinator listens on.")
-    @click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True, help="0 picks a free port.")
-    @click.option("--public-host", default="127.0.0.1", show_default=True, help="Name workers and clients use.")
+    @click.option("--config", "template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A configuration to start from (see conf/); the options below override it.")
+    @click.option("--name", help="Site name (in the CA's subject).  [default: xwpy]")
+    @click.option("--interface", help="Address the coordinator listens on.  [default: 127.0.0.1]")
+    @click.option("--port", type=click.IntRange(0, 65535), help="0 picks a free port.  [default: 8443]")
+    @click.option("--public-host", help="Name workers and clients use.  [default: 127.0.0.1]")
     @click.option("--host", "extra", multiple=True, help="Another name or address for the certificate.")
     @click.option("--database", help="SQLAlchemy URL of the catalog (default: SQLite in the site).")
     @click.option("--heartbeat", type=click.FloatRange(0.05, 3600), help="Worker heartbeat period, seconds.")
-    def init(site_dir, name, interface, port, public_host, extra, database, heartbeat):
+    def init(site_dir, template, name, interface, port, public_host, extra, database, heartbeat):
         """Create a site: configuration, CA and server certificate, catalog, admin token."""
+        from xwpy import config
         from xwpy.site import SiteExists, init_site
 
         try:
+            base = config.parse(template.read_text(), site_dir, str(template)) if template else None
+        except (config.ConfigError, OSError, UnicodeDecodeError) as e:
+            fail(f"cannot use {template}: {e}")
+        try:
             cfg, token = init_site(
-                site_dir, name=name, interface=interface, port=port, public_host=public_host,
+                site_dir, base=base, name=name, interface=interface, port=port, public_host=public_host,
                 extra_names=extra, database=database,
                 scheduler={"heartbeat_seconds": heartbeat} if heartbeat else None,
             )
@@ -52,7 +78,8 @@ def register(cli: click.Group) -> None:
     @cli.command("worker")
     @click.option("--coordinator", "url", envvar="XWPY_URL", required=True, help="https://host:port")
     @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA", required=True)
-    @click.option("--token", envvar="XWPY_TOKEN", help="Your volunteer (or user) token, used to register this host.")
+    @click.option("--token", envvar="XWPY_TOKEN",
+                  help="Your volunteer (or user) token, used to register this host (better: XWPY_TOKEN or --token-file).")
     @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                   help="The worker's own directory (host identity, cache, job directories).")
@@ -70,6 +97,8 @@ def register(cli: click.Group) -> None:
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
                idle_period, wait, log_level, test_corrupt):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
+        if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
+            _run_on_without_token_in_argv(token)
         from xwpy.worker.daemon import WorkerOptions
         from xwpy.worker.idle import IdleSettings
         from xwpy.worker.main import run_worker

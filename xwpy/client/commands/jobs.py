@@ -117,7 +117,7 @@ def register(cli: click.Group) -> None:
             fail("no jobs to submit")
         ids: list[int] = []
         for start in range(0, len(specs), 5000):
-            ids += client.submit(specs[start:start + 5000], batch=batch)
+            ids += client.submit(specs[start:start + 5000], batch=batch, retry_seconds=60)
         emit({"ids": ids, "batch": batch}, as_json,
              "\n".join(str(i) for i in ids) if len(ids) <= 20 else f"submitted {len(ids)} jobs ({ids[0]}..{ids[-1]})")
 

@@ -8,7 +8,7 @@ from xwpy import protocol
 from xwpy.server.api.router import (
     SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, bad_request, forbidden, not_found,
 )
-from xwpy.server.blobstore import DigestMismatch, TooLarge
+from xwpy.server.blobstore import DigestMismatch, StoreFull, TooLarge
 
 
 def _sha(value: str) -> str:
@@ -46,6 +46,8 @@ def install(api: Api, co) -> None:
             raise ApiError(422, "digest_mismatch", str(e), "sha256") from None
         except TooLarge as e:
             raise ApiError(413, "too_large", str(e)) from None
+        except StoreFull as e:
+            raise ApiError(503, "unavailable", f"the coordinator's storage is full ({e}); retry later") from None
         if p.host_id is None:
             await co.catalog.data.add(
                 sha256=digest, size=size, owner_id=p.user.id, access=access, name=name, now=co.now()

@@ -183,6 +183,8 @@ class Api(Resource):
         try:
             result = await self._dispatch(request)
         except ApiError as e:
+            if e.status == 503:
+                request.setHeader(b"retry-after", b"1")
             result = Raw(_dumps(e.body()), "application/json", e.status)
         except ProtocolError as e:
             result = Raw(_dumps({"error": "bad_request", "message": e.message, "field": e.field}), "application/json", 400)

@@ -8,7 +8,8 @@ can merge them into a few multi-row statements (the scheduler's changes are writ
 
 Writes that depend on the scheduler's in-memory state (``engine=True``) are poisoned by a failed
 commit: every later one fails too, until the scheduler has rebuilt its state from the catalog and
-calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one.
+calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one; one the database
+cannot take (locked, full, unreachable) fails with :class:`CatalogUnavailable` too.
 
 Reads run on a small thread pool, each on its own connection (SQLite in WAL mode lets readers
 proceed while the writer commits). With SQLite, a checkpointer thread copies the write-ahead log
@@ -25,6 +26,7 @@ from typing import Any, Callable
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -51,11 +53,12 @@ class _Op:
     kind: str | None = None  # a batch kind: payload in args[0], applied with its neighbours
 
 
-def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL") -> Engine:
+def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL",
+                busy_timeout: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -66,7 +69,7 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             # Checkpoints run on a thread of their own (Catalog._checkpoint_loop): done by the
             # writer at commit, they stalled every request waiting for that commit.
             cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -119,8 +122,10 @@ class Catalog:
         self.chain = chain.ChainComponent(self)
 
     @classmethod
-    def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL") -> "Catalog":
-        eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous)
+    def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL",
+             busy_timeout: float = 30.0) -> "Catalog":
+        eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous,
+                          busy_timeout=busy_timeout)
         ensure_schema(eng)
         cat = cls(eng, reactor, read_threads=read_threads)
         cat.start()
@@ -242,7 +247,14 @@ class Catalog:
                 if batch[i].engine:
                     outcomes[i] = (False, err)
                 elif len(live) == 1:
-                    outcomes[i] = (False, e)
+                    # The database could not take it (locked by another program, disk full, gone):
+                    # the caller hears "unavailable, retry"; its own mistakes (a duplicate key)
+                    # reach it as they are.
+                    if isinstance(e, (OperationalError, InterfaceError)):
+                        log.warn("{err}", err=str(err))
+                        outcomes[i] = (False, err)
+                    else:
+                        outcomes[i] = (False, e)
                 else:  # not tied to the scheduler's state: try it alone
                     outcomes[i] = self._run([batch[i]])[0]
         return outcomes  # type: ignore[return-value]

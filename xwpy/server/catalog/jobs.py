@@ -79,6 +79,11 @@ def ids_in_batch(conn, owner_id: int | None, batch: str) -> list[int]:
     return [r[0] for r in conn.execute(q)]
 
 
+def ids_of_request(conn, owner_id: int, request: str) -> list[int]:
+    q = select(jobs.c.id).where(jobs.c.owner_id == owner_id, jobs.c.request == request).order_by(jobs.c.id)
+    return [r[0] for r in conn.execute(q)]
+
+
 def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
     return dict(conn.execute(select(jobs.c.id, jobs.c.owner_id).where(jobs.c.id.in_(job_ids))).all())
 
@@ -180,6 +185,9 @@ class JobsComponent:
 
     def ids_in_batch(self, owner_id: int | None, batch: str) -> Deferred:
         return self.catalog.read(ids_in_batch, owner_id, batch)
+
+    def ids_of_request(self, owner_id: int, request: str) -> Deferred:
+        return self.catalog.read(ids_of_request, owner_id, request)
 
     def owners_of(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(owners_of, job_ids)

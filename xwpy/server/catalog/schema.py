@@ -115,6 +115,7 @@ jobs = Table(
     Column("app_id", Integer, ForeignKey("apps.id"), nullable=False),
     Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("batch", String(64)),
+    Column("request", String(64)),  # the client's key of the submission that made the job
     Column("args", JSON, nullable=False),
     Column("inputs", JSON, nullable=False),  # [{"name", "sha256"}]
     Column("status", String(10), nullable=False),
@@ -142,6 +143,10 @@ jobs = Table(
     ),
     Index("ix_jobs_owner", "owner_id", "id"),
     Index("ix_jobs_owner_batch", "owner_id", "batch"),
+    Index(
+        "ix_jobs_request", "owner_id", "request",
+        sqlite_where=text("request IS NOT NULL"), postgresql_where=text("request IS NOT NULL"),
+    ),
     Index("ix_jobs_result", "result_sha256"),  # results reused as inputs
 )
 

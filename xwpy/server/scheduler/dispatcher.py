@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from twisted.application import service
 from twisted.internet import task
@@ -105,6 +105,7 @@ class Dispatcher(service.Service):
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
         self._job_waiters: dict[int, list[Deferred]] = {}
+        self._requests: dict[tuple[int, str], list[Deferred]] = {}  # submissions in flight, by key
         self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
 
@@ -255,6 +256,26 @@ class Dispatcher(service.Service):
         self._wake()
         return ids
 
+    async def once(self, key: tuple[int, str], submit: Callable[[], Awaitable[list[int]]]) -> list[int]:
+        """The job ids ``submit()`` makes, made at most once per key (owner, client's request key):
+        a repeated request gets the first one's ids, from the catalog or when it is committed."""
+        if key in self._requests:
+            d: Deferred = Deferred()
+            self._requests[key].append(d)
+            return await d
+        self._requests[key] = waiters = []
+        try:
+            ids = await self.catalog.jobs.ids_of_request(*key) or await submit()
+        except Exception as e:
+            del self._requests[key]
+            for d in waiters:
+                d.errback(e)
+            raise
+        del self._requests[key]
+        for d in waiters:
+            d.callback(ids)
+        return ids
+
     async def cancel(self, job_ids: Iterable[int]) -> list[int]:
         self._check()
         now = self.reactor.seconds()
@@ -348,7 +369,7 @@ class Dispatcher(service.Service):
         self._check()
         now = self.reactor.seconds()
         ch = self.engine.lose(host_id, replica_ids, now, why)
-        self.engine.hosts[host_id].last_alive = now
+        self.engine.touch(host_id, now)
         ch.host(host_id, last_alive=now)
         self.stats.lost += _lost(ch)
         await self._commit(ch, now)
@@ -359,7 +380,7 @@ class Dispatcher(service.Service):
         self._check()
         outcome: dict[int, str] = {}
         reports: list[Report] = []
-        blobs: list[tuple[str, bytes]] = []
+        inline: dict[int, tuple[str, bytes]] = {}
         for res in results:
             r = self.engine.replicas.get(res.replica_id)
             if r is None or r.host_id != host_id:
@@ -374,7 +395,7 @@ class Dispatcher(service.Service):
                 if hashlib.sha256(res.inline).hexdigest() != res.result_sha256:
                     outcome[res.replica_id] = "digest-mismatch"
                     continue
-                blobs.append((res.result_sha256, res.inline))
+                inline[res.replica_id] = (res.result_sha256, res.inline)
                 size = len(res.inline)
             else:
                 size = self.blobs.size(res.result_sha256)
@@ -393,6 +414,9 @@ class Dispatcher(service.Service):
             self._check()  # verification yielded: the state may have been frozen meanwhile
             now = self.reactor.seconds()
             accepted, ch = self.engine.report(host_id, reports, now)
+            # Only the results the engine took become data: one for a replica lost meanwhile is
+            # refused, and so is its archive.
+            blobs = [inline[rid] for rid, verdict in accepted.items() if verdict == "accepted" and rid in inline]
             await self._commit(ch, now, blobs=blobs)
             self.stats.reported += sum(1 for v in accepted.values() if v == "accepted")
             outcome.update(accepted)

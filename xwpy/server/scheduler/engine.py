@@ -88,6 +88,9 @@ class HostState:
     reputation: int = 0
     last_alive: float = 0.0
     active: set[int] = field(default_factory=set)
+    # Counted as alive until then whatever its last sign of life: set at load for the hosts that
+    # were alive when the coordinator stopped (they could not reach it while it was away).
+    presumed_until: float = 0.0
 
     def view(self) -> pol.HostView:
         return pol.HostView(self.id, self.owner_id, self.group, self.memory)
@@ -156,7 +159,8 @@ class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
                  salt: bytes | None = None):
         self.lease_seconds = lease_seconds
-        self.trust_threshold = trust_threshold  # consecutive valid results that make a host trusted
+        # Consecutive valid results that make a host trusted (after each lie caught, that many more).
+        self.trust_threshold = trust_threshold
         self.spot_check = spot_check  # share of a trusted host's jobs replicated all the same
         # Spot checks must be unpredictable to volunteers, or a liar would lie only when unchecked.
         self._salt = salt if salt is not None else os.urandom(16)
@@ -168,8 +172,13 @@ class Engine:
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self.next_job_id = 1
         self.next_replica_id = 1
-        self._pool_all = 0  # volunteers with a host alive
-        self._pool_groups: dict[str, int] = {}  # the same, by group
+        # The volunteers with a host alive, for the distinct-volunteers rule, overall and by group.
+        # Kept current as hosts join and show signs of life (between two refreshes, an undercount
+        # would let one volunteer's hosts take several replicas of a job — and outvote the others).
+        self._pool: dict[int, str] = {}  # owner id -> group
+        self._pool_all = 0
+        self._pool_groups: dict[str, int] = {}
+        self._pool_horizon = float("-inf")  # alive: a sign of life since then
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -188,7 +197,13 @@ class Engine:
         self.__init__(lease_seconds=self.lease_seconds, trust_threshold=self.trust_threshold,
                       spot_check=self.spot_check, salt=self._salt)
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
+        hosts = list(hosts)
+        # The hosts alive when we stopped are presumed alive for one more lease: after a long outage
+        # the first host to reconnect must not find itself its volunteer's only competition.
+        latest = max((h.last_alive for h in hosts), default=0.0)
         for h in hosts:
+            if h.last_alive >= latest - self.lease_seconds:
+                h.presumed_until = max(h.presumed_until, now + self.lease_seconds)
             self.hosts[h.id] = h
         for j in jobs:
             j.policy = self._intern(j.policy)
@@ -221,14 +236,29 @@ class Engine:
 
     def add_host(self, host: HostState) -> None:
         self.hosts[host.id] = host
+        if host.last_alive >= self._pool_horizon:
+            self._count(host)
+
+    def touch(self, host_id: int, now: float) -> None:
+        """A sign of life from the host (hello, heartbeat, report): it counts in the pool at once."""
+        host = self.hosts[host_id]
+        host.last_alive = now
+        self._count(host)
+
+    def _count(self, host: HostState) -> None:
+        if host.owner_id not in self._pool:
+            self._pool[host.owner_id] = host.group
+            self._pool_all += 1
+            self._pool_groups[host.group] = self._pool_groups.get(host.group, 0) + 1
 
     def refresh_pool(self, now: float) -> None:
         """Count the volunteers with a host alive within one lease, overall and by group."""
-        horizon = now - self.lease_seconds
-        owners = {h.owner_id: h.group for h in self.hosts.values() if h.last_alive >= horizon}
-        self._pool_all = len(owners)
+        self._pool_horizon = horizon = now - self.lease_seconds
+        self._pool = {h.owner_id: h.group for h in self.hosts.values()
+                      if h.last_alive >= horizon or h.presumed_until >= now}
+        self._pool_all = len(self._pool)
         self._pool_groups = {}
-        for group in owners.values():
+        for group in self._pool.values():
             self._pool_groups[group] = self._pool_groups.get(group, 0) + 1
 
     def pool_owners(self, visibility: pol.Visibility) -> int:
@@ -361,11 +391,17 @@ class Engine:
         return None
 
     def _trusted(self, host: HostState, job_id: int) -> bool:
-        """May this host's result certify this job alone? Trusted hosts only, minus spot checks."""
+        """May this host's result certify this job alone? Trusted hosts only, minus spot checks.
+
+        A newly trusted host is checked more: with probability ``trust_threshold / reputation``
+        while that exceeds ``spot_check``. A liar that lies now and then reaches the threshold by
+        luck; each of its lies is then caught with the probability of a check, and every lie not
+        caught is a wrong result certified — so checks are densest where such luck ends."""
         if host.reputation < self.trust_threshold:
             return False
+        check = max(self.spot_check, self.trust_threshold / max(host.reputation, 1))
         draw = hashlib.blake2b(job_id.to_bytes(8, "big"), key=self._salt, digest_size=4).digest()
-        return int.from_bytes(draw, "big") / 2**32 >= self.spot_check
+        return int.from_bytes(draw, "big") / 2**32 >= check
 
     def _owners_used(self, job: JobState) -> set[int]:
         """The volunteers whose hosts hold a replica of this job or gave a result for it."""
@@ -390,7 +426,7 @@ class Engine:
     def heartbeat(self, host_id: int, held: Iterable[int], now: float) -> tuple[list[int], Changes]:
         """Extend the leases of what the host holds; return what it holds that it should abort."""
         host = self.hosts[host_id]
-        host.last_alive = now
+        self.touch(host_id, now)
         ch = Changes()
         ch.host(host_id, last_alive=now)
         abort = []
@@ -410,8 +446,7 @@ class Engine:
 
     def report(self, host_id: int, reports: list[Report], now: float) -> tuple[dict[int, str], Changes]:
         """Record finished replicas. Returns, per replica id, 'accepted' or why it was ignored."""
-        host = self.hosts[host_id]
-        host.last_alive = now
+        self.touch(host_id, now)
         ch = Changes()
         ch.host(host_id, last_alive=now)
         outcome: dict[int, str] = {}
@@ -435,7 +470,8 @@ class Engine:
                 )
                 self._finish_replica(job, r, ReplicaStatus.DONE, now, ch, **fields)
             else:
-                job.last_stderr = rep.stderr_tail or rep.error
+                # What the worker saw (a limit reached...), then what the job said.
+                job.last_stderr = "\n".join(x for x in (rep.error, rep.stderr_tail) if x)
                 self._finish_replica(job, r, ReplicaStatus.FAILED, now, ch, **fields)
             outcome[rep.replica_id] = "accepted"
             touched[job.id] = job
@@ -504,8 +540,14 @@ class Engine:
             r.validation = replica_fsm.validate(r.validation, verdict)
             ch.replica(rid, validation=verdict.value)
             host = self.hosts.get(r.host_id)
-            if host is not None and not job.solo:  # a result nobody checked earns no trust
-                host.reputation = host.reputation + 1 if verdict is Validation.VALID else 0
+            # A result nobody checked earns no trust; a job that ended without a certified result
+            # proved nobody wrong. A result outvoted by a quorum is a lie (or a fault): the host's
+            # run of valid results restarts, from a debt of trust_threshold more for each lie.
+            if host is not None and not job.solo and d.certified is not None:
+                if verdict is Validation.VALID:
+                    host.reputation += 1
+                else:
+                    host.reputation = min(host.reputation, 0) - self.trust_threshold
                 ch.host(host.id, reputation=host.reputation)
         if d.certified is not None:
             winner = next(r for r in job.replicas if r.id in d.valid)

@@ -1,0 +1,376 @@
+"""Who may do what, against a real coordinator: every endpoint of the API × every role — admin, two
+users, a worker account, a host, nobody, a forged token — plus malformed Authorization headers.
+What is not allowed is refused (401 without a valid token, 403 for the wrong role, 404 for another
+user's object — which, as far as you know, does not exist; 400 for a submission naming another
+user's private app), and no response carries another user's objects.
+
+Tokens neither expire nor can be revoked through the API (a user row has a ``disabled`` flag that
+the coordinator honours, but nothing sets it but SQL and it is read at start), so the token roles
+are forged and malformed ones.
+
+And TLS only: plain HTTP to the HTTPS port gets no answer from the API, and a worker refuses a
+coordinator its CA does not vouch for, without sending its token. (The CLI's wrong-CA error is
+tests/grid/test_cli.py::test_wrong_ca_or_token.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+import types
+from dataclasses import dataclass
+
+import pytest
+
+from tests.harness import wait_for
+from tests.reliability.ledger import server_errors
+from xwpy import archive, pki
+from xwpy.protocol import API_PREFIX as API
+from xwpy.server import api as api_module
+from xwpy.server.directory import Directory
+
+pytestmark = pytest.mark.slow
+
+ROLES = ("admin", "alice", "bob", "worker", "host", "anonymous", "forged")
+# Who owns what: these strings are in alice's objects (app command, job args, data name) and in the
+# name of the worker account's host; no one else may ever see them.
+ALICE_SECRETS = ("alice-secret-arg", "alicesecretdata.txt", "alice-private-app-cmd")
+VOL_SECRETS = ("vol-secret-host",)
+
+
+@dataclass
+class Entry:
+    method: str
+    path: str  # the route, as registered
+    url: str  # a request to it
+    expect: dict[str, int]  # role -> status
+    body: object = None  # a JSON value, or bytes
+    per_role: bool = False  # the body names the role: {role} in it is replaced
+
+
+def statuses(ok=(), **refused) -> dict[str, int]:
+    """``ok`` roles get 200; every other role the status given (401 for nobody and forged tokens)."""
+    out = {"anonymous": 401, "forged": 401}
+    for role in ok:
+        out[role] = 200
+    for role, status in refused.items():
+        out[role] = status
+    return out
+
+
+USERS = ("admin", "alice", "bob", "worker")
+
+
+def matrix(ids) -> list[Entry]:
+    f403 = {r: 403 for r in ("alice", "bob", "worker", "host")}
+    host_only = statuses(ok=("host",), **{r: 403 for r in USERS})
+    return [
+        Entry("GET", "/ping", "/ping", {r: 200 for r in ROLES}),
+        Entry("GET", "/users/me", "/users/me", statuses(ok=USERS, host=403)),
+        Entry("GET", "/users", "/users", statuses(ok=("admin",), **f403)),
+        Entry("POST", "/users", "/users", statuses(ok=("admin",), **f403), {"login": "new-{role}"}, per_role=True),
+        Entry("POST", "/apps", "/apps", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
+              {"name": "app-of-{role}", "command": ["true"]}, per_role=True),
+        Entry("GET", "/apps", "/apps", statuses(ok=USERS, host=403)),
+        Entry("GET", "/apps/{name}", "/apps/alice-app", statuses(ok=("admin", "alice"), bob=404, worker=404, host=403)),
+        Entry("PUT", "/data/{sha256:sha}", "/data/{sha}", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
+              b"the data of {role}", per_role=True),
+        Entry("GET", "/data/{sha256:sha}", f"/data/{ids.alice_data}",
+              statuses(ok=("admin", "alice"), bob=404, worker=404, host=404)),
+        Entry("GET", "/data", "/data", statuses(ok=("admin", "alice", "bob"), worker=403, host=403)),
+        Entry("POST", "/jobs", "/jobs", statuses(ok=("admin", "alice"), bob=400, worker=403, host=403),
+              {"jobs": [{"app": "alice-app", "args": ["x"], "inputs": [{"name": "alicesecretdata.txt", "sha256": ids.alice_data}]}]}),
+        # all=1: everyone's jobs — for an admin; anyone else still sees their own only.
+        Entry("GET", "/jobs", "/jobs?all=1", statuses(ok=USERS, host=403)),
+        Entry("GET", "/jobs/summary", "/jobs/summary?all=1&batch=alice-batch", statuses(ok=USERS, host=403)),
+        Entry("GET", "/jobs/{job_id:int}", f"/jobs/{ids.alice_job}", statuses(ok=("admin", "alice"), bob=404, worker=404, host=403)),
+        Entry("GET", "/jobs/{job_id:int}/result", f"/jobs/{ids.certified_job}/result",
+              statuses(ok=("admin", "alice"), bob=404, worker=404, host=403)),
+        Entry("POST", "/jobs/cancel", "/jobs/cancel", statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
+              {"ids": [ids.cancel_job]}),
+        Entry("GET", "/hosts", "/hosts", statuses(ok=USERS, host=403)),
+        Entry("GET", "/stats", "/stats", statuses(ok=("admin",), **f403)),
+        Entry("POST", "/work/register", "/work/register", statuses(ok=USERS, host=403),
+              {"name": "host-of-{role}", "cpus": 1, "memory": 1}, per_role=True),
+        Entry("POST", "/work/hello", "/work/hello", host_only, {}),
+        Entry("POST", "/work/request", "/work/request", host_only, {"slots": 1, "wait": 0}),
+        Entry("POST", "/work/alive", "/work/alive", host_only, {"held": []}),
+        Entry("POST", "/work/results", "/work/results", host_only,
+              {"results": [{"replica_id": 987654321, "exit_code": 1, "error": "not mine"}]}),
+        Entry("POST", "/work/release", "/work/release", host_only, {"replicas": []}),
+    ]
+
+
+def registered_routes():
+    """Every route the coordinator serves, read from the router itself."""
+    api = api_module.build(types.SimpleNamespace(directory=Directory()))
+    return api._routes
+
+
+class Raw:
+    def __init__(self, grid):
+        self.ctx = ssl.create_default_context(cafile=str(grid.cfg.ca_cert))
+        self.port = grid.port
+
+    def __call__(self, method, path, body=None, headers=None):
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
+        try:
+            conn.request(method, API + path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+@dataclass
+class Site:
+    tokens: dict[str, str | None]
+    alice_data: str = ""
+    alice_job: int = 0
+    certified_job: int = 0
+    cancel_job: int = 0
+
+
+def build_site(grid) -> Site:
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    bob = grid.user("bob")
+    vol = grid.user("vol", "worker")
+    host = grid.client(vol).call("POST", "/work/register", {"name": "vol-secret-host", "cpus": 1, "memory": 1 << 30})
+    forged = "xwu_" + hashlib.sha256(os.urandom(16)).hexdigest()[:43]
+    s = Site({"admin": grid.admin_token, "alice": alice.endpoint.token, "bob": bob, "worker": vol,
+              "host": host["token"], "anonymous": None, "forged": forged})
+    alice.register_app(name="alice-app", access="private", replication=1, quorum=1,
+                       command=["{python}", "-c", "print('alice-private-app-cmd')", "{args}"])
+    alice.register_app(name="public-app", command=["true"], replication=1, quorum=1)
+    s.alice_data = alice.put_bytes(b"alice's secret bytes", name="alicesecretdata.txt")["sha256"]
+    [s.alice_job, s.cancel_job] = alice.submit([
+        {"app": "alice-app", "args": [arg], "inputs": [{"name": "alicesecretdata.txt", "sha256": s.alice_data}]}
+        for arg in ("alice-secret-arg", "alice-secret-arg-2")
+    ], batch="alice-batch")
+    # A certified job of alice's, by the host acting by hand: pull it, report a result inline.
+    [s.certified_job] = alice.submit([{"app": "public-app", "args": ["alice-secret-arg-3"]}])
+    hc = grid.client(host["token"])
+    [a] = hc.call("POST", "/work/request", {"slots": 1, "wait": 5})["replicas"]
+    assert a["job_id"] == s.certified_job
+    tar = archive.from_files({"stdout": b"alice-secret-arg-3 result\n"})
+    import base64
+
+    report = {"replica_id": a["replica_id"], "exit_code": 0, "result_sha256": hashlib.sha256(tar).hexdigest(),
+              "inline": base64.b64encode(tar).decode()}
+    assert hc.call("POST", "/work/results", {"results": [report]})["outcome"] == {str(a["replica_id"]): "accepted"}
+    assert alice.job(s.certified_job)["status"] == "COMPLETED"
+    return s
+
+
+def malformed(tokens: dict) -> list[dict]:
+    alice, hosttok = tokens["alice"], tokens["host"]
+    return [
+        {},  # no Authorization at all
+        {"Authorization": "Basic " + "YWxpY2U6cGFzc3dvcmQ="},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Token {alice}"},  # a real token, the wrong scheme
+        {"Authorization": f"Bearer {alice[:-1]}{'A' if alice[-1] != 'A' else 'B'}"},  # one character off
+        {"Authorization": f"Bearer {alice[:20]}"},  # truncated
+        {"Authorization": f"Bearer xwu_{hosttok.split('_', 1)[1]}"},  # a host token passed off as a user's
+        {"Authorization": "Bearer " + "x" * 5000},
+        {"Authorization": "Bearer \u00e9\u00e8"},  # not ASCII (latin-1 on the wire)
+    ]
+
+
+def test_rights_matrix(grid, ledger):
+    started = time.monotonic()
+    site = build_site(grid)
+    raw = Raw(grid)
+    entries = matrix(site)
+    routes = registered_routes()
+
+    # Every route has exactly one entry, and every entry a route: a new endpoint without a line
+    # here fails this test.
+    for e in entries:
+        assert set(e.expect) == set(ROLES), f"{e.method} {e.path}: an expectation for every role"
+    covered = {}
+    for r in routes:
+        hits = [e for e in entries if e.method.encode() == r.method and r.pattern.fullmatch(
+            API + e.url.replace("{sha}", "0" * 64).split("?")[0])]
+        assert hits, f"no rights-matrix entry for {r.method.decode()} {r.pattern.pattern}"
+        covered[id(r)] = hits
+    assert len(routes) == len(entries), "an entry matches no route (or two)"
+
+    refused = unexpected = leaks = 0
+    failures = []
+    all_tokens = [t for t in site.tokens.values() if t]
+    for e in entries:
+        for role in ROLES:
+            token = site.tokens[role]
+            body, url = e.body, e.url
+            if e.per_role:
+                body = (body.replace(b"{role}", role.encode()) if isinstance(body, bytes)
+                        else json.loads(json.dumps(body).replace("{role}", role)))
+            if isinstance(body, bytes):
+                url = url.replace("{sha}", hashlib.sha256(body).hexdigest())
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            status, text = raw(e.method, url, body, headers)
+            want = e.expect[role]
+            if want >= 400:
+                refused += 1
+            if status != want:
+                unexpected += 1
+                failures.append(f"{role:9} {e.method} {e.url}: {status} (want {want}) {text[:150]!r}")
+            # No data leaks: another user's objects never show, nor any token but a new one.
+            shown = text.decode("utf-8", "replace")
+            forbidden_strings = list(all_tokens)  # (a new user's or host's token, once, is fine)
+            if role not in ("alice", "admin"):
+                forbidden_strings += ALICE_SECRETS
+            if role not in ("worker", "admin"):
+                forbidden_strings += VOL_SECRETS
+            seen = [s for s in forbidden_strings if s in shown]
+            if seen:
+                leaks += 1
+                failures.append(f"{role:9} {e.method} {e.url}: response shows {[x[:12] for x in seen]}")
+            if status >= 400:
+                err = json.loads(text)
+                assert set(err) >= {"error", "message"}, (role, e.url, text)
+
+    # Malformed and forged Authorization headers, on every route that takes a token.
+    for e in entries:
+        if e.expect["anonymous"] != 401:
+            continue
+        for headers in malformed(site.tokens):
+            body = e.body
+            if e.per_role:
+                body = body.replace(b"{role}", b"x") if isinstance(body, bytes) else json.loads(json.dumps(body).replace("{role}", "x"))
+            url = e.url.replace("{sha}", hashlib.sha256(body).hexdigest()) if isinstance(body, bytes) else e.url
+            try:
+                status, text = raw(e.method, url, body, headers)
+            except UnicodeEncodeError:  # http.client will not even send it
+                continue
+            refused += 1
+            if status != 401:
+                unexpected += 1
+                failures.append(f"malformed {headers} {e.method} {e.url}: {status} {text[:150]!r}")
+            if any(s in text.decode("utf-8", "replace") for s in ALICE_SECRETS + VOL_SECRETS + tuple(all_tokens)):
+                leaks += 1
+
+    # Nothing refused took effect; nor did cancelling alice's batch by name, as bob.
+    assert grid.client(site.tokens["bob"]).cancel(batch="alice-batch") == []
+    admin = grid.client()
+    assert admin.job(site.alice_job)["status"] == "PENDING" and admin.job(site.cancel_job)["status"] == "CANCELLED"
+    logins = {u["login"] for u in admin.users()}
+    assert "new-admin" in logins and not logins & {f"new-{r}" for r in ROLES if r != "admin"}
+    apps = {a["name"] for a in admin.apps()}
+    assert not apps & {"app-of-worker", "app-of-host", "app-of-anonymous", "app-of-forged"}
+
+    ledger.record(
+        f"Rights matrix: {len(entries)} endpoints x {len(ROLES)} roles, plus malformed tokens",
+        load=f"{len(entries)} routes (enumerated from the router)", faults="wrong roles, other users' objects, forged/malformed tokens",
+        bad_inputs=refused, wrong=leaks + unexpected, server_errors=server_errors(grid.coordinator.output()),
+        seconds=time.monotonic() - started,
+    )
+    assert not failures, "\n".join(failures)
+    assert server_errors(grid.coordinator.output()) == 0
+
+
+# -- TLS only ------------------------------------------------------------------------------------
+
+
+def test_plain_http_gets_no_answer_and_a_worker_refuses_a_coordinator_its_ca_does_not_vouch_for(grid, ledger, tmp_path):
+    started = time.monotonic()
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    # Plain HTTP to the HTTPS port: no HTTP answer, let alone a JSON one.
+    replies = []
+    for request in (b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /api/v1/users/me HTTP/1.0\r\nAuthorization: Bearer xwu_" + b"a" * 43 + b"\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", grid.port), timeout=10) as s:
+            s.sendall(request)
+            got = b""
+            try:
+                while chunk := s.recv(4096):
+                    got += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        replies.append(got)
+    cleartext = [r for r in replies if r.startswith(b"HTTP/") or b"xwpy" in r or b"{" in r]
+    # A worker given another CA: exits at once with a clear line, having registered nothing.
+    other_ca, _ = pki.make_ca("elsewhere")
+    (tmp_path / "other.pem").write_bytes(other_ca)
+    w = grid.spawn("w", "worker", "--coordinator", grid.url, "--ca", str(tmp_path / "other.pem"), "--token", vol,
+                   "--state", str(grid.work_root / "w"), "--name", "w", "--no-idle-check")
+    rc = w.popen.wait(60)
+    hosts = grid.client().hosts()
+    ledger.record(
+        "TLS only: plain HTTP to the HTTPS port; a worker given another CA", load="1 coordinator",
+        faults="2 cleartext requests, 1 worker with the wrong CA", bad_inputs=3, wrong=len(cleartext) + len(hosts),
+        server_errors=server_errors(grid.coordinator.output()), seconds=time.monotonic() - started,
+    )
+    assert not cleartext, replies
+    assert rc == 1 and not hosts
+    assert "not a coordinator this site's CA vouches for (certificate verify failed)" in w.output()
+    assert vol not in w.output()
+
+
+class Impostor:
+    """A TLS server with a certificate of another CA, recording whatever a client sends it."""
+
+    def __init__(self, tmp_path):
+        ca, ca_key = pki.make_ca("impostor")
+        cert, key = pki.make_server_cert(ca, ca_key, ["127.0.0.1", "localhost"])
+        (tmp_path / "imp.pem").write_bytes(cert + ca)
+        (tmp_path / "imp.key").write_bytes(key)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(tmp_path / "imp.pem", tmp_path / "imp.key")
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.connections = 0
+        self.handshake_errors: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.settimeout(10)
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    while data := tls.recv(65536):
+                        self.received += data
+            except (ssl.SSLError, OSError) as e:
+                self.handshake_errors.append(str(e))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_worker_sends_nothing_to_an_impostor(grid, ledger, tmp_path):
+    """A man in the middle with a certificate of another CA: the worker's TLS handshake fails, so
+    not a byte of HTTP — its token least of all — reaches the impostor, and it stops."""
+    started = time.monotonic()
+    imp = Impostor(tmp_path)
+    token = "xwu_CANARY" + hashlib.sha256(b"canary").hexdigest()[:33]
+    try:
+        w = grid.spawn("w", "worker", "--coordinator", f"https://127.0.0.1:{imp.port}", "--ca", str(grid.cfg.ca_cert),
+                       "--token", token, "--state", str(grid.work_root / "w"), "--name", "w", "--no-idle-check")
+        rc = w.popen.wait(60)
+        wait_for(lambda: imp.connections and (imp.handshake_errors or imp.received), 10, "the impostor to see the attempt")
+    finally:
+        imp.close()
+    ledger.record(
+        "TLS only: a worker facing an impostor coordinator", load="1 worker", faults="a certificate of another CA",
+        bad_inputs=1, wrong=int(bool(imp.received)), seconds=time.monotonic() - started,
+    )
+    assert imp.connections >= 1 and imp.received == b""
+    assert rc == 1 and "certificate verify failed" in w.output()
