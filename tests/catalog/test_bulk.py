@@ -10,8 +10,9 @@ meta = MetaData()
 t = Table("t", meta, Column("id", Integer, primary_key=True), Column("a", String(20)), Column("b", Integer),
           Column("c", Float), Column("j", JSON))
 
+# No lone surrogates: the protocol refuses them (protocol.Str), so no catalog row holds one.
 values_ = st.fixed_dictionaries({}, optional={
-    "a": st.none() | st.text(st.characters(blacklist_characters="\x00"), max_size=10), "b": st.none() | st.integers(-2**31, 2**31 - 1),
+    "a": st.none() | st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=10), "b": st.none() | st.integers(-2**31, 2**31 - 1),
     "c": st.none() | st.floats(allow_nan=False, allow_infinity=False), "j": st.lists(st.integers(), max_size=3),
 })
 
