@@ -2,6 +2,7 @@
 and for each scenario what was lost, duplicated, wrongly certified, or answered with a server error.
 
     python -m tests.reliability.report [pytest arguments]
+    python -m tests.reliability.report --ledger FILE     # the table of a run that kept its ledger
 
 Exits non-zero when a test failed or a scenario recorded a broken promise.
 """
@@ -47,7 +48,17 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join([line(COLUMNS), rule, *map(line, body), rule, line(total), "", *details])
 
 
+def show(path: Path) -> int:
+    """Print the table of a ledger written by an earlier run (``scripts/test`` keeps one)."""
+    outcomes = read(path)
+    print(table(outcomes))
+    broken = [o for o in outcomes if o.promised and (o.lost or o.duplicated or o.wrong or o.server_errors)]
+    return 1 if broken else 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--ledger"] and len(argv) == 2:
+        return show(Path(argv[1]))
     with tempfile.TemporaryDirectory(prefix="xwpy-reliability-") as tmp:
         path = Path(tmp) / "ledger.jsonl"
         env = dict(os.environ, **{LEDGER_ENV: str(path)})
