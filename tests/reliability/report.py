@@ -23,13 +23,14 @@ COLUMNS = ("#", "scenario", "bad in", "lost", "dup", "wrong", "5xx", "s")
 WIDE = 80  # the scenario column; load and faults are listed under the table
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= WIDE else text[: WIDE - 1] + "…"
+def _short(text: str, mark: str) -> str:
+    room = WIDE - len(mark)
+    return (text if len(text) <= room else text[: room - 1] + "…") + mark
 
 
 def table(outcomes: list[Outcome]) -> str:
     body = [
-        (str(i), _short(o.scenario + ("" if o.promised else " *")), str(o.bad_inputs), str(o.lost),
+        (str(i), _short(o.scenario, "" if o.promised else " *"), str(o.bad_inputs), str(o.lost),
          str(o.duplicated), str(o.wrong), str(o.server_errors), f"{o.seconds:.0f}")
         for i, o in enumerate(outcomes, 1)
     ]
@@ -44,7 +45,8 @@ def table(outcomes: list[Outcome]) -> str:
         return " | ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     rule = "-+-".join("-" * w for w in widths)
-    details = [f"{i:>2}. load: {o.load}\n    faults: {o.faults}" for i, o in enumerate(outcomes, 1)]
+    details = [f"{i:>2}. load: {o.load or '-'}" + (f"\n    faults: {o.faults}" if o.faults else "")
+               for i, o in enumerate(outcomes, 1)]
     return "\n".join([line(COLUMNS), rule, *map(line, body), rule, line(total), "", *details])
 
 
