@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -248,6 +249,44 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
     if found is None:
         raise click.ClickException(f"no match within {max_keys:,} keys")
     _report(found, out)
+
+
+@vanity.command()
+@click.option("--site", "site_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The site whose running coordinator's oracle serves the chain (default: xwpy --site).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--interface", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The requester's private key (hex, mode 0600); required unless the chain is the embedded one.")
+@click.pass_context
+def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Optional[Path]) -> None:
+    """Serve the shop's web page: order an address, pay on the chain, watch it being found."""
+    from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from apps.vanitygen.web.server import shop_for_site, site_for
+    from xwpy.client.chainclient import ChainClientError
+    from xwpy.config import ConfigError
+
+    settings = ctx.find_root().obj
+    site_dir = site_dir or getattr(settings, "site", None)
+    if site_dir is None:
+        raise click.UsageError("give --site DIR: the site whose coordinator runs the oracle")
+    try:
+        shop = shop_for_site(site_dir, key_file)
+    except (ChainClientError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        listening = reactor.listenTCP(port, site_for(shop), interface=interface)
+    except CannotListenError as exc:
+        raise click.ClickException(f"cannot listen on {interface}:{port}: {exc.socketError}") from None
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    host = f"[{interface}]" if ":" in interface else interface
+    click.echo(f"the vanity shop: http://{host}:{listening.getHost().port}/ (requester {shop.sender.address}, "
+               f"hub {shop.target.need_deployment().hub})", err=True)
+    reactor.addSystemEventTrigger("before", "shutdown", shop.close)
+    reactor.run()
 
 
 if __name__ == "__main__":
