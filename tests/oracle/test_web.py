@@ -92,3 +92,18 @@ def test_an_address_ordered_on_the_page_is_paid_found_and_completed_by_its_owner
                               f"--candidate {got['candidate']}")
     key = combine.combine_parts(int(got["partial_key"], 16), int(got["candidate"]), secret)
     assert key.address == got["address"] and key.address.startswith("1x")
+
+
+def test_the_shop_pays_with_the_public_demo_key_only_on_the_embedded_chain(grid):
+    from click.testing import CliRunner
+
+    from xwpy.client.cli import cli
+    from xwpy.client.commands import register
+
+    register(cli)
+    grid.enable_oracle(chain="http://127.0.0.1:9", deployment="deployment.json", key_file="oracle.key")
+    out = CliRunner().invoke(cli, ["vanity", "web", "--site", str(grid.cfg.dir), "--port", "0"])
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    assert "not the embedded one" in out.output and "--key-file" in out.output
+    out = CliRunner(env={"XWPY_SITE": None}).invoke(cli, ["vanity", "web", "--port", "0"])  # no site at all
+    assert out.exit_code == 2 and "--site" in out.output, out.output

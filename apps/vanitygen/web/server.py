@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 
 from twisted.internet import threads
 from twisted.logger import Logger
-from twisted.web import resource, server, static
+from twisted.web import pages, resource, server
 
 from apps.vanitygen.difficulty import estimate
 from apps.vanitygen.prefix import PrefixError, compile_prefix
@@ -328,18 +328,31 @@ class Api(resource.Resource):
             _write(request, 500, {"error": "internal error (see the server's log)"})
 
 
+class Html(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes):
+        super().__init__()
+        self.body = body
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-security-policy", b"default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+        return self.body
+
+
 class Page(resource.Resource):
-    """``/``: the page; anything else 404."""
+    """``/``: the page; ``/api/...``: the API; anything else 404."""
 
     def __init__(self, shop: Shop):
         super().__init__()
         self.putChild(b"api", Api(shop))
-        self.page = static.Data((HERE / "index.html").read_bytes(), "text/html; charset=utf-8")
+        self.page = Html((HERE / "index.html").read_bytes())
 
     def getChild(self, path, request):
         if path == b"" and not request.postpath:
             return self.page
-        return resource.NoResource()
+        return pages.notFound("No such page", "The shop is at /.")
 
 
 def site_for(shop: Shop) -> server.Site:
@@ -360,13 +373,10 @@ def shop_for_site(site_dir: Path, key_file: Path | None = None) -> Shop:
     from xwpy.oracle.chainsetup import read_key_file
 
     cfg = config.load(site_dir)
+    if key_file is None and cfg.oracle.chain != "embedded":
+        raise ChainClientError(f"the chain of site {site_dir} is not the embedded one: give --key-file FILE "
+                               "(the requester's private key); the public demo key is for the embedded chain only")
+    key = read_key_file(key_file) if key_file is not None else demo_account("requester").key
     target = resolve(None, None, site_dir)
     target.need_deployment()
-    if key_file is not None:
-        key = read_key_file(key_file)
-    elif cfg.oracle.chain == "embedded":
-        key = demo_account("requester").key  # public: only the embedded chain honours it
-    else:
-        raise ChainClientError(f"the chain of site {site_dir} is not the embedded one: give --key-file FILE "
-                               "(the requester's private key), the public demo key pays nothing real")
     return Shop(target, TxSender(target.w3, key), site=site_dir)
