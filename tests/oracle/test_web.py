@@ -82,7 +82,8 @@ def test_an_address_ordered_on_the_page_is_paid_found_and_completed_by_its_owner
     def delivered():
         o = requests.get(url + f"/api/orders/{task}", timeout=30).json()
         assert o["status"] in ("REQUESTED", "COMPLETED"), o
-        return o["delivered"] and o
+        # the oracle records its commit in the catalog once the chain has it: both are awaited
+        return o["delivered"] and o["grid"]["status"] == "COMMITTED" and o
 
     o = wait_for(delivered, 120, f"order {task} to be delivered")
     got = o["delivered"]

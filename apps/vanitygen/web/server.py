@@ -152,7 +152,9 @@ class Shop:
             "block": info.get("block"), "refunded": info.get("refunded"), "delivered": None,
             "grid": self._grid(task),
         }
-        got = info.get("consumer_result") or info.get("result")  # the hub's event holds it too
+        # Delivered once the hub says so: the consumer's copy may be read a block later than the
+        # status (two reads), and a result shown beside "REQUESTED" would contradict it.
+        got = (info.get("consumer_result") or info.get("result")) if info["status"] == "COMPLETED" else None
         if got is not None:
             try:
                 result = json.loads(got)
