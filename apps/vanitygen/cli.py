@@ -255,7 +255,8 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
 @click.option("--site", "site_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="The site whose running coordinator's oracle serves the chain (default: xwpy --site).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--interface", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--interface", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any but loopback is served over TLS with the site's certificate.")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
               help="The requester's private key (hex, mode 0600); required unless the chain is the embedded one.")
 @click.pass_context
@@ -277,13 +278,29 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
         shop = shop_for_site(site_dir, key_file)
     except (ChainClientError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    import ipaddress
+
     try:
-        listening = reactor.listenTCP(port, site_for(shop), interface=interface)
+        local = ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        local = interface == "localhost"
+    try:
+        if local:  # this machine only: plain HTTP, as for any local tool's page
+            listening = reactor.listenTCP(port, site_for(shop), interface=interface)
+        else:  # between hosts, TLS: the site's server certificate (browsers must trust the site CA)
+            from xwpy import config, pki
+
+            cfg = config.load(site_dir)
+            tls = pki.server_context_factory(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
+            listening = reactor.listenSSL(port, site_for(shop), tls, interface=interface)
     except CannotListenError as exc:
         raise click.ClickException(f"cannot listen on {interface}:{port}: {exc.socketError}") from None
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(f"cannot serve TLS with the site's certificate: {exc}") from None
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     host = f"[{interface}]" if ":" in interface else interface
-    click.echo(f"the vanity shop: http://{host}:{listening.getHost().port}/ (requester {shop.sender.address}, "
+    scheme = "http" if local else "https"
+    click.echo(f"the vanity shop: {scheme}://{host}:{listening.getHost().port}/ (requester {shop.sender.address}, "
                f"hub {shop.target.need_deployment().hub})", err=True)
     reactor.addSystemEventTrigger("before", "shutdown", shop.close)
     reactor.run()
