@@ -27,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from xwpy import archive, pki, protocol
+from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
@@ -84,7 +85,7 @@ class Worker(service.Service):
         self._sampler = sampler
         self.link: Link | None = None
         self.tasks: dict[int, _Task] = {}
-        self._fetching: dict[str, list[Deferred]] = {}  # sha256 -> slots waiting for its download
+        self._fetching = SingleFlight()  # by sha256: slots staging the same input share one download
         self._free_slots = list(range(options.slots))
         self._capacity: Deferred | None = None
         self._main: Deferred | None = None
@@ -354,33 +355,17 @@ class Worker(service.Service):
     async def _cached(self, sha256: str) -> Path:
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
         copy is fetched again); downloads are checked by the link."""
+        return await self._fetching.run(sha256, lambda: self._fetch(sha256))
+
+    async def _fetch(self, sha256: str) -> Path:
         path = self.state / "cache" / sha256
-        waiters = self._fetching.get(sha256)
-        if waiters is not None:  # another slot is fetching it: wait for that download
-            d: Deferred = Deferred()
-            waiters.append(d)
-            await d
-            return path
         if path.exists():
             digest, _ = await deferToThread(archive.sha256_file, path)
             if digest == sha256:
                 return path
             log.warn("cached {sha} is damaged (it hashes to {digest}): fetching it again", sha=sha256, digest=digest)
             path.unlink(missing_ok=True)
-        if sha256 in self._fetching:  # another slot started fetching it while we checked
-            return await self._cached(sha256)
-        self._fetching[sha256] = waiters = []
-        try:
-            await self.link.download(sha256, path)
-        except BaseException as e:
-            for d in waiters:
-                d.errback(e)
-            raise
-        else:
-            for d in waiters:
-                d.callback(None)
-        finally:
-            del self._fetching[sha256]
+        await self.link.download(sha256, path)
         return path
 
     async def _report(self, t: _Task, outcome: Outcome) -> None:

@@ -29,6 +29,7 @@ from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
 from xwpy.server.catalog.rows import App
 from xwpy.server.scheduler.engine import Changes, Engine, HostState, NewJob, ReplicaState, Report
+from xwpy.singleflight import SingleFlight
 from xwpy.verify import Verdict, load_verifier
 
 log = Logger()
@@ -105,7 +106,7 @@ class Dispatcher(service.Service):
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
         self._job_waiters: dict[int, list[Deferred]] = {}
-        self._requests: dict[tuple[int, str], list[Deferred]] = {}  # submissions in flight, by key
+        self._requests = SingleFlight()  # submissions in flight, by (owner, request key)
         self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
 
@@ -259,22 +260,11 @@ class Dispatcher(service.Service):
     async def once(self, key: tuple[int, str], submit: Callable[[], Awaitable[list[int]]]) -> list[int]:
         """The job ids ``submit()`` makes, made at most once per key (owner, client's request key):
         a repeated request gets the first one's ids, from the catalog or when it is committed."""
-        if key in self._requests:
-            d: Deferred = Deferred()
-            self._requests[key].append(d)
-            return await d
-        self._requests[key] = waiters = []
-        try:
-            ids = await self.catalog.jobs.ids_of_request(*key) or await submit()
-        except Exception as e:
-            del self._requests[key]
-            for d in waiters:
-                d.errback(e)
-            raise
-        del self._requests[key]
-        for d in waiters:
-            d.callback(ids)
-        return ids
+
+        async def lookup_or_submit() -> list[int]:
+            return await self.catalog.jobs.ids_of_request(*key) or await submit()
+
+        return await self._requests.run(key, lookup_or_submit)
 
     async def cancel(self, job_ids: Iterable[int]) -> list[int]:
         self._check()

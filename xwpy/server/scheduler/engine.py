@@ -254,12 +254,10 @@ class Engine:
     def refresh_pool(self, now: float) -> None:
         """Count the volunteers with a host alive within one lease, overall and by group."""
         self._pool_horizon = horizon = now - self.lease_seconds
-        self._pool = {h.owner_id: h.group for h in self.hosts.values()
-                      if h.last_alive >= horizon or h.presumed_until >= now}
-        self._pool_all = len(self._pool)
-        self._pool_groups = {}
-        for group in self._pool.values():
-            self._pool_groups[group] = self._pool_groups.get(group, 0) + 1
+        self._pool, self._pool_all, self._pool_groups = {}, 0, {}
+        for h in self.hosts.values():
+            if h.last_alive >= horizon or h.presumed_until >= now:
+                self._count(h)
 
     def pool_owners(self, visibility: pol.Visibility) -> int:
         """How many volunteers could run a job of this visibility (for the distinct-volunteers rule)."""
