@@ -44,7 +44,7 @@ def test_a_node_that_prints_something_else_is_refused():
 
 
 def test_embedded_refuses_a_public_interface_without_token(tmp_path):
-    argv = [sys.executable, "-m", "xwpy.chain.embedded", "--port", "0", "--interface", "0.0.0.0"]
+    argv = [sys.executable, "-m", "xwpy.chain.serve", "--port", "0", "--interface", "0.0.0.0"]
     with pytest.raises(NodeUnavailable, match="without a token"):
         nodeproc.start_node("embedded-public", argv, timeout=60)
 

@@ -14,14 +14,11 @@
 Not thread-safe by design (neither is eth-tester): every method takes the instance lock, and
 the JSON-RPC resource runs them all on a single dedicated thread.
 
-Run standalone (for tests and the CLI)::
-
-    python -m xwpy.chain.embedded --port 8545 [--state-dir DIR]
+Served standalone by :mod:`xwpy.chain.serve`, in the coordinator by ``rpc.EmbeddedChainService``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
@@ -385,61 +382,9 @@ def _revert_reason(computation) -> str:
     return f"execution failed: {type(err).__name__}"
 
 
-# --- standalone server -----------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m xwpy.chain.embedded",
-        description="Serve the embedded chain as JSON-RPC over HTTP.",
-    )
-    parser.add_argument("--port", type=int, default=8545, help="TCP port (0: any free port)")
-    parser.add_argument("--interface", default="127.0.0.1", help="address to bind (default: loopback)")
-    parser.add_argument("--state-dir", type=Path, help="keep a journal here and replay it on start")
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        help="require the bearer token in this file (mandatory when not on loopback)",
-    )
-    args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port {args.port}: not a TCP port")
-
-    from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
-
-    from xwpy.chain.rpc import serve
-
-    token = None
-    if args.token_file is not None:
-        try:
-            token = args.token_file.read_text().strip()
-        except OSError as exc:
-            print(f"error: cannot read --token-file {args.token_file}: {exc.strerror}", file=sys.stderr)
-            return 2
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    try:
-        chain = EmbeddedChain.create(args.state_dir)
-    except JournalError as exc:
-        print(f"error: cannot restore the chain from {args.state_dir}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        port = serve(chain, args.port, args.interface, reactor=reactor, token=token)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # CannotListenError and friends
-        print(f"error: cannot listen on {args.interface}:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    # The first stdout line is the contract with whoever started us (tests read the port).
-    print(f"listening on http://{args.interface}:{port} chain_id={chain.chain_id}", flush=True)
-    reactor.addSystemEventTrigger("after", "shutdown", chain.close)
-    reactor.run()
-    return 0
-
-
 if __name__ == "__main__":
-    # Run the main() of the importable module, not of __main__: the RPC layer imports this
-    # module by name, and its exception classes must be the same objects.
-    from xwpy.chain.embedded import main as _main
+    # Kept for old command lines: the server lives in xwpy.chain.serve (which imports this module
+    # by name, so its exception classes are the same objects as the RPC layer's).
+    from xwpy.chain.serve import main as _main
 
     sys.exit(_main())

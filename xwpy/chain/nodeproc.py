@@ -138,8 +138,8 @@ def start_node(name: str, argv: list[str], *, timeout: float = 60.0, env: dict |
 
 
 def start_embedded(state_dir: str | os.PathLike | None = None, *, timeout: float = 60.0, port: int = 0) -> NodeProcess:
-    """``python -m xwpy.chain.embedded`` on loopback (PORT 0: a free one; journal in STATE_DIR)."""
-    argv = [sys.executable, "-m", "xwpy.chain.embedded", "--port", str(port)]
+    """``python -m xwpy.chain.serve`` on loopback (PORT 0: a free one; journal in STATE_DIR)."""
+    argv = [sys.executable, "-m", "xwpy.chain.serve", "--port", str(port)]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     env = dict(os.environ)
