@@ -34,9 +34,11 @@ from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
+from apps.vanitygen.candidates import PER_POINT
 from apps.vanitygen.difficulty import estimate
 from apps.vanitygen.prefix import PrefixError, compile_prefix
 from apps.vanitygen.secp256k1 import decode
+from xwpy.lifecycle import JobStatus
 
 log = Logger()
 
@@ -44,6 +46,15 @@ HERE = Path(__file__).resolve().parent
 MAX_BODY = 16 * 1024
 MAX_EXPECTED_TRIES = 2e9  # a demo grid finds 5 characters in minutes; refuse what it would not find
 ORDER_TTL = 3600  # seconds of chain time the escrow waits for a result
+
+
+def unit_progress(statuses: list[str], unit_points: int) -> dict:
+    """The grid's progress on one order: its units (jobs) done and still going, keys searched."""
+    done = sum(1 for s in statuses if s == JobStatus.COMPLETED)
+    per_unit = unit_points * PER_POINT
+    return {"units": len(statuses), "units_done": done,
+            "units_running": sum(1 for s in statuses if not JobStatus(s).final),
+            "keys_per_unit": per_unit, "keys_searched": done * per_unit}
 
 
 class ShopError(Exception):
@@ -189,13 +200,8 @@ class Shop:
         except Exception as e:  # noqa: BLE001 - progress is a courtesy: the chain's view stands alone
             log.warn("cannot read the oracle's record of task {task}: {e}", task=task, e=e)
             return None
-        from apps.vanitygen.candidates import PER_POINT
-
-        done = sum(1 for s in statuses.values() if s == "COMPLETED")
-        per_unit = int(row.state.get("unit_points", 0)) * PER_POINT
-        return {"status": row.status.value, "error": row.error, "units": len(ids), "units_done": done,
-                "units_running": sum(1 for s in statuses.values() if s not in ("COMPLETED", "FAILED", "CANCELLED")),
-                "keys_per_unit": per_unit, "keys_searched": done * per_unit}
+        return {"status": row.status.value, "error": row.error,
+                **unit_progress(list(statuses.values()), int(row.state.get("unit_points", 0)))}
 
     def _catalog(self):
         if self._engine is None:
