@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from xwpy import pki
+from xwpy.backoff import Backoff
 from xwpy.protocol import API_PREFIX, loads
 
 
@@ -192,7 +193,8 @@ class Client:
         (restarting); a coordinator that cannot be reached at the first attempt is an error at once."""
         payload = {"jobs": jobs, "batch": batch, "request": secrets.token_urlsafe(16)}
         deadline = time.monotonic() + retry_seconds
-        pause = 0.2
+        backoff = Backoff(0.2, 5.0)
+        pause = backoff.next()
         retryable = {"lost", "unavailable"}
         while True:
             try:
@@ -202,7 +204,7 @@ class Client:
                     raise
                 retryable.add("unreachable")
             time.sleep(pause)  # back-off between attempts, not synchronisation
-            pause = min(2 * pause, 5.0)
+            pause = backoff.next()
 
     def jobs(self, *, batch: str | None = None, status: str | None = None, limit: int = 1000) -> Iterator[dict]:
         after = 0

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from xwpy.backoff import Backoff
 from xwpy.chain.node import connect
 from xwpy.chain.rpc import EmbeddedChainService
 from xwpy.lifecycle.chaintask import TaskStatus
@@ -61,7 +62,7 @@ class OracleService(service.MultiService):
         self._busy: set[int] = set()
         self._again: set[int] = set()
         self._timers: dict[int, object] = {}
-        self._backoff: dict[int, float] = {}
+        self._backoff: dict[int, Backoff] = {}
         self._job_task: dict[int, int] = {}
         self._inflight: set[Deferred] = set()
 
@@ -218,8 +219,8 @@ class OracleService(service.MultiService):
             self.kick(pk)
 
     def _retry(self, pk: int) -> float:
-        delay = min(MAX_BACKOFF, self._backoff.get(pk, self.cfg.poll_seconds / 2) * 2)
-        self._backoff[pk] = delay
+        backoff = self._backoff.setdefault(pk, Backoff(self.cfg.poll_seconds, MAX_BACKOFF))
+        delay = backoff.next()
         self.kick(pk, delay)
         return delay
 

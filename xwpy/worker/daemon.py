@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from xwpy import archive, pki, protocol
+from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
@@ -60,19 +60,6 @@ class _Task:
     slot: int
     run: Run | None = None
     aborted: bool = False
-
-
-class Backoff:
-    def __init__(self, first: float = 0.5, cap: float = 30.0):
-        self.first, self.cap, self.delay = first, cap, first
-
-    def next(self) -> float:
-        d = self.delay
-        self.delay = min(self.cap, self.delay * 2)
-        return d * random.uniform(0.75, 1.25)
-
-    def reset(self) -> None:
-        self.delay = self.first
 
 
 class Worker(service.Service):

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from xwpy import archive
+from xwpy.backoff import Backoff
 from xwpy.protocol import ResultReport
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import blobs as blobs_catalog
@@ -227,7 +228,7 @@ class Dispatcher(service.Service):
         Deferred.fromCoroutine(self._recover())
 
     async def _recover(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 # FIFO: once this write commits, every write queued before it has been decided.
@@ -239,8 +240,7 @@ class Dispatcher(service.Service):
                 return
             except Exception as e:  # noqa: BLE001 - keep trying until the catalog is back
                 log.warn("catalog still unavailable: {e}", e=str(e)[:200])
-                await task.deferLater(self.reactor, delay, lambda: None)
-                delay = min(delay * 2, 10.0)
+                await task.deferLater(self.reactor, backoff.next(), lambda: None)
 
     # -- hosts -----------------------------------------------------------------------------------
 
