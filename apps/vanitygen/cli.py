@@ -302,7 +302,6 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
     scheme = "http" if local else "https"
     click.echo(f"the vanity shop: {scheme}://{host}:{listening.getHost().port}/ (requester {shop.sender.address}, "
                f"hub {shop.target.need_deployment().hub})", err=True)
-    reactor.addSystemEventTrigger("before", "shutdown", shop.close)
     reactor.run()
 
 

@@ -113,6 +113,10 @@ def test_unknown_ids_and_paths(raw, live):
     check_error(*raw("GET", API + "/nowhere", None, live["alice"]), 404)
     check_error(*raw("DELETE", API + "/jobs", None, live["alice"]), 405)
     check_error(*raw("POST", API + "/jobs/cancel", {"ids": [987654]}, live["alice"]), 404)
+    # Chain tasks: for admins, and only where the coordinator runs an oracle (this one does not).
+    check_error(*raw("GET", API + "/chain/tasks/1", None, live["alice"]), 403)
+    body = check_error(*raw("GET", API + "/chain/tasks/1", None, live["grid"].admin_token), 404)
+    assert body["error"] == "no_oracle"
 
 
 def test_tokens(raw, live):

@@ -15,6 +15,7 @@ from xwpy.chain.contracts import TaskStatus as OnChain
 from xwpy.chain.contracts import fee_split
 from xwpy.chain.tx import TxReverted
 from xwpy.chain.deploy import deploy_consumer
+from xwpy.client.api import ClientError
 from xwpy.client.chainclient import describe, request_direct, request_vanity, wait_final
 from tests.harness import wait_for
 
@@ -170,6 +171,16 @@ def test_the_cli_requests_waits_and_shows_the_result(oracle_grid):
     info = json.loads(status.output)
     assert info["status"] == "COMPLETED" and info["oracle"]["status"] == "COMMITTED" and len(info["oracle"]["jobs"]) == 1
     assert wait_final(og.target, task_id, 1).name == "COMPLETED"
+    # The record comes from the coordinator's API, for admins only.
+    record = og.grid.client().call("GET", f"/chain/tasks/{task_id}")
+    assert record["status"] == "COMMITTED" and record["job_statuses"] == {"COMPLETED": 1}
+    stranger = og.grid.client(og.grid.user("eve"))
+    with pytest.raises(ClientError) as refused:
+        stranger.call("GET", f"/chain/tasks/{task_id}")
+    assert refused.value.status == 403
+    with pytest.raises(ClientError) as unknown:
+        og.grid.client().call("GET", f"/chain/tasks/{task_id + 1000}")
+    assert (unknown.value.status, unknown.value.code) == (404, "not_found")
     # A stopped site's chain is not looked for at an address that no longer answers.
     assert og.grid.coordinator.stop(signal.SIGTERM) == 0
     gone = runner.invoke(cli, ["--site", site, "chain", "status", str(task_id)])

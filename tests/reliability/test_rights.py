@@ -96,6 +96,8 @@ def matrix(ids) -> list[Entry]:
               {"ids": [ids.cancel_job]}),
         Entry("GET", "/hosts", "/hosts", statuses(ok=USERS, host=403)),
         Entry("GET", "/stats", "/stats", statuses(ok=("admin",), **f403)),
+        # This site runs no oracle: an admin learns so (404 no_oracle), the others are refused first.
+        Entry("GET", "/chain/tasks/{task:int}", "/chain/tasks/1", statuses(admin=404, **f403)),
         Entry("POST", "/work/register", "/work/register", statuses(ok=USERS, host=403),
               {"name": "host-of-{role}", "cpus": 1, "memory": 1}, per_role=True),
         Entry("POST", "/work/hello", "/work/hello", host_only, {}),

@@ -130,7 +130,6 @@ class Shop:
         self.target, self.sender, self.site, self.ttl, self.max_tries = target, sender, site, ttl, max_tries
         self.orders: dict[int, Order] = {}
         self._lock = threading.Lock()  # one order at a time: approve then request, one nonce sequence
-        self._engine = None
 
     def order(self, prefix: str, public_key: str) -> dict:
         from xwpy.chain.deploy import deploy_consumer
@@ -180,40 +179,27 @@ class Shop:
         return out
 
     def _grid(self, task: int) -> dict | None:
-        """The oracle's record of the task and its grid jobs (the site's catalog), if readable."""
+        """The oracle's record of the task and its grid jobs (asked of the site's coordinator)."""
         if self.site is None:
             return None
+        from xwpy.client.api import Client, ClientError, endpoint_from_site
+
         try:
-            from sqlalchemy import select
-
-            from xwpy.server.catalog import chain as chain_catalog
-            from xwpy.server.catalog.schema import jobs as jobs_table
-
-            d = self.target.need_deployment()
-            with self._catalog().connect() as conn:
-                row = chain_catalog.find(conn, d.chain_id, d.hub, task)
-                if row is None:
-                    return {"status": "NOT_SEEN"}
-                ids = row.job_ids
-                statuses = dict(conn.execute(select(jobs_table.c.id, jobs_table.c.status)
-                                             .where(jobs_table.c.id.in_(ids))).all()) if ids else {}
-        except Exception as e:  # noqa: BLE001 - progress is a courtesy: the chain's view stands alone
+            # A client per call: views are served from several threads at once.
+            client = Client(endpoint_from_site(self.site))
+            try:
+                t = client.call("GET", f"/chain/tasks/{task}")
+            finally:
+                client.close()
+        except ClientError as e:
+            if e.status == 404 and e.code == "not_found":
+                return {"status": "NOT_SEEN"}
+            # Progress is a courtesy: the chain's view stands alone.
             log.warn("cannot read the oracle's record of task {task}: {e}", task=task, e=e)
             return None
-        return {"status": row.status.value, "error": row.error,
-                **unit_progress(list(statuses.values()), int(row.state.get("unit_points", 0)))}
-
-    def _catalog(self):
-        if self._engine is None:
-            from xwpy import config
-            from xwpy.server.catalog.connector import make_engine
-
-            self._engine = make_engine(config.load(self.site).database_url, pool_size=2)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        statuses = [s for s, n in t["job_statuses"].items() for _ in range(n)]
+        return {"status": t["status"], "error": t["error"],
+                **unit_progress(statuses, int(t["state"].get("unit_points", 0)))}
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

@@ -289,21 +289,15 @@ def _status_text(info: dict) -> str:
 
 
 def _oracle_view(c: ChainOptions, info: dict) -> dict | None:
-    """The site's own record of the task (read from its catalog), if it has one."""
-    from xwpy import config
-    from xwpy.server.catalog import chain as chain_catalog
-    from xwpy.server.catalog.connector import make_engine
+    """The site's own record of the task (asked of its coordinator), if it has one."""
+    from xwpy.client.api import Client, ClientError, endpoint_from_site
 
-    t = c.target()
-    d = t.need_deployment()
-    engine = make_engine(config.load(c.site).database_url)
     try:
-        with engine.connect() as conn:
-            row = chain_catalog.find(conn, d.chain_id, d.hub, info["task"])
-    except Exception:  # noqa: BLE001 - an older catalog, a database away: the chain's view stands alone
+        client = Client(endpoint_from_site(c.site))
+        try:
+            t = client.call("GET", f"/chain/tasks/{int(info['task'])}")
+        finally:
+            client.close()
+    except ClientError:  # no oracle there, not seen yet, coordinator away: the chain's view stands alone
         return None
-    finally:
-        engine.dispose()
-    if row is None:
-        return None
-    return {"status": row.status.value, "error": row.error, "jobs": row.job_ids, "commit_tx": row.commit_tx}
+    return {"status": t["status"], "error": t["error"], "jobs": t["jobs"], "commit_tx": t["commit_tx"]}

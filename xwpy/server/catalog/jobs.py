@@ -88,6 +88,10 @@ def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
     return dict(conn.execute(select(jobs.c.id, jobs.c.owner_id).where(jobs.c.id.in_(job_ids))).all())
 
 
+def statuses(conn, job_ids: list[int]) -> dict[int, str]:
+    return dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
+
+
 def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
     """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
     rows = bulk.select_by_ids(conn, jobs, ("app_id", "args", "inputs"), sorted(set(job_ids)))
@@ -194,6 +198,9 @@ class JobsComponent:
 
     def blobs_of(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(blobs_of, job_ids)
+
+    def statuses(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(statuses, job_ids)
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)

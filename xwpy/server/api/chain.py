@@ -1,0 +1,29 @@
+"""The oracle's record of on-chain tasks: what the CLI and the shop show beside the hub's own view.
+
+Read through the API, with its rights, never from the catalog file: an operator's tools may run
+on another machine than the coordinator, and the catalog's layout is the coordinator's business.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from xwpy.server.api.router import ADMIN, Api, ApiError, Ctx, not_found
+
+
+def install(api: Api, co) -> None:
+    @api.route("GET", "/chain/tasks/{task:int}", ADMIN)
+    async def task(ctx: Ctx, task: int):
+        """One task of the hub this coordinator's oracle serves: its status, jobs and commit."""
+        link = co.oracle.link if co.oracle is not None else None
+        if link is None:
+            raise ApiError(404, "no_oracle", "this coordinator runs no oracle ([oracle] enabled = false)")
+        t = await co.catalog.chain.find(link.chain_id, link.hub_address, task)
+        if t is None:
+            raise not_found(f"task {task} (not seen by the oracle yet)")
+        statuses = await co.catalog.jobs.statuses(t.job_ids) if t.job_ids else {}
+        return {
+            "task": t.task_id, "chain_id": t.chain_id, "hub": t.hub, "app": t.app, "status": t.status.value,
+            "error": t.error, "jobs": t.job_ids, "job_statuses": dict(Counter(statuses.values())),
+            "state": t.state, "digest": t.digest, "commit_tx": t.commit_tx, "commit_block": t.commit_block,
+        }
