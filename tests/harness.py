@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xwpy import localgrid
-from xwpy.localgrid import FINAL, Proc, free_port  # noqa: F401 - re-exported for the tests
+from xwpy.localgrid import Proc, free_port  # noqa: F401 - re-exported for the tests
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):

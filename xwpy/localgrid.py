@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from xwpy.client.api import Client, ClientError, Endpoint
+from xwpy.lifecycle import JobStatus
 from xwpy.site import init_site
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
-FINAL = ("COMPLETED", "ERROR", "CANCELLED")
 
 
 def child_env() -> dict[str, str]:
@@ -204,7 +204,7 @@ class LocalGrid:
         wanted = set(ids)
 
         def finals():
-            done = {j["id"]: j for j in client.jobs() if j["id"] in wanted and j["status"] in FINAL}
+            done = {j["id"]: j for j in client.jobs() if j["id"] in wanted and JobStatus(j["status"]).final}
             return done if len(done) == len(wanted) else None
 
         return wait_for(finals, timeout, f"{len(ids)} jobs to finish", interval=0.1)

@@ -15,11 +15,11 @@ from typing import Optional, Sequence
 
 from xwpy import archive
 from xwpy.client.api import Client, ClientError
+from xwpy.lifecycle.job import FINAL, JobStatus
 
 APP = "vanitygen"
 COMMAND = ["{python}", "-m", "apps.vanitygen.unit", "{args}"]
 VALIDATOR = "verifier:vanitygen"
-FINAL = ("COMPLETED", "ERROR", "CANCELLED")
 
 
 def ensure_app(client: Client, name: str = APP, *, wall_seconds: int = 3600, replication: int = 2) -> dict:
@@ -78,12 +78,12 @@ class GridBackend:
         if not self._unit_of:
             return out
         first = min(self._unit_of)
-        for status in FINAL:
-            for job in self.client.jobs(batch=self.batch, status=status):
+        for status in sorted(FINAL):
+            for job in self.client.jobs(batch=self.batch, status=status.value):
                 if job["id"] < first or job["id"] not in self._unit_of:
                     continue
                 index = self._unit_of.pop(job["id"])
-                out.append((index, self._result(job["id"]) if status == "COMPLETED" else None))
+                out.append((index, self._result(job["id"]) if status is JobStatus.COMPLETED else None))
         return out
 
     def _result(self, job_id: int) -> Optional[bytes]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Union
 
+from xwpy.lifecycle import JobStatus
+
 # The hub takes results up to 1024 bytes, but the requester's callback stores them within a
 # bounded gas stipend (about 480 bytes for VanityConsumer with the demo stipend).
 MAX_RESULT = 400
@@ -64,7 +66,7 @@ class JobView:
 
     @property
     def final(self) -> bool:
-        return self.status in ("COMPLETED", "ERROR", "CANCELLED")
+        return JobStatus(self.status).final
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 from twisted.internet.defer import Deferred
 
+from xwpy.lifecycle import JobStatus
 from xwpy.server.catalog.rows import Data
 from xwpy.server.catalog.schema import data, jobs, users
 
@@ -52,7 +53,7 @@ def job_results(conn, sha256s: list[str], owner_id: int | None) -> list[Data]:
     q = (
         select(jobs.c.result_sha256, jobs.c.result_size, jobs.c.owner_id, users.c.login, users.c.group_name)
         .join(users, users.c.id == jobs.c.owner_id)
-        .where(jobs.c.result_sha256.in_(sha256s), jobs.c.status == "COMPLETED")
+        .where(jobs.c.result_sha256.in_(sha256s), jobs.c.status == JobStatus.COMPLETED.value)
     )
     if owner_id is not None:
         q = q.where(jobs.c.owner_id == owner_id)
