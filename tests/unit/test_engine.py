@@ -212,3 +212,13 @@ def test_a_caught_liar_owes_more_trust_each_time_and_undecided_jobs_move_nothing
     assert e.hosts[1].reputation == -19
     run_job({1: "a", 2: "b", 3: "c"})  # no quorum within max_replicas: nobody was proven wrong
     assert [e.hosts[h].reputation for h in (1, 2, 3)] == [-19, 3, 2]  # (3 was aborted in the third job)
+
+
+def test_a_host_is_alive_within_one_lease_of_its_last_sign_or_while_presumed():
+    from xwpy.server.scheduler.engine import HostState
+
+    h = HostState(id=1, owner_id=1, group="", memory=0, last_alive=100.0)
+    assert h.alive(now=130.0, lease_seconds=30.0)
+    assert not h.alive(now=130.5, lease_seconds=30.0)
+    h.presumed_until = 140.0  # alive when the coordinator stopped: given one more lease after a restart
+    assert h.alive(now=140.0, lease_seconds=30.0) and not h.alive(now=140.5, lease_seconds=30.0)

@@ -132,7 +132,5 @@ class GridLink:
         self.co.dispatcher.on_final(listener)
 
     def live_hosts(self) -> int:
-        co = self.co
-        now = co.reactor.seconds()
-        horizon = co.config.lease_seconds
-        return sum(1 for h in co.dispatcher.engine.hosts.values() if now - h.last_alive < horizon)
+        engine, now = self.co.dispatcher.engine, self.co.reactor.seconds()
+        return sum(1 for h in engine.hosts.values() if h.alive(now, engine.lease_seconds))

@@ -15,13 +15,14 @@ def install(api: Api, co) -> None:
         for h in co.directory.hosts.values():
             if not ctx.user.admin and h.owner_id != ctx.user.id:
                 continue
-            state = co.dispatcher.engine.hosts.get(h.id)
+            engine = co.dispatcher.engine
+            state = engine.hosts.get(h.id)
             last_alive = state.last_alive if state else h.last_alive
             out.append(
                 {
                     "id": h.id, "name": h.name, "owner": co.directory.users[h.owner_id].login, "cpus": h.cpus,
                     "memory": h.memory, "os": h.os, "last_alive": last_alive,
-                    "alive": now - last_alive <= co.config.lease_seconds,
+                    "alive": state.alive(now, engine.lease_seconds) if state else False,
                     "running": len(state.active) if state else 0,
                     "reputation": state.reputation if state else h.reputation,
                 }

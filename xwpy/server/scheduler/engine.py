@@ -92,6 +92,11 @@ class HostState:
     # were alive when the coordinator stopped (they could not reach it while it was away).
     presumed_until: float = 0.0
 
+    def alive(self, now: float, lease_seconds: float) -> bool:
+        """THE definition of a host alive: a sign of life within one lease, or presumed alive
+        (it could not reach a coordinator that was away)."""
+        return self.last_alive >= now - lease_seconds or self.presumed_until >= now
+
     def view(self) -> pol.HostView:
         return pol.HostView(self.id, self.owner_id, self.group, self.memory)
 
@@ -253,10 +258,10 @@ class Engine:
 
     def refresh_pool(self, now: float) -> None:
         """Count the volunteers with a host alive within one lease, overall and by group."""
-        self._pool_horizon = horizon = now - self.lease_seconds
+        self._pool_horizon = now - self.lease_seconds
         self._pool, self._pool_all, self._pool_groups = {}, 0, {}
         for h in self.hosts.values():
-            if h.last_alive >= horizon or h.presumed_until >= now:
+            if h.alive(now, self.lease_seconds):
                 self._count(h)
 
     def pool_owners(self, visibility: pol.Visibility) -> int:
