@@ -38,7 +38,7 @@ def install(api: Api, co) -> None:
             "active_jobs": len(d.engine.jobs),
             "active_replicas": sum(len(h.active) for h in d.engine.hosts.values()),
             "hosts": len(d.engine.hosts),
-            "waiting_workers": len(d._waiters),
+            "waiting_workers": d.waiting_workers,
             "commits": co.catalog.commits,
             "writes": co.catalog.writes,
             "write_seconds": co.catalog.write_seconds,

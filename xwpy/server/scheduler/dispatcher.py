@@ -111,6 +111,11 @@ class Dispatcher(service.Service):
         self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
 
+    @property
+    def waiting_workers(self) -> int:
+        """Work requests parked in the long poll now."""
+        return len(self._waiters)
+
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
