@@ -140,6 +140,19 @@ class LocalGrid:
         self.cfg = dataclasses.replace(self.cfg, oracle=oracle)
         (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
 
+    def configure_scheduler(self, **settings) -> None:
+        """Change the site's ``[scheduler]`` keys (keyword arguments), before the coordinator starts.
+
+        A test that races a restart against a lease gives the lease room (``lease_heartbeats``)
+        so that its outcome does not depend on how fast a busy machine starts a process."""
+        import dataclasses
+
+        from xwpy import config
+
+        scheduler = dataclasses.replace(self.cfg.scheduler, **settings)
+        self.cfg = dataclasses.replace(self.cfg, scheduler=scheduler)
+        (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
+
     def chain_info(self, timeout: float = 60) -> dict:
         """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""
         path = self.cfg.dir / "run" / "chain.json"
