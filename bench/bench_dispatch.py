@@ -204,6 +204,11 @@ def main() -> None:
     p.add_argument("--pg", default=os.environ.get("XWPY_TEST_PG"), help="PostgreSQL URL (adds PostgreSQL runs)")
     p.add_argument("--json", dest="json_out", help="also write the results here")
     args = p.parse_args()
+    try:  # the reference: say so before ten minutes of runs rather than crash after them
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        sys.exit("bench_dispatch: Dask (its reference) is missing: run 'scripts/bench dispatch', "
+                 "or 'scripts/setup test,postgres,bench' first")
     root = Path(tempfile.mkdtemp(prefix="xwpy-bench-"))
     bench = Bench(root, args.pg)
     runs: list[Run] = []
