@@ -16,6 +16,11 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         raise AssertionError(str(e)) from None
 
 
+def liar(mode: str) -> tuple[str, ...]:
+    """``start_worker(..., launcher=liar(mode))``: a Byzantine worker (:mod:`tests.liar`)."""
+    return ("tests.liar", mode)
+
+
 @dataclass
 class Grid(localgrid.LocalGrid):
     heartbeat: float = 0.2

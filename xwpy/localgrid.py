@@ -168,11 +168,13 @@ class LocalGrid:
 
         return wait_for(up, timeout, "the oracle's chain")
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None,
+              launcher: tuple[str, ...] = ("xwpy",)) -> Proc:
+        """``python -m xwpy ARGS`` (or another module: ``launcher`` is its name and first arguments)."""
         log = self.root / f"{name}.log"
         with open(log, "ab") as f:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "xwpy", *args], stdout=f, stderr=subprocess.STDOUT, env={**child_env(), **(env or {})},
+                [sys.executable, "-m", *launcher, *args], stdout=f, stderr=subprocess.STDOUT, env={**child_env(), **(env or {})},
                 start_new_session=True, cwd=self.root,
             )
         proc = Proc(name, popen, log)
@@ -192,13 +194,15 @@ class LocalGrid:
         wait_for(up, 60, "the coordinator to listen")
         return proc
 
-    def start_worker(self, name: str, token: str, *extra: str, slots: int = 1, idle_check: bool = False) -> Proc:
+    def start_worker(self, name: str, token: str, *extra: str, slots: int = 1, idle_check: bool = False,
+                     launcher: tuple[str, ...] = ("xwpy",)) -> Proc:
         """A worker daemon; a dedicated machine unless ``idle_check`` (then it yields to the owner)."""
         return self.spawn(
             name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert),
             "--state", str(self.work_root / name), "--name", name, "--wait", "2", "--max-cpus", str(slots),
             *(() if idle_check else ("--no-idle-check",)), *extra,
             env={"XWPY_TOKEN": token},  # not in argv: every process of the machine can read that
+            launcher=launcher,
         )
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from tests.grid.conftest import SLOW, SQUARE, UPPER, stdout_of
-from tests.harness import wait_for
+from tests.harness import liar, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def test_a_lying_worker_is_outvoted(grid, tmp_path):
     alice.register_app(name="square", command=SQUARE, replication=3, quorum=2)
     ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(12)])
     # Three volunteers, one of them a liar — who starts first, so that it surely takes part.
-    grid.start_worker("liar", grid.user("mallory", "worker"), "--test-corrupt", "random")
+    grid.start_worker("liar", grid.user("mallory", "worker"), launcher=liar("random"))
     wait_for(lambda: any(r["status"] == "DONE" for r in alice.job(ids[0])["replicas"]), 30, "the liar's first result")
     grid.start_worker("h1", grid.user("v1", "worker"))
     grid.start_worker("h2", grid.user("v2", "worker"))

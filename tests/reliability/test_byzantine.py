@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.grid.conftest import SQUARE, stdout_of
-from tests.harness import wait_for
+from tests.harness import liar, wait_for
 from xwpy.server.scheduler import simulate
 from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
 from xwpy.server.scheduler.policy import PUBLIC
@@ -371,8 +371,8 @@ def test_a_colluding_pair_of_one_volunteer_cannot_certify(grid, ledger, tmp_path
     grid.start_worker("h1", grid.user("v1", "worker"))
     grid.start_worker("h2", grid.user("v2", "worker"))
     mallory = grid.user("mallory", "worker")
-    grid.start_worker("c1", mallory, "--test-corrupt", "collude", slots=2)
-    grid.start_worker("c2", mallory, "--test-corrupt", "collude", slots=2)
+    grid.start_worker("c1", mallory, slots=2, launcher=liar("collude"))
+    grid.start_worker("c2", mallory, slots=2, launcher=liar("collude"))
     wait_for(lambda: len(grid.client().hosts()) == 4, 30, "four hosts")
     ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(12)])
     jobs = grid.wait_final(alice, ids, timeout=120)

@@ -51,7 +51,6 @@ class WorkerOptions:
     idle: IdleSettings = field(default_factory=IdleSettings)
     idle_period: float = 2.0
     confine_uids: bool = False  # root only: each slot runs its jobs as an unprivileged uid of its own
-    corrupt: str | None = None  # tests only: "random" or "collude" — report wrong results
 
 
 @dataclass(eq=False)
@@ -307,8 +306,6 @@ class Worker(service.Service):
                 if t.aborted:
                     return
                 outcome = await deferToThread(t.run.pack, outcome, result_path)
-                if self.opts.corrupt and outcome.ok:
-                    outcome = await deferToThread(_corrupt, outcome, self.opts.corrupt)
             except (Unreachable, Refused, archive.ArchiveError, OSError) as e:
                 outcome = Outcome(None, "", f"worker could not run the job: {e}")
             if not t.aborted:
@@ -411,12 +408,3 @@ def _remove(workdir: Path, result_path: Path) -> None:
     stdout = workdir.parent / f"{workdir.name}.stdout"
     stdout.unlink(missing_ok=True)
 
-
-def _corrupt(outcome: Outcome, mode: str) -> Outcome:
-    """Tests only: a Byzantine worker. 'random' lies differently every time; 'collude' tells the
-    same lie as every other colluder."""
-    files = archive.read_files(outcome.archive.read_bytes())
-    files["stdout"] = (os.urandom(16).hex() if mode == "random" else "the colluders' answer\n").encode()
-    outcome.archive.write_bytes(archive.from_files(files))
-    outcome.digest, outcome.size = archive.sha256_file(outcome.archive)
-    return outcome

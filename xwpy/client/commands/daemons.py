@@ -93,9 +93,8 @@ def register(cli: click.Group) -> None:
                   help="Seconds between two measures of the owner's load.")
     @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
-    @click.option("--test-corrupt", type=click.Choice(["random", "collude"]), hidden=True)
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
-               idle_period, wait, log_level, test_corrupt):
+               idle_period, wait, log_level):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
         if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
             _run_on_without_token_in_argv(token)
@@ -116,7 +115,7 @@ def register(cli: click.Group) -> None:
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
             idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
             idle_period=idle_period,
-            confine_uids=root, corrupt=test_corrupt,
+            confine_uids=root,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))
 
