@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from xwpy import archive
+from xwpy.lifecycle import JobStatus
 from xwpy.client.commands.catalog import upload_bundle
 from xwpy.localgrid import LocalGrid, wait_for
 
@@ -72,7 +73,7 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
             shown = 0
             while shown < len(ids):
                 counts = alice.summary("demo")
-                done = counts["COMPLETED"] + counts["ERROR"] + counts["CANCELLED"]
+                done = sum(counts[s.value] for s in JobStatus if s.final)
                 bar.update(done - shown)
                 shown = done
                 if shown < len(ids):
@@ -82,7 +83,7 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
         with tempfile.TemporaryDirectory() as tmp:
             for jid in ids:
                 job = alice.job(jid)
-                if job["status"] != "COMPLETED":
+                if job["status"] != JobStatus.COMPLETED:
                     click.echo(f"   job {jid}: {job['status']} {job['error'] or ''}")
                     continue
                 dest = Path(tmp) / f"{jid}.tar"

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from xwpy import archive
 from xwpy.backoff import Backoff
+from xwpy.lifecycle import JobStatus, ReplicaStatus
 from xwpy.protocol import ResultReport
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import blobs as blobs_catalog
@@ -214,9 +215,9 @@ class Dispatcher(service.Service):
                 d.callback(None)
         for jid in ch.finished:
             status = ch.jobs[jid]["status"]
-            if status == "COMPLETED":
+            if status == JobStatus.COMPLETED:
                 self.stats.certified += 1
-            elif status == "ERROR":
+            elif status == JobStatus.ERROR:
                 self.stats.failed_jobs += 1
         for listener in self._final_listeners:
             try:
@@ -459,4 +460,4 @@ def _probe(conn) -> None:
 
 
 def _lost(ch: Changes) -> int:
-    return sum(1 for f in ch.replicas.values() if f.get("status") == "LOST")
+    return sum(1 for f in ch.replicas.values() if f.get("status") == ReplicaStatus.LOST)

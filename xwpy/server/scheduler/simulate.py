@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 
 from xwpy.config import SchedulerConfig
+from xwpy.lifecycle import JobStatus
 from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import Policy
@@ -181,7 +182,7 @@ def run(s: Scenario) -> Result:
     def settle(ch) -> None:
         for jid in ch.finished:
             status = ch.jobs[jid]["status"]
-            if status == "COMPLETED":
+            if status == JobStatus.COMPLETED:
                 wrong = ch.jobs[jid]["result_sha256"] != truth[jid]
                 finished.append((jid, True, wrong))
             else:
