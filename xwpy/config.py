@@ -61,6 +61,7 @@ class LimitsConfig:
     header_timeout_seconds: float = 20.0  # a request's line and headers must all arrive within this
     min_body_rate: float = 500.0  # bytes/s a request body must average, once body_grace_seconds passed
     body_grace_seconds: float = 20.0
+    min_free_bytes: int = 64 << 20  # the blob store's free space below which /health fails
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
 
 
 def _check_limits(lim: LimitsConfig) -> None:
-    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer"):
+    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer", "min_free_bytes"):
         if getattr(lim, key) < 1:
             raise ConfigError(f"[limits] {key} must be >= 1")
     for key in ("idle_timeout_seconds", "header_timeout_seconds", "min_body_rate", "body_grace_seconds"):

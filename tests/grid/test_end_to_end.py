@@ -173,3 +173,11 @@ def test_coordinator_killed_and_restarted(grid, tmp_path):
         assert sum(r["validation"] == "VALID" for r in reps) >= 2
         assert len({r["host_id"] for r in reps}) == len(reps)
     assert alice.summary()["COMPLETED"] == 20
+
+
+def test_health_of_a_working_coordinator(grid):
+    grid.start_coordinator()
+    status, body = grid.client(token="not-a-token").health()  # load balancers have no token
+    assert status == 200 and body["failed"] == [], body
+    assert set(body["checks"]) == {"catalog", "blobs"}  # no oracle on this site: no chain check
+    assert body["checks"]["catalog"]["detail"].startswith("writable")

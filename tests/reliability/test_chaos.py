@@ -406,6 +406,7 @@ def test_catalog_locked_by_another_program(grid, ledger):
             except ClientError as e:
                 answers[what] = (e.status, e.code)
         read_ok = alice.summary()["COMPLETED"] >= 5  # readers are not blocked (WAL)
+        health_locked = admin.health()  # ...but the health check writes, and says what failed
         # The workers' requests and reports hit it too.
         wait_for(lambda: any("HTTP 503" in w.output() for w in workers), 30, "a worker told to retry later")
     locked = time.monotonic() - started
@@ -436,6 +437,10 @@ def test_catalog_locked_by_another_program(grid, ledger):
     )
     assert answers == {w: (503, "unavailable") for w in writes}, answers
     assert read_ok and not half_written, half_written
+    assert health_locked[0] == 503 and health_locked[1]["failed"] == ["catalog"], health_locked
+    assert "locked" in health_locked[1]["checks"]["catalog"]["detail"], health_locked
+    status, health = admin.health()
+    assert status == 200 and health["failed"] == [], health
     assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
     assert not result.lost and not result.wrong and not result.miscertified, result.summary()
     assert not result.leased_twice and not result.voted_twice, result.summary()
@@ -453,6 +458,9 @@ def test_blob_store_disk_full(grid, ledger):
         except PermissionError as e:
             pytest.skip(f"cannot mount a tmpfs for the blob store (root only): {e}")
         configure(grid, heartbeat_seconds=0.3)
+        # Health fails below 1 MiB free: with the filler (64 KiB left), not without (2 MiB).
+        grid.cfg = dataclasses.replace(grid.cfg, limits=dataclasses.replace(grid.cfg.limits, min_free_bytes=1 << 20))
+        (grid.cfg.dir / config.CONFIG_NAME).write_text(config.render(grid.cfg))
         grid.start_coordinator()
         alice = grid.client(grid.user("alice"))
         alice.register_app(name="big", command=BIG, replication=2, quorum=2)
@@ -473,9 +481,11 @@ def test_blob_store_disk_full(grid, ledger):
                  "the workers' uploads refused for want of space")
         leftovers = faults.blob_store_problems(grid)
         stored_while_full = any(d["sha256"] == sha for d in alice.data())
+        health_full = alice.health()
         full_for = time.monotonic() - started
         filler.unlink()  # space again
         wait_for(lambda: alice.put_bytes(data, name="set.txt"), 30, "uploads accepted again")
+        health_again = alice.health()
         jobs = grid.wait_final(alice, ids, timeout=90)
         seconds = time.monotonic() - started
         result = faults.audit(grid, big, ids)
@@ -492,6 +502,8 @@ def test_blob_store_disk_full(grid, ledger):
             seconds=seconds,
         )
         assert refused == (503, "unavailable"), refused
+        assert health_full[0] == 503 and health_full[1]["failed"] == ["blobs"], health_full
+        assert health_again[0] == 200 and health_again[1]["failed"] == [], health_again
         assert not leftovers and not stored_while_full, leftovers
         assert {j["status"] for j in jobs.values()} == {"COMPLETED"}
         assert not result.lost and not result.wrong and not result.miscertified, result.summary()

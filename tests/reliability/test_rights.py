@@ -72,6 +72,7 @@ def matrix(ids) -> list[Entry]:
     host_only = statuses(ok=("host",), **{r: 403 for r in USERS})
     return [
         Entry("GET", "/ping", "/ping", {r: 200 for r in ROLES}),
+        Entry("GET", "/health", "/health", {r: 200 for r in ROLES}),
         Entry("GET", "/users/me", "/users/me", statuses(ok=USERS, host=403)),
         Entry("GET", "/users", "/users", statuses(ok=("admin",), **f403)),
         Entry("POST", "/users", "/users", statuses(ok=("admin",), **f403), {"login": "new-{role}"}, per_role=True),

@@ -143,6 +143,16 @@ class Client:
     def ping(self) -> dict:
         return self.call("GET", "/ping")
 
+    def health(self) -> tuple[int, dict]:
+        """The coordinator's health: (200 or 503, the checks), a 503 being an answer, not an error."""
+        resp = self._request("GET", "/health")
+        if resp.status not in (200, 503):
+            self._check(resp)
+        try:
+            return resp.status, loads(resp.read())
+        except ValueError:
+            raise ClientError("the coordinator sent malformed JSON") from None
+
     def me(self) -> dict:
         return self.call("GET", "/users/me")
 

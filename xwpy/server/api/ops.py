@@ -1,0 +1,17 @@
+"""Operators' endpoints: the coordinator's health (anyone: load balancers have no token)."""
+
+from __future__ import annotations
+
+import json
+
+from xwpy.server import health
+from xwpy.server.api.router import ANON, Api, Ctx, Raw
+
+
+def install(api: Api, co) -> None:
+    @api.route("GET", "/health", ANON)
+    async def check(ctx: Ctx):
+        """200 when the catalog takes a write, the blob store a file and the chain node (if the
+        oracle runs) answers; 503 naming what failed. Says nothing a stranger could use."""
+        status, body = health.verdict(await health.run(co))
+        return Raw(json.dumps(body).encode(), "application/json", status)
