@@ -1,14 +1,16 @@
-"""The catalog's health probe: a real write transaction that changes nothing."""
+"""The catalog's health probe: a real write that changes nothing."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from xwpy.server.catalog.schema import users
+from xwpy.server.catalog.schema import meta, users
 
 
 def probe(conn) -> int:
-    """Take the database's write lock (an UPDATE matching no row still needs it: a database locked
-    by another program, read-only or out of space fails here, where a read would pass) and read."""
-    conn.execute(update(users).where(users.c.id < 0).values(login=users.c.login))
+    """Rewrite the schema version with its own value — a real write, so a database locked by
+    another program, read-only or out of space fails here where a read would pass — and count
+    the users (a real read). Used by the health check and by the scheduler's recovery."""
+    version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one()
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=version))
     return conn.execute(select(func.count()).select_from(users)).scalar_one()

@@ -27,6 +27,7 @@ from xwpy.lifecycle import JobStatus, ReplicaStatus
 from xwpy.protocol import ResultReport
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import blobs as blobs_catalog
+from xwpy.server.catalog import health as catalog_health
 from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
 from xwpy.server.catalog.rows import App
@@ -239,7 +240,7 @@ class Dispatcher(service.Service):
             try:
                 # FIFO: once this write commits, every write queued before it has been decided.
                 await self.catalog.write(lambda conn: conn.exec_driver_sql("SELECT 1"))
-                await self.catalog.write(_probe)
+                await self.catalog.write(catalog_health.probe)
                 self.catalog.reset_failure()
                 await self._rebuild()
                 log.info("catalog writable again, scheduler resumed")
@@ -449,14 +450,6 @@ class Dispatcher(service.Service):
         d.addCallback(lambda _: self._wake())
         d.addErrback(lambda f: log.warn("reaping failed: {f}", f=f.getErrorMessage()))
         return d
-
-
-def _probe(conn) -> None:
-    from xwpy.server.catalog.schema import meta
-    from sqlalchemy import select
-
-    row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
-    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=row[0]))
 
 
 def _lost(ch: Changes) -> int:
