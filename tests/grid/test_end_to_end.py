@@ -8,6 +8,7 @@ import uuid
 import psutil
 import pytest
 
+from xwpy.client.api import ClientError
 from tests.grid.conftest import SLOW, SQUARE, UPPER, stdout_of
 from tests.harness import liar, wait_for
 
@@ -181,3 +182,29 @@ def test_health_of_a_working_coordinator(grid):
     assert status == 200 and body["failed"] == [], body
     assert set(body["checks"]) == {"catalog", "blobs"}  # no oracle on this site: no chain check
     assert body["checks"]["catalog"]["detail"].startswith("writable")
+
+
+def test_metrics_count_what_the_catalog_holds(grid):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="square", command=SQUARE, replication=2, quorum=2)
+    for name in ("w1", "w2"):
+        grid.start_worker(name, grid.user(f"vol-{name}", "worker"))
+    ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(5)])
+    grid.wait_final(alice, ids, timeout=60)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(grid.client().metrics()) for s in fam.samples}
+    counts = alice.summary()
+    for status, n in counts.items():
+        assert samples[("xwpy_jobs", (("status", status),))] == n
+    assert samples[("xwpy_jobs_certified_total", ())] == counts["COMPLETED"] == 5
+    assert samples[("xwpy_certification_seconds_count", ())] == 5
+    assert samples[("xwpy_certification_seconds_bucket", (("le", "+Inf"),))] == 5
+    assert samples[("xwpy_replicas_dispatched_total", ())] >= 10
+    assert samples[("xwpy_hosts", (("state", "alive"),))] == 2
+    assert samples[("xwpy_catalog_commits_total", ())] > 0
+    with pytest.raises(ClientError) as e:
+        alice.metrics()  # an operator's view, not a user's
+    assert e.value.status == 403

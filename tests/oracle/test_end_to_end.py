@@ -62,6 +62,16 @@ def test_a_paid_request_is_computed_on_the_grid_and_committed_once(oracle_grid):
     valid = [r for r in replicas if r["validation"] == "VALID"]
     assert len(valid) >= 2 and len({r["host_id"] for r in valid}) == len(valid)
 
+    # The operator's view: the task committed, the follower near the head, the node healthy.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(s.labels.items())): s.value
+               for fam in text_string_to_metric_families(og.admin.metrics()) for s in fam.samples}
+    assert samples[("xwpy_oracle_tasks", (("status", "COMMITTED"),))] == 1
+    assert 0 <= samples[("xwpy_oracle_lag_blocks", ())] <= 64
+    status, health = og.admin.health()
+    assert status == 200 and health["checks"]["chain"]["ok"], health
+
 
 def test_a_vanity_address_paid_through_the_consumer_arrives_in_the_consumer(oracle_grid):
     og = oracle_grid.start(workers=3)

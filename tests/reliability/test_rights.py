@@ -73,6 +73,7 @@ def matrix(ids) -> list[Entry]:
     return [
         Entry("GET", "/ping", "/ping", {r: 200 for r in ROLES}),
         Entry("GET", "/health", "/health", {r: 200 for r in ROLES}),
+        Entry("GET", "/metrics", "/metrics", statuses(ok=("admin",), **f403)),
         Entry("GET", "/users/me", "/users/me", statuses(ok=USERS, host=403)),
         Entry("GET", "/users", "/users", statuses(ok=("admin",), **f403)),
         Entry("POST", "/users", "/users", statuses(ok=("admin",), **f403), {"login": "new-{role}"}, per_role=True),

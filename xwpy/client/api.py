@@ -153,6 +153,10 @@ class Client:
         except ValueError:
             raise ClientError("the coordinator sent malformed JSON") from None
 
+    def metrics(self) -> str:
+        """The coordinator's metrics, Prometheus text format (admins)."""
+        return self._check(self._request("GET", "/metrics")).read().decode()
+
     def me(self) -> dict:
         return self.call("GET", "/users/me")
 

@@ -66,6 +66,8 @@ class Follower:
         self.block_range = block_range
         self.wall = wall  # () -> UNIX seconds (the reactor's clock)
         self.clock = ChainClock()
+        self.head: int | None = None  # the node's head at the last poll
+        self.read_to: int | None = None  # the last block whose requests are in the catalog
 
     async def poll(self) -> list[int]:
         """Catch up to the confirmed head; the catalog ids of the tasks that are new."""
@@ -83,6 +85,7 @@ class Follower:
         cid, hub = self.link.chain_id, self.link.hub_address
         cursor = await chain.cursor(cid, hub)
         at = self.start_block - 1 if cursor is None else cursor.block
+        self.head, self.read_to = head, at
         span = next_range(at, head, self.confirmations, self.block_range)
         if span is None:
             return [], False
@@ -103,6 +106,7 @@ class Follower:
             tasks.append(new_task(e, name or f"#{e.app_id}"))
         end = await self.link.block(last)
         ids = await chain.ingest(cid, hub, cursor, tasks, last, end.hash, self.wall())
+        self.read_to = last
         if ids:
             log.info("{n} new request(s) in blocks {a}-{b}", n=len(ids), a=first, b=last)
         return ids, last < head - self.confirmations

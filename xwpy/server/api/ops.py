@@ -1,11 +1,12 @@
-"""Operators' endpoints: the coordinator's health (anyone: load balancers have no token)."""
+"""Operators' endpoints: the coordinator's health (anyone: load balancers have no token) and its
+metrics (admins: Prometheus sends the token, ``authorization: credentials_file``)."""
 
 from __future__ import annotations
 
 import json
 
-from xwpy.server import health
-from xwpy.server.api.router import ANON, Api, Ctx, Raw
+from xwpy.server import health, metrics
+from xwpy.server.api.router import ADMIN, ANON, Api, Ctx, Raw
 
 
 def install(api: Api, co) -> None:
@@ -15,3 +16,7 @@ def install(api: Api, co) -> None:
         oracle runs) answers; 503 naming what failed. Says nothing a stranger could use."""
         status, body = health.verdict(await health.run(co))
         return Raw(json.dumps(body).encode(), "application/json", status)
+
+    @api.route("GET", "/metrics", ADMIN)
+    async def scrape(ctx: Ctx):
+        return Raw(await metrics.scrape(co), metrics.CONTENT_TYPE)

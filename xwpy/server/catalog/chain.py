@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from twisted.internet.defer import Deferred
 
 from xwpy.lifecycle.chaintask import ACTIVE, TaskStatus, transition
@@ -235,6 +235,15 @@ def update(conn, pk: int, expect: TaskStatus, new: TaskStatus | None, now: float
         raise StaleTask(f"chain task {pk} is no longer {expect.value}")
 
 
+def counts(conn, chain_id: int, hub: str) -> dict[str, int]:
+    """Tasks of one hub by status (every status, zero included)."""
+    q = (select(chain_tasks.c.status, func.count())
+         .where(chain_tasks.c.chain_id == chain_id, chain_tasks.c.hub == hub).group_by(chain_tasks.c.status))
+    out = {s.value: 0 for s in TaskStatus}
+    out.update({status: n for status, n in conn.execute(q)})
+    return out
+
+
 class ChainComponent:
     def __init__(self, catalog):
         self.catalog = catalog
@@ -253,6 +262,9 @@ class ChainComponent:
 
     def find(self, chain_id: int, hub: str, task_id: int) -> Deferred:
         return self.catalog.read(find, chain_id, hub, task_id)
+
+    def counts(self, chain_id: int, hub: str) -> Deferred:
+        return self.catalog.read(counts, chain_id, hub)
 
     def active(self, chain_id: int, hub: str) -> Deferred:
         return self.catalog.read(active, chain_id, hub)

@@ -25,6 +25,7 @@ from xwpy import archive
 from xwpy.backoff import Backoff
 from xwpy.lifecycle import JobStatus, ReplicaStatus
 from xwpy.protocol import ResultReport
+from xwpy.server import metrics
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import blobs as blobs_catalog
 from xwpy.server.catalog import health as catalog_health
@@ -112,6 +113,9 @@ class Dispatcher(service.Service):
         self._requests = SingleFlight()  # submissions in flight, by (owner, request key)
         self._finishing: set[int] = set()  # final in memory, not yet committed
         self.stats = Stats()
+        self.certification_latency = metrics.latency_histogram()
+        self._submitted = metrics.SubmitTimes()
+        self._prune_at = 256
 
     @property
     def waiting_workers(self) -> int:
@@ -214,12 +218,19 @@ class Dispatcher(service.Service):
         for jid in ch.finished:
             for d in self._job_waiters.pop(jid, ()):
                 d.callback(None)
+        now = self.reactor.seconds()
         for jid in ch.finished:
             status = ch.jobs[jid]["status"]
             if status == JobStatus.COMPLETED:
                 self.stats.certified += 1
+                submitted = self._submitted.at(jid)
+                if submitted is not None:
+                    self.certification_latency.observe(max(0.0, now - submitted))
             elif status == JobStatus.ERROR:
                 self.stats.failed_jobs += 1
+        if len(self._submitted) > self._prune_at:  # now and then (a scan of the active jobs)
+            self._submitted.forget_before(min(self.engine.jobs, default=self.engine.next_job_id))
+            self._prune_at = max(256, 2 * len(self._submitted))
         for listener in self._final_listeners:
             try:
                 listener(list(ch.finished))
@@ -261,6 +272,8 @@ class Dispatcher(service.Service):
         now = self.reactor.seconds()
         ids, ch = self.engine.add_jobs(new, now)
         await self._commit(ch, now)
+        if ids:
+            self._submitted.add(ids[0], now)
         self._wake()
         return ids
 
