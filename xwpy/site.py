@@ -73,3 +73,28 @@ def init_site(
     # The configuration goes last: its presence means the site is complete.
     (site_dir / config_module.CONFIG_NAME).write_text(config_module.render(cfg))
     return cfg, token
+
+
+def renew_server_cert(site_dir: Path, *, days: int = 825, extra_names: tuple[str, ...] = ()) -> list[str]:
+    """A new server certificate (and key) signed by the site CA, for the names of the current one,
+    [coordinator] public_host and ``extra_names``; the old pair is replaced atomically."""
+    from cryptography import x509
+
+    cfg = config_module.load(Path(site_dir))
+    names = [cfg.coordinator.public_host, *DEFAULT_NAMES]
+    try:
+        old = x509.load_pem_x509_certificate(cfg.server_cert.read_bytes())
+        san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += [str(n.value) for n in san]
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        pass  # unreadable or nameless: the configured names will do
+    names = list(dict.fromkeys([*names, *extra_names]))
+    cert, key = pki.make_server_cert(cfg.ca_cert.read_bytes(), cfg.ca_key.read_bytes(), names, days=days)
+    pairs = [(cfg.server_key, key), (cfg.server_cert, cert)]
+    for path, data in pairs:  # both written before either is replaced
+        tmp = path.with_name(path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        pki.write_private(tmp, data)
+    for path, _ in pairs:
+        os.replace(path.with_name(path.name + ".new"), path)
+    return names

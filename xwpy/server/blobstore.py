@@ -100,23 +100,7 @@ class BlobStore:
     def probe(self) -> None:
         """Write a small file where uploads are written, read it back and remove it (blocking):
         the health check of a store that may have gone read-only, full or away."""
-        data = os.urandom(4096)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="probe-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            with open(tmp, "rb") as f:
-                if f.read() != data:
-                    raise Corrupt("the probe read back differs from what was written")
-        except OSError as e:
-            if e.errno in _NO_ROOM:
-                raise StoreFull(f"no room to store data: {e.strerror}") from None
-            raise
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        probe(self._tmp)
 
     def put_bytes(self, data: bytes, expected: str | None = None) -> tuple[str, int]:
         digest = hashlib.sha256(data).hexdigest()
@@ -166,3 +150,24 @@ class BlobStore:
 
     def copy_to(self, sha256: str, dest: Path) -> None:
         shutil.copyfile(self.path(sha256), dest)
+
+
+def probe(directory: Path) -> None:
+    """Write a small file in ``directory``, read it back and remove it (blocking)."""
+    data = os.urandom(4096)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="probe-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        with open(tmp, "rb") as f:
+            if f.read() != data:
+                raise Corrupt("the probe read back differs from what was written")
+    except OSError as e:
+        if e.errno in _NO_ROOM:
+            raise StoreFull(f"no room to store data: {e.strerror}") from None
+        raise
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -2,9 +2,9 @@
 
 
 def register(cli) -> None:
-    from xwpy.client.commands import admin, catalog, chain, daemons, jobs
+    from xwpy.client.commands import admin, catalog, chain, daemons, jobs, site
 
-    for module in (daemons, admin, catalog, jobs, chain):
+    for module in (daemons, site, admin, catalog, jobs, chain):
         module.register(cli)
     try:
         from apps.vanitygen.cli import vanity
