@@ -1,0 +1,40 @@
+"""The doctor's verdicts, from what was observed."""
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xwpy.server.doctor import FAIL, MAX_SKEW_SECONDS, OK, SOON_DAYS, WARN, certificate, clock, disk, schema
+
+NOW = dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc)
+
+
+@given(st.floats(-1000, 1000))
+def test_certificate_by_days_left(days):
+    f = certificate("server certificate", NOW - dt.timedelta(days=1000), NOW + dt.timedelta(days=days), NOW,
+                    renew="renew it")
+    assert f.level == (FAIL if days < 0 else WARN if days < SOON_DAYS else OK)
+    assert (f.fix == "renew it") == (f.level != OK)
+
+
+def test_a_certificate_not_yet_valid_or_without_the_name():
+    early = certificate("c", NOW + dt.timedelta(hours=1), NOW + dt.timedelta(days=99), NOW, renew="r")
+    assert early.level == FAIL and "clock" in early.fix
+    unnamed = certificate("c", NOW, NOW + dt.timedelta(days=99), NOW, renew="r", names=["localhost"], needed="grid.example.org")
+    assert unnamed.level == FAIL and "grid.example.org" in unnamed.text
+
+
+@given(st.integers(0, 1 << 40), st.integers(1, 1 << 40))
+def test_disk(free, least):
+    assert disk(free, least).level == (FAIL if free < least else OK)
+
+
+@given(st.one_of(st.none(), st.integers(0, 5)), st.integers(1, 5))
+def test_schema(found, expected):
+    assert schema(found, expected).level == (OK if found == expected else FAIL)
+
+
+@given(st.floats(-100, 100))
+def test_clock(skew):
+    assert clock(skew).level == (FAIL if abs(skew) > MAX_SKEW_SECONDS else OK)
