@@ -25,6 +25,8 @@ class CoordinatorConfig:
     port: int = 8443  # 0 picks a free port; the chosen URL is written to run/coordinator.json
     public_host: str = "127.0.0.1"  # the name workers and clients use; must be in the certificate
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line (journald, log shippers)
+    access_log: bool = True  # one event per API request: method, path, status, duration, caller
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
         else:
             raise ConfigError(f"unknown section [{key}] (known: site, {', '.join(_SECTIONS)})")
     cfg = SiteConfig(**kwargs)
+    if cfg.coordinator.log_level not in ("debug", "info", "warn", "error"):
+        raise ConfigError("[coordinator] log_level must be debug, info, warn or error")
+    if cfg.coordinator.log_format not in ("text", "json"):
+        raise ConfigError('[coordinator] log_format must be "text" or "json"')
     if cfg.catalog.sqlite_synchronous not in ("NORMAL", "FULL"):
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
     if not 0 < cfg.catalog.busy_timeout_seconds <= 3600:

@@ -14,6 +14,7 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
+    jsonFileLogObserver,
     textFileLogObserver,
 )
 
@@ -30,7 +31,11 @@ class _QuietFactories:
         return PredicateResult.maybe
 
 
-def start_logging(level: str = "info", stream: TextIO | None = None) -> None:
+def start_logging(level: str = "info", stream: TextIO | None = None, fmt: str = "text") -> None:
+    """Log events at ``level`` and above to ``stream`` (stderr): as text, or with ``fmt="json"``
+    one JSON object per line (twisted.logger's own event serialisation)."""
     predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
-    observer = FilteringLogObserver(textFileLogObserver(stream or sys.stderr), [_QuietFactories(), predicate])
+    out = stream or sys.stderr
+    sink = jsonFileLogObserver(out, recordSeparator="") if fmt == "json" else textFileLogObserver(out)
+    observer = FilteringLogObserver(sink, [_QuietFactories(), predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

@@ -208,3 +208,38 @@ def test_metrics_count_what_the_catalog_holds(grid):
     with pytest.raises(ClientError) as e:
         alice.metrics()  # an operator's view, not a user's
     assert e.value.status == 403
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_log_names_callers_never_tokens(grid, fmt):
+    import dataclasses
+    import json
+
+    from xwpy import config
+
+    grid.cfg = dataclasses.replace(grid.cfg, coordinator=dataclasses.replace(grid.cfg.coordinator, log_format=fmt))
+    (grid.cfg.dir / config.CONFIG_NAME).write_text(config.render(grid.cfg))
+    coordinator = grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice_token = grid.user("alice")
+    alice = grid.client(alice_token)
+    alice.register_app(name="square", command=SQUARE, replication=1, quorum=1)
+    grid.start_worker("w", vol)
+    [jid] = alice.submit([{"app": "square", "args": ["7"]}])
+    grid.wait_final(alice, [jid], timeout=60)
+    host_token = json.loads((grid.work_root / "w" / "host.json").read_text())["token"]
+    with pytest.raises(ClientError):
+        grid.client("xwu_forged-token-0123456789").job(jid)
+    log = coordinator.output()
+    for secret in (alice_token, vol, grid.admin_token, host_token, "forged-token"):
+        assert secret not in log
+    if fmt == "json":
+        events = [json.loads(line) for line in log.splitlines() if line.strip()]
+        access = [e for e in events if e.get("log_namespace") == "xwpy.access"]
+        assert {(e["method"], e["status"], e["caller"]) for e in access} >= {
+            ("POST", 200, "alice"), ("GET", 200, "alice"), ("GET", 401, "-")}
+        assert any(e["caller"].startswith("vol/host ") and e["path"] == "/api/v1/work/request" for e in access)
+        assert all(isinstance(e["ms"], float) and e["ms"] >= 0 for e in access)
+    else:
+        assert "POST /api/v1/jobs 200 " in log and " ms alice" in log
+        assert " 401 " in log

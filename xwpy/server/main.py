@@ -18,7 +18,7 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     # switch interval it then waits behind the reactor thread for each statement.
     sys.setswitchinterval(float(__import__("os").environ.get("XWPY_SWITCH", "0.0005")))
     cfg = config_module.load(site_dir)
-    start_logging(log_level or cfg.coordinator.log_level)
+    start_logging(log_level or cfg.coordinator.log_level, fmt=cfg.coordinator.log_format)
     svc = make_service(cfg, reactor)
     failed = []
     svc.ready.addErrback(lambda f: failed.append(f))

@@ -6,6 +6,7 @@ from xwpy.server.api.router import Api
 
 def build(co) -> Api:
     api = Api(co.directory)
+    api.access_log = co.config.coordinator.access_log
     for module in (users, apps, data, jobs, hosts, work, chain, ops):
         module.install(api, co)
     return api

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +28,7 @@ from xwpy.server.catalog.connector import CatalogUnavailable
 from xwpy.server.catalog.rows import User
 
 log = Logger()
+access = Logger(namespace="xwpy.access")
 
 
 class ApiError(Exception):
@@ -150,6 +152,7 @@ class Api(Resource):
         super().__init__()
         self._auth = auth
         self._routes: list[Route] = []
+        self.access_log = False  # [coordinator] access_log
 
     def route(self, method: str, path: str, who: str) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path``; ``{name}`` segments become keyword arguments
@@ -176,6 +179,7 @@ class Api(Resource):
         return list(self._routes)
 
     def render(self, request: server.Request):
+        request.xwpy_started = time.monotonic()
         Deferred.fromCoroutine(self._serve(request))
         return server.NOT_DONE_YET
 
@@ -197,6 +201,17 @@ class Api(Resource):
         if request._disconnected:  # the client went away (twisted.web sets it on connection loss)
             return
         _send(request, result)
+        if self.access_log:
+            self._log_access(request)
+
+    def _log_access(self, request: server.Request) -> None:
+        """Method, path (no query string), status, milliseconds, caller by name: never a header."""
+        p: Principal | None = getattr(request, "xwpy_caller", None)
+        caller = "-" if p is None else p.user.login if p.host_id is None else f"{p.user.login}/host {p.host_id}"
+        access.info("{method} {path} {status} {ms:.1f} ms {caller}",
+                    method=request.method.decode("latin-1"), path=request.path.decode("latin-1")[:200],
+                    status=request.code,
+                    ms=(time.monotonic() - request.xwpy_started) * 1000, caller=caller)
 
     async def _dispatch(self, request: server.Request) -> Any:
         url = urlsplit(request.uri.decode("latin-1"))
@@ -210,6 +225,7 @@ class Api(Resource):
             if route.method != request.method and not (route.method == b"GET" and request.method == b"HEAD"):
                 continue
             principal = self._authenticate(request, route.who)
+            request.xwpy_caller = principal  # for the access log
             try:
                 query = {k: v[-1] for k, v in parse_qs(url.query, strict_parsing=False).items()}
             except ValueError:
