@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import TextIO
+import time
+from typing import Callable, TextIO
 
 from zope.interface import implementer
 
@@ -13,6 +15,7 @@ from twisted.logger import (
     PredicateResult,
     LogLevel,
     LogLevelFilterPredicate,
+    formatTime,
     globalLogBeginner,
     jsonFileLogObserver,
     textFileLogObserver,
@@ -31,11 +34,50 @@ class _QuietFactories:
         return PredicateResult.maybe
 
 
+_output: tuple[TextIO | None, str, str] = (None, "text", "info")  # where start_logging sends events
+
+
 def start_logging(level: str = "info", stream: TextIO | None = None, fmt: str = "text") -> None:
     """Log events at ``level`` and above to ``stream`` (stderr): as text, or with ``fmt="json"``
     one JSON object per line (twisted.logger's own event serialisation)."""
+    global _output
+    _output = (stream, fmt, level)
     predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[level])
     out = stream or sys.stderr
     sink = jsonFileLogObserver(out, recordSeparator="") if fmt == "json" else textFileLogObserver(out)
     observer = FilteringLogObserver(sink, [_QuietFactories(), predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+class AccessLog:
+    """One line per API request, in the format of the other events and to the same stream, written
+    directly: an event through twisted.logger costs about 60 µs (formatting, timestamps, observers;
+    measured), as much as serving a work request itself; this costs a few."""
+
+    NAMESPACE = "xwpy.access"
+
+    def __init__(self, stream: TextIO | None = None, fmt: str = "text", clock: Callable[[], float] = time.time):
+        self._stream, self._json, self._clock = stream, fmt == "json", clock
+        self._second, self._stamp = -1, ""
+
+    def record(self, method: str, path: str, status: int, ms: float, caller: str) -> None:
+        now = self._clock()
+        if self._json:
+            line = json.dumps({"log_namespace": self.NAMESPACE, "log_level": {"name": "info", "__class_uuid__": _LEVEL_UUID},
+                               "log_time": now, "method": method, "path": path, "status": status, "ms": round(ms, 3),
+                               "caller": caller, "log_format": _ACCESS_FORMAT}) + "\n"
+        else:
+            if int(now) != self._second:
+                self._second, self._stamp = int(now), formatTime(now)
+            line = f"{self._stamp} [{self.NAMESPACE}#info] {method} {path} {status} {ms:.1f} ms {caller}\n"
+        (self._stream or sys.stderr).write(line)
+
+
+_ACCESS_FORMAT = "{method} {path} {status} {ms} ms {caller}"
+_LEVEL_UUID = "02e59486-f24d-46ad-8224-3acdf2a5732a"  # twisted.logger's JSON tag for a LogLevel
+
+
+def access_log() -> AccessLog | None:
+    """The access log to the stream and format ``start_logging`` chose; None below info level."""
+    stream, fmt, level = _output
+    return AccessLog(stream, fmt) if LEVELS[level] <= LogLevel.info else None

@@ -23,12 +23,12 @@ from twisted.web import server
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
+from xwpy.logs import AccessLog
 from xwpy.protocol import API_PREFIX, ProtocolError, loads
 from xwpy.server.catalog.connector import CatalogUnavailable
 from xwpy.server.catalog.rows import User
 
 log = Logger()
-access = Logger(namespace="xwpy.access")
 
 
 class ApiError(Exception):
@@ -152,7 +152,7 @@ class Api(Resource):
         super().__init__()
         self._auth = auth
         self._routes: list[Route] = []
-        self.access_log = False  # [coordinator] access_log
+        self.access_log: AccessLog | None = None  # [coordinator] access_log
 
     def route(self, method: str, path: str, who: str) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path``; ``{name}`` segments become keyword arguments
@@ -201,17 +201,15 @@ class Api(Resource):
         if request._disconnected:  # the client went away (twisted.web sets it on connection loss)
             return
         _send(request, result)
-        if self.access_log:
+        if self.access_log is not None:
             self._log_access(request)
 
     def _log_access(self, request: server.Request) -> None:
         """Method, path (no query string), status, milliseconds, caller by name: never a header."""
         p: Principal | None = getattr(request, "xwpy_caller", None)
         caller = "-" if p is None else p.user.login if p.host_id is None else f"{p.user.login}/host {p.host_id}"
-        access.info("{method} {path} {status} {ms:.1f} ms {caller}",
-                    method=request.method.decode("latin-1"), path=request.path.decode("latin-1")[:200],
-                    status=request.code,
-                    ms=(time.monotonic() - request.xwpy_started) * 1000, caller=caller)
+        self.access_log.record(request.method.decode("latin-1"), request.path.decode("latin-1")[:200],
+                               request.code, (time.monotonic() - request.xwpy_started) * 1000, caller)
 
     async def _dispatch(self, request: server.Request) -> Any:
         url = urlsplit(request.uri.decode("latin-1"))
