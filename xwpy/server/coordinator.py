@@ -96,7 +96,7 @@ class Coordinator(service.MultiService):
             self.oracle = OracleService(self)
             self.oracle.setServiceParent(self)
             await self.oracle.start()
-        self.port = await self._listen(api_module.build(self))
+        self.port = await self._listen(api_module.build(self, access_log=self.config.coordinator.access_log))
         self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
         self._write_run_file()
         log.info("coordinator listening on {url}", url=self.url)

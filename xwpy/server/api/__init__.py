@@ -5,9 +5,9 @@ from xwpy.server.api import apps, chain, data, hosts, jobs, ops, users, work
 from xwpy.server.api.router import Api
 
 
-def build(co) -> Api:
+def build(co, access_log: bool = False) -> Api:
     api = Api(co.directory)
-    if co.config.coordinator.access_log:
+    if access_log:
         api.access_log = logs.access_log()
     for module in (users, apps, data, jobs, hosts, work, chain, ops):
         module.install(api, co)
