@@ -64,6 +64,8 @@ class LimitsConfig:
     min_body_rate: float = 500.0  # bytes/s a request body must average, once body_grace_seconds passed
     body_grace_seconds: float = 20.0
     min_free_bytes: int = 64 << 20  # the blob store's free space below which /health fails
+    max_image_files: int = 200_000  # entries in an app's image, over all its layers
+    max_image_bytes: int = 4 << 30  # an app's image unpacked (its archive is bounded by max_upload_bytes)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,8 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
 
 
 def _check_limits(lim: LimitsConfig) -> None:
-    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer", "min_free_bytes"):
+    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer", "min_free_bytes",
+                "max_image_files", "max_image_bytes"):
         if getattr(lim, key) < 1:
             raise ConfigError(f"[limits] {key} must be >= 1")
     for key in ("idle_timeout_seconds", "header_timeout_seconds", "min_body_rate", "body_grace_seconds"):

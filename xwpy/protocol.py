@@ -297,6 +297,21 @@ VALIDATOR_RE = re.compile(r"quorum|verifier:[A-Za-z0-9_.-]{1,64}")
 
 
 @message
+class ImageSpec:
+    """An app's container image: the archive (data, by sha256) and what its config says to run."""
+
+    sha256: str = field(Sha256)
+    id: str = field(Str(80))  # the config's digest: the worker's cache key
+    platform: str = field(Str(40), default="any")
+    env: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 256), default=())
+    workdir: str = field(Str(1024), default="")
+    entrypoint: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64), default=())
+    cmd: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64), default=())
+    files: int = field(Int(0), default=0)
+    unpacked_bytes: int = field(Int(0), default=0)
+
+
+@message
 class NewApp:
     name: str = field(Name)
     command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64, min_len=1))
@@ -307,16 +322,20 @@ class NewApp:
     replication: int = field(Int(1, 32), default=3)
     quorum: int = field(Int(1, 32), default=2)
     adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
+    image: str | None = field(Optional(Sha256), default=None)  # an image archive uploaded as data
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
             raise ProtocolError("quorum", f"must not exceed replication ({self.replication})")
+        if self.image is not None and self.bundle is not None:
+            raise ProtocolError("bundle", "an image app brings its own files: put them in the image")
 
 
 @message
 class AppInfo(NewApp):
     id: int = field(Id)
     owner: str = field(Name)
+    image_spec: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -421,6 +440,7 @@ class Assignment:
     bundle: str | None = field(Optional(Sha256))
     limits: Limits = field(Nested(Limits))
     lease_expires: float = field(Float(0, 1e12))
+    image: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
 
 
 @message

@@ -139,3 +139,22 @@ async def test_a_write_the_locked_database_cannot_take_is_unavailable(tmp_path):
         assert names == {"after"}
     finally:
         await cat.close()
+
+
+def test_a_catalog_of_an_earlier_xwpy_gains_the_new_columns(catalog_url):
+    """Opening a catalog made before a nullable column existed adds it, keeping the rows."""
+    from sqlalchemy import inspect as sa_inspect
+
+    from xwpy.server.catalog.connector import ensure_schema, make_engine
+
+    eng = make_engine(catalog_url)
+    ensure_schema(eng)
+    with eng.begin() as conn:
+        add_user(conn, "old")
+        conn.execute(text("ALTER TABLE apps DROP COLUMN image"))
+    assert "image" not in {c["name"] for c in sa_inspect(eng).get_columns("apps")}
+    ensure_schema(eng)
+    assert "image" in {c["name"] for c in sa_inspect(eng).get_columns("apps")}
+    with eng.begin() as conn:
+        assert conn.execute(select(users.c.login)).scalars().all() == ["old"]
+    eng.dispose()

@@ -220,3 +220,28 @@ def test_fuzz_nothing_is_written_outside_the_cache(tmp_path_factory, layers):
             assert stat.S_ISDIR(st_.st_mode) or stat.S_ISREG(st_.st_mode) or stat.S_ISLNK(st_.st_mode)
             if not p.is_symlink():
                 assert os.path.realpath(p).startswith(str(cache.resolve()) + os.sep)
+
+
+def test_worker_cache_unpacks_once_and_never_keeps_half_an_image(tmp_path):
+    from xwpy.worker.images import ImageCache
+
+    good = image(tmp_path, layer(entry("bin/tool", data=b"t", mode=0o755)))
+    img = inspect(good)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / ".tmp-crashed").mkdir()
+    cache = ImageCache(tmp_path / "cache")
+    assert not (tmp_path / "cache" / ".tmp-crashed").exists()
+    assert cache.lookup(img.id) is None
+    root = cache.unpack(img.id, good)
+    assert (root / "bin/tool").read_bytes() == b"t"
+    assert cache.unpack(img.id, good) == root and cache.lookup(img.id) == root
+    assert (cache.stats.unpacks, cache.stats.hits) == (1, 2)
+    # An archive that is not the image announced, and one damaged on disk: refused, nothing kept.
+    other = image(tmp_path, layer(entry("f", data=b"ONE")))
+    other_id = inspect(other).id
+    with pytest.raises(ImageError, match="not sha256:0000"):
+        cache.unpack("sha256:" + "0" * 64, other)
+    _rewrite(other, inspect(other).layers[0].member.rsplit("/", 1)[1], lambda data: data.replace(b"ONE", b"TWO"))
+    with pytest.raises(ImageError, match="does not match"):
+        cache.unpack(other_id, other)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [root.name]

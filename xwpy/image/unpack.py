@@ -18,7 +18,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from xwpy.image.archive import Archive, Image, ImageLimits, layer_entries, read
+from xwpy.image.archive import Archive, ImageLimits, layer_entries, read
 from xwpy.image.entries import DIR, FILE, HARDLINK, OPAQUE_DIR, ROOT, SYMLINK, WHITEOUT_FILE, Entry, ImageError, classify
 
 _CHUNK = 1 << 20
@@ -126,7 +126,7 @@ def _apply(root: _Root, tf: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry
     created.add(rel)
 
 
-def unpack(archive: Path, dest: Path, limits: ImageLimits = ImageLimits(), image: Image | None = None) -> Stats:
+def unpack(archive: Path, dest: Path, limits: ImageLimits = ImageLimits(), expect_id: str = "") -> Stats:
     """Unpack ``archive``'s layers into ``dest`` (which must not exist). ImageError if the archive
     or any entry is refused; ``dest`` may then hold a partial tree for the caller to remove."""
     dest.mkdir(mode=0o755)
@@ -134,8 +134,8 @@ def unpack(archive: Path, dest: Path, limits: ImageLimits = ImageLimits(), image
     stats = Stats()
     with Archive(archive, limits) as ar:
         described = read(ar)
-        if image is not None and described.id != image.id:
-            raise ImageError(f"the archive holds image {described.id}, not {image.id}")
+        if expect_id and described.id != expect_id:
+            raise ImageError(f"the archive holds image {described.id}, not {expect_id}")
         for layer in described.layers:
             created: set[str] = set()
             for tf, info in layer_entries(ar, layer):

@@ -30,6 +30,8 @@ def register(cli: click.Group) -> None:
     @click.argument("command", nargs=-1, required=True)
     @click.option("--bundle", type=click.Path(exists=True, path_type=Path),
                   help="A directory or archive unpacked in each job's directory.")
+    @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A container image archive (podman/docker save, skopeo copy oci-archive:) the command runs in.")
     @click.option("--access", type=click.Choice(["private", "group", "public"]), default="public", show_default=True)
     @click.option("--replication", type=click.IntRange(1, 32), default=3, show_default=True)
     @click.option("--quorum", type=click.IntRange(1, 32), default=2, show_default=True)
@@ -43,14 +45,20 @@ def register(cli: click.Group) -> None:
     @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
-    def app_register(s: Settings, name, command, bundle, access, replication, quorum, validator, adaptive, wall_seconds,
+    def app_register(s: Settings, name, command, bundle, image, access, replication, quorum, validator, adaptive, wall_seconds,
                      cpu_seconds, memory_bytes, output_bytes, processes, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
-        job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'"""
+        job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
+
+        With --image, COMMAND runs inside the image (after its Entrypoint, with its Env and WorkingDir):
+        xwpy app register tool --image tool.tar -- /bin/tool '{args}'"""
+        if image and bundle:
+            raise click.UsageError("--image and --bundle exclude each other: put the bundle's files in the image")
         client = s.client()
         sha = upload_bundle(client, bundle, access) if bundle else None
+        image_sha = client.put_data(image, access=access, name=image.name)["sha256"] if image else None
         info = client.register_app(
-            name=name, command=list(command), bundle=sha, access=access, validator=validator,
+            name=name, command=list(command), bundle=sha, image=image_sha, access=access, validator=validator,
             replication=replication, quorum=quorum, adaptive=adaptive,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes},
@@ -71,6 +79,46 @@ def register(cli: click.Group) -> None:
     @pass_settings
     def app_show(s: Settings, name):
         emit(s.client().app(name), True)
+
+    @cli.group("image")
+    def image():
+        """Build and check container image archives (no registry, no container engine needed)."""
+
+    @image.command("build")
+    @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.argument("command", nargs=-1)
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                  help="The archive to write (oci-archive, as skopeo writes it).")
+    @click.option("--entrypoint", multiple=True, help="Entrypoint argv, one option per word.")
+    @click.option("--env", multiple=True, help="NAME=VALUE in the image's environment (repeatable).")
+    @click.option("--workdir", default="", help="Absolute directory the command starts in.")
+    @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive",
+                  show_default=True)
+    def image_build(root, command, output, entrypoint, env, workdir, fmt):
+        """Write an image of directory ROOT (one layer) running COMMAND (after --) by default."""
+        from xwpy.image import build, inspect
+
+        for item in env:
+            if "=" not in item:
+                raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
+        if workdir and not workdir.startswith("/"):
+            raise click.BadParameter(f"{workdir!r} is not an absolute path", param_hint="--workdir")
+        build.write(output, [build.layer_from_dir(root)], entrypoint=list(entrypoint) or None, cmd=list(command) or None,
+                    env=["PATH=/usr/local/bin:/usr/bin:/bin", *env], workdir=workdir, fmt=fmt)
+        img = inspect(output)
+        click.echo(f"{output}: image {img.id[:19]}, {img.files} files, {img.unpacked_bytes} bytes, {img.platform}")
+
+    @image.command("inspect")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    def image_inspect(path):
+        """Check an image archive as the coordinator will (digests, sizes, entries); print its config."""
+        from xwpy.image import ImageError, inspect
+
+        try:
+            img = inspect(path)
+        except ImageError as e:
+            raise click.ClickException(f"{path}: {e}") from None
+        emit({"format": img.format, **img.to_json(), "tags": list(img.tags)}, True)
 
     @cli.group("data")
     def data():

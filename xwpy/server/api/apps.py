@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
+from twisted.internet.threads import deferToThread
 
 from xwpy import protocol
 from xwpy.server.api.router import SCIENTIST, USER, Api, ApiError, Ctx, bad_request, not_found
 from xwpy.server.catalog.rows import App
+from xwpy.image import Image, ImageError, ImageLimits, inspect
 from xwpy.verify import known_verifiers
 
 
 def app_info(app: App) -> dict:
+    spec = protocol.parse(protocol.ImageSpec, app.image) if app.image else None
     return protocol.encode(
         protocol.AppInfo(
             id=app.id, name=app.name, owner=app.owner, command=app.command, bundle=app.bundle, access=app.access,
             limits=protocol.Limits(**app.limits), validator=app.validator, replication=app.replication,
-            quorum=app.quorum, adaptive=app.adaptive,
+            quorum=app.quorum, adaptive=app.adaptive, image=spec.sha256 if spec else None, image_spec=spec,
         )
     )
+
+
+async def check_image(co, sha256: str) -> dict:
+    """Read and verify an uploaded image archive off the reactor: its ImageSpec, or a 400 naming
+    what is wrong with it (nothing is registered then)."""
+    lim = co.config.limits
+    limits = ImageLimits(max_archive_bytes=lim.max_upload_bytes, max_files=lim.max_image_files,
+                         max_unpacked_bytes=lim.max_image_bytes)
+
+    def thd() -> Image:
+        path = co.blobs.path(sha256)
+        if not path.exists():
+            raise ImageError("not in the coordinator's store (upload it again)")
+        return inspect(path, limits)
+
+    try:
+        image = await deferToThread(thd)
+    except ImageError as e:
+        raise bad_request(f"image {sha256[:12]}: {e}", "image") from None
+    return protocol.encode(protocol.ImageSpec(
+        sha256=sha256, id=image.id, platform=image.platform, env=image.env, workdir=image.workdir,
+        entrypoint=image.entrypoint, cmd=image.cmd, files=image.files, unpacked_bytes=image.unpacked_bytes))
 
 
 def install(api: Api, co) -> None:
@@ -30,18 +55,23 @@ def install(api: Api, co) -> None:
             raise bad_request(f"unknown verifier {msg.validator[9:]!r}", "validator")
         if msg.bundle is not None and await co.readable(ctx.user, msg.bundle) is None:
             raise bad_request(f"bundle {msg.bundle} is not data you may read (upload it first)", "bundle")
+        image = None
+        if msg.image is not None:
+            if await co.readable(ctx.user, msg.image) is None:
+                raise bad_request(f"image {msg.image} is not data you may read (upload it first)", "image")
+            image = await check_image(co, msg.image)
         limits = protocol.encode(msg.limits)
         try:
             app_id = await co.catalog.apps.add(
                 name=msg.name, owner_id=ctx.user.id, access=msg.access, bundle=msg.bundle, command=msg.command,
                 limits=limits, validator=msg.validator, replication=msg.replication, quorum=msg.quorum, now=co.now(),
-                adaptive=msg.adaptive,
+                adaptive=msg.adaptive, image=image,
             )
         except IntegrityError:
             raise ApiError(409, "conflict", f"app {msg.name!r} exists", "name") from None
         app = App(
             app_id, msg.name, ctx.user.id, ctx.user.login, msg.access, msg.bundle, tuple(msg.command), limits,
-            msg.validator, msg.replication, msg.quorum, msg.adaptive,
+            msg.validator, msg.replication, msg.quorum, msg.adaptive, image,
         )
         co.directory.add_app(app)
         return app_info(app)

@@ -99,17 +99,19 @@ def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
 
 
 def blobs_of(conn, job_ids: list[int]) -> set[str]:
-    """The inputs and app bundles of these jobs: what a host running them may download."""
+    """The inputs, app bundles and images of these jobs: what a host running them may download."""
     q = (
-        select(jobs.c.inputs, apps.c.bundle_sha256)
+        select(jobs.c.inputs, apps.c.bundle_sha256, apps.c.image)
         .join(apps, apps.c.id == jobs.c.app_id)
         .where(jobs.c.id.in_(job_ids))
     )
     out: set[str] = set()
-    for inputs, bundle in conn.execute(q):
+    for inputs, bundle, image in conn.execute(q):
         out.update(i["sha256"] for i in inputs)
         if bundle:
             out.add(bundle)
+        if image:
+            out.add(image["sha256"])
     return out
 
 

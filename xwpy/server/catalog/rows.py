@@ -33,6 +33,7 @@ class App:
     replication: int
     quorum: int
     adaptive: bool = False
+    image: dict | None = None  # protocol.ImageSpec, encoded
 
     @property
     def verifier(self) -> str | None:

@@ -67,6 +67,7 @@ apps = Table(
     Column("quorum", Integer, nullable=False),
     Column("adaptive", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    Column("image", JSON),  # protocol.ImageSpec of an image app, checked at registration
 )
 
 data = Table(

@@ -1,0 +1,78 @@
+"""The worker's cache of unpacked images: each image unpacked once per host, then shared by
+every job that runs in it (read-only: the sandbox binds it as the job's root).
+
+An image is unpacked into a fresh directory no job can see, verified layer by layer as it goes
+(:mod:`xwpy.image.unpack`), and renamed into place only when whole: a crash mid-unpack leaves a
+``.tmp-`` directory that the next start removes, never a half image. Entries are named by the
+image's id (its config digest). Blocking: call from a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.logger import Logger
+
+from xwpy.image import ImageLimits
+from xwpy.image.unpack import unpack
+
+log = Logger()
+
+
+@dataclass
+class CacheStats:
+    unpacks: int = 0
+    hits: int = 0
+    unpack_seconds: float = 0.0
+    unpacked_bytes: int = 0
+
+
+class ImageCache:
+    def __init__(self, root: Path, limits: ImageLimits = ImageLimits()):
+        self.root = root
+        self.limits = limits
+        self.stats = CacheStats()
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for leftover in root.glob(".tmp-*"):  # an unpack cut short by a crash
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _dir(self, image_id: str) -> Path:
+        algo, _, hexdigest = image_id.partition(":")
+        if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
+            raise ValueError(f"image id {image_id!r} is not a sha256 digest")
+        return self.root / hexdigest
+
+    def lookup(self, image_id: str) -> Path | None:
+        path = self._dir(image_id)
+        if path.is_dir():
+            self.stats.hits += 1
+            return path
+        return None
+
+    def unpack(self, image_id: str, archive: Path) -> Path:
+        """Unpack ``archive`` (which must hold image ``image_id``) unless already there."""
+        final = self._dir(image_id)
+        if final.is_dir():
+            self.stats.hits += 1
+            return final
+        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        try:
+            done = unpack(archive, tmp, self.limits, expect_id=image_id)
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        took = time.monotonic() - started
+        self.stats.unpacks += 1
+        self.stats.unpack_seconds += took
+        self.stats.unpacked_bytes += done.bytes
+        log.info("image {id} unpacked: {files} files, {bytes} bytes in {s:.2f} s",
+                 id=image_id[:19], files=done.files, bytes=done.bytes, s=took)
+        return final
