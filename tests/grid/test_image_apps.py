@@ -1,0 +1,76 @@
+"""Image apps against a real coordinator and workers: hostile archives refused at registration
+with one line and no app left behind; a good image registered and run."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from tests.grid.test_cli import run
+from tests.harness import wait_for
+from xwpy.image import build
+
+pytestmark = pytest.mark.slow
+
+
+def _layer(*members: tuple[str, bytes, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, kind, link in members:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = kind, link
+            data = b"GOOD" if kind == tarfile.REGTYPE else b""
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def hostile_images(tmp_path):
+    escaping = tmp_path / "escaping.tar"
+    build.write(escaping, [_layer(("etc", tarfile.SYMTYPE, "../../../etc"))])
+    device = tmp_path / "device.tar"
+    build.write(device, [_layer(("dev/mem", tarfile.CHRTYPE, ""))])
+    damaged = tmp_path / "damaged.tar"
+    build.write(damaged, [_layer(("ok", tarfile.REGTYPE, ""))], fmt="docker-archive")
+    data = bytearray(damaged.read_bytes())
+    i = data.index(b"GOOD")  # the layer's only file, changed: its diff_id no longer holds
+    data[i:i + 4] = b"EVIL"
+    damaged.write_bytes(bytes(data))
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar file\n" * 50)
+    return {"escaping": (escaping, "leaves the image"), "device": (device, "device node"),
+            "damaged": (damaged, "does not match its diff_id"), "junk": (junk, "not an image archive")}
+
+
+@pytest.fixture
+def image_grid(grid):
+    grid.start_coordinator()
+    alice = json.loads(run(grid, grid.admin_token, "users", "add", "alice", "--json").stdout)["token"]
+    return grid, alice
+
+
+def test_hostile_image_archives_are_refused_with_one_line_and_leave_no_app(image_grid, tmp_path):
+    grid, alice = image_grid
+    for name, (path, why) in hostile_images(tmp_path).items():
+        r = run(grid, alice, "app", "register", name, "--image", str(path), "--", "/bin/true", check=False)
+        assert r.returncode != 0, name
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and why in lines[0], (name, r.stderr)
+    assert json.loads(run(grid, alice, "app", "list", "--json").stdout) == []
+
+
+def test_an_image_app_is_registered_with_its_config(image_grid, tmp_path):
+    grid, alice = image_grid
+    root = build.busybox_root(tmp_path / "root")
+    path = tmp_path / "bb.tar"
+    image_id = build.write(path, [build.layer_from_dir(root)], entrypoint=["/bin/sh", "-c"], workdir="/work",
+                           env=["PATH=/bin", "GREETING=hello"])
+    run(grid, alice, "app", "register", "bb", "--image", str(path), "--", "echo $GREETING {args}")
+    info = json.loads(run(grid, alice, "app", "show", "bb").stdout)
+    spec = info["image_spec"]
+    assert spec["id"] == image_id and spec["sha256"] == info["image"]
+    assert spec["entrypoint"] == ["/bin/sh", "-c"] and spec["workdir"] == "/work" and "GREETING=hello" in spec["env"]
+    assert spec["files"] > 10 and spec["unpacked_bytes"] > 100_000
