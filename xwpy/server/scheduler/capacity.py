@@ -1,0 +1,81 @@
+"""What a host offers and what a job needs — cores, memory, a platform — and whether they meet.
+Pure functions, no I/O.
+
+- A host offers the cores and memory its volunteer allows, its platform (``linux-x86_64``, …) and
+  whether it can run images. A job needs cores and memory (its app's limits) and one of its app's
+  versions: one built for the host's platform, or one for ``any`` (a pure-Python bundle, or an
+  image — which only a host that runs images may take).
+- Packing: the replicas running on a host never need more cores or memory, summed, than it
+  offers. A job that needs more than a host offers when idle can never run there: that is a
+  reason shown to its owner, not a wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xwpy import platforms
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    cores: int
+    memory: int
+    platform: str = ""  # "" for a worker that did not say: it runs only `any` versions
+    images: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    platform: str  # a platform name, or platforms.ANY
+    image: bool = False
+
+
+ANY_BUNDLE = (Version(platforms.ANY),)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    cores: int = 1
+    memory: int = 0
+    versions: tuple[Version, ...] = ANY_BUNDLE
+
+
+def version_for(offer: Offer, versions: tuple[Version, ...]) -> int | None:
+    """The index of the version this host runs: its own platform's first, else one for ``any``;
+    None if it runs none of them."""
+    fallback = None
+    for i, v in enumerate(versions):
+        if v.image and not offer.images:
+            continue
+        if v.platform != platforms.ANY and v.platform == offer.platform:
+            return i
+        if v.platform == platforms.ANY and fallback is None:
+            fallback = i
+    return fallback
+
+
+def never(offer: Offer, need: Need) -> str | None:
+    """Why this host could not run the job even idle, or None if it could."""
+    if version_for(offer, need.versions) is None:
+        wanted = ", ".join(sorted({v.platform + (" image" if v.image else "") for v in need.versions}))
+        have = (offer.platform or "an unknown platform") + ("" if offer.images else ", no images")
+        return f"no version for it ({have}; the app has {wanted})"
+    if need.cores > offer.cores:
+        return f"it needs {need.cores} cores, the host offers {offer.cores}"
+    if need.memory and offer.memory and need.memory > offer.memory:
+        return f"it needs {_mib(need.memory)} of memory, the host offers {_mib(offer.memory)}"
+    return None
+
+
+def fits(offer: Offer, used_cores: int, used_memory: int, need: Need) -> bool:
+    """May the host start this job now, beside what it runs?"""
+    if never(offer, need) is not None:
+        return False
+    if used_cores + need.cores > offer.cores:
+        return False
+    return not (offer.memory and need.memory and used_memory + need.memory > offer.memory)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB" if n < 10 << 30 else f"{n / (1 << 30):.1f} GiB"
