@@ -102,20 +102,29 @@ class Client:
         if body is not None:
             headers["Content-Type"] = content_type
             headers["Content-Length"] = str(length if length is not None else len(body))  # type: ignore[arg-type]
+        # Once a whole request went out, the server may have acted on it, whatever fails next: that
+        # is "lost" (resend it under its key), never "unreachable" (nothing happened, a new request
+        # is safe) — else a submission made just before a coordinator died would be made twice.
+        delivered = False
         for attempt in (1, 2):  # a kept-alive connection the server closed is retried once
             conn = self._connection()
+            sent = False
             try:
                 conn.request(method, url, body=body, headers=headers)
+                sent = True
                 return conn.getresponse()
             except ssl.SSLCertVerificationError as e:
                 self.close()
                 raise ClientError(f"TLS: the coordinator's certificate is not from this site's CA ({e.verify_message})") from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
+                delivered = delivered or sent
                 if attempt == 2 or not (body is None or isinstance(body, bytes)):
                     raise ClientError(f"connection to {self.endpoint.url} lost", code="lost") from None
             except (OSError, http.client.HTTPException) as e:
                 self.close()
+                if delivered or sent:
+                    raise ClientError(f"connection to {self.endpoint.url} lost ({e})", code="lost") from None
                 raise ClientError(f"cannot reach coordinator at {self.endpoint.url}: {e}", code="unreachable") from None
         raise AssertionError("unreachable")
 

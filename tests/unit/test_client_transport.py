@@ -1,0 +1,81 @@
+"""The client's transport: a request the server may have acted on is "lost" (resent under its
+key), never "unreachable" (which tells the caller that nothing happened)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+
+import pytest
+
+from xwpy import pki
+from xwpy.client.api import Client, ClientError, Endpoint
+
+
+class DyingServer:
+    """A TLS server that reads whole requests: it answers the first ``answer`` of them, then
+    closes the connection after reading the next one and stops listening (a coordinator killed
+    as it received a request)."""
+
+    def __init__(self, tmp_path, answer: int):
+        ca_cert, ca_key = pki.make_ca("t")
+        cert, key = pki.make_server_cert(ca_cert, ca_key, ["127.0.0.1", "localhost"])
+        (tmp_path / "ca.pem").write_bytes(ca_cert)
+        (tmp_path / "cert.pem").write_bytes(cert)
+        (tmp_path / "key.pem").write_bytes(key)
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer, self.received = answer, []
+        self.ca = tmp_path / "ca.pem"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _read_request(self, f) -> bytes:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = f.readline()
+            if not line:
+                return b""
+            head += line
+        length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")), 0)
+        return head + f.read(length)
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with self.ctx.wrap_socket(conn, server_side=True) as tls, tls.makefile("rwb") as f:
+            while True:
+                req = self._read_request(f)
+                if not req:
+                    return
+                self.received.append(req)
+                if len(self.received) > self.answer:
+                    break
+                f.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                f.flush()
+        self.sock.close()  # killed: from now on, connections are refused
+
+
+@pytest.mark.parametrize("answered_before", [0, 1])
+def test_a_request_received_by_a_server_that_died_is_lost_not_unreachable(tmp_path, answered_before):
+    server = DyingServer(tmp_path, answer=answered_before)
+    client = Client(Endpoint(f"https://127.0.0.1:{server.port}", "token", server.ca), timeout=10)
+    for _ in range(answered_before):  # a kept-alive connection, as a client that submitted before
+        assert client.call("GET", "/ping") == {}
+    with pytest.raises(ClientError) as e:
+        client.call("POST", "/jobs", {"jobs": []})
+    server.thread.join(10)
+    assert server.received[-1].startswith(b"POST ")  # the server got it...
+    assert e.value.code == "lost"  # ...so the caller must not believe nothing happened
+
+
+def test_a_server_that_is_not_there_is_unreachable(tmp_path):
+    (tmp_path / "ca.pem").write_bytes(pki.make_ca("t")[0])
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    client = Client(Endpoint(f"https://127.0.0.1:{port}", "token", tmp_path / "ca.pem"), timeout=10)
+    with pytest.raises(ClientError) as e:
+        client.call("POST", "/jobs", {"jobs": []})
+    assert e.value.code == "unreachable"
