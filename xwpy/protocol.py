@@ -18,6 +18,8 @@ from typing import Any, Callable, TypeVar
 
 import attrs
 
+from xwpy.platforms import PLATFORM_RE
+
 API_PREFIX = "/api/v1"
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -323,6 +325,7 @@ class NewApp:
     quorum: int = field(Int(1, 32), default=2)
     adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
     image: str | None = field(Optional(Sha256), default=None)  # an image archive uploaded as data
+    platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"), default="any")
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
@@ -332,10 +335,32 @@ class NewApp:
 
 
 @message
+class VersionInfo:
+    platform: str = field(Str(40))
+    bundle: str | None = field(Optional(Sha256), default=None)
+    image: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
+
+
+@message
 class AppInfo(NewApp):
     id: int = field(Id)
     owner: str = field(Name)
     image_spec: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
+    versions: tuple[VersionInfo, ...] = field(ListOf(Nested(VersionInfo), 64), default=())
+
+
+@message
+class NewVersion:
+    """Another build of an app, for one platform: a bundle or an image."""
+
+    platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"))
+    bundle: str | None = field(Optional(Sha256), default=None)
+    image: str | None = field(Optional(Sha256), default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.bundle is None) == (self.image is None):
+            raise ProtocolError("bundle", "a version has a bundle or an image (one of them)")
+
 
 
 # -- data ------------------------------------------------------------------------------------------

@@ -74,3 +74,26 @@ def test_an_image_app_is_registered_with_its_config(image_grid, tmp_path):
     assert spec["id"] == image_id and spec["sha256"] == info["image"]
     assert spec["entrypoint"] == ["/bin/sh", "-c"] and spec["workdir"] == "/work" and "GREETING=hello" in spec["env"]
     assert spec["files"] > 10 and spec["unpacked_bytes"] > 100_000
+
+
+def test_app_versions_per_platform(image_grid, tmp_path):
+    grid, alice = image_grid
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "run.sh").write_text("echo native\n")
+    run(grid, alice, "app", "register", "tool", "--bundle", str(bundle), "--platform", "linux-aarch64", "--", "/bin/sh", "run.sh")
+    r = run(grid, alice, "app", "version", "tool", "--platform", "linux-x86_64", "--bundle", str(bundle), "--json")
+    assert [v["platform"] for v in json.loads(r.stdout)["versions"]] == ["linux-aarch64", "linux-x86_64"]
+    again = run(grid, alice, "app", "version", "tool", "--platform", "linux-x86_64", "--bundle", str(bundle), check=False)
+    assert again.returncode != 0 and "has a version for linux-x86_64" in again.stderr
+    bad = run(grid, alice, "app", "version", "tool", "--platform", "beos", "--bundle", str(bundle), check=False)
+    assert bad.returncode != 0 and "platform" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    # A bundle app's versions are bundles; the catalog keeps them across a restart.
+    img = tmp_path / "i.tar"
+    build.write(img, [_layer(("f", tarfile.REGTYPE, ""))])
+    mixed = run(grid, alice, "app", "version", "tool", "--platform", "any", "--image", str(img), check=False)
+    assert mixed.returncode != 0 and "runs a bundle" in mixed.stderr
+    grid.coordinator.stop()
+    grid.start_coordinator()
+    shown = json.loads(run(grid, alice, "app", "show", "tool").stdout)
+    assert [v["platform"] for v in shown["versions"]] == ["linux-aarch64", "linux-x86_64"]

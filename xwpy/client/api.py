@@ -178,6 +178,9 @@ class Client:
     def register_app(self, **spec) -> dict:
         return self.call("POST", "/apps", {k: v for k, v in spec.items() if v is not None})
 
+    def add_version(self, name: str, **spec) -> dict:
+        return self.call("POST", f"/apps/{name}/versions", {k: v for k, v in spec.items() if v is not None})
+
     def apps(self) -> list[dict]:
         return self.call("GET", "/apps")["apps"]
 

@@ -32,6 +32,8 @@ def register(cli: click.Group) -> None:
                   help="A directory or archive unpacked in each job's directory.")
     @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="A container image archive (podman/docker save, skopeo copy oci-archive:) the command runs in.")
+    @click.option("--platform", default="any", show_default=True,
+                  help="What the bundle is built for (linux-x86_64, darwin-arm64, ...); an image's own by default.")
     @click.option("--access", type=click.Choice(["private", "group", "public"]), default="public", show_default=True)
     @click.option("--replication", type=click.IntRange(1, 32), default=3, show_default=True)
     @click.option("--quorum", type=click.IntRange(1, 32), default=2, show_default=True)
@@ -45,7 +47,7 @@ def register(cli: click.Group) -> None:
     @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
-    def app_register(s: Settings, name, command, bundle, image, access, replication, quorum, validator, adaptive, wall_seconds,
+    def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive, wall_seconds,
                      cpu_seconds, memory_bytes, output_bytes, processes, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
@@ -58,12 +60,31 @@ def register(cli: click.Group) -> None:
         sha = upload_bundle(client, bundle, access) if bundle else None
         image_sha = client.put_data(image, access=access, name=image.name)["sha256"] if image else None
         info = client.register_app(
-            name=name, command=list(command), bundle=sha, image=image_sha, access=access, validator=validator,
+            name=name, command=list(command), bundle=sha, image=image_sha, platform=platform, access=access,
+            validator=validator,
             replication=replication, quorum=quorum, adaptive=adaptive,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes},
         )
         emit(info, as_json, f"app {info['name']} registered (id {info['id']})")
+
+    @app.command("version")
+    @click.argument("name")
+    @click.option("--platform", required=True, help="linux-x86_64, linux-aarch64, darwin-arm64, windows-x86_64, or any.")
+    @click.option("--bundle", type=click.Path(exists=True, path_type=Path), help="This platform's bundle.")
+    @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="This platform's image.")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_settings
+    def app_version(s: Settings, name, platform, bundle, image, as_json):
+        """Add NAME's build for another platform: workers of that platform get it."""
+        if (bundle is None) == (image is None):
+            raise click.UsageError("give --bundle or --image (one of them)")
+        client = s.client()
+        access = client.app(name)["access"]
+        sha = upload_bundle(client, bundle, access) if bundle else None
+        image_sha = client.put_data(image, access=access, name=image.name)["sha256"] if image else None
+        info = client.add_version(name, platform=platform, bundle=sha, image=image_sha)
+        emit(info, as_json, f"app {name}: versions for {', '.join(v['platform'] for v in info['versions'])}")
 
     @app.command("list")
     @click.option("--json", "as_json", is_flag=True)
@@ -71,8 +92,10 @@ def register(cli: click.Group) -> None:
     def app_list(s: Settings, as_json):
         rows = s.client().apps()
         emit(rows, as_json, table(
-            [[a["name"], a["owner"], a["access"], a["validator"], f"{a['quorum']}/{a['replication']}", " ".join(a["command"])]
-             for a in rows], ["NAME", "OWNER", "ACCESS", "VALIDATOR", "QUORUM", "COMMAND"]))
+            [[a["name"], a["owner"], a["access"], a["validator"], f"{a['quorum']}/{a['replication']}",
+              ",".join(v["platform"] + ("(image)" if v.get("image") else "") for v in a.get("versions", ())),
+              " ".join(a["command"])]
+             for a in rows], ["NAME", "OWNER", "ACCESS", "VALIDATOR", "QUORUM", "PLATFORMS", "COMMAND"]))
 
     @app.command("show")
     @click.argument("name")

@@ -1,24 +1,31 @@
-"""Applications: a command template, limits, a validator, who may use them."""
+"""Applications: a command template, limits, a validator, who may use them, and the versions of
+its bundle or image for each platform."""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 from sqlalchemy import select
 from twisted.internet.defer import Deferred
 
-from xwpy.server.catalog.rows import App
-from xwpy.server.catalog.schema import apps, users
+from xwpy.server.catalog.rows import App, AppVersion
+from xwpy.server.catalog.schema import app_versions, apps, users
 
 
-def _row(r) -> App:
+def _row(r, extra: tuple[AppVersion, ...] = ()) -> App:
     return App(
         r.id, r.name, r.owner_id, r.login, r.access, r.bundle_sha256, tuple(r.command), dict(r.limits),
         r.validator, r.replication, r.quorum, bool(r.adaptive), dict(r.image) if r.image else None,
+        r.platform or "any", extra,
     )
 
 
 def all_apps(conn) -> list[App]:
+    extra: dict[int, list[AppVersion]] = defaultdict(list)
+    for v in conn.execute(select(app_versions).order_by(app_versions.c.id)):
+        extra[v.app_id].append(AppVersion(v.platform, v.bundle_sha256, dict(v.image) if v.image else None))
     q = select(apps, users.c.login).join(users, users.c.id == apps.c.owner_id).order_by(apps.c.id)
-    return [_row(r) for r in conn.execute(q)]
+    return [_row(r, tuple(extra.get(r.id, ()))) for r in conn.execute(q)]
 
 
 class AppsComponent:
@@ -26,16 +33,24 @@ class AppsComponent:
         self.catalog = catalog
 
     def add(self, *, name, owner_id, access, bundle, command, limits, validator, replication, quorum, now,
-            adaptive=False, image=None) -> Deferred:
+            adaptive=False, image=None, platform="any") -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 apps.insert().values(
                     name=name, owner_id=owner_id, access=access, bundle_sha256=bundle, command=list(command),
                     limits=limits, validator=validator, replication=replication, quorum=quorum, adaptive=adaptive,
-                    created_at=now, image=image,
+                    created_at=now, image=image, platform=platform,
                 )
             )
             return res.inserted_primary_key[0]
+
+        return self.catalog.write(thd)
+
+    def add_version(self, *, app_id: int, version: AppVersion, now: float) -> Deferred:
+        def thd(conn) -> None:
+            conn.execute(app_versions.insert().values(
+                app_id=app_id, platform=version.platform, bundle_sha256=version.bundle, image=version.image,
+                created_at=now))
 
         return self.catalog.write(thd)
 

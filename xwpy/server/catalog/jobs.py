@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.server.catalog import bulk
 from xwpy.server.catalog.rows import Job, Replica
-from xwpy.server.catalog.schema import apps, hosts, jobs, replicas, users
+from xwpy.server.catalog.schema import app_versions, apps, hosts, jobs, replicas, users
 from xwpy.server.scheduler.engine import Changes, JobState, ReplicaState
 from xwpy.server.scheduler.policy import Visibility
 from xwpy.server.scheduler.quorum import Policy
@@ -101,18 +101,24 @@ def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
 def blobs_of(conn, job_ids: list[int]) -> set[str]:
     """The inputs, app bundles and images of these jobs: what a host running them may download."""
     q = (
-        select(jobs.c.inputs, apps.c.bundle_sha256, apps.c.image)
+        select(jobs.c.inputs, apps.c.id, apps.c.bundle_sha256, apps.c.image)
         .join(apps, apps.c.id == jobs.c.app_id)
         .where(jobs.c.id.in_(job_ids))
     )
     out: set[str] = set()
-    for inputs, bundle, image in conn.execute(q):
+    app_ids: set[int] = set()
+    for inputs, app_id, bundle, image in conn.execute(q):
         out.update(i["sha256"] for i in inputs)
-        if bundle:
-            out.add(bundle)
-        if image:
-            out.add(image["sha256"])
+        app_ids.add(app_id)
+        out.update(_version_blobs(bundle, image))
+    versions = select(app_versions.c.bundle_sha256, app_versions.c.image).where(app_versions.c.app_id.in_(app_ids))
+    for bundle, image in conn.execute(versions):
+        out.update(_version_blobs(bundle, image))
     return out
+
+
+def _version_blobs(bundle: str | None, image: dict | None) -> list[str]:
+    return [b for b in (bundle, image["sha256"] if image else None) if b]
 
 
 # -- the scheduler's rebuild ----------------------------------------------------------------------

@@ -20,6 +20,18 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class AppVersion:
+    platform: str  # platforms.ANY or OS-ARCH
+    bundle: str | None = None
+    image: dict | None = None  # protocol.ImageSpec, encoded
+
+    @property
+    def runs_on(self) -> str:
+        """The platform it needs: an image's own (its userland is built for one), else its own."""
+        return self.image.get("platform", self.platform) if self.image else self.platform
+
+
+@dataclass(frozen=True, slots=True)
 class App:
     id: int
     name: str
@@ -34,6 +46,12 @@ class App:
     quorum: int
     adaptive: bool = False
     image: dict | None = None  # protocol.ImageSpec, encoded
+    platform: str = "any"  # of the bundle or image above
+    extra: tuple[AppVersion, ...] = ()  # versions for other platforms
+
+    @property
+    def versions(self) -> tuple[AppVersion, ...]:
+        return (AppVersion(self.platform, self.bundle, self.image), *self.extra)
 
     @property
     def verifier(self) -> str | None:

@@ -68,6 +68,20 @@ apps = Table(
     Column("adaptive", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
     Column("image", JSON),  # protocol.ImageSpec of an image app, checked at registration
+    # The platform the app's bundle or image above is built for; app_versions holds the others.
+    Column("platform", String(40), nullable=False, server_default=text("'any'")),
+)
+
+app_versions = Table(
+    "app_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app_id", Integer, ForeignKey("apps.id"), nullable=False),
+    Column("platform", String(40), nullable=False),
+    Column("bundle_sha256", String(64)),
+    Column("image", JSON),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("app_id", "platform", name="app_versions_platform"),
 )
 
 data = Table(
