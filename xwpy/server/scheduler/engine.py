@@ -393,14 +393,16 @@ class Engine:
         return None
 
     def _refusal(self, view: pol.HostView, job: JobState) -> str | None:
-        return pol.refusal(
-            host=view,
-            visibility=job.visibility,
-            memory_needed=job.memory,
-            hosts_used=job.hosts_used,
-            owners_used=self._owners_used(job),
-            pool_owners=self.pool_owners(job.visibility),
-        )
+        return self._refusals([view], job)[0]
+
+    def _refusals(self, views: list[pol.HostView], job: JobState) -> list[str | None]:
+        hosts_used, owners_used = job.hosts_used, self._owners_used(job)
+        pool_owners = self.pool_owners(job.visibility)
+        return [
+            pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory, hosts_used=hosts_used,
+                        owners_used=owners_used, pool_owners=pool_owners)
+            for v in views
+        ]
 
     def _alive_hosts(self, now: float) -> list[HostState]:
         return [h for h in self.hosts.values() if h.alive(now, self.lease_seconds)]
@@ -422,7 +424,7 @@ class Engine:
             quorum=(SOLO if job.solo else job.policy).quorum,
             digests=[r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
                      and r.verdict is not Verdict.REJECTED],
-            refusals=[self._refusal(h.view(), job) for h in alive],
+            refusals=self._refusals([h.view() for h in alive], job),
             hosts_known=len(self.hosts),
             memory_needed=job.memory,
             largest_memory=max((h.memory for h in alive), default=0),
@@ -443,7 +445,7 @@ class Engine:
                 continue
             if alive is None:
                 alive = self._alive_hosts(now)
-            if any(self._refusal(h.view(), job) is None for h in alive):
+            if None in self._refusals([h.view() for h in alive], job):
                 job.stuck_since = None  # a host may take it: it only waits for a free slot
                 continue
             if job.stuck_since is None:

@@ -17,8 +17,9 @@
 **When a job ends because no quorum is possible.** ``quorum`` agreeing results must come from
 distinct hosts. A job that has been tried (at least one replica finished), has no replica running,
 still wants replicas, and that *no host alive may take* (:func:`refusal` refuses every one) is
-*stuck*. If it stays stuck for ``patience`` seconds (the scheduler uses one lease: long enough for
-a restarting worker to come back), it ends in ERROR with the reason (:func:`no_quorum_reason`):
+*stuck*. If it stays stuck for ``patience`` seconds (``[scheduler] no_quorum_seconds``, 5 minutes
+by default: time for a restarting worker to come back, or for the workers of a site that is
+starting to register), it ends in ERROR with the reason (:func:`no_quorum_reason`):
 e.g. replication 3 on a one-host site, or three disagreeing results on a three-host site. Any
 replica dispatched meanwhile, or a host joining that may take it, ends the wait. A job never tried
 (a site with no worker alive) waits, and says why (``xwpy status``), but never ends by this rule.
