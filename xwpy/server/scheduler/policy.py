@@ -21,7 +21,8 @@ still wants replicas, and that *no host alive may take* (:func:`refusal` refuses
 by default: time for a restarting worker to come back, or for the workers of a site that is
 starting to register), it ends in ERROR with the reason (:func:`no_quorum_reason`):
 e.g. replication 3 on a one-host site, or three disagreeing results on a three-host site. Any
-replica dispatched meanwhile, or a host joining that may take it, ends the wait. A job never tried
+replica dispatched meanwhile, or a host joining that may take it, ends the wait (and a restarted
+coordinator counts again from its start: the countdown is not stored). A job never tried
 (a site with no worker alive) waits, and says why (``xwpy status``), but never ends by this rule.
 """
 
