@@ -179,3 +179,16 @@ def test_uploading_again_does_not_narrow_access(grid, tmp_path):
     carol.get_data(sha, tmp_path / "c2")
     assert (tmp_path / "c2").read_bytes() == b"for the lab\n"
     grid.wait_final(alice, [int(r.stdout.strip())])
+
+
+def test_a_batch_watch_says_why_its_jobs_wait(grid, tmp_path):
+    """No worker at all: the job never runs (so it never ends by the no-quorum rule), and a
+    batch watch that sees no progress says why, then gives up at its --timeout (exit 2)."""
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="echo", command=PRIMES, replication=1, quorum=1)
+    [jid] = alice.submit([{"app": "echo", "args": ["x"]}], batch="lonely")
+    assert alice.job(jid)["why"] == "no host alive: no worker has registered with this site yet"
+    r = xwpy(grid, alice.endpoint.token, "status", "--batch", "lonely", "--watch", "--timeout", "30", cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"stalled: job {jid}: no host alive: no worker has registered with this site yet" in r.stderr

@@ -244,6 +244,21 @@ def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
             click.echo(f"job {job_id}: {one_line(shown)}", err=True)
 
 
+STALL_SECONDS = 10.0  # without progress for this long, a batch watch says why jobs wait
+
+
+def _stalled_line(client: Client, batch: str | None) -> str:
+    """Why the first unfinished jobs of the batch wait, if some are stalled (one line)."""
+    waiting = []
+    for status in ("RUNNING", "PENDING"):
+        waiting += client.call("GET", "/jobs", batch=batch, status=status, limit=50)["jobs"]
+    stalled = [j for j in waiting if j.get("stalled")]
+    if not stalled:
+        return ""
+    more = f" (and {len(stalled) - 1} more stalled)" if len(stalled) > 1 else ""
+    return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
+
+
 def _watch(client: Client, batch: str | None, timeout: float) -> int:
     start = time.monotonic()
     counts = client.summary(batch)
@@ -253,9 +268,13 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
         return 0
     with click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) as bar:
         shown = 0
+        progressed = time.monotonic()
+        said = ""
         while True:
             counts = client.summary(batch)
             final = sum(counts[k] for k in FINAL)
+            if final != shown:
+                progressed = time.monotonic()
             bar.update(final - shown)
             shown = final
             if final >= total:
@@ -263,6 +282,12 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
             if timeout and time.monotonic() - start > timeout:
                 click.echo(f"\ntimed out: {counts}", err=True)
                 return 2
+            if time.monotonic() - progressed > STALL_SECONDS:
+                progressed = time.monotonic()
+                line = _stalled_line(client, batch)
+                if line and line != said:
+                    said = line
+                    click.echo(f"\n{line}", err=True)
             time.sleep(0.5)  # polling interval of a progress display, not a synchronisation
     click.echo("  ".join(f"{k} {v}" for k, v in counts.items() if v))
     return _exit_status(k for k, v in counts.items() if v)
