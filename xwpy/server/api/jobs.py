@@ -11,12 +11,12 @@ from xwpy.server.catalog.rows import Job
 FINAL = {s.value for s in JobStatus if s.final}
 
 
-def job_info(j: Job, with_replicas: bool = False, co=None) -> dict:
+def job_info(j: Job, with_replicas: bool = False, co=None, alive=None) -> dict:
     """A job as the API shows it. ``why``: for a job that is not final, one line on what it waits
     for ("" when it is simply running); ``stalled``: no host alive may take it now."""
     why = None
     if co is not None and j.status not in FINAL:
-        why = co.dispatcher.engine.why(j.id, co.now())
+        why = co.dispatcher.engine.why(j.id, co.now(), alive)
     out = {
         "id": j.id, "app": j.app, "owner": j.owner, "batch": j.batch, "status": j.status, "args": j.args,
         "inputs": j.inputs, "replication": j.replication, "quorum": j.quorum, "max_replicas": j.max_replicas,
@@ -68,7 +68,8 @@ def install(api: Api, co) -> None:
         jobs = await co.catalog.jobs.list(
             **f, after=ctx.qint("after", 0, 0, 2**62), limit=ctx.qint("limit", 100, 1, 1000)
         )
-        return {"jobs": [job_info(j, co=co) for j in jobs]}
+        alive = co.dispatcher.engine.alive_hosts(co.now())  # once for the page
+        return {"jobs": [job_info(j, co=co, alive=alive) for j in jobs]}
 
     @api.route("GET", "/jobs/summary", USER)
     async def summary(ctx: Ctx):

@@ -404,15 +404,33 @@ class Engine:
             for v in views
         ]
 
+    def _refusals_until_one_may(self, hosts: list[HostState], job: JobState) -> list[str | None]:
+        """The hosts' refusals, up to the first host that may run the job: a queued job among
+        many hosts costs one check, not one per host."""
+        hosts_used, owners_used = job.hosts_used, self._owners_used(job)
+        pool_owners = self.pool_owners(job.visibility)
+        out: list[str | None] = []
+        for h in hosts:
+            out.append(pol.refusal(host=h.view(), visibility=job.visibility, memory_needed=job.memory,
+                                   hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners))
+            if out[-1] is None:
+                break
+        return out
+
+    def alive_hosts(self, now: float) -> list[HostState]:
+        return self._alive_hosts(now)
+
     def _alive_hosts(self, now: float) -> list[HostState]:
         return [h for h in self.hosts.values() if h.alive(now, self.lease_seconds)]
 
-    def why(self, job_id: int, now: float) -> why_mod.Why | None:
-        """Why this active job is not progressing (None when it is not active here)."""
+    def why(self, job_id: int, now: float, alive: list[HostState] | None = None) -> why_mod.Why | None:
+        """Why this active job is not progressing (None when it is not active here). ``alive``:
+        the hosts alive now, when the caller asks about many jobs at once."""
         job = self.jobs.get(job_id)
         if job is None:
             return None
-        alive = self._alive_hosts(now)
+        if alive is None:
+            alive = self._alive_hosts(now)
         active = sum(1 for r in job.replicas if r.status.active)
         ends_in = None
         if job.stuck_since is not None:
@@ -424,7 +442,7 @@ class Engine:
             quorum=(SOLO if job.solo else job.policy).quorum,
             digests=[r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
                      and r.verdict is not Verdict.REJECTED],
-            refusals=self._refusals([h.view() for h in alive], job),
+            refusals=self._refusals_until_one_may(alive, job),
             hosts_known=len(self.hosts),
             memory_needed=job.memory,
             largest_memory=max((h.memory for h in alive), default=0),
@@ -445,7 +463,7 @@ class Engine:
                 continue
             if alive is None:
                 alive = self._alive_hosts(now)
-            if None in self._refusals([h.view() for h in alive], job):
+            if None in self._refusals_until_one_may(alive, job):
                 job.stuck_since = None  # a host may take it: it only waits for a free slot
                 continue
             if job.stuck_since is None:

@@ -41,8 +41,9 @@ def explain(
     largest_memory: int = 0,
     ends_in: float | None = None,
 ) -> Why:
-    """``refusals``: one per host alive. ``ends_in``: seconds before the job ends by the no-quorum
-    rule, when it is counting down."""
+    """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
+    it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
+    no-quorum rule, when it is counting down."""
     if status in FINAL or wanted <= 0:
         return Why(False, "")
     if not refusals:
@@ -51,10 +52,9 @@ def explain(
         else:
             line = f"no host alive ({_plural(hosts_known, 'host')} registered, none heard from lately)"
         return Why(not active, f"{active} running; for more: {line}" if active else line)
-    free = sum(1 for r in refusals if r is None)
-    if free:
-        running = f"{active} running, " if active else ""
-        return Why(False, f"queued: {running}{_plural(free, 'host')} alive may run it, waiting for a free slot")
+    if None in refusals:
+        running = f"{active} running; " if active else ""
+        return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot")
     counts = Counter(refusals)
     n = len(refusals)
     agree = Counter(digests)
