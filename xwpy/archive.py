@@ -113,6 +113,24 @@ def read_files(data: bytes, max_total: int = 1 << 30) -> dict[str, bytes]:
     return out
 
 
+def copy_member(data_path: Path, name: str, out, chunk: int = 1 << 20) -> bool:
+    """Copy one regular file of the archive at ``data_path`` to the binary stream ``out``, block by
+    block (never the whole archive in memory). False when the archive has no such file."""
+    try:
+        with tarfile.open(data_path, mode="r:") as tar:
+            for ti in tar:
+                _check_name(ti.name)
+                if ti.name != name or not ti.isreg():
+                    continue
+                f = tar.extractfile(ti)
+                while f is not None and (block := f.read(chunk)):
+                    out.write(block)
+                return True
+    except (tarfile.TarError, EOFError) as e:
+        raise ArchiveError(f"not a valid archive: {e}") from None
+    return False
+
+
 def extract(data_path: Path, dest: Path) -> None:
     """Unpack an archive into ``dest`` safely (no absolute names, no '..', no links)."""
     try:

@@ -45,6 +45,9 @@ class SchedulerConfig:
     heartbeat_seconds: float = 10.0
     lease_heartbeats: float = 3.0  # a lease lasts this many heartbeat periods
     reap_seconds: float = 2.0
+    # A job that has been tried and that no host alive may run any more (its replicas disagree, or
+    # it needs more distinct hosts than are alive) ends in ERROR after this long (policy.py).
+    no_quorum_seconds: float = 300.0
     max_wait_seconds: float = 30.0  # upper bound of a worker's long poll
     # Adaptive replication (apps registered with --adaptive): consecutive valid results that make
     # a host trusted, and the share of a trusted host's jobs replicated all the same.
@@ -181,6 +184,8 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
     if not 0 < cfg.catalog.busy_timeout_seconds <= 3600:
         raise ConfigError("[catalog] busy_timeout_seconds must be in (0, 3600]")
+    if not cfg.scheduler.no_quorum_seconds > 0:
+        raise ConfigError("[scheduler] no_quorum_seconds must be > 0")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
     _check_limits(cfg.limits)

@@ -47,7 +47,7 @@ def test_a_scientists_session(cli_grid, tmp_path):
 
     text = tmp_path / "words.txt"
     text.write_text("one two three four\n")
-    # Private data runs only on its owner's hosts: shared with the volunteers, it runs anywhere.
+    # Shared with the public (private data would run just as well: any volunteer's host may read a job's inputs).
     sha = run(grid, alice, "data", "put", str(text), "--access", "public").stdout.strip()
     assert len(sha) == 64
     jobs = tmp_path / "jobs.jsonl"

@@ -152,7 +152,9 @@ def build_site(grid) -> Site:
     forged = "xwu_" + hashlib.sha256(os.urandom(16)).hexdigest()[:43]
     s = Site({"admin": grid.admin_token, "alice": alice.endpoint.token, "bob": bob, "worker": vol,
               "host": host["token"], "anonymous": None, "forged": forged})
-    alice.register_app(name="alice-app", access="private", replication=1, quorum=1,
+    # Any volunteer's host may run any job, and is handed its args and input names: alice's app
+    # asks for more memory than any host here offers, so her jobs stay PENDING and no host sees them.
+    alice.register_app(name="alice-app", access="private", replication=1, quorum=1, limits={"memory_bytes": 1 << 40},
                        command=["{python}", "-c", "print('alice-private-app-cmd')", "{args}"])
     alice.register_app(name="public-app", command=["true"], replication=1, quorum=1)
     s.alice_data = alice.put_bytes(b"alice's secret bytes", name="alicesecretdata.txt")["sha256"]

@@ -74,3 +74,16 @@ def test_unsafe_names_are_refused(tmp_path, name):
 def test_garbage_is_an_archive_error():
     with pytest.raises(archive.ArchiveError):
         archive.read_files(b"not a tar at all" * 40)
+
+
+def test_copy_member_streams_one_file_and_says_when_it_is_absent(tmp_path):
+    import io
+
+    from xwpy import archive as arc
+
+    big = bytes(range(256)) * 20_000  # several blocks of the copy
+    path = tmp_path / "r.tar"
+    path.write_bytes(arc.from_files({"stdout": big, "other": b"x"}))
+    out = io.BytesIO()
+    assert arc.copy_member(path, "stdout", out, chunk=4096) and out.getvalue() == big
+    assert not arc.copy_member(path, "missing", io.BytesIO())

@@ -222,9 +222,10 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def one_replica_per_host_per_job(self):
         """A host never holds two replicas of one job, nor gives two results for it; only after
-        losing its replica (crash, restart, giving it back) may it get the job again."""
+        its replica gave no result (lost: crash, restart, given back; or failed) may it get the
+        job again."""
         counted = Counter((row["job_id"], row["host_id"]) for row in self.db.replicas.values()
-                          if row["status"] not in ("LOST", "ABORTED"))
+                          if row["status"] not in ("LOST", "ABORTED", "FAILED"))
         assert all(n == 1 for n in counted.values()), "a host got two replicas of one job"
 
     @invariant()

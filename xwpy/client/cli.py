@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from xwpy import __version__
 from xwpy.client.api import ClientError
-from xwpy.client.context import Settings, fail
+from xwpy.client.context import Settings, fail, one_line
 from xwpy.config import ConfigError
 
 
@@ -38,8 +39,56 @@ def cli(ctx, site, url, token, ca):
     ctx.obj = Settings(url=url, token=token, ca=ca, site=site)
 
 
+_CONNECTION = {
+    "site": dict(type=click.Path(file_okay=False, path_type=Path), help="A local site directory (as before the command)."),
+    "url": dict(help="Coordinator URL (as before the command)."),
+    "token": dict(help="Your bearer token (as before the command)."),
+    "ca": dict(type=click.Path(dir_okay=False, path_type=Path), help="The site's CA certificate (as before the command)."),
+}
+
+
+def _set_connection(ctx: click.Context, param: click.Parameter, value) -> None:
+    if value is not None:
+        settings = ctx.find_object(Settings)
+        if settings is not None:
+            setattr(settings, param.name.removeprefix("conn_"), value)
+
+
+def add_connection_options(command: click.Command) -> None:
+    """Accept --site, --url, --token and --ca after the command name too (``xwpy status --site
+    DIR``), unless the command has an option of that name of its own (``xwpy worker --token``)."""
+    taken = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    for name, kw in _CONNECTION.items():
+        if f"--{name}" not in taken:
+            command.params.append(
+                click.Option([f"--{name}", f"conn_{name}"], expose_value=False, callback=_set_connection, **kw)
+            )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_connection_options(sub)
+
+
+def usage_error(e: click.UsageError) -> str:
+    """A usage mistake in one line, with where to get help."""
+    where = f" (see `{e.ctx.command_path} -h`)" if e.ctx is not None else ""
+    return f"xwpy: error: {one_line(e.format_message())}{where}"
+
+
 def main() -> None:
     from xwpy.client.commands import register
 
     register(cli)
-    cli(prog_name="xwpy")
+    for command in cli.commands.values():
+        add_connection_options(command)
+    try:
+        rc = cli.main(prog_name="xwpy", standalone_mode=False)
+    except click.UsageError as e:  # BadParameter, NoSuchOption, MissingParameter...: one line, exit 2
+        click.echo(usage_error(e), err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"xwpy: error: {one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("xwpy: aborted", err=True)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

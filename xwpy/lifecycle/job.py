@@ -4,6 +4,8 @@
 
     PENDING --first replica leased--> RUNNING --quorum agrees-------> COMPLETED
        |                                 |------too many failures---> ERROR
+       |                                 |------no quorum possible--> ERROR  (policy.py: no host
+       |                                 |                                     may run it any more)
        |                                 '------owner cancels-------> CANCELLED
        |----owner cancels---------------------------------------------> CANCELLED
        '----cannot run (app unusable)---------------------------------> ERROR

@@ -84,6 +84,7 @@ class Coordinator(service.MultiService):
             lease_seconds=cfg.lease_seconds,
             heartbeat_seconds=cfg.scheduler.heartbeat_seconds,
             reap_seconds=cfg.scheduler.reap_seconds,
+            no_quorum_seconds=cfg.scheduler.no_quorum_seconds,
             max_wait_seconds=cfg.scheduler.max_wait_seconds,
             trust_threshold=cfg.scheduler.trust_threshold,
             spot_check=cfg.scheduler.spot_check,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import click
 from xwpy import archive
 from xwpy.protocol import loads
 from xwpy.client.api import Client, ClientError
-from xwpy.client.context import Settings, emit, fail, pass_settings, table
+from xwpy.client.context import Settings, emit, fail, one_line, pass_settings, table
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 FINAL = ("COMPLETED", "ERROR", "CANCELLED")
@@ -125,8 +126,9 @@ def register(cli: click.Group) -> None:
     @click.argument("job_id", type=int, required=False)
     @click.option("--batch", help="Only this batch.")
     @click.option("--status", "status", type=click.Choice(["PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELLED"]))
-    @click.option("--watch", is_flag=True, help="Show a progress bar until every job is final.")
-    @click.option("--timeout", type=float, default=0, help="With --watch: give up after this many seconds (exit 2).")
+    @click.option("--watch", is_flag=True, help="Wait until the job (or every job listed) is final; exit 3 if one "
+                  "ended in ERROR, 4 if cancelled.")
+    @click.option("--timeout", type=click.FloatRange(0), default=0, help="With --watch: give up after this many seconds (exit 2).")
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
     def status(s: Settings, job_id, batch, status, watch, timeout, as_json):
@@ -137,21 +139,26 @@ def register(cli: click.Group) -> None:
             if as_json:
                 emit(job, True)
                 return
-            click.echo(f"job {job['id']}  app {job['app']}  status {job['status']}  quorum {job['quorum']}/{job['replication']}")
-            if job["result_sha256"]:
-                click.echo(f"result {job['result_sha256']} ({job['result_size']} bytes)")
-            if job["error"]:
-                click.echo(f"error: {job['error']}")
-            click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
-                               (r["result_sha256"] or "")[:12], (r["error"] or "")[:50]] for r in job["replicas"]],
-                             ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
+            if watch:
+                job = _watch_job(client, job_id, timeout)
+                if job is None:
+                    sys.exit(2)
+            else:
+                job = client.job(job_id)
+            if as_json:
+                emit(job, True)
+            else:
+                _show_job(job)
+            if watch:
+                sys.exit(_exit_status([job["status"]]))
             return
         if watch:
             sys.exit(_watch(client, batch, timeout))
         jobs = list(client.jobs(batch=batch, status=status))
         emit(jobs, as_json, table(
-            [[j["id"], j["app"], j["batch"] or "", j["status"], (j["result_sha256"] or "")[:12], (j["error"] or "")[:60]]
-             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "RESULT", "ERROR"]))
+            [[j["id"], j["app"], j["batch"] or "", j["status"], (j["result_sha256"] or "")[:12],
+              one_line(j["error"] or j.get("why") or "")[:70]]
+             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "RESULT", "ERROR / WHY"]))
 
     @cli.command("result")
     @click.argument("job_id", type=int)
@@ -161,21 +168,25 @@ def register(cli: click.Group) -> None:
     def result(s: Settings, job_id, output, extract):
         """Download a job's certified result (verified). Without options, print its standard output."""
         client = s.client()
-        dest = output or Path(f".xwpy-result-{job_id}.tar")
-        try:
+        if output is not None:
+            client.result(job_id, output)
+            if extract is not None:
+                extract.mkdir(parents=True, exist_ok=True)
+                archive.extract(output, extract)
+            click.echo(f"{output}")
+            return
+        # Streamed to a private temporary directory (never the current one), then read block by
+        # block: a large result never sits in memory.
+        with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
+            dest = Path(tmp) / f"job-{job_id}.tar"
             client.result(job_id, dest)
             if extract is not None:
                 extract.mkdir(parents=True, exist_ok=True)
                 archive.extract(dest, extract)
                 click.echo(f"extracted to {extract}")
-            elif output is None:
-                files = archive.read_files(dest.read_bytes())
-                sys.stdout.buffer.write(files.get("stdout", b""))
             else:
-                click.echo(f"{output}")
-        finally:
-            if output is None:
-                dest.unlink(missing_ok=True)
+                archive.copy_member(dest, "stdout", sys.stdout.buffer)
+                sys.stdout.buffer.flush()
 
     @cli.command("cancel")
     @click.argument("job_ids", type=int, nargs=-1)
@@ -189,6 +200,65 @@ def register(cli: click.Group) -> None:
         click.echo(f"cancelled {len(done)} jobs")
 
 
+EXIT_ERROR, EXIT_CANCELLED = 3, 4
+
+
+def _exit_status(statuses) -> int:
+    statuses = set(statuses)
+    return EXIT_ERROR if "ERROR" in statuses else EXIT_CANCELLED if "CANCELLED" in statuses else 0
+
+
+def _show_job(job: dict) -> None:
+    click.echo(f"job {job['id']}  app {job['app']}  status {job['status']}  quorum {job['quorum']}/{job['replication']}")
+    if job["result_sha256"]:
+        click.echo(f"result {job['result_sha256']} ({job['result_size']} bytes)")
+    if job["error"]:
+        click.echo(f"error: {one_line(job['error'])}")
+    if job.get("why"):
+        click.echo(f"{'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}")
+    click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
+                       (r["result_sha256"] or "")[:12], one_line(r["error"] or "")[:50]] for r in job["replicas"]],
+                     ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
+    failed = [r for r in job["replicas"] if r["status"] == "FAILED" and r["stderr_tail"]]
+    if failed:
+        last = failed[-1]
+        click.echo(f"stderr of replica {last['id']} (exit {last['exit_code']}), last lines:")
+        for line in last["stderr_tail"].splitlines()[-10:]:
+            click.echo(f"  {one_line(line)}")
+
+
+def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
+    """The job once final (the coordinator answers as soon as it is), or None after ``timeout``."""
+    start = time.monotonic()
+    shown = ""
+    while True:
+        left = timeout - (time.monotonic() - start) if timeout else 30
+        if left <= 0:
+            click.echo(f"timed out: job {job_id} is still {job['status']}", err=True)
+            return None
+        job = client.job(job_id, wait=max(1, min(30, int(left))))
+        if job["status"] in FINAL:
+            return job
+        if job.get("why") and job["why"] != shown:
+            shown = job["why"]
+            click.echo(f"job {job_id}: {one_line(shown)}", err=True)
+
+
+STALL_SECONDS = 10.0  # without progress for this long, a batch watch says why jobs wait
+
+
+def _stalled_line(client: Client, batch: str | None) -> str:
+    """Why the first unfinished jobs of the batch wait, if some are stalled (one line)."""
+    waiting = []
+    for status in ("RUNNING", "PENDING"):
+        waiting += client.call("GET", "/jobs", batch=batch, status=status, limit=50)["jobs"]
+    stalled = [j for j in waiting if j.get("stalled")]
+    if not stalled:
+        return ""
+    more = f" (and {len(stalled) - 1} more stalled)" if len(stalled) > 1 else ""
+    return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
+
+
 def _watch(client: Client, batch: str | None, timeout: float) -> int:
     start = time.monotonic()
     counts = client.summary(batch)
@@ -198,9 +268,13 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
         return 0
     with click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) as bar:
         shown = 0
+        progressed = time.monotonic()
+        said = ""
         while True:
             counts = client.summary(batch)
             final = sum(counts[k] for k in FINAL)
+            if final != shown:
+                progressed = time.monotonic()
             bar.update(final - shown)
             shown = final
             if final >= total:
@@ -208,6 +282,12 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
             if timeout and time.monotonic() - start > timeout:
                 click.echo(f"\ntimed out: {counts}", err=True)
                 return 2
+            if time.monotonic() - progressed > STALL_SECONDS:
+                progressed = time.monotonic()
+                line = _stalled_line(client, batch)
+                if line and line != said:
+                    said = line
+                    click.echo(f"\n{line}", err=True)
             time.sleep(0.5)  # polling interval of a progress display, not a synchronisation
     click.echo("  ".join(f"{k} {v}" for k, v in counts.items() if v))
-    return 0 if counts["ERROR"] == 0 else 1
+    return _exit_status(k for k, v in counts.items() if v)

@@ -49,7 +49,7 @@ def install(api: Api, co) -> None:
         except StoreFull as e:
             raise ApiError(503, "unavailable", f"the coordinator's storage is full ({e}); retry later") from None
         if p.host_id is None:
-            await co.catalog.data.add(
+            access = await co.catalog.data.add(
                 sha256=digest, size=size, owner_id=p.user.id, access=access, name=name, now=co.now()
             )
         return protocol.encode(protocol.DataInfo(sha256=digest, size=size, name=name, access=access, owner=p.user.login))

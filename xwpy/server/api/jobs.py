@@ -11,12 +11,18 @@ from xwpy.server.catalog.rows import Job
 FINAL = {s.value for s in JobStatus if s.final}
 
 
-def job_info(j: Job, with_replicas: bool = False) -> dict:
+def job_info(j: Job, with_replicas: bool = False, co=None, alive=None) -> dict:
+    """A job as the API shows it. ``why``: for a job that is not final, one line on what it waits
+    for ("" when it is simply running); ``stalled``: no host alive may take it now."""
+    why = None
+    if co is not None and j.status not in FINAL:
+        why = co.dispatcher.engine.why(j.id, co.now(), alive)
     out = {
         "id": j.id, "app": j.app, "owner": j.owner, "batch": j.batch, "status": j.status, "args": j.args,
         "inputs": j.inputs, "replication": j.replication, "quorum": j.quorum, "max_replicas": j.max_replicas,
         "max_errors": j.max_errors, "result_sha256": j.result_sha256, "result_size": j.result_size,
         "error": j.error, "submitted_at": j.submitted_at, "started_at": j.started_at, "finished_at": j.finished_at,
+        "why": why.line if why is not None else "", "stalled": bool(why is not None and why.stalled),
     }
     if with_replicas:
         out["replicas"] = [
@@ -51,7 +57,9 @@ def install(api: Api, co) -> None:
         batch = ctx.query.get("batch")
         if batch is not None and not protocol.NAME_RE.fullmatch(batch):
             raise bad_request("not a valid batch name", "batch")
-        owner = None if ctx.user.admin and ctx.query.get("all") == "1" else ctx.user.id
+        # An admin sees every owner's jobs with ?all=1, and every owner's jobs of a batch (as an
+        # admin's cancel --batch cancels them all).
+        owner = None if ctx.user.admin and (ctx.query.get("all") == "1" or batch is not None) else ctx.user.id
         return {"owner_id": owner, "batch": batch, "status": status}
 
     @api.route("GET", "/jobs", USER)
@@ -60,7 +68,8 @@ def install(api: Api, co) -> None:
         jobs = await co.catalog.jobs.list(
             **f, after=ctx.qint("after", 0, 0, 2**62), limit=ctx.qint("limit", 100, 1, 1000)
         )
-        return {"jobs": [job_info(j) for j in jobs]}
+        alive = co.dispatcher.engine.alive_hosts(co.now())  # once for the page
+        return {"jobs": [job_info(j, co=co, alive=alive) for j in jobs]}
 
     @api.route("GET", "/jobs/summary", USER)
     async def summary(ctx: Ctx):
@@ -76,7 +85,7 @@ def install(api: Api, co) -> None:
         if wait and job.status not in FINAL:
             await co.dispatcher.wait_final(job_id, wait)
             job = await visible_job(ctx, job_id)
-        return job_info(job, with_replicas=True)
+        return job_info(job, with_replicas=True, co=co)
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):

@@ -10,6 +10,9 @@ from xwpy.server.catalog.rows import Data
 from xwpy.server.catalog.schema import data, jobs, users
 
 
+WIDTH = {"private": 0, "group": 1, "public": 2}  # a second upload may only widen access
+
+
 def _row(r) -> Data:
     return Data(r.sha256, r.size, r.owner_id, r.login, r.access, r.name, r.group_name)
 
@@ -18,8 +21,9 @@ def _q():
     return select(data, users.c.login, users.c.group_name).join(users, users.c.id == data.c.owner_id)
 
 
-def upsert(conn, *, sha256: str, size: int, owner_id: int, access: str, name: str, now: float, job_id=None) -> None:
-    """Record that ``owner_id`` holds this blob; a second upload may widen access or rename."""
+def upsert(conn, *, sha256: str, size: int, owner_id: int, access: str, name: str, now: float, job_id=None) -> str:
+    """Record that ``owner_id`` holds this blob; a second upload may widen access (private < group
+    < public) or rename it, never narrow its access."""
     row = conn.execute(
         select(data.c.id, data.c.access).where(data.c.sha256 == sha256, data.c.owner_id == owner_id)
     ).first()
@@ -29,8 +33,12 @@ def upsert(conn, *, sha256: str, size: int, owner_id: int, access: str, name: st
                 sha256=sha256, size=size, owner_id=owner_id, access=access, name=name, job_id=job_id, created_at=now
             )
         )
+        return access
     else:
-        conn.execute(data.update().where(data.c.id == row.id).values(access=access, name=name or data.c.name))
+        # Never narrower: jobs and other users may already rely on the wider access.
+        wider = max(row.access, access, key=WIDTH.__getitem__)
+        conn.execute(data.update().where(data.c.id == row.id).values(access=wider, name=name or data.c.name))
+        return wider
 
 
 def readable(conn, sha256: str, user_id: int, group: str, admin: bool) -> Data | None:
@@ -80,6 +88,7 @@ class DataComponent:
         self.catalog = catalog
 
     def add(self, **kw) -> Deferred:
+        """Fires with the data's access after the upload (never narrower than before)."""
         return self.catalog.write(lambda conn: upsert(conn, **kw))
 
     def readable(self, sha256: str, user_id: int, group: str, admin: bool) -> Deferred:

@@ -95,6 +95,7 @@ class Dispatcher(service.Service):
         max_wait_seconds: float,
         trust_threshold: int = 10,
         spot_check: float = 0.1,
+        no_quorum_seconds: float | None = None,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -103,7 +104,8 @@ class Dispatcher(service.Service):
         self._apps = apps
         self.heartbeat_seconds = heartbeat_seconds
         self.max_wait = max_wait_seconds
-        self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check)
+        self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check,
+                             patience=no_quorum_seconds)
         self._reap_seconds = reap_seconds
         self._reaper: task.LoopingCall | None = None
         self._waiters: deque[_Waiter] = deque()

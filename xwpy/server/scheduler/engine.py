@@ -22,10 +22,12 @@ from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.lifecycle import job as job_fsm
 from xwpy.lifecycle import replica as replica_fsm
 from xwpy.server.scheduler import policy as pol
+from xwpy.server.scheduler import why as why_mod
 from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
 from xwpy.verify import Verdict
 
-_NO_VOTE = frozenset({ReplicaStatus.LOST, ReplicaStatus.ABORTED})
+# Replicas that gave no result: their hosts may take the job again (see policy).
+_NO_VOTE = frozenset({ReplicaStatus.LOST, ReplicaStatus.ABORTED, ReplicaStatus.FAILED})
 _NONE: frozenset = frozenset()
 
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
@@ -62,12 +64,13 @@ class JobState:
     in_queue: bool = False
     last_stderr: str = ""
     solo: bool = False  # adaptive replication: its one replica went to a trusted host
+    stuck_since: float | None = None  # no host alive may take it since then (policy: no quorum)
 
     @property
     def hosts_used(self) -> set[int]:
         """Hosts that hold a replica of this job or gave a result for it. A host whose replica was
-        lost (it crashed, or gave it back) gave nothing and may try again — else a small pool
-        whose hosts all restarted once could never finish the job."""
+        lost (it crashed, or gave it back) or failed gave nothing and may try again — else a small
+        pool whose hosts all restarted (or failed) once could never finish the job."""
         if not self.replicas:  # most jobs a work request looks at: pending ones
             return _NONE
         return {r.host_id for r in self.replicas if r.status not in _NO_VOTE}
@@ -162,8 +165,11 @@ class Changes:
 
 class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
-                 salt: bytes | None = None):
+                 salt: bytes | None = None, patience: float | None = None):
         self.lease_seconds = lease_seconds
+        # How long a tried job that no host alive may take waits before it ends in ERROR (policy).
+        self.patience = lease_seconds if patience is None else patience
+        self._watch: set[int] = set()  # tried jobs wanting replicas with none running: stuck?
         # Consecutive valid results that make a host trusted (after each lie caught, that many more).
         self.trust_threshold = trust_threshold
         self.spot_check = spot_check  # share of a trusted host's jobs replicated all the same
@@ -200,7 +206,7 @@ class Engine:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
         reach us while we were away); replicas whose hosts are unknown are lost."""
         self.__init__(lease_seconds=self.lease_seconds, trust_threshold=self.trust_threshold,
-                      spot_check=self.spot_check, salt=self._salt)
+                      spot_check=self.spot_check, salt=self._salt, patience=self.patience)
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         hosts = list(hosts)
         # The hosts alive when we stopped are presumed alive for one more lease: after a long outage
@@ -372,14 +378,7 @@ class Engine:
                     if job is not None:
                         job.in_queue = False
                     continue
-                if pol.eligible(
-                    host=view,
-                    visibility=job.visibility,
-                    memory_needed=job.memory,
-                    hosts_used=job.hosts_used,
-                    owners_used=self._owners_used(job),
-                    pool_owners=self.pool_owners(job.visibility),
-                ):
+                if self._refusal(view, job) is None:
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
@@ -392,6 +391,99 @@ class Engine:
                 # It stays queued; once its wanted count reaches 0 the next scan drops it.
                 return found
         return None
+
+    def _refusal(self, view: pol.HostView, job: JobState) -> str | None:
+        return self._refusals([view], job)[0]
+
+    def _refusals(self, views: list[pol.HostView], job: JobState) -> list[str | None]:
+        hosts_used, owners_used = job.hosts_used, self._owners_used(job)
+        pool_owners = self.pool_owners(job.visibility)
+        return [
+            pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory, hosts_used=hosts_used,
+                        owners_used=owners_used, pool_owners=pool_owners)
+            for v in views
+        ]
+
+    def _refusals_until_one_may(self, hosts: list[HostState], job: JobState) -> list[str | None]:
+        """The hosts' refusals, up to the first host that may run the job: a queued job among
+        many hosts costs one check, not one per host."""
+        hosts_used, owners_used = job.hosts_used, self._owners_used(job)
+        pool_owners = self.pool_owners(job.visibility)
+        out: list[str | None] = []
+        for h in hosts:
+            out.append(pol.refusal(host=h.view(), visibility=job.visibility, memory_needed=job.memory,
+                                   hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners))
+            if out[-1] is None:
+                break
+        return out
+
+    def alive_hosts(self, now: float) -> list[HostState]:
+        return self._alive_hosts(now)
+
+    def _alive_hosts(self, now: float) -> list[HostState]:
+        return [h for h in self.hosts.values() if h.alive(now, self.lease_seconds)]
+
+    def why(self, job_id: int, now: float, alive: list[HostState] | None = None) -> why_mod.Why | None:
+        """Why this active job is not progressing (None when it is not active here). ``alive``:
+        the hosts alive now, when the caller asks about many jobs at once."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if alive is None:
+            alive = self._alive_hosts(now)
+        active = sum(1 for r in job.replicas if r.status.active)
+        ends_in = None
+        if job.stuck_since is not None:
+            ends_in = job.stuck_since + self.patience - now
+        return why_mod.explain(
+            status=job.status.value,
+            active=active,
+            wanted=job.wanted,
+            quorum=(SOLO if job.solo else job.policy).quorum,
+            digests=[r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
+                     and r.verdict is not Verdict.REJECTED],
+            refusals=self._refusals_until_one_may(alive, job),
+            hosts_known=len(self.hosts),
+            memory_needed=job.memory,
+            largest_memory=max((h.memory for h in alive), default=0),
+            ends_in=ends_in,
+        )
+
+    def _check_stuck(self, now: float, ch: Changes) -> None:
+        """End the tried jobs that no host alive has been able to take for ``patience`` (policy)."""
+        if not self._watch:
+            return
+        alive = None
+        for jid in sorted(self._watch):
+            job = self.jobs.get(jid)
+            if job is None or job.wanted <= 0 or any(r.status.active for r in job.replicas):
+                self._watch.discard(jid)
+                if job is not None:
+                    job.stuck_since = None
+                continue
+            if alive is None:
+                alive = self._alive_hosts(now)
+            if None in self._refusals_until_one_may(alive, job):
+                job.stuck_since = None  # a host may take it: it only waits for a free slot
+                continue
+            if job.stuck_since is None:
+                job.stuck_since = now
+                continue
+            if now - job.stuck_since < self.patience:
+                continue
+            self._watch.discard(jid)
+            done = [r for r in job.replicas if r.status is ReplicaStatus.DONE]
+            digests = [r.digest for r in done if r.digest and r.verdict is not Verdict.REJECTED]
+            for r in done:
+                if r.validation is Validation.PENDING:
+                    r.validation = replica_fsm.validate(r.validation, Validation.INVALID)
+                    ch.replica(r.id, validation=r.validation.value)
+            reason = pol.no_quorum_reason(
+                quorum=job.policy.quorum, digests=digests,
+                failed=sum(1 for r in job.replicas if r.status is ReplicaStatus.FAILED), hosts_alive=len(alive),
+            )
+            tail = f": {job.last_stderr}" if job.last_stderr and not digests else ""
+            self._end(job, JobStatus.ERROR, now, ch, error=reason + tail)
 
     def _trusted(self, host: HostState, job_id: int) -> bool:
         """May this host's result certify this job alone? Trusted hosts only, minus spot checks.
@@ -510,6 +602,7 @@ class Engine:
         for job in touched.values():
             self._settle(job, now, ch)
         self.refresh_pool(now)
+        self._check_stuck(now, ch)
         return ch
 
     # -- internals ---------------------------------------------------------------------------------
@@ -561,6 +654,8 @@ class Engine:
         else:
             job.wanted = d.spawn
             self._enqueue(job)
+            if job.wanted > 0 and job.replicas and not any(r.status.active for r in job.replicas):
+                self._watch.add(job.id)
         return d
 
     def _end(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:

@@ -1,14 +1,34 @@
 """Which host may run which job, and whose job goes next. Pure functions, no I/O.
 
-- A host never gets two replicas of one job, and — while the pool of volunteers allows — never a
-  replica of a job that another host of the same volunteer already ran, so one person running many
-  hosts cannot outvote the others.
-- A host gets only jobs it may read and whose memory limit fits.
+- A host never holds two replicas of one job, nor gets one of a job it already gave a result for.
+  A replica that FAILED, was LOST or ABORTED gave no result: its host may take the job again
+  (else a failed job on a one-host site would never be retried; its retries are bounded by the
+  job's ``max_errors``).
+- While the pool of volunteers allows, a host never gets a replica of a job that another host of
+  the same volunteer already runs or ran, so one person running many hosts cannot outvote the
+  others. When every volunteer alive who may run the job already has (``pool_owners <=
+  len(owners_used)``), the rule is relaxed: distinct *hosts* are then all that is asked.
+- A host gets only jobs whose memory limit fits, and that its visibility admits. Jobs are submitted
+  visible to every host (``PUBLIC``): data a job may read is not data other users may list. A host
+  may download only the inputs of the replicas it holds, and users' access to data is checked in
+  the data API, unchanged. (Narrower visibilities remain for jobs stored by earlier versions.)
 - Fair share: the owner with the fewest replicas running goes first; oldest job first within.
+
+**When a job ends because no quorum is possible.** ``quorum`` agreeing results must come from
+distinct hosts. A job that has been tried (at least one replica finished), has no replica running,
+still wants replicas, and that *no host alive may take* (:func:`refusal` refuses every one) is
+*stuck*. If it stays stuck for ``patience`` seconds (``[scheduler] no_quorum_seconds``, 5 minutes
+by default: time for a restarting worker to come back, or for the workers of a site that is
+starting to register), it ends in ERROR with the reason (:func:`no_quorum_reason`):
+e.g. replication 3 on a one-host site, or three disagreeing results on a three-host site. Any
+replica dispatched meanwhile, or a host joining that may take it, ends the wait (and a restarted
+coordinator counts again from its start: the countdown is not stored). A job never tried
+(a site with no worker alive) waits, and says why (``xwpy status``), but never ends by this rule.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -40,7 +60,14 @@ class HostView:
     memory: int
 
 
-def eligible(
+# Refusal reasons (stable strings: :mod:`why` groups hosts by them).
+RAN_IT = "has already run it"
+TOO_SMALL = "has too little memory"
+NOT_ADMITTED = "may not read its inputs"
+SAME_VOLUNTEER = "its volunteer already runs or ran it"
+
+
+def refusal(
     *,
     host: HostView,
     visibility: Visibility,
@@ -48,17 +75,38 @@ def eligible(
     hosts_used: Iterable[int],
     owners_used: set[int] | frozenset[int],
     pool_owners: int,
-) -> bool:
+) -> str | None:
+    """Why this host may not take a replica of this job, or None when it may."""
     if host.id in hosts_used:
-        return False
+        return RAN_IT
     if memory_needed and host.memory and memory_needed > host.memory:
-        return False
+        return TOO_SMALL
     if not visibility.admits(host.owner_id, host.group):
-        return False
+        return NOT_ADMITTED
     # Another volunteer could still take it: keep volunteers distinct.
     if host.owner_id in owners_used and pool_owners > len(owners_used):
-        return False
-    return True
+        return SAME_VOLUNTEER
+    return None
+
+
+def eligible(**kw) -> bool:
+    return refusal(**kw) is None
+
+
+def no_quorum_reason(*, quorum: int, digests: list[str], failed: int, hosts_alive: int) -> str:
+    """The ERROR message of a job that no host alive may take any more (see the module docstring)."""
+    counts = Counter(digests)
+    best = max(counts.values(), default=0)
+    if len(counts) > 1:
+        what = f"{len(digests)} results disagree ({len(counts)} digests, best agreement {best} of {quorum})"
+    elif digests:
+        what = f"{best} agreeing result{'s' if best != 1 else ''} of {quorum} needed"
+    else:
+        what = f"no result ({failed} failed)"
+    return (
+        f"no quorum possible: {what}, and none of the {hosts_alive} host{'s' if hosts_alive != 1 else ''} "
+        f"alive may run another replica (quorum needs distinct hosts)"
+    )
 
 
 def fair_order(running_by_owner: dict[int, int], owners: Iterable[int]) -> list[int]:

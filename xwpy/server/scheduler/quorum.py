@@ -4,6 +4,10 @@ A job is certified when ``quorum`` finished replicas report the same result dige
 result is proven by the app's verifier. Disagreement and failures add replicas, up to
 ``max_replicas`` results in all; ``max_errors`` failed replicas end the job in ERROR. Replicas lost
 with their host, or aborted, are not the job's fault and count against neither bound.
+
+``decide`` sees replicas only, not hosts: a job that still wants replicas but that no host alive
+may run (its replicas disagree and every host has given a result, or its quorum needs more distinct
+hosts than the site has) is ended by the scheduler's no-quorum rule, documented in ``policy.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""Why a job is not progressing, in one line. A pure function, no I/O.
+
+The scheduler gathers the facts (:meth:`Engine.why`): the job's replicas, and for every host alive
+the reason :func:`policy.refusal` gives for not running it (None when it may). :func:`explain`
+turns them into the line ``xwpy status`` shows and into ``stalled``: true when no host alive may
+take the job, so that it cannot progress until something changes (a host joins, or the job ends by
+the no-quorum rule documented in :mod:`policy`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from xwpy.server.scheduler import policy as pol
+
+FINAL = ("COMPLETED", "ERROR", "CANCELLED")
+MiB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    stalled: bool
+    line: str  # "" when the job is final or progressing
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def explain(
+    *,
+    status: str,
+    active: int,
+    wanted: int,
+    quorum: int,
+    digests: list[str],
+    refusals: list[str | None],
+    hosts_known: int,
+    memory_needed: int = 0,
+    largest_memory: int = 0,
+    ends_in: float | None = None,
+) -> Why:
+    """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
+    it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
+    no-quorum rule, when it is counting down."""
+    if status in FINAL or wanted <= 0:
+        return Why(False, "")
+    if not refusals:
+        if hosts_known == 0:
+            line = "no host alive: no worker has registered with this site yet"
+        else:
+            line = f"no host alive ({_plural(hosts_known, 'host')} registered, none heard from lately)"
+        return Why(not active, f"{active} running; for more: {line}" if active else line)
+    if None in refusals:
+        running = f"{active} running; " if active else ""
+        return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot")
+    counts = Counter(refusals)
+    n = len(refusals)
+    agree = Counter(digests)
+    best = max(agree.values(), default=0)
+    if counts[pol.TOO_SMALL] == n:
+        line = (f"needs {memory_needed // MiB} MiB of memory, more than any host alive offers "
+                f"(largest {largest_memory // MiB} MiB)")
+    elif counts[pol.NOT_ADMITTED] == n:
+        line = "no host alive may read its inputs (the job may run only on its owner's or group's hosts)"
+    elif counts[pol.SAME_VOLUNTEER]:
+        line = f"waiting for {_plural(wanted, 'more distinct volunteer')} (one volunteer's hosts may not outvote others)"
+    elif len(agree) > 1 and counts[pol.RAN_IT] == n:
+        line = (f"replicas disagree ({_plural(len(digests), 'result')}, {len(agree)} digests, best agreement "
+                f"{best} of {quorum}): waiting for a host that has not run it")
+    elif counts[pol.RAN_IT] == n:
+        more = max(quorum - best, 1)
+        line = (f"waiting for {_plural(more, 'more distinct host')}: quorum {quorum} needs distinct hosts, "
+                f"and {'the only host' if n == 1 else f'all {n} hosts'} alive {'has' if n == 1 else 'have'} run it")
+    else:
+        parts = ", ".join(f"{reason}: {c}" for reason, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        line = f"no host alive may run it ({parts})"
+    if active:
+        line = f"{active} running; for more: {line}"
+    if ends_in is not None and not active:
+        line += f"; ends in ERROR in {max(ends_in, 0):.0f} s unless a host that may run it appears"
+    return Why(not active, line)
