@@ -293,6 +293,7 @@ class Limits:
     memory_bytes: int = field(Int(16 << 20, 1 << 40), default=1 << 30)
     output_bytes: int = field(Int(1, 1 << 34), default=256 << 20)
     processes: int = field(Int(1, 4096), default=64)
+    cores: int = field(Int(1, 4096), default=1)  # the host's cores a replica occupies (packing, pinning)
 
 
 VALIDATOR_RE = re.compile(r"quorum|verifier:[A-Za-z0-9_.-]{1,64}")
@@ -425,9 +426,11 @@ class CancelJobs:
 @message
 class RegisterHost:
     name: str = field(Str(64, min_len=1))
-    cpus: int = field(Int(1, 4096))
-    memory: int = field(Int(0, 1 << 50))
+    cpus: int = field(Int(1, 4096))  # the cores its volunteer lends
+    memory: int = field(Int(0, 1 << 50))  # the memory its volunteer lends
     os: str = field(Str(64), default="")
+    platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
+    images: bool = field(Bool(), default=False)  # it runs image apps (it has a sandbox for them)
 
 
 @message
@@ -440,7 +443,13 @@ class HostRegistered:
 
 @message
 class Hello:
-    """A (re)started worker: whatever it held before is gone."""
+    """A (re)started worker: whatever it held before is gone. It says what it offers now (its
+    volunteer may have changed it since it registered)."""
+
+    cpus: int | None = field(Optional(Int(1, 4096)), default=None)
+    memory: int | None = field(Optional(Int(0, 1 << 50)), default=None)
+    platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
+    images: bool | None = field(Optional(Bool()), default=None)
 
 
 @message

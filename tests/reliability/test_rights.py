@@ -81,13 +81,19 @@ def matrix(ids) -> list[Entry]:
               {"name": "app-of-{role}", "command": ["true"]}, per_role=True),
         Entry("GET", "/apps", "/apps", statuses(ok=USERS, host=403)),
         Entry("GET", "/apps/{name}", "/apps/alice-app", statuses(ok=("admin", "alice"), bob=404, worker=404, host=403)),
+        Entry("POST", "/apps/{name}/versions", "/apps/alice-app/versions",
+              statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
+              {"platform": "linux-{role}", "bundle": ids.alice_data}, per_role=True),
         Entry("PUT", "/data/{sha256:sha}", "/data/{sha}", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
               b"the data of {role}", per_role=True),
         Entry("GET", "/data/{sha256:sha}", f"/data/{ids.alice_data}",
               statuses(ok=("admin", "alice"), bob=404, worker=404, host=404)),
         Entry("GET", "/data", "/data", statuses(ok=("admin", "alice", "bob"), worker=403, host=403)),
+        # Another's private input: 400 naming it (bob). A job no host alive could run (alice-app's
+        # memory) is refused too, so this submits to the public app: what a host is handed must not
+        # carry alice's secrets.
         Entry("POST", "/jobs", "/jobs", statuses(ok=("admin", "alice"), bob=400, worker=403, host=403),
-              {"jobs": [{"app": "alice-app", "args": ["x"], "inputs": [{"name": "alicesecretdata.txt", "sha256": ids.alice_data}]}]}),
+              {"jobs": [{"app": "public-app", "args": ["x"], "inputs": [{"name": "in.txt", "sha256": ids.alice_data}]}]}),
         # all=1: everyone's jobs — for an admin; anyone else still sees their own only.
         Entry("GET", "/jobs", "/jobs?all=1", statuses(ok=USERS, host=403)),
         Entry("GET", "/jobs/summary", "/jobs/summary?all=1&batch=alice-batch", statuses(ok=USERS, host=403)),
@@ -148,20 +154,24 @@ def build_site(grid) -> Site:
     alice = grid.client(grid.user("alice"))
     bob = grid.user("bob")
     vol = grid.user("vol", "worker")
+    # Any volunteer's host may run any job, and is handed its args and input names: alice's app
+    # asks for more memory than any host here offers, so her jobs stay PENDING and no host sees them.
+    # (They are submitted before the host registers: with hosts alive and none big enough, such a
+    # submission is refused at once.)
+    alice.register_app(name="alice-app", access="private", replication=1, quorum=1, limits={"memory_bytes": 1 << 40},
+                       command=["{python}", "-c", "print('alice-private-app-cmd')", "{args}"])
+    alice.register_app(name="public-app", command=["true"], replication=1, quorum=1)
+    alice_data = alice.put_bytes(b"alice's secret bytes", name="alicesecretdata.txt")["sha256"]
+    alice_jobs = alice.submit([
+        {"app": "alice-app", "args": [arg], "inputs": [{"name": "alicesecretdata.txt", "sha256": alice_data}]}
+        for arg in ("alice-secret-arg", "alice-secret-arg-2")
+    ], batch="alice-batch")
     host = grid.client(vol).call("POST", "/work/register", {"name": "vol-secret-host", "cpus": 1, "memory": 1 << 30})
     forged = "xwu_" + hashlib.sha256(os.urandom(16)).hexdigest()[:43]
     s = Site({"admin": grid.admin_token, "alice": alice.endpoint.token, "bob": bob, "worker": vol,
               "host": host["token"], "anonymous": None, "forged": forged})
-    # Any volunteer's host may run any job, and is handed its args and input names: alice's app
-    # asks for more memory than any host here offers, so her jobs stay PENDING and no host sees them.
-    alice.register_app(name="alice-app", access="private", replication=1, quorum=1, limits={"memory_bytes": 1 << 40},
-                       command=["{python}", "-c", "print('alice-private-app-cmd')", "{args}"])
-    alice.register_app(name="public-app", command=["true"], replication=1, quorum=1)
-    s.alice_data = alice.put_bytes(b"alice's secret bytes", name="alicesecretdata.txt")["sha256"]
-    [s.alice_job, s.cancel_job] = alice.submit([
-        {"app": "alice-app", "args": [arg], "inputs": [{"name": "alicesecretdata.txt", "sha256": s.alice_data}]}
-        for arg in ("alice-secret-arg", "alice-secret-arg-2")
-    ], batch="alice-batch")
+    s.alice_data = alice_data
+    [s.alice_job, s.cancel_job] = alice_jobs
     # A certified job of alice's, by the host acting by hand: pull it, report a result inline.
     [s.certified_job] = alice.submit([{"app": "public-app", "args": ["alice-secret-arg-3"]}])
     hc = grid.client(host["token"])

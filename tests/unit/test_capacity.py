@@ -56,3 +56,84 @@ def test_reasons_name_what_is_missing():
     assert "needs 2048 MiB of memory, the host offers 1024 MiB" in never(host, Need(memory=2 << 30))
     assert "no version for it (linux-x86_64, no images; the app has any image)" in never(host, Need(versions=(Version("any", True),)))
     assert never(host, Need(versions=ANY_BUNDLE)) is None
+
+
+# -- the engine packs hosts and matches platforms ------------------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from xwpy.server.catalog.rows import AppVersion  # noqa: E402
+from xwpy.server.scheduler import policy as pol  # noqa: E402
+from xwpy.server.scheduler.engine import Engine, HostState, NewJob  # noqa: E402
+from xwpy.server.scheduler.policy import PUBLIC  # noqa: E402
+from xwpy.server.scheduler.quorum import Policy  # noqa: E402
+
+GiB = 1 << 30
+
+
+def app(cores=1, versions=(AppVersion("any"),)):
+    return SimpleNamespace(limits={"cores": cores}, versions=versions)
+
+
+def grid_engine(apps: dict, hosts: list[HostState]) -> Engine:
+    e = Engine(lease_seconds=10.0, apps=apps.get)
+    for h in hosts:
+        e.add_host(h)
+    e.refresh_pool(0.0)
+    return e
+
+
+def jobs(e, app_id, n, memory):
+    ids, _ = e.add_jobs([NewJob(99, app_id, Policy(1, 1, 3, 3), PUBLIC, memory, {}) for _ in range(n)], 0.0)
+    return ids
+
+
+def test_four_4gib_jobs_land_two_at_a_time_on_an_8gib_host():
+    e = grid_engine({1: app()}, [HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=8)])
+    jobs(e, 1, 4, 4 * GiB)
+    got, _ = e.assign(1, 4, 1.0)
+    assert len(got) == 2
+    assert e.assign(1, 2, 1.0)[0] == []  # no room until one ends
+
+
+def test_cores_are_packed_too():
+    e = grid_engine({1: app(cores=3)}, [HostState(1, 10, "", 64 * GiB, last_alive=0.0, cores=8)])
+    jobs(e, 1, 4, GiB)
+    assert len(e.assign(1, 4, 1.0)[0]) == 2  # 3 + 3 <= 8 < 9
+
+
+def test_a_job_goes_only_to_a_host_with_a_version_for_it():
+    arm_only = app(versions=(AppVersion("linux-aarch64", "b" * 64),))
+    image = app(versions=(AppVersion("linux-x86_64", image={"platform": "linux-x86_64", "sha256": "c" * 64}),))
+    hosts = [HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=4, platform="linux-x86_64", images=False),
+             HostState(2, 11, "", 8 * GiB, last_alive=0.0, cores=4, platform="linux-aarch64", images=False),
+             HostState(3, 12, "", 8 * GiB, last_alive=0.0, cores=4, platform="linux-x86_64", images=True)]
+    e = grid_engine({1: arm_only, 2: image}, hosts)
+    [arm_job] = jobs(e, 1, 1, GiB)
+    [image_job] = jobs(e, 2, 1, GiB)
+    assert e.assign(1, 2, 1.0)[0] == []
+    assert [r.job_id for r in e.assign(2, 2, 1.0)[0]] == [arm_job]
+    assert [r.job_id for r in e.assign(3, 2, 1.0)[0]] == [image_job]
+
+
+def test_a_job_no_host_can_run_says_why():
+    e = grid_engine({1: app(versions=(AppVersion("darwin-arm64", "b" * 64),))},
+                    [HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=4, platform="linux-x86_64")])
+    [jid] = jobs(e, 1, 1, GiB)
+    assert e.assign(1, 1, 1.0)[0] == []
+    why = e.why(jid, 1.0)
+    assert why is not None and why.stalled and pol.NO_VERSION in why.line, why
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 6)), min_size=1, max_size=12),
+       st.integers(1, 8), st.integers(1, 16), st.integers(1, 8))
+def test_engine_never_packs_beyond_an_offer(specs, host_cores, host_gib, slots):
+    apps = {i: app(cores=c) for i, (c, _) in enumerate(specs, 1)}
+    e = grid_engine(apps, [HostState(1, 10, "", host_gib * GiB, last_alive=0.0, cores=host_cores)])
+    for i, (_, gib) in enumerate(specs, 1):
+        jobs(e, i, 1, gib * GiB)
+    for step in range(3):
+        e.assign(1, slots, float(step))
+        running = [e.jobs[e.replicas[r].job_id] for r in e.hosts[1].active]
+        assert sum(e.need(j).cores for j in running) <= host_cores
+        assert sum(j.memory for j in running) <= host_gib * GiB

@@ -12,6 +12,7 @@ from __future__ import annotations
 from xwpy import protocol
 from xwpy.server.api.router import bad_request
 from xwpy.server.catalog.rows import User
+from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler.engine import NewJob
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import Policy
@@ -73,4 +74,25 @@ async def _submit(co, user: User, msg: protocol.SubmitJobs) -> list[int]:
                 },
             )
         )
+    _check_runnable(co, new, msg)
     return await co.dispatcher.submit(new)
+
+
+def _check_runnable(co, new: list[NewJob], msg: protocol.SubmitJobs) -> None:
+    """A job that no host alive could run even idle (too little memory or too few cores anywhere,
+    no version of its app for any platform there) is refused at once, naming why; with no host
+    alive at all it is accepted (it waits, and says why)."""
+    engine = co.dispatcher.engine
+    alive = engine.alive_hosts(co.now())
+    if not alive:
+        return
+    seen: set[tuple[int, int]] = set()
+    for i, nj in enumerate(new):
+        if (nj.app_id, nj.memory) in seen:
+            continue
+        seen.add((nj.app_id, nj.memory))
+        need = engine.need(nj)
+        reasons = [capacity.never(h.view().offer, need) for h in alive]
+        if all(reasons):
+            raise bad_request(f"no host alive could run it: {reasons[0]} ({len(alive)} hosts alive)",
+                              f"jobs[{i}].app")

@@ -45,10 +45,12 @@ def register(cli: click.Group) -> None:
     @click.option("--memory", "memory_bytes", type=click.IntRange(16 << 20), default=1 << 30, show_default=True)
     @click.option("--output", "output_bytes", type=click.IntRange(1), default=256 << 20, show_default=True)
     @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
+    @click.option("--cores", type=click.IntRange(1, 4096), default=1, show_default=True,
+                  help="Cores a job occupies: a host runs jobs side by side only while their cores fit its offer.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
     def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive, wall_seconds,
-                     cpu_seconds, memory_bytes, output_bytes, processes, as_json):
+                     cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
 
@@ -64,7 +66,7 @@ def register(cli: click.Group) -> None:
             validator=validator,
             replication=replication, quorum=quorum, adaptive=adaptive,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
-                    "output_bytes": output_bytes, "processes": processes},
+                    "output_bytes": output_bytes, "processes": processes, "cores": cores},
         )
         emit(info, as_json, f"app {info['name']} registered (id {info['id']})")
 

@@ -25,18 +25,23 @@ def install(api: Api, co) -> None:
         digest = tokens.token_hash(token)
         now = co.now()
         host_id = await co.catalog.hosts.add(
-            owner_id=ctx.user.id, name=msg.name, token_hash=digest, cpus=msg.cpus, memory=msg.memory, os=msg.os, now=now
+            owner_id=ctx.user.id, name=msg.name, token_hash=digest, cpus=msg.cpus, memory=msg.memory, os=msg.os, now=now,
+            platform=msg.platform or "", images=msg.images,
         )
         co.directory.add_host(
-            Host(host_id, ctx.user.id, msg.name, digest, msg.cpus, msg.memory, msg.os, now, now, 0, ctx.user.login, ctx.user.group)
+            Host(host_id, ctx.user.id, msg.name, digest, msg.cpus, msg.memory, msg.os, now, now, 0, ctx.user.login,
+                 ctx.user.group, msg.platform or "", msg.images)
         )
-        co.dispatcher.add_host(HostState(host_id, ctx.user.id, ctx.user.group, msg.memory, 0, now))
+        co.dispatcher.add_host(HostState(host_id, ctx.user.id, ctx.user.group, msg.memory, 0, now, cores=msg.cpus,
+                                         platform=msg.platform or "", images=msg.images))
         co.log.info("host {id} ({name}) registered by {login}", id=host_id, name=msg.name, login=ctx.user.login)
         return {"host_id": host_id, "token": token, **timing()}
 
     @api.route("POST", "/work/hello", HOST)
     async def hello(ctx: Ctx):
-        await co.dispatcher.hello(ctx.principal.host_id)
+        msg = protocol.parse(protocol.Hello, ctx.json())
+        offer = {k: v for k, v in protocol.encode(msg).items() if v is not None}
+        await co.dispatcher.hello(ctx.principal.host_id, offer)
         return timing()
 
     async def pull(ctx: Ctx, want: protocol.WorkRequest) -> list:

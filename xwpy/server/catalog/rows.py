@@ -83,6 +83,8 @@ class Host:
     reputation: int
     owner: str = ""
     group: str = ""
+    platform: str = ""
+    images: bool = False
 
 
 @dataclass(frozen=True, slots=True)

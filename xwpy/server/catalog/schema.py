@@ -121,6 +121,9 @@ hosts = Table(
     Column("registered_at", Float, nullable=False),
     Column("last_alive", Float, nullable=False),
     Column("reputation", Integer, nullable=False, default=0),
+    # What the worker offers (with cpus and memory above, as of its last hello): see capacity.Offer.
+    Column("platform", String(40), nullable=False, server_default=text("''")),
+    Column("images", Boolean, nullable=False, server_default=false()),
 )
 
 jobs = Table(

@@ -55,8 +55,22 @@ def version_for(offer: Offer, versions: tuple[Version, ...]) -> int | None:
     return fallback
 
 
+VERSION, CORES, MEMORY = "version", "cores", "memory"
+
+
+def lacking(offer: Offer, need: Need) -> str | None:
+    """What the host lacks to run the job even idle (VERSION, CORES or MEMORY), or None."""
+    if version_for(offer, need.versions) is None:
+        return VERSION
+    if need.cores > offer.cores:
+        return CORES
+    if need.memory and offer.memory and need.memory > offer.memory:
+        return MEMORY
+    return None
+
+
 def never(offer: Offer, need: Need) -> str | None:
-    """Why this host could not run the job even idle, or None if it could."""
+    """Why this host could not run the job even idle, in words, or None if it could."""
     if version_for(offer, need.versions) is None:
         wanted = ", ".join(sorted({v.platform + (" image" if v.image else "") for v in need.versions}))
         have = (offer.platform or "an unknown platform") + ("" if offer.images else ", no images")
@@ -70,7 +84,7 @@ def never(offer: Offer, need: Need) -> str | None:
 
 def fits(offer: Offer, used_cores: int, used_memory: int, need: Need) -> bool:
     """May the host start this job now, beside what it runs?"""
-    if never(offer, need) is not None:
+    if lacking(offer, need) is not None:
         return False
     if used_cores + need.cores > offer.cores:
         return False

@@ -105,7 +105,7 @@ class Dispatcher(service.Service):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_wait = max_wait_seconds
         self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check,
-                             patience=no_quorum_seconds)
+                             patience=no_quorum_seconds, apps=apps)
         self._reap_seconds = reap_seconds
         self._reaper: task.LoopingCall | None = None
         self._waiters: deque[_Waiter] = deque()
@@ -147,7 +147,8 @@ class Dispatcher(service.Service):
         now = self.reactor.seconds()
         ch = self.engine.load(
             hosts=[
-                HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive) for h in hosts
+                HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive, cores=h.cpus,
+                          platform=h.platform, images=h.images) for h in hosts
             ],
             jobs=job_states,
             replicas=reps,
@@ -373,14 +374,19 @@ class Dispatcher(service.Service):
         await self._commit(ch, now)
         return abort
 
-    async def hello(self, host_id: int) -> None:
-        """A worker (re)started: whatever its host held is lost, and gets rescheduled now."""
-        await self.release(host_id, None, "worker restarted")
+    async def hello(self, host_id: int, offer: dict | None = None) -> None:
+        """A worker (re)started: whatever its host held is lost, and gets rescheduled now; what it
+        offers (cpus, memory, platform, images) replaces what it offered before."""
+        await self.release(host_id, None, "worker restarted", offer)
 
-    async def release(self, host_id: int, replica_ids: Iterable[int] | None, why: str = "released by worker") -> None:
+    async def release(self, host_id: int, replica_ids: Iterable[int] | None, why: str = "released by worker",
+                      offer: dict | None = None) -> None:
         self._check()
         now = self.reactor.seconds()
         ch = self.engine.lose(host_id, replica_ids, now, why)
+        if offer:
+            self.engine.offer(host_id, **offer)
+            ch.host(host_id, **offer)
         self.engine.touch(host_id, now)
         ch.host(host_id, last_alive=now)
         self.stats.lost += _lost(ch)

@@ -16,11 +16,12 @@ import hashlib
 import heapq
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.lifecycle import job as job_fsm
 from xwpy.lifecycle import replica as replica_fsm
+from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import why as why_mod
 from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
@@ -33,6 +34,8 @@ _NONE: frozenset = frozenset()
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
 # a work request when the head of the queue is full of jobs this host already ran.
 SCAN_LIMIT = 64
+# The cores of a host whose worker did not say (an earlier xwpy): its slots bound it instead.
+UNSAID_CORES = 1 << 12
 
 
 @dataclass(slots=True)
@@ -94,6 +97,9 @@ class HostState:
     # Counted as alive until then whatever its last sign of life: set at load for the hosts that
     # were alive when the coordinator stopped (they could not reach it while it was away).
     presumed_until: float = 0.0
+    cores: int = 0  # what its volunteer lends (0: not said, by a worker of an earlier xwpy)
+    platform: str = ""
+    images: bool = False
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
@@ -101,7 +107,8 @@ class HostState:
         return self.last_alive >= now - lease_seconds or self.presumed_until >= now
 
     def view(self) -> pol.HostView:
-        return pol.HostView(self.id, self.owner_id, self.group, self.memory)
+        offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images)
+        return pol.HostView(self.id, self.owner_id, self.group, self.memory, offer)
 
 
 @dataclass(slots=True)
@@ -165,7 +172,7 @@ class Changes:
 
 class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
-                 salt: bytes | None = None, patience: float | None = None):
+                 salt: bytes | None = None, patience: float | None = None, apps: Callable[[int], Any] | None = None):
         self.lease_seconds = lease_seconds
         # How long a tried job that no host alive may take waits before it ends in ERROR (policy).
         self.patience = lease_seconds if patience is None else patience
@@ -183,6 +190,10 @@ class Engine:
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self.next_job_id = 1
         self.next_replica_id = 1
+        # What each app's jobs need besides their memory (cores, the app's versions), from the
+        # apps as the caller knows them now (an app gains versions); cached per app object.
+        self._apps = apps
+        self._needs: dict[tuple[int, int], tuple[object, capacity.Need]] = {}
         # The volunteers with a host alive, for the distinct-volunteers rule, overall and by group.
         # Kept current as hosts join and show signs of life (between two refreshes, an undercount
         # would let one volunteer's hosts take several replicas of a job — and outvote the others).
@@ -325,10 +336,13 @@ class Engine:
         host = self.hosts[host_id]
         ch = Changes()
         out: list[ReplicaState] = []
+        used = self._room(host)
         for _ in range(slots):
-            job = self._next_job_for(host)
+            job = self._next_job_for(host, used)
             if job is None:
                 break
+            need = self.need(job)
+            used = (used[0] + need.cores, used[1] + need.memory)
             rid = self.next_replica_id
             self.next_replica_id += 1
             r = ReplicaState(
@@ -364,7 +378,7 @@ class Engine:
             out.append(r)
         return out, ch
 
-    def _next_job_for(self, host: HostState) -> JobState | None:
+    def _next_job_for(self, host: HostState, used: tuple[int, int] = (0, 0)) -> JobState | None:
         view = host.view()
         owners = [o for o, heap in self._ready.items() if heap]
         for owner in pol.fair_order(self._running, owners):
@@ -378,7 +392,7 @@ class Engine:
                     if job is not None:
                         job.in_queue = False
                     continue
-                if self._refusal(view, job) is None:
+                if self._refusal(view, job) is None and capacity.fits(view.offer, *used, self.need(job)):
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
@@ -392,15 +406,54 @@ class Engine:
                 return found
         return None
 
+    # -- capacity ----------------------------------------------------------------------------------
+
+    def need(self, job: JobState) -> capacity.Need:
+        app = self._apps(job.app_id) if self._apps is not None else None
+        key = (job.app_id, job.memory)
+        hit = self._needs.get(key)
+        if hit is not None and hit[0] is app:
+            return hit[1]
+        if app is None:
+            n = capacity.Need(1, job.memory)
+        else:
+            n = capacity.Need(int(app.limits.get("cores", 1)), job.memory,
+                              tuple(capacity.Version(v.runs_on, v.image is not None) for v in app.versions))
+        self._needs[key] = (app, n)
+        return n
+
+    def offer(self, host_id: int, *, cpus: int | None = None, memory: int | None = None,
+              platform: str | None = None, images: bool | None = None) -> None:
+        """A worker's new offer (at its hello)."""
+        h = self.hosts.get(host_id)
+        if h is None:
+            return
+        h.cores = h.cores if cpus is None else cpus
+        h.memory = h.memory if memory is None else memory
+        h.platform = h.platform if platform is None else platform
+        h.images = h.images if images is None else images
+
+    def _room(self, host: HostState) -> tuple[int, int]:
+        """The cores and memory the replicas running on a host need, summed."""
+        cores = memory = 0
+        for rid in host.active:
+            job = self.jobs.get(self.replicas[rid].job_id)
+            if job is not None:
+                n = self.need(job)
+                cores += n.cores
+                memory += n.memory
+        return cores, memory
+
     def _refusal(self, view: pol.HostView, job: JobState) -> str | None:
         return self._refusals([view], job)[0]
 
     def _refusals(self, views: list[pol.HostView], job: JobState) -> list[str | None]:
         hosts_used, owners_used = job.hosts_used, self._owners_used(job)
         pool_owners = self.pool_owners(job.visibility)
+        need = self.need(job)
         return [
             pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory, hosts_used=hosts_used,
-                        owners_used=owners_used, pool_owners=pool_owners)
+                        owners_used=owners_used, pool_owners=pool_owners, need=need)
             for v in views
         ]
 
@@ -409,10 +462,12 @@ class Engine:
         many hosts costs one check, not one per host."""
         hosts_used, owners_used = job.hosts_used, self._owners_used(job)
         pool_owners = self.pool_owners(job.visibility)
+        need = self.need(job)
         out: list[str | None] = []
         for h in hosts:
             out.append(pol.refusal(host=h.view(), visibility=job.visibility, memory_needed=job.memory,
-                                   hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners))
+                                   hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners,
+                                   need=need))
             if out[-1] is None:
                 break
         return out

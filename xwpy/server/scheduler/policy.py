@@ -8,7 +8,9 @@
   the same volunteer already runs or ran, so one person running many hosts cannot outvote the
   others. When every volunteer alive who may run the job already has (``pool_owners <=
   len(owners_used)``), the rule is relaxed: distinct *hosts* are then all that is asked.
-- A host gets only jobs whose memory limit fits, and that its visibility admits. Jobs are submitted
+- A host gets only jobs whose memory limit fits, for which it has a version of the app (its
+  platform's, or one for any), and that its visibility admits; and only while the cores and
+  memory of the replicas it runs, summed, leave room for the job's (:mod:`capacity`). Jobs are submitted
   visible to every host (``PUBLIC``): data a job may read is not data other users may list. A host
   may download only the inputs of the replicas it holds, and users' access to data is checked in
   the data API, unchanged. (Narrower visibilities remain for jobs stored by earlier versions.)
@@ -31,6 +33,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
+
+from xwpy.server.scheduler import capacity
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +62,14 @@ class HostView:
     owner_id: int
     group: str
     memory: int
+    offer: capacity.Offer | None = None  # None: an offer of `memory` only (no core or platform check)
 
 
 # Refusal reasons (stable strings: :mod:`why` groups hosts by them).
 RAN_IT = "has already run it"
 TOO_SMALL = "has too little memory"
+FEW_CORES = "has too few cores"
+NO_VERSION = "has no version of its app for its platform"
 NOT_ADMITTED = "may not read its inputs"
 SAME_VOLUNTEER = "its volunteer already runs or ran it"
 
@@ -75,12 +82,18 @@ def refusal(
     hosts_used: Iterable[int],
     owners_used: set[int] | frozenset[int],
     pool_owners: int,
+    need: capacity.Need | None = None,
 ) -> str | None:
-    """Why this host may not take a replica of this job, or None when it may."""
+    """Why this host may not take a replica of this job, or None when it may (when it is idle:
+    whether it has room beside what it runs is :func:`capacity.fits`, a wait, not a refusal)."""
     if host.id in hosts_used:
         return RAN_IT
     if memory_needed and host.memory and memory_needed > host.memory:
         return TOO_SMALL
+    if need is not None and host.offer is not None:
+        lack = capacity.lacking(host.offer, need)
+        if lack is not None:
+            return {capacity.VERSION: NO_VERSION, capacity.CORES: FEW_CORES, capacity.MEMORY: TOO_SMALL}[lack]
     if not visibility.admits(host.owner_id, host.group):
         return NOT_ADMITTED
     # Another volunteer could still take it: keep volunteers distinct.
