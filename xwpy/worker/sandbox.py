@@ -5,8 +5,17 @@ worker's session, drops to the job's user, and ``exec``s the job's command in it
 the job never runs one instruction with the worker's rights or without its limits. The environment
 it receives is already scrubbed by the worker.
 
+With ``"bwrap"`` in the spec, what it ``exec``s (as the job's user, under the limits) is bubblewrap
+running the command in a sandbox (:mod:`xwpy.worker.bwrap`): namespaces of its own, the job's
+directory at ``/job``, nothing of the host it was not given. Paths bwrap must show that the job's
+user cannot reach (a venv under a 0700 home) are made reachable first, by root, in a private mount
+namespace of the launcher's own: permissions on the host never change.
+
 SPEC_JSON: {"argv": [...], "cwd": "...", "uid": int|null, "gid": int|null,
-            "cpu": seconds, "memory": bytes, "fsize": bytes, "nproc": n, "nofile": n}
+            "cpu": seconds, "memory": bytes, "fsize": bytes, "nproc": n, "nofile": n,
+            "bwrap": null | {"exe": path, "system": [[path, link|null]...], "etc": [...],
+                             "inputs": [...], "ro_binds": [...], "hide": [...], "tmp_bytes": n,
+                             "network": bool}}
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 import sys
 
 EXIT_SETUP = 126  # the sandbox itself failed (like a shell's "cannot execute")
@@ -27,7 +37,8 @@ def _limit(kind: int, value: int, grace: int = 0) -> None:
     resource.setrlimit(kind, (min(value, high), high))
 
 
-def apply(spec: dict) -> None:
+def apply(spec: dict) -> list[str]:
+    """Set up the process for the job; return the argv to ``exec``."""
     os.setsid()  # its own session and process group: suspended and killed as one
     os.umask(0o077)
     # SIGXCPU at the soft limit (the job's error names it), SIGKILL 2 s later if it ignores that.
@@ -36,24 +47,97 @@ def apply(spec: dict) -> None:
     _limit(resource.RLIMIT_FSIZE, int(spec["fsize"]))
     _limit(resource.RLIMIT_NOFILE, int(spec.get("nofile", 256)))
     _limit(resource.RLIMIT_CORE, 0)
+    b = spec.get("bwrap")
+    argv = list(spec["argv"]) if not b else _bwrap_argv(spec, b)
     if spec.get("uid") is not None:
         gid, uid = int(spec["gid"]), int(spec["uid"])
+        if b:
+            reach([spec["cwd"], *b.get("ro_binds", ())], uid, gid)
         os.setgroups([])
         os.setgid(gid)
         # NPROC counts every process of the uid: meaningful only for a uid of the job's own.
         _limit(resource.RLIMIT_NPROC, int(spec["nproc"]))
         os.setuid(uid)
-    os.chdir(spec["cwd"])
+    os.chdir("/" if b else spec["cwd"])
+    return argv
+
+
+def _bwrap_argv(spec: dict, b: dict) -> list[str]:
+    from xwpy.worker import bwrap
+
+    layout = bwrap.Layout(tuple((p, t) for p, t in b["system"]), tuple(b["etc"]))
+    return bwrap.build(bwrap.Spec(
+        workdir=spec["cwd"], argv=tuple(spec["argv"]), layout=layout, inputs=tuple(b.get("inputs", ())),
+        ro_binds=tuple(b.get("ro_binds", ())), hide=tuple(b.get("hide", ())), tmp_bytes=int(b["tmp_bytes"]),
+        network=bool(b.get("network")),
+    ), bwrap=b["exe"])
+
+
+def _traversable(st: os.stat_result, uid: int, gid: int) -> bool:
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def blocked_at(path: str, uid: int, gid: int) -> str | None:
+    """The outermost directory above ``path`` that ``uid`` cannot traverse, or None."""
+    parts = os.path.abspath(path).split("/")[1:]
+    d = ""
+    for name in parts[:-1]:
+        d += "/" + name
+        if not _traversable(os.stat(d), uid, gid):
+            return d
+    return None
+
+
+def reach(paths, uid: int, gid: int) -> None:
+    """Let ``uid`` reach ``paths`` in this process's own mount namespace (root only): each
+    directory it cannot traverse is covered with a small tmpfs holding only the way to the paths
+    below it, on which those paths are bound back. Nothing changes outside this process."""
+    blocked: dict[str, list[str]] = {}
+    for p in paths:
+        top = blocked_at(p, uid, gid)
+        if top is not None:
+            blocked.setdefault(top, []).append(os.path.abspath(p))
+    if not blocked:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(rc, what):
+        if rc != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"{what}: {os.strerror(e)}")
+
+    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+    MS_REC, MS_PRIVATE, MS_BIND = 0x4000, 0x40000, 0x1000
+    check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    # Opened (in the new namespace) before anything is covered: the bind sources, by descriptor.
+    fds = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for ps in blocked.values() for p in ps}
+    for top, ps in sorted(blocked.items()):
+        check(libc.mount(b"tmpfs", top.encode(), b"tmpfs", 0, b"mode=0755,size=64k"), f"tmpfs on {top}")
+        for p in ps:
+            kind = os.stat(f"/proc/self/fd/{fds[p]}").st_mode
+            if stat.S_ISDIR(kind):
+                os.makedirs(p, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(p), mode=0o755, exist_ok=True)
+                open(p, "a").close()
+            check(libc.mount(f"/proc/self/fd/{fds[p]}".encode(), p.encode(), None, MS_BIND | MS_REC, None), f"bind {p}")
+    for fd in fds.values():
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
     try:
         spec = json.loads(argv[1])
-        apply(spec)
+        args = apply(spec)
     except Exception as e:  # noqa: BLE001 - report any set-up failure as the job's error
         print(f"xwpy sandbox: cannot set up the job: {e}", file=sys.stderr)
         return EXIT_SETUP
-    args = spec["argv"]
     try:
         os.execvpe(args[0], args, os.environ)
     except FileNotFoundError:
