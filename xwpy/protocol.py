@@ -307,6 +307,7 @@ class NewApp:
     replication: int = field(Int(1, 32), default=3)
     quorum: int = field(Int(1, 32), default=2)
     adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
+    network: bool = field(Bool(), default=False)  # its jobs need the network (workers that allow it)
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
@@ -421,6 +422,7 @@ class Assignment:
     bundle: str | None = field(Optional(Sha256))
     limits: Limits = field(Nested(Limits))
     lease_expires: float = field(Float(0, 1e12))
+    network: bool = field(Bool(), default=False)  # the app needs the network
 
 
 @message

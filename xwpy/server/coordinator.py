@@ -218,6 +218,7 @@ class Coordinator(service.MultiService):
             bundle=x.app.bundle,
             limits=protocol.Limits(**x.app.limits),
             lease_expires=x.replica.lease_expires,
+            network=x.app.network,
         )
 
 

@@ -151,7 +151,7 @@ def probe(uid: int | None = None) -> str | None:
     with tempfile.TemporaryDirectory(prefix="xwpy-probe-") as tmp:
         if uid is not None:
             os.chown(tmp, uid, uid)
-        argv = build(Spec(workdir=tmp, argv=("true",), layout=host_layout()), bwrap=exe)
+        argv = build(Spec(workdir=tmp, argv=("/bin/sh", "-c", "exit 0"), layout=host_layout()), bwrap=exe)
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/",
                                **({"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}))

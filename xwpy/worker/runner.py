@@ -32,6 +32,9 @@ STDOUT_NAME = "stdout"
 # reaped) before its slot runs the next job anyway.
 DRAIN_SECONDS = 10.0
 CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy (and apps) packages live
+# Every replica sees the same clock for its files and the same date for reproducible tools: staged
+# files get this mtime, and SOURCE_DATE_EPOCH says it (1980-01-01, the earliest a zip can hold).
+SOURCE_DATE_EPOCH = 315532800
 
 
 @dataclass
@@ -52,16 +55,23 @@ class Outcome:
 class Confinement:
     uid: int | None = None  # run as this user (the worker must be root)
     gid: int | None = None
+    # In a bubblewrap sandbox: the launcher's "bwrap" settings (exe, system, etc, ro_binds, hide,
+    # network) but the job's own (inputs, tmp_bytes); None: as the uid, in the host's file system.
+    sandbox: dict | None = None
 
 
-def job_environment(workdir: Path) -> dict[str, str]:
-    """All a job sees of the worker's environment: nothing but these."""
+def job_environment(workdir: Path, sandboxed: bool = False) -> dict[str, str]:
+    """All a job sees of the worker's environment: nothing but these — the same in every replica."""
+    from xwpy.worker.bwrap import JOB_DIR, TMP_DIR
+
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / ".tmp"),
+        "HOME": JOB_DIR if sandboxed else str(workdir),
+        "TMPDIR": TMP_DIR if sandboxed else str(workdir / ".tmp"),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
         "PYTHONPATH": CODE_ROOT,
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -149,6 +159,10 @@ class Run:
             "fsize": self.limits.output_bytes,
             "nproc": self.limits.processes,
         }
+        sandbox = self.confinement.sandbox
+        if sandbox is not None:
+            # /tmp and /dev/shm are memory: bounded by the job's memory.
+            spec["bwrap"] = {**sandbox, "inputs": sorted(self.staged), "tmp_bytes": self.limits.memory_bytes}
         (self.workdir / ".tmp").mkdir(exist_ok=True)
         if self.confinement.uid is not None:
             os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
@@ -164,7 +178,7 @@ class Run:
         self._proto = proto
         self._proc = self.reactor.spawnProcess(
             proto, sys.executable, [sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)],
-            env={**job_environment(self.workdir)}, path=str(self.workdir),
+            env={**job_environment(self.workdir, sandbox is not None)}, path=str(self.workdir),
         )
         self._pgid = self._proc.pid
         timer = self.reactor.callLater(self.limits.wall_seconds, self._timeout)
@@ -207,6 +221,8 @@ class Run:
                 pass
         if self.confinement.uid is not None:
             _signal_uid(self.confinement.uid, sig)  # stragglers that left the group
+        elif self.confinement.sandbox is not None and self._proc is not None and self._proc.pid:
+            _signal_descendants(self._proc.pid, sig)  # bwrap's command runs in a session of its own
 
     def suspend(self) -> None:
         if not self.suspended:
@@ -231,6 +247,8 @@ class Run:
         self._pgid = None
         code = getattr(reason, "exitCode", None)
         sig = getattr(reason, "signal", None)
+        if self.confinement.sandbox is not None and code is not None and 128 < code < 128 + 65:
+            code, sig = None, code - 128  # bwrap exits 128 + N when its command died of signal N
         tail = self._proto.stderr_tail
         if self._timed_out:
             return Outcome(code, tail, f"killed: exceeded the wall-clock limit of {self.limits.wall_seconds} s")
@@ -325,6 +343,20 @@ def _kill_and_reap(uid: int) -> int:
         except (ProcessLookupError, PermissionError, ChildProcessError, psutil.Error):
             pass
     return found
+
+
+def _signal_descendants(pid: int, sig: int) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for p in children:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
 
 
 def _signal_uid(uid: int, sig: int) -> None:

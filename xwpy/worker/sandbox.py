@@ -117,6 +117,7 @@ def reach(paths, uid: int, gid: int) -> None:
     check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     # Opened (in the new namespace) before anything is covered: the bind sources, by descriptor.
     fds = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for ps in blocked.values() for p in ps}
+    mask = os.umask(0o022)  # the way down is traversable: directories 0755
     for top, ps in sorted(blocked.items()):
         check(libc.mount(b"tmpfs", top.encode(), b"tmpfs", 0, b"mode=0755,size=64k"), f"tmpfs on {top}")
         for p in ps:
@@ -127,6 +128,7 @@ def reach(paths, uid: int, gid: int) -> None:
                 os.makedirs(os.path.dirname(p), mode=0o755, exist_ok=True)
                 open(p, "a").close()
             check(libc.mount(f"/proc/self/fd/{fds[p]}".encode(), p.encode(), None, MS_BIND | MS_REC, None), f"bind {p}")
+    os.umask(mask)
     for fd in fds.values():
         os.close(fd)
 

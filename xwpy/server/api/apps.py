@@ -15,7 +15,7 @@ def app_info(app: App) -> dict:
         protocol.AppInfo(
             id=app.id, name=app.name, owner=app.owner, command=app.command, bundle=app.bundle, access=app.access,
             limits=protocol.Limits(**app.limits), validator=app.validator, replication=app.replication,
-            quorum=app.quorum, adaptive=app.adaptive,
+            quorum=app.quorum, adaptive=app.adaptive, network=app.network,
         )
     )
 
@@ -35,13 +35,13 @@ def install(api: Api, co) -> None:
             app_id = await co.catalog.apps.add(
                 name=msg.name, owner_id=ctx.user.id, access=msg.access, bundle=msg.bundle, command=msg.command,
                 limits=limits, validator=msg.validator, replication=msg.replication, quorum=msg.quorum, now=co.now(),
-                adaptive=msg.adaptive,
+                adaptive=msg.adaptive, network=msg.network,
             )
         except IntegrityError:
             raise ApiError(409, "conflict", f"app {msg.name!r} exists", "name") from None
         app = App(
             app_id, msg.name, ctx.user.id, ctx.user.login, msg.access, msg.bundle, tuple(msg.command), limits,
-            msg.validator, msg.replication, msg.quorum, msg.adaptive,
+            msg.validator, msg.replication, msg.quorum, msg.adaptive, msg.network,
         )
         co.directory.add_app(app)
         return app_info(app)

@@ -12,7 +12,7 @@ from xwpy.server.catalog.schema import apps, users
 def _row(r) -> App:
     return App(
         r.id, r.name, r.owner_id, r.login, r.access, r.bundle_sha256, tuple(r.command), dict(r.limits),
-        r.validator, r.replication, r.quorum, bool(r.adaptive),
+        r.validator, r.replication, r.quorum, bool(r.adaptive), bool(r.network),
     )
 
 
@@ -26,13 +26,13 @@ class AppsComponent:
         self.catalog = catalog
 
     def add(self, *, name, owner_id, access, bundle, command, limits, validator, replication, quorum, now,
-            adaptive=False) -> Deferred:
+            adaptive=False, network=False) -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 apps.insert().values(
                     name=name, owner_id=owner_id, access=access, bundle_sha256=bundle, command=list(command),
                     limits=limits, validator=validator, replication=replication, quorum=quorum, adaptive=adaptive,
-                    created_at=now,
+                    network=network, created_at=now,
                 )
             )
             return res.inserted_primary_key[0]

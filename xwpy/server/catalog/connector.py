@@ -80,9 +80,11 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
 
 
 def ensure_schema(eng: Engine) -> None:
-    """Create the tables of a new catalog; refuse one made by a newer xwpy."""
+    """Create the tables of a new catalog, add the columns an older xwpy did not have (those with
+    a default or nullable: e.g. apps.network); refuse a catalog made by a newer xwpy."""
     with eng.begin() as conn:
         schema.metadata.create_all(conn)
+        add_missing_columns(conn)
         row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
         if row is None:
             conn.execute(schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
@@ -90,6 +92,25 @@ def ensure_schema(eng: Engine) -> None:
             raise RuntimeError(
                 f"catalog schema version {row[0]} is newer than this xwpy ({schema.SCHEMA_VERSION})"
             )
+
+
+def add_missing_columns(conn) -> list[str]:
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    added = []
+    inspector = inspect(conn)
+    for table in schema.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not (column.nullable or column.server_default is not None):
+                raise RuntimeError(f"catalog table {table.name} lacks column {column.name}, which has no default")
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 class Catalog:

@@ -33,6 +33,7 @@ class App:
     replication: int
     quorum: int
     adaptive: bool = False
+    network: bool = False  # its jobs need the network
 
     @property
     def verifier(self) -> str | None:

@@ -67,6 +67,7 @@ apps = Table(
     Column("quorum", Integer, nullable=False),
     Column("adaptive", Boolean, nullable=False, server_default=false()),
     Column("created_at", Float, nullable=False),
+    Column("network", Boolean, nullable=False, server_default=false()),  # its jobs need the network
 )
 
 data = Table(
