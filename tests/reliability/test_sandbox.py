@@ -368,3 +368,60 @@ def test_a_job_reaches_the_interpreter_under_a_home_its_uid_cannot_traverse(tmp_
     assert "No such file or directory" in r.stderr and r.returncode == 1, r
     assert oct(os.stat(home).st_mode & 0o777) == "0o700"
     assert not any(str(home) in line for line in open("/proc/self/mountinfo"))
+
+
+def test_a_networked_app_reaches_the_network_but_not_the_hosts_loopback(grid, ledger, tmp_path):
+    """An app that declares it needs the network, on a worker that allows it (--allow-network):
+    slirp4netns connects its namespace to the outside world, without the host's loopback."""
+    started = time.monotonic()
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="net", command=["{python}", "-c", HOSTILE, "{args}"], replication=1, quorum=1,
+                       limits=LIMITS, network=True)
+    loopback = socket.socket()
+    loopback.bind(("127.0.0.1", 0))
+    loopback.listen(8)
+    loopback.setblocking(False)
+    # This machine's address on its network, if it has one: a networked job may reach it, as any other host.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("203.0.113.1", 9))  # (UDP: nothing is sent; only the route is looked up)
+        address = probe.getsockname()[0]
+    except OSError:
+        address = None
+    probe.close()
+    outside = None
+    if address and not address.startswith("127."):
+        outside = socket.socket()
+        outside.bind((address, 0))
+        outside.listen(8)
+    grid.start_worker("w", vol, "--allow-network")
+    lport = loopback.getsockname()[1]
+    try:
+        [blocked] = alice.submit([{"app": "net", "args": ["connect", f"127.0.0.1:{lport}", f"127.0.0.1:{grid.port}",
+                                                          f"10.0.2.2:{lport}", f"10.0.2.2:{grid.port}"], "max_errors": 1}])
+        jobs = [blocked]
+        if outside is not None:
+            [reached] = alice.submit([{"app": "net", "args": ["connect", f"{address}:{outside.getsockname()[1]}"]}])
+            jobs.append(reached)
+        final = grid.wait_final(alice, jobs, timeout=120)
+        out = stdout_of(alice, blocked, tmp_path) if final[blocked]["status"] == "COMPLETED" else ""
+        reached_out = stdout_of(alice, jobs[1], tmp_path) if outside is not None else ""
+        try:
+            loopback.accept()[0].close()
+            loopback_reached = True
+        except BlockingIOError:
+            loopback_reached = False
+    finally:
+        loopback.close()
+        if outside is not None:
+            outside.close()
+    print(out, reached_out)
+    ok = len(lines(out, "blocked ")) == 4 and not lines(out, "LEAK") and not loopback_reached
+    ledger.record("Sandbox: a networked job (--allow-network) reaches neither the host's loopback nor the coordinator",
+                  load="1 worker (root, bwrap, slirp4netns)", faults="hostile job", bad_inputs=1, wrong=int(not ok),
+                  server_errors=server_errors(grid.coordinator.output()), seconds=time.monotonic() - started)
+    assert ok, (final, out)
+    if outside is not None:
+        assert lines(reached_out, "LEAK connect"), reached_out  # "LEAK" here: the connection the app needs

@@ -60,7 +60,10 @@ class Spec:
     ro_binds: tuple[str, ...] = ()  # host directories shown read-only at the same path (the interpreter, xwpy)
     hide: tuple[str, ...] = ()  # host paths covered by an empty directory if a bind would show them
     tmp_bytes: int = 64 << 20  # size of the private /tmp (and of /dev/shm)
-    network: bool = False  # keep a network namespace of its own, but one a helper may connect
+    # True: the caller made a network namespace of its own for the job, connected by slirp4netns
+    # (see xwpy.worker.sandbox): bwrap stays in it; False: bwrap makes an empty one (loopback only).
+    network: bool = False
+    resolv_fd: int | None = None  # with network: the job's /etc/resolv.conf, read from this fd
     fds: Mapping[str, int] = field(default_factory=dict)  # host path -> open fd bwrap binds instead
 
 
@@ -90,7 +93,8 @@ def build(spec: Spec, bwrap: str = "bwrap") -> list[str]:
     """bwrap's argv that runs ``spec.argv`` in ``JOB_DIR`` (pure)."""
     a = [bwrap,
          "--unshare-user", "--uid", str(JOB_UID), "--gid", str(JOB_UID), "--disable-userns",
-         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+         "--unshare-pid", "--unshare-ipc", "--unshare-uts", *(() if spec.network else ("--unshare-net",)),
+         "--unshare-cgroup-try",
          "--die-with-parent", "--new-session", "--hostname", HOSTNAME]
     system_roots = []
     for path, target in spec.layout.system:
@@ -100,9 +104,11 @@ def build(spec: Spec, bwrap: str = "bwrap") -> list[str]:
         else:
             a += ["--symlink", target, path]
     for name in spec.layout.etc:
-        if name in ETC_NETWORK and not spec.network:
+        if name in ETC_NETWORK and not spec.network or name == "resolv.conf" and spec.resolv_fd is not None:
             continue
         a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    if spec.network and spec.resolv_fd is not None:
+        a += ["--ro-bind-data", str(spec.resolv_fd), "/etc/resolv.conf"]
     a += ["--proc", "/proc", "--dev", "/dev",
           "--size", str(spec.tmp_bytes), "--perms", "1777", "--tmpfs", "/dev/shm",
           "--size", str(spec.tmp_bytes), "--perms", "1777", "--tmpfs", TMP_DIR]

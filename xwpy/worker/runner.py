@@ -331,8 +331,11 @@ def _kill_and_reap(uid: int) -> int:
 
     me = os.getpid()
     found = 0
-    for p in psutil.process_iter(["uids", "status", "ppid"]):
+    for p in psutil.process_iter(["uids", "status", "ppid", "name"]):
         try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE and p.info["ppid"] == me and p.info["name"] == "slirp4netns":
+                os.waitpid(p.pid, os.WNOHANG)  # a networked job's (root) slirp4netns, ended with its job
+                continue
             if not p.info["uids"] or p.info["uids"].real != uid:
                 continue
             found += 1

@@ -48,7 +48,12 @@ def apply(spec: dict) -> list[str]:
     _limit(resource.RLIMIT_NOFILE, int(spec.get("nofile", 256)))
     _limit(resource.RLIMIT_CORE, 0)
     b = spec.get("bwrap")
-    argv = list(spec["argv"]) if not b else _bwrap_argv(spec, b)
+    resolv_fd = None
+    if b and b.get("network"):
+        if spec.get("uid") is None:
+            raise OSError("a job may have the network only on a root worker (it makes the job's network namespace)")
+        resolv_fd = connect_network(b.get("slirp4netns") or "slirp4netns")
+    argv = list(spec["argv"]) if not b else _bwrap_argv(spec, b, resolv_fd)
     if spec.get("uid") is not None:
         gid, uid = int(spec["gid"]), int(spec["uid"])
         if b:
@@ -62,15 +67,65 @@ def apply(spec: dict) -> list[str]:
     return argv
 
 
-def _bwrap_argv(spec: dict, b: dict) -> list[str]:
+def _bwrap_argv(spec: dict, b: dict, resolv_fd: int | None = None) -> list[str]:
     from xwpy.worker import bwrap
 
     layout = bwrap.Layout(tuple((p, t) for p, t in b["system"]), tuple(b["etc"]))
     return bwrap.build(bwrap.Spec(
         workdir=spec["cwd"], argv=tuple(spec["argv"]), layout=layout, inputs=tuple(b.get("inputs", ())),
         ro_binds=tuple(b.get("ro_binds", ())), hide=tuple(b.get("hide", ())), tmp_bytes=int(b["tmp_bytes"]),
-        network=bool(b.get("network")),
+        network=bool(b.get("network")), resolv_fd=resolv_fd,
     ), bwrap=b["exe"])
+
+
+SLIRP_DNS = "10.0.2.3"  # slirp4netns's resolver, which forwards to the host's
+
+
+def connect_network(slirp: str) -> int:
+    """Move this process (root) into a new network namespace that slirp4netns connects to the
+    outside world — never to the host's loopback (--disable-host-loopback) — and return an fd
+    holding the job's resolv.conf. slirp4netns runs from the host's namespace, is configured
+    before the job starts, and exits when the job's last process has closed --exit-fd."""
+    go_r, go_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    exit_r, exit_w = os.pipe()  # the write end stays open in the job (inherited) until it ends
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # still in the host's network namespace
+        try:
+            os.close(go_w)
+            os.close(ready_r)
+            os.close(exit_w)
+            if os.read(go_r, 1) != b"1":
+                os._exit(1)
+            os.set_inheritable(ready_w, True)
+            os.set_inheritable(exit_r, True)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.execvp(slirp, [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox",
+                              "--enable-seccomp", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}", str(parent), "tap0"])
+        finally:
+            os._exit(127)
+    os.close(go_r)
+    os.close(ready_w)
+    os.close(exit_r)
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        e = ctypes.get_errno()
+        raise OSError(e, f"unshare(CLONE_NEWNET): {os.strerror(e)}")
+    os.write(go_w, b"1")
+    os.close(go_w)
+    if os.read(ready_r, 1) != b"1":
+        raise OSError(f"cannot give the job a network: {slirp} failed (is slirp4netns installed?)")
+    os.close(ready_r)
+    os.set_inheritable(exit_w, True)
+    fd = os.memfd_create("resolv.conf", 0)
+    os.write(fd, f"nameserver {SLIRP_DNS}\n".encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd
 
 
 def _traversable(st: os.stat_result, uid: int, gid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,6 +45,11 @@ def _check_confinement(ctx, _param, value):
     click.echo(f"bwrap: {'supported' if why is None else 'NOT supported: ' + why}")
     click.echo("uid: " + ("supported (each slot's jobs as an unprivileged uid of their own, with limits)" if root
                           else "limits only (not root: jobs run as your own user)"))
+    slirp = shutil.which("slirp4netns")
+    click.echo("network for apps that need it (--allow-network): " + (
+        "supported (slirp4netns, without the host's loopback)" if why is None and root and slirp else
+        "NOT supported: " + ("needs bwrap" if why is not None else "needs a root worker" if not root
+                             else "apt install slirp4netns")))
     click.echo(f"default: {'bwrap' if why is None else 'none (the worker refuses to start without --confinement uid)'}")
     ctx.exit(0 if why is None else 1)
 
@@ -139,6 +145,12 @@ def register(cli: click.Group) -> None:
             why = probe(_PROBE_UID if root else None)
             if why is not None:
                 fail(why)
+            if allow_network and not root:
+                fail("--allow-network needs a root worker (it gives each networked job a network namespace of its own)")
+            if allow_network and shutil.which("slirp4netns") is None:
+                fail("--allow-network needs slirp4netns: apt install slirp4netns")
+        elif allow_network:
+            fail("--allow-network needs the sandbox (--confinement bwrap): with uid, jobs would share this machine's network")
         else:
             click.echo("warning: --confinement uid: jobs run unsandboxed, seeing this machine's files and network",
                        err=True)
