@@ -358,10 +358,10 @@ def test_a_job_reaches_the_interpreter_under_a_home_its_uid_cannot_traverse(tmp_
     layout = bwrap.host_layout()
     script = (f"import sys; sys.path.insert(0, {str(home / 'venv')!r}); import lib; print(lib.VALUE); "
               f"import os; print(os.listdir({str(home)!r})); open({str(home / '.bashrc')!r})")
-    spec = {"argv": [sys.executable, "-c", script], "cwd": str(job), "uid": 61999, "gid": 61999, "cpu": 60,
-            "memory": 1 << 30, "fsize": 1 << 20, "nproc": 32,
-            "bwrap": {"exe": "bwrap", "system": layout.system, "etc": layout.etc, "tmp_bytes": 1 << 20,
-                      "ro_binds": [str(home / "venv"), *bwrap.interpreter_paths()]}}
+    binds = [str(home / "venv"), *bwrap.interpreter_paths()]
+    argv = bwrap.build(bwrap.Spec(workdir=str(job), argv=(sys.executable, "-c", script), layout=layout, ro_binds=tuple(binds)))
+    spec = {"argv": [], "cwd": str(job), "uid": 61999, "gid": 61999, "cpu": 60, "memory": 1 << 30, "fsize": 1 << 20,
+            "nproc": 32, "bwrap": {"argv": argv, "reach": [str(job), *binds]}}
     r = subprocess.run([sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)], capture_output=True, text=True,
                        timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": CODE_ROOT})
     assert r.stdout.splitlines() == ["42", "['venv']"], r

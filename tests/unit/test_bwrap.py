@@ -90,3 +90,11 @@ def test_host_layout_is_what_exists():
     layout = bwrap.host_layout()
     assert ("/usr", None) in layout.system
     assert all(p in bwrap.SYSTEM_DIRS for p, _ in layout.system)
+
+
+def test_a_networked_job_stays_in_the_namespace_its_launcher_made():
+    a = bwrap.build(spec(network=True, resolv_fd=9))
+    assert "--unshare-net" not in a  # the launcher made (and slirp4netns connected) its own
+    assert ("9", "/etc/resolv.conf") in pairs(a, "--ro-bind-data")
+    assert "/etc/resolv.conf" not in [d for _, d in pairs(a, "--ro-bind-try")]
+    assert "/etc/hosts" in [d for _, d in pairs(a, "--ro-bind-try")]

@@ -418,8 +418,7 @@ def sandbox_settings(state_dir: Path) -> dict:
     if exe is None:
         raise RuntimeError(f"bwrap not found on PATH: {bwrap.INSTALL_HINT}")
     layout = bwrap.host_layout()
-    return {"exe": exe, "slirp4netns": shutil.which("slirp4netns") or "slirp4netns",
-            "system": [list(x) for x in layout.system], "etc": list(layout.etc),
+    return {"exe": exe, "slirp4netns": shutil.which("slirp4netns") or "slirp4netns", "layout": layout,
             "ro_binds": list(bwrap.interpreter_paths()), "hide": [str(state_dir)]}
 
 

@@ -55,8 +55,8 @@ class Outcome:
 class Confinement:
     uid: int | None = None  # run as this user (the worker must be root)
     gid: int | None = None
-    # In a bubblewrap sandbox: the launcher's "bwrap" settings (exe, system, etc, ro_binds, hide,
-    # network) but the job's own (inputs, tmp_bytes); None: as the uid, in the host's file system.
+    # In a bubblewrap sandbox: the worker's settings (exe, layout, ro_binds, hide, slirp4netns) and
+    # the job's network (bool); None: as the uid, in the host's file system.
     sandbox: dict | None = None
 
 
@@ -161,8 +161,7 @@ class Run:
         }
         sandbox = self.confinement.sandbox
         if sandbox is not None:
-            # /tmp and /dev/shm are memory: bounded by the job's memory.
-            spec["bwrap"] = {**sandbox, "inputs": sorted(self.staged), "tmp_bytes": self.limits.memory_bytes}
+            spec["bwrap"] = self._bwrap(sandbox)
         (self.workdir / ".tmp").mkdir(exist_ok=True)
         if self.confinement.uid is not None:
             os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
@@ -186,6 +185,21 @@ class Run:
         d.addBoth(self._ended, timer)
         d.addCallback(lambda outcome: Deferred.fromCoroutine(self._drain(outcome)))
         return d
+
+    def _bwrap(self, sb: dict) -> dict:
+        """The launcher's "bwrap" part of the spec: bwrap's argv, built here (see sandbox.py)."""
+        from xwpy.worker import bwrap
+        from xwpy.worker.sandbox import RESOLV_FD
+
+        network = bool(sb.get("network"))
+        argv = bwrap.build(bwrap.Spec(
+            workdir=str(self.workdir), argv=tuple(self.argv), layout=sb["layout"], inputs=tuple(sorted(self.staged)),
+            ro_binds=tuple(sb["ro_binds"]), hide=tuple(sb.get("hide", ())),
+            tmp_bytes=self.limits.memory_bytes,  # /tmp and /dev/shm are memory: bounded by the job's
+            network=network, resolv_fd=RESOLV_FD if network else None,
+        ), bwrap=sb["exe"])
+        return {"argv": argv, "reach": [str(self.workdir), *sb["ro_binds"]], "network": network,
+                "slirp4netns": sb.get("slirp4netns") or "slirp4netns"}
 
     async def _drain(self, outcome: Outcome) -> Outcome:
         """Wait until no process of the job's uid is left, killing and reaping what remains.

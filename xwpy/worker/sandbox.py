@@ -6,16 +6,15 @@ the job never runs one instruction with the worker's rights or without its limit
 it receives is already scrubbed by the worker.
 
 With ``"bwrap"`` in the spec, what it ``exec``s (as the job's user, under the limits) is bubblewrap
-running the command in a sandbox (:mod:`xwpy.worker.bwrap`): namespaces of its own, the job's
-directory at ``/job``, nothing of the host it was not given. Paths bwrap must show that the job's
+running the command in a sandbox — its argv built by the worker (:mod:`xwpy.worker.bwrap`; not
+imported here: every import costs each job milliseconds). Paths bwrap must show that the job's
 user cannot reach (a venv under a 0700 home) are made reachable first, by root, in a private mount
-namespace of the launcher's own: permissions on the host never change.
+namespace of the launcher's own: permissions on the host never change. A job with the network gets
+a network namespace made here and connected by slirp4netns (see :func:`connect_network`).
 
 SPEC_JSON: {"argv": [...], "cwd": "...", "uid": int|null, "gid": int|null,
             "cpu": seconds, "memory": bytes, "fsize": bytes, "nproc": n, "nofile": n,
-            "bwrap": null | {"exe": path, "system": [[path, link|null]...], "etc": [...],
-                             "inputs": [...], "ro_binds": [...], "hide": [...], "tmp_bytes": n,
-                             "network": bool}}
+            "bwrap": null | {"argv": [bwrap's argv], "reach": [paths], "network": bool, "slirp4netns": path}}
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import sys
 
 EXIT_SETUP = 126  # the sandbox itself failed (like a shell's "cannot execute")
 EXIT_NOT_FOUND = 127
+RESOLV_FD = 9  # a networked job's resolv.conf, for bwrap's --ro-bind-data
 
 
 def _limit(kind: int, value: int, grace: int = 0) -> None:
@@ -48,16 +48,15 @@ def apply(spec: dict) -> list[str]:
     _limit(resource.RLIMIT_NOFILE, int(spec.get("nofile", 256)))
     _limit(resource.RLIMIT_CORE, 0)
     b = spec.get("bwrap")
-    resolv_fd = None
     if b and b.get("network"):
         if spec.get("uid") is None:
             raise OSError("a job may have the network only on a root worker (it makes the job's network namespace)")
-        resolv_fd = connect_network(b.get("slirp4netns") or "slirp4netns")
-    argv = list(spec["argv"]) if not b else _bwrap_argv(spec, b, resolv_fd)
+        connect_network(b.get("slirp4netns") or "slirp4netns")
+    argv = list(b["argv"] if b else spec["argv"])
     if spec.get("uid") is not None:
         gid, uid = int(spec["gid"]), int(spec["uid"])
         if b:
-            reach([spec["cwd"], *b.get("ro_binds", ())], uid, gid)
+            reach(b.get("reach", ()), uid, gid)
         os.setgroups([])
         os.setgid(gid)
         # NPROC counts every process of the uid: meaningful only for a uid of the job's own.
@@ -67,24 +66,13 @@ def apply(spec: dict) -> list[str]:
     return argv
 
 
-def _bwrap_argv(spec: dict, b: dict, resolv_fd: int | None = None) -> list[str]:
-    from xwpy.worker import bwrap
-
-    layout = bwrap.Layout(tuple((p, t) for p, t in b["system"]), tuple(b["etc"]))
-    return bwrap.build(bwrap.Spec(
-        workdir=spec["cwd"], argv=tuple(spec["argv"]), layout=layout, inputs=tuple(b.get("inputs", ())),
-        ro_binds=tuple(b.get("ro_binds", ())), hide=tuple(b.get("hide", ())), tmp_bytes=int(b["tmp_bytes"]),
-        network=bool(b.get("network")), resolv_fd=resolv_fd,
-    ), bwrap=b["exe"])
-
-
 SLIRP_DNS = "10.0.2.3"  # slirp4netns's resolver, which forwards to the host's
 
 
-def connect_network(slirp: str) -> int:
+def connect_network(slirp: str) -> None:
     """Move this process (root) into a new network namespace that slirp4netns connects to the
-    outside world — never to the host's loopback (--disable-host-loopback) — and return an fd
-    holding the job's resolv.conf. slirp4netns runs from the host's namespace, is configured
+    outside world — never to the host's loopback (--disable-host-loopback) — and leave the job's
+    resolv.conf (slirp's resolver) readable at fd RESOLV_FD. slirp4netns runs from the host's namespace, is configured
     before the job starts, and exits when the job's last process has closed --exit-fd."""
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -124,8 +112,8 @@ def connect_network(slirp: str) -> int:
     fd = os.memfd_create("resolv.conf", 0)
     os.write(fd, f"nameserver {SLIRP_DNS}\n".encode())
     os.lseek(fd, 0, os.SEEK_SET)
-    os.set_inheritable(fd, True)
-    return fd
+    os.dup2(fd, RESOLV_FD)  # (inheritable)
+    os.close(fd)
 
 
 def _traversable(st: os.stat_result, uid: int, gid: int) -> bool:
