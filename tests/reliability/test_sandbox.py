@@ -245,7 +245,8 @@ def test_hostile_jobs_cannot_leave_the_sandbox(grid, ledger, tmp_path):
     m = re.search(r"processes (\d+) (\[.*\])", procs_out)
     seen = eval(m.group(2)) if m else None  # noqa: S307
     verdicts["see other processes in /proc"] = (
-        None if seen is not None and len(seen) <= 3 and not any("xwpy worker" in c or "pytest" in c or "secret" in c for c in seen)
+        None if seen is not None and len(seen) <= 3 and not any("xwpy worker" in c or "pytest" in c or "secret" in c
+                                                                 or str(state) in c for c in seen)
         else f"/proc shows {seen} ({procs_out[-300:]})")
     tmp_out = stdout_of(alice, tmpfill, tmp_path) if jobs[tmpfill]["status"] == "COMPLETED" else ""
     m = re.search(r"wrote (\d+) MiB to /tmp", tmp_out)

@@ -28,6 +28,7 @@ import sys
 EXIT_SETUP = 126  # the sandbox itself failed (like a shell's "cannot execute")
 EXIT_NOT_FOUND = 127
 RESOLV_FD = 9  # a networked job's resolv.conf, for bwrap's --ro-bind-data
+ARGS_FD = 8  # bwrap's options (read with --args, then closed): host paths stay out of the job's /proc
 
 
 def _limit(kind: int, value: int, grace: int = 0) -> None:
@@ -52,7 +53,7 @@ def apply(spec: dict) -> list[str]:
         if spec.get("uid") is None:
             raise OSError("a job may have the network only on a root worker (it makes the job's network namespace)")
         connect_network(b.get("slirp4netns") or "slirp4netns")
-    argv = list(b["argv"] if b else spec["argv"])
+    argv = _options_in_fd(b["argv"]) if b else list(spec["argv"])
     if spec.get("uid") is not None:
         gid, uid = int(spec["gid"]), int(spec["uid"])
         if b:
@@ -114,6 +115,18 @@ def connect_network(slirp: str) -> None:
     os.lseek(fd, 0, os.SEEK_SET)
     os.dup2(fd, RESOLV_FD)  # (inheritable)
     os.close(fd)
+
+
+def _options_in_fd(argv: list[str]) -> list[str]:
+    """``bwrap OPTIONS -- COMMAND`` as ``bwrap --args ARGS_FD -- COMMAND``, OPTIONS in a memfd: the
+    job's view of its pid 1 (bwrap) then shows no host path (the job's directory, the worker's)."""
+    end = argv.index("--")
+    fd = os.memfd_create("bwrap-args", 0)
+    os.write(fd, "".join(f"{a}\0" for a in argv[1:end]).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, ARGS_FD)  # (inheritable)
+    os.close(fd)
+    return [argv[0], "--args", str(ARGS_FD), *argv[end:]]
 
 
 def _traversable(st: os.stat_result, uid: int, gid: int) -> bool:
