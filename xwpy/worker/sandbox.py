@@ -29,6 +29,7 @@ EXIT_SETUP = 126  # the sandbox itself failed (like a shell's "cannot execute")
 EXIT_NOT_FOUND = 127
 RESOLV_FD = 9  # a networked job's resolv.conf, for bwrap's --ro-bind-data
 ARGS_FD = 8  # bwrap's options (read with --args, then closed): host paths stay out of the job's /proc
+EXIT_FD = 10  # a networked job holds it open: slirp4netns exits when the last holder has
 
 
 def _limit(kind: int, value: int, grace: int = 0) -> None:
@@ -109,12 +110,11 @@ def connect_network(slirp: str) -> None:
     if os.read(ready_r, 1) != b"1":
         raise OSError(f"cannot give the job a network: {slirp} failed (is slirp4netns installed?)")
     os.close(ready_r)
-    os.set_inheritable(exit_w, True)
+    _move_fd(exit_w, EXIT_FD)  # first: the descriptors below are placed after it
     fd = os.memfd_create("resolv.conf", 0)
     os.write(fd, f"nameserver {SLIRP_DNS}\n".encode())
     os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, RESOLV_FD)  # (inheritable)
-    os.close(fd)
+    _move_fd(fd, RESOLV_FD)
 
 
 def _options_in_fd(argv: list[str]) -> list[str]:
@@ -124,9 +124,17 @@ def _options_in_fd(argv: list[str]) -> list[str]:
     fd = os.memfd_create("bwrap-args", 0)
     os.write(fd, "".join(f"{a}\0" for a in argv[1:end]).encode())
     os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, ARGS_FD)  # (inheritable)
-    os.close(fd)
+    _move_fd(fd, ARGS_FD)
     return [argv[0], "--args", str(ARGS_FD), *argv[end:]]
+
+
+def _move_fd(fd: int, target: int) -> None:
+    """Make ``fd`` the inheritable descriptor ``target`` (and close ``fd``)."""
+    if fd == target:
+        os.set_inheritable(fd, True)
+    else:
+        os.dup2(fd, target)  # (inheritable)
+        os.close(fd)
 
 
 def _traversable(st: os.stat_result, uid: int, gid: int) -> bool:
