@@ -340,7 +340,8 @@ def _exit_hint(tail: str, limits: Limits) -> str:
 
 def _kill_and_reap(uid: int) -> int:
     """Kill the live processes of ``uid``, reap those that are zombie children of ours; return how
-    many processes of ``uid`` there were."""
+    many processes of ``uid`` are left (a zombie reaped here is not: bwrap leaves one of its own
+    to the worker, its subreaper, at the end of every job)."""
     import psutil
 
     me = os.getpid()
@@ -356,7 +357,9 @@ def _kill_and_reap(uid: int) -> int:
             if p.info["status"] != psutil.STATUS_ZOMBIE:
                 os.kill(p.pid, signal.SIGKILL)
             elif p.info["ppid"] == me:
-                os.waitpid(p.pid, os.WNOHANG)  # an orphan we adopted; never one Twisted waits for
+                # An orphan we adopted; never one Twisted waits for.
+                if os.waitpid(p.pid, os.WNOHANG)[0] == p.pid:
+                    found -= 1
         except (ProcessLookupError, PermissionError, ChildProcessError, psutil.Error):
             pass
     return found
