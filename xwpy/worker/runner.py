@@ -213,8 +213,10 @@ class Run:
         if uid is None:
             return outcome
         deadline = self.reactor.seconds() + DRAIN_SECONDS
+        pause = 0.002  # killed processes are usually gone within milliseconds (bwrap's as the job's)
         while (left := _kill_and_reap(uid)) and self.reactor.seconds() < deadline:
-            await task.deferLater(self.reactor, 0.05, lambda: None)
+            await task.deferLater(self.reactor, pause, lambda: None)
+            pause = min(2 * pause, 0.05)
         if left:
             log.warn("{n} processes of job uid {uid} still there after {s} s", n=left, uid=uid, s=DRAIN_SECONDS)
         return outcome
