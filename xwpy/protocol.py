@@ -327,6 +327,7 @@ class NewApp:
     adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
     image: str | None = field(Optional(Sha256), default=None)  # an image archive uploaded as data
     platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"), default="any")
+    network: bool = field(Bool(), default=False)  # its jobs need the network (workers that allow it)
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
@@ -475,6 +476,7 @@ class Assignment:
     limits: Limits = field(Nested(Limits))
     lease_expires: float = field(Float(0, 1e12))
     image: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
+    network: bool = field(Bool(), default=False)  # the app needs the network
 
 
 @message

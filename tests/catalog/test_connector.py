@@ -158,3 +158,25 @@ def test_a_catalog_of_an_earlier_xwpy_gains_the_new_columns(catalog_url):
     with eng.begin() as conn:
         assert conn.execute(select(users.c.login)).scalars().all() == ["old"]
     eng.dispose()
+
+
+def test_a_catalog_made_before_apps_had_network_gains_the_column(tmp_path):
+    """An older catalog (no apps.network) is upgraded in place when opened; its apps do not need
+    the network."""
+    from sqlalchemy import create_engine
+
+    from xwpy.server.catalog.connector import ensure_schema
+
+    eng = create_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    ensure_schema(eng)
+    with eng.begin() as conn:
+        add_user(conn, "alice")
+        conn.exec_driver_sql("ALTER TABLE apps DROP COLUMN network")
+        conn.exec_driver_sql(
+            "INSERT INTO apps (name, owner_id, access, command, limits, validator, replication, quorum, created_at)"
+            " VALUES ('old', 1, 'public', '[\"true\"]', '{}', 'quorum', 1, 1, 1.0)")
+    ensure_schema(eng)
+    ensure_schema(eng)  # and again: nothing left to add
+    with eng.begin() as conn:
+        assert conn.exec_driver_sql("SELECT name, network FROM apps").fetchall() == [("old", 0)]
+    eng.dispose()

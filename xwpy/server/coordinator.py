@@ -220,6 +220,7 @@ class Coordinator(service.MultiService):
             limits=protocol.Limits(**x.app.limits),
             lease_expires=x.replica.lease_expires,
             image=protocol.parse(protocol.ImageSpec, x.app.image) if x.app.image else None,
+            network=x.app.network,
         )
 
 

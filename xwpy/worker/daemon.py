@@ -30,7 +30,7 @@ from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker.link import Link, Refused, Unreachable
-from xwpy.worker.runner import Confinement, Outcome, Run, expand_command
+from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
 from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 
 log = Logger()
@@ -51,6 +51,8 @@ class WorkerOptions:
     idle: IdleSettings = field(default_factory=IdleSettings)
     idle_period: float = 2.0
     confine_uids: bool = False  # root only: each slot runs its jobs as an unprivileged uid of its own
+    confinement: str = "bwrap"  # bwrap: each job in a bubblewrap sandbox; uid: its uid and limits only
+    allow_network: bool = False  # jobs of apps that declare they need the network get it
 
 
 @dataclass(eq=False)
@@ -83,6 +85,7 @@ class Worker(service.Service):
         self.completed = 0
         self.exit_error: str | None = None
         self._uids: UidPool | None = None
+        self._sandbox: dict | None = None  # the bwrap settings common to every job
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -94,13 +97,19 @@ class Worker(service.Service):
         os.chmod(self.state / "jobs", 0o711)
         os.chmod(self.state / "cache", 0o700)
         os.chmod(self.state / "results", 0o700)
+        if self.opts.confinement == "bwrap":
+            self._sandbox = sandbox_settings(self.state)
+            log.info("jobs run in a bubblewrap sandbox (network for apps that need it: {net})",
+                     net="allowed" if self.opts.allow_network else "never")
+        else:
+            log.warn("jobs run with --confinement uid: no sandbox; they see this machine's files and network")
         if self.opts.confine_uids:
             self._uids = UidPool(self.opts.slots)
-            if not interpreter_usable_by(self._uids.uids[0]):
+            if self._sandbox is None and not interpreter_usable_by(self._uids.uids[0]):
                 self._uids.release()
                 raise RuntimeError(
-                    "jobs run as unprivileged uids, which cannot start this Python interpreter; "
-                    "run `python -m xwpy.worker.uids --fix` (as root) to let them traverse its directories"
+                    "jobs run as unprivileged uids, which cannot start this Python interpreter: install "
+                    "it where every user may read it, or run jobs in the sandbox (--confinement bwrap)"
                 )
             log.info("jobs run as uids {uids}", uids=self._uids.uids)
             if not become_subreaper():
@@ -282,11 +291,14 @@ class Worker(service.Service):
 
     # -- one replica -----------------------------------------------------------------------------
 
-    def _confinement(self, slot: int) -> Confinement:
+    def _confinement(self, slot: int, a: protocol.Assignment) -> Confinement:
+        sandbox = None
+        if self._sandbox is not None:
+            sandbox = {**self._sandbox, "network": bool(a.network and self.opts.allow_network)}
         if self._uids is None:
-            return Confinement()
+            return Confinement(sandbox=sandbox)
         uid = self._uids.uids[slot]
-        return Confinement(uid, uid)
+        return Confinement(uid, uid, sandbox)
 
     async def _execute(self, t: _Task) -> None:
         a = t.assignment
@@ -294,7 +306,7 @@ class Worker(service.Service):
         result_path = self.state / "results" / f"{a.replica_id}.tar"
         try:
             try:
-                conf = self._confinement(t.slot)
+                conf = self._confinement(t.slot, a)
                 staged = await self._stage(a, workdir, conf)
                 if t.aborted:
                     return
@@ -332,6 +344,9 @@ class Worker(service.Service):
             await deferToThread(shutil.copyfile, src, dest)
             os.chmod(dest, 0o444)
             staged[inp.name] = inp.sha256
+        # The same clock in every replica: what a job reads of its files' times (gzip stores its
+        # input's mtime) is the same everywhere.
+        await deferToThread(_fix_times, workdir, SOURCE_DATE_EPOCH)
         if conf.uid is not None:
             await deferToThread(_chown_tree, workdir, conf.uid, conf.gid)
         return staged
@@ -393,6 +408,25 @@ def _memory() -> int:
     import psutil
 
     return int(psutil.virtual_memory().total)
+
+
+def sandbox_settings(state_dir: Path) -> dict:
+    """What every job's bubblewrap sandbox shows of this machine (see xwpy.worker.bwrap)."""
+    from xwpy.worker import bwrap
+
+    exe = shutil.which("bwrap")
+    if exe is None:
+        raise RuntimeError(f"bwrap not found on PATH: {bwrap.INSTALL_HINT}")
+    layout = bwrap.host_layout()
+    return {"exe": exe, "slirp4netns": shutil.which("slirp4netns") or "slirp4netns", "layout": layout,
+            "ro_binds": list(bwrap.interpreter_paths()), "hide": [str(state_dir)]}
+
+
+def _fix_times(root: Path, when: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
+    os.utime(root, (when, when))
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:

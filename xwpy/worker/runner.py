@@ -32,6 +32,9 @@ STDOUT_NAME = "stdout"
 # reaped) before its slot runs the next job anyway.
 DRAIN_SECONDS = 10.0
 CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy (and apps) packages live
+# Every replica sees the same clock for its files and the same date for reproducible tools: staged
+# files get this mtime, and SOURCE_DATE_EPOCH says it (1980-01-01, the earliest a zip can hold).
+SOURCE_DATE_EPOCH = 315532800
 
 
 @dataclass
@@ -52,16 +55,23 @@ class Outcome:
 class Confinement:
     uid: int | None = None  # run as this user (the worker must be root)
     gid: int | None = None
+    # In a bubblewrap sandbox: the worker's settings (exe, layout, ro_binds, hide, slirp4netns) and
+    # the job's network (bool); None: as the uid, in the host's file system.
+    sandbox: dict | None = None
 
 
-def job_environment(workdir: Path) -> dict[str, str]:
-    """All a job sees of the worker's environment: nothing but these."""
+def job_environment(workdir: Path, sandboxed: bool = False) -> dict[str, str]:
+    """All a job sees of the worker's environment: nothing but these — the same in every replica."""
+    from xwpy.worker.bwrap import JOB_DIR, TMP_DIR
+
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / ".tmp"),
+        "HOME": JOB_DIR if sandboxed else str(workdir),
+        "TMPDIR": TMP_DIR if sandboxed else str(workdir / ".tmp"),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
         "PYTHONPATH": CODE_ROOT,
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -149,6 +159,9 @@ class Run:
             "fsize": self.limits.output_bytes,
             "nproc": self.limits.processes,
         }
+        sandbox = self.confinement.sandbox
+        if sandbox is not None:
+            spec["bwrap"] = self._bwrap(sandbox)
         (self.workdir / ".tmp").mkdir(exist_ok=True)
         if self.confinement.uid is not None:
             os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
@@ -164,7 +177,7 @@ class Run:
         self._proto = proto
         self._proc = self.reactor.spawnProcess(
             proto, sys.executable, [sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)],
-            env={**job_environment(self.workdir)}, path=str(self.workdir),
+            env={**job_environment(self.workdir, sandbox is not None)}, path=str(self.workdir),
         )
         self._pgid = self._proc.pid
         timer = self.reactor.callLater(self.limits.wall_seconds, self._timeout)
@@ -172,6 +185,21 @@ class Run:
         d.addBoth(self._ended, timer)
         d.addCallback(lambda outcome: Deferred.fromCoroutine(self._drain(outcome)))
         return d
+
+    def _bwrap(self, sb: dict) -> dict:
+        """The launcher's "bwrap" part of the spec: bwrap's argv, built here (see sandbox.py)."""
+        from xwpy.worker import bwrap
+        from xwpy.worker.sandbox import RESOLV_FD
+
+        network = bool(sb.get("network"))
+        argv = bwrap.build(bwrap.Spec(
+            workdir=str(self.workdir), argv=tuple(self.argv), layout=sb["layout"], inputs=tuple(sorted(self.staged)),
+            ro_binds=tuple(sb["ro_binds"]), hide=tuple(sb.get("hide", ())),
+            tmp_bytes=self.limits.memory_bytes,  # /tmp and /dev/shm are memory: bounded by the job's
+            network=network, resolv_fd=RESOLV_FD if network else None,
+        ), bwrap=sb["exe"])
+        return {"argv": argv, "reach": [str(self.workdir), *sb["ro_binds"]], "network": network,
+                "slirp4netns": sb.get("slirp4netns") or "slirp4netns"}
 
     async def _drain(self, outcome: Outcome) -> Outcome:
         """Wait until no process of the job's uid is left, killing and reaping what remains.
@@ -185,8 +213,10 @@ class Run:
         if uid is None:
             return outcome
         deadline = self.reactor.seconds() + DRAIN_SECONDS
+        pause = 0.002  # killed processes are usually gone within milliseconds (bwrap's as the job's)
         while (left := _kill_and_reap(uid)) and self.reactor.seconds() < deadline:
-            await task.deferLater(self.reactor, 0.05, lambda: None)
+            await task.deferLater(self.reactor, pause, lambda: None)
+            pause = min(2 * pause, 0.05)
         if left:
             log.warn("{n} processes of job uid {uid} still there after {s} s", n=left, uid=uid, s=DRAIN_SECONDS)
         return outcome
@@ -207,6 +237,8 @@ class Run:
                 pass
         if self.confinement.uid is not None:
             _signal_uid(self.confinement.uid, sig)  # stragglers that left the group
+        elif self.confinement.sandbox is not None and self._proc is not None and self._proc.pid:
+            _signal_descendants(self._proc.pid, sig)  # bwrap's command runs in a session of its own
 
     def suspend(self) -> None:
         if not self.suspended:
@@ -231,6 +263,8 @@ class Run:
         self._pgid = None
         code = getattr(reason, "exitCode", None)
         sig = getattr(reason, "signal", None)
+        if self.confinement.sandbox is not None and code is not None and 128 < code < 128 + 65:
+            code, sig = None, code - 128  # bwrap exits 128 + N when its command died of signal N
         tail = self._proto.stderr_tail
         if self._timed_out:
             return Outcome(code, tail, f"killed: exceeded the wall-clock limit of {self.limits.wall_seconds} s")
@@ -308,23 +342,43 @@ def _exit_hint(tail: str, limits: Limits) -> str:
 
 def _kill_and_reap(uid: int) -> int:
     """Kill the live processes of ``uid``, reap those that are zombie children of ours; return how
-    many processes of ``uid`` there were."""
+    many processes of ``uid`` are left (a zombie reaped here is not: bwrap leaves one of its own
+    to the worker, its subreaper, at the end of every job)."""
     import psutil
 
     me = os.getpid()
     found = 0
-    for p in psutil.process_iter(["uids", "status", "ppid"]):
+    for p in psutil.process_iter(["uids", "status", "ppid", "name"]):
         try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE and p.info["ppid"] == me and p.info["name"] == "slirp4netns":
+                os.waitpid(p.pid, os.WNOHANG)  # a networked job's (root) slirp4netns, ended with its job
+                continue
             if not p.info["uids"] or p.info["uids"].real != uid:
                 continue
             found += 1
             if p.info["status"] != psutil.STATUS_ZOMBIE:
                 os.kill(p.pid, signal.SIGKILL)
             elif p.info["ppid"] == me:
-                os.waitpid(p.pid, os.WNOHANG)  # an orphan we adopted; never one Twisted waits for
+                # An orphan we adopted; never one Twisted waits for.
+                if os.waitpid(p.pid, os.WNOHANG)[0] == p.pid:
+                    found -= 1
         except (ProcessLookupError, PermissionError, ChildProcessError, psutil.Error):
             pass
     return found
+
+
+def _signal_descendants(pid: int, sig: int) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for p in children:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
 
 
 def _signal_uid(uid: int, sig: int) -> None:

@@ -9,7 +9,6 @@ the kernel releases when the worker dies, however it dies.
 from __future__ import annotations
 
 import fcntl
-import os
 import tempfile
 from pathlib import Path
 
@@ -56,8 +55,6 @@ class UidPool:
         self._files.clear()
 
 
-
-
 def become_subreaper() -> bool:
     """Adopt the orphans of our descendants (Linux's PR_SET_CHILD_SUBREAPER): a job's processes
     whose parent died become the worker's children, not init's, and the worker reaps them — some
@@ -89,16 +86,6 @@ def kill_processes_of(uids: list[int]) -> int:
     return killed
 
 
-def _paths_jobs_need() -> list[Path]:
-    import sys
-    import sysconfig
-
-    from xwpy.worker.runner import CODE_ROOT
-
-    return [Path(os.path.realpath(sys.executable)), Path(sysconfig.get_paths()["stdlib"]),
-            Path(sysconfig.get_paths()["purelib"]), Path(CODE_ROOT)]
-
-
 def interpreter_usable_by(uid: int) -> bool:
     """Can a job running as ``uid`` start the worker's Python and import xwpy?"""
     import subprocess
@@ -114,31 +101,3 @@ def interpreter_usable_by(uid: int) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return r.returncode == 0
-
-
-def make_reachable() -> list[Path]:
-    """Let unprivileged users traverse (not list) the directories above the interpreter, its
-    libraries and xwpy's code. Returns the directories changed."""
-    import stat
-
-    changed = []
-    for target in _paths_jobs_need():
-        for d in [*reversed(target.parents), target] if target.is_dir() else reversed(target.parents):
-            mode = d.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(d, mode | stat.S_IXOTH)
-                changed.append(d)
-    return changed
-
-
-if __name__ == "__main__":
-    import sys
-
-    if os.geteuid() != 0:
-        sys.exit("only a root worker confines jobs to uids of their own; nothing to do")
-    if "--fix" in sys.argv:
-        for d in make_reachable():
-            print(f"made {d} traversable by job uids (o+x)")
-    ok = interpreter_usable_by(FIRST_UID)
-    print("job uids can run this interpreter" if ok else "job uids CANNOT run this interpreter (use --fix)")
-    sys.exit(0 if ok else 1)

@@ -40,6 +40,9 @@ def register(cli: click.Group) -> None:
     @click.option("--validator", default="quorum", show_default=True, help="'quorum' or 'verifier:NAME'.")
     @click.option("--adaptive", is_flag=True,
                   help="Adaptive replication: a trusted host's result may certify alone (spot-checked).")
+    @click.option("--network", is_flag=True,
+                  help="Its jobs need the network: they get it on workers whose volunteer allows it (--allow-network), "
+                       "and run without it elsewhere.")
     @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--memory", "memory_bytes", type=click.IntRange(16 << 20), default=1 << 30, show_default=True)
@@ -49,8 +52,8 @@ def register(cli: click.Group) -> None:
                   help="Cores a job occupies: a host runs jobs side by side only while their cores fit its offer.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
-    def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive, wall_seconds,
-                     cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
+    def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive,
+                     network, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
 
@@ -63,8 +66,7 @@ def register(cli: click.Group) -> None:
         image_sha = client.put_data(image, access=access, name=image.name)["sha256"] if image else None
         info = client.register_app(
             name=name, command=list(command), bundle=sha, image=image_sha, platform=platform, access=access,
-            validator=validator,
-            replication=replication, quorum=quorum, adaptive=adaptive,
+            validator=validator, replication=replication, quorum=quorum, adaptive=adaptive, network=network or None,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes, "cores": cores},
         )

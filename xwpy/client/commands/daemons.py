@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +29,29 @@ def _run_on_without_token_in_argv(token: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "xwpy", *args], {**os.environ, "XWPY_TOKEN": token})
+
+
+_PROBE_UID = 65534  # nobody: a root worker's jobs create their namespaces as an unprivileged uid
+
+
+def _check_confinement(ctx, _param, value):
+    """``xwpy worker --check``: what confinement this machine supports."""
+    if not value or ctx.resilient_parsing:
+        return
+    from xwpy.worker.bwrap import probe
+
+    root = os.geteuid() == 0
+    why = probe(_PROBE_UID if root else None)
+    click.echo(f"bwrap: {'supported' if why is None else 'NOT supported: ' + why}")
+    click.echo("uid: " + ("supported (each slot's jobs as an unprivileged uid of their own, with limits)" if root
+                          else "limits only (not root: jobs run as your own user)"))
+    slirp = shutil.which("slirp4netns")
+    click.echo("network for apps that need it (--allow-network): " + (
+        "supported (slirp4netns, without the host's loopback)" if why is None and root and slirp else
+        "NOT supported: " + ("needs bwrap" if why is not None else "needs a root worker" if not root
+                             else "apt install slirp4netns")))
+    click.echo(f"default: {'bwrap' if why is None else 'none (the worker refuses to start without --confinement uid)'}")
+    ctx.exit(0 if why is None else 1)
 
 
 def register(cli: click.Group) -> None:
@@ -76,6 +100,8 @@ def register(cli: click.Group) -> None:
         sys.exit(run_coordinator(site_dir, log_level))
 
     @cli.command("worker")
+    @click.option("--check", is_flag=True, is_eager=True, expose_value=False, callback=_check_confinement,
+                  help="Print what confinement this machine supports, and exit.")
     @click.option("--coordinator", "url", envvar="XWPY_URL", required=True, help="https://host:port")
     @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA", required=True)
     @click.option("--token", envvar="XWPY_TOKEN",
@@ -92,9 +118,14 @@ def register(cli: click.Group) -> None:
     @click.option("--idle-period", type=click.FloatRange(0.1, 600), default=2.0, show_default=True,
                   help="Seconds between two measures of the owner's load.")
     @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
+    @click.option("--confinement", type=click.Choice(["bwrap", "uid"]), default="bwrap", show_default=True,
+                  help="bwrap: each job in a bubblewrap sandbox (namespaces, no network, only its own files); "
+                       "uid: only its own uid and limits (no sandbox; choose it knowingly).")
+    @click.option("--allow-network", is_flag=True,
+                  help="Give the network to jobs of apps that declare they need it (never the host's loopback).")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
     def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
-               idle_period, wait, log_level):
+               idle_period, wait, confinement, allow_network, log_level):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
         if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
             _run_on_without_token_in_argv(token)
@@ -108,6 +139,21 @@ def register(cli: click.Group) -> None:
             fail("give --token or --token-file to register this host")
         cpus = os.cpu_count() or 1
         root = os.geteuid() == 0
+        if confinement == "bwrap":
+            from xwpy.worker.bwrap import probe
+
+            why = probe(_PROBE_UID if root else None)
+            if why is not None:
+                fail(why)
+            if allow_network and not root:
+                fail("--allow-network needs a root worker (it gives each networked job a network namespace of its own)")
+            if allow_network and shutil.which("slirp4netns") is None:
+                fail("--allow-network needs slirp4netns: apt install slirp4netns")
+        elif allow_network:
+            fail("--allow-network needs the sandbox (--confinement bwrap): with uid, jobs would share this machine's network")
+        else:
+            click.echo("warning: --confinement uid: jobs run unsandboxed, seeing this machine's files and network",
+                       err=True)
         if not root:
             click.echo("warning: not root: jobs run as your own user, unconfined by file rights", err=True)
         opts = WorkerOptions(
@@ -115,7 +161,7 @@ def register(cli: click.Group) -> None:
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
             idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
             idle_period=idle_period,
-            confine_uids=root,
+            confine_uids=root, confinement=confinement, allow_network=allow_network,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))
 

@@ -231,6 +231,7 @@ def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
     """The job once final (the coordinator answers as soon as it is), or None after ``timeout``."""
     start = time.monotonic()
     shown = ""
+    job: dict = {"status": "not final"}
     while True:
         left = timeout - (time.monotonic() - start) if timeout else 30
         if left <= 0:

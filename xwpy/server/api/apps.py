@@ -25,7 +25,7 @@ def app_info(app: App) -> dict:
             id=app.id, name=app.name, owner=app.owner, command=app.command, bundle=app.bundle, access=app.access,
             limits=protocol.Limits(**app.limits), validator=app.validator, replication=app.replication,
             quorum=app.quorum, adaptive=app.adaptive, image=spec.sha256 if spec else None, image_spec=spec,
-            platform=app.platform,
+            platform=app.platform, network=app.network,
             versions=tuple(protocol.VersionInfo(platform=v.platform, bundle=v.bundle, image=_spec(v.image))
                            for v in app.versions),
         )
@@ -86,13 +86,13 @@ def install(api: Api, co) -> None:
             app_id = await co.catalog.apps.add(
                 name=msg.name, owner_id=ctx.user.id, access=msg.access, bundle=msg.bundle, command=msg.command,
                 limits=limits, validator=msg.validator, replication=msg.replication, quorum=msg.quorum, now=co.now(),
-                adaptive=msg.adaptive, image=image, platform=platform,
+                adaptive=msg.adaptive, network=msg.network, image=image, platform=platform,
             )
         except IntegrityError:
             raise ApiError(409, "conflict", f"app {msg.name!r} exists", "name") from None
         app = App(
             app_id, msg.name, ctx.user.id, ctx.user.login, msg.access, msg.bundle, tuple(msg.command), limits,
-            msg.validator, msg.replication, msg.quorum, msg.adaptive, image, platform,
+            msg.validator, msg.replication, msg.quorum, msg.adaptive, msg.network, image, platform,
         )
         co.directory.add_app(app)
         return app_info(app)

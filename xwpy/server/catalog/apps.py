@@ -15,7 +15,7 @@ from xwpy.server.catalog.schema import app_versions, apps, users
 def _row(r, extra: tuple[AppVersion, ...] = ()) -> App:
     return App(
         r.id, r.name, r.owner_id, r.login, r.access, r.bundle_sha256, tuple(r.command), dict(r.limits),
-        r.validator, r.replication, r.quorum, bool(r.adaptive), dict(r.image) if r.image else None,
+        r.validator, r.replication, r.quorum, bool(r.adaptive), bool(r.network), dict(r.image) if r.image else None,
         r.platform or "any", extra,
     )
 
@@ -33,13 +33,13 @@ class AppsComponent:
         self.catalog = catalog
 
     def add(self, *, name, owner_id, access, bundle, command, limits, validator, replication, quorum, now,
-            adaptive=False, image=None, platform="any") -> Deferred:
+            adaptive=False, network=False, image=None, platform="any") -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 apps.insert().values(
                     name=name, owner_id=owner_id, access=access, bundle_sha256=bundle, command=list(command),
                     limits=limits, validator=validator, replication=replication, quorum=quorum, adaptive=adaptive,
-                    created_at=now, image=image, platform=platform,
+                    network=network, created_at=now, image=image, platform=platform,
                 )
             )
             return res.inserted_primary_key[0]

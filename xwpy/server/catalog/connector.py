@@ -24,9 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from twisted.internet.defer import Deferred
@@ -81,27 +79,12 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _add_missing_columns(conn) -> None:
-    """A catalog made by an earlier xwpy lacks the columns added since: add those that can be added
-    in place (nullable, or with a server default); anything else needs a migration."""
-    inspector = sa_inspect(conn)
-    for table in schema.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for col in table.columns:
-            if col.name in have:
-                continue
-            if not (col.nullable or col.server_default is not None):
-                raise RuntimeError(f"catalog table {table.name} lacks column {col.name}: migrate it")
-            ddl = CreateColumn(col).compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
-
-
 def ensure_schema(eng: Engine) -> None:
-    """Create the tables of a new catalog, add the columns an earlier xwpy did not have; refuse
-    a catalog made by a newer xwpy."""
+    """Create the tables of a new catalog, add the columns an older xwpy did not have (those with
+    a default or nullable: e.g. apps.network); refuse a catalog made by a newer xwpy."""
     with eng.begin() as conn:
         schema.metadata.create_all(conn)
-        _add_missing_columns(conn)
+        add_missing_columns(conn)
         row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
         if row is None:
             conn.execute(schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
@@ -109,6 +92,25 @@ def ensure_schema(eng: Engine) -> None:
             raise RuntimeError(
                 f"catalog schema version {row[0]} is newer than this xwpy ({schema.SCHEMA_VERSION})"
             )
+
+
+def add_missing_columns(conn) -> list[str]:
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    added = []
+    inspector = inspect(conn)
+    for table in schema.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not (column.nullable or column.server_default is not None):
+                raise RuntimeError(f"catalog table {table.name} lacks column {column.name}, which has no default")
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 class Catalog:

@@ -45,6 +45,7 @@ class App:
     replication: int
     quorum: int
     adaptive: bool = False
+    network: bool = False  # its jobs need the network
     image: dict | None = None  # protocol.ImageSpec, encoded
     platform: str = "any"  # of the bundle or image above
     extra: tuple[AppVersion, ...] = ()  # versions for other platforms

@@ -70,6 +70,7 @@ apps = Table(
     Column("image", JSON),  # protocol.ImageSpec of an image app, checked at registration
     # The platform the app's bundle or image above is built for; app_versions holds the others.
     Column("platform", String(40), nullable=False, server_default=text("'any'")),
+    Column("network", Boolean, nullable=False, server_default=false()),  # its jobs need the network
 )
 
 app_versions = Table(
