@@ -97,3 +97,55 @@ def test_app_versions_per_platform(image_grid, tmp_path):
     grid.start_coordinator()
     shown = json.loads(run(grid, alice, "app", "show", "tool").stdout)
     assert [v["platform"] for v in shown["versions"]] == ["linux-aarch64", "linux-x86_64"]
+
+
+def test_an_image_app_runs_on_two_workers_and_each_unpacks_it_once(image_grid, tmp_path):
+    """20 jobs, replication 2, on two sandboxed workers, in an image built here from busybox: each
+    result is what the same command gives locally, and a second batch reuses each worker's
+    unpacked image (one unpack per worker, from its log)."""
+    import hashlib
+
+    grid, alice = image_grid
+    vol = json.loads(run(grid, grid.admin_token, "users", "add", "vol", "--role", "worker", "--json").stdout)["token"]
+    vol2 = json.loads(run(grid, grid.admin_token, "users", "add", "vol2", "--role", "worker", "--json").stdout)["token"]
+    workers = [grid.start_worker("w1", vol), grid.start_worker("w2", vol2)]
+    root = build.busybox_root(tmp_path / "root")
+    path = tmp_path / "bb.tar"
+    build.write(path, [build.layer_from_dir(root)], entrypoint=["/bin/sh", "-c"], workdir="/work",
+                env=["PATH=/bin", "GREETING=hello"], fmt="docker-archive")
+    run(grid, alice, "app", "register", "bb", "--image", str(path), "--replication", "2", "--quorum", "2", "--",
+        'sha256sum < text.txt; echo "$0 $GREETING $(pwd) $(id -u)"; ls /', "{args}")
+    client = grid.client(alice)
+    wait_for(lambda: len(grid.client().hosts()) == 2, 60, "two workers")
+    texts = {}
+    for batch in ("b1", "b2"):
+        specs = []
+        for i in range(10):
+            data = f"text {batch} {i}\n".encode() * (i + 1)
+            sha = client.put_bytes(data, name=f"t{i}.txt")["sha256"]
+            specs.append({"app": "bb", "args": [f"{batch}-{i}"], "inputs": [{"name": "text.txt", "sha256": sha}]})
+            texts[f"{batch}-{i}"] = data
+        ids = client.submit(specs, batch=batch)
+        grid.wait_final(client, ids, timeout=180)
+        for jid, spec in zip(ids, specs):
+            job = client.job(jid)
+            assert job["status"] == "COMPLETED", job
+            assert len({r["host_id"] for r in job["replicas"] if r["validation"] == "VALID"}) == 2
+            out = stdout_of(client, jid, tmp_path)
+            tag = spec["args"][0]
+            want_sha = hashlib.sha256(texts[tag]).hexdigest()
+            lines = out.splitlines()
+            assert lines[0] == f"{want_sha}  -"
+            assert lines[1] == f"{tag} hello /work 1000"
+            # The image is the whole file system: busybox's root, nothing of this machine's.
+            assert set(lines[2:]) == {"bin", "dev", "etc", "job", "lib", "lib64", "proc", "tmp", "work"}
+    for w in workers:
+        assert w.output().count("unpacked:") == 1, w.output()[-2000:]
+
+
+def stdout_of(client, job_id, tmp_path):
+    from xwpy import archive
+
+    dest = tmp_path / f"r{job_id}.tar"
+    client.result(job_id, dest)
+    return archive.read_files(dest.read_bytes())["stdout"].decode()

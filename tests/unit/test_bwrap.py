@@ -98,3 +98,15 @@ def test_a_networked_job_stays_in_the_namespace_its_launcher_made():
     assert ("9", "/etc/resolv.conf") in pairs(a, "--ro-bind-data")
     assert "/etc/resolv.conf" not in [d for _, d in pairs(a, "--ro-bind-try")]
     assert "/etc/hosts" in [d for _, d in pairs(a, "--ro-bind-try")]
+
+
+def test_an_image_is_the_whole_root_and_the_job_directory_its_workdir():
+    argv = bwrap.build(spec(image_root="/state/images/abc", job_dir="/work"))
+    assert pairs(argv, "--ro-bind")[0] == ("/state/images/abc", "/")
+    bound = {dest for _, dest in pairs(argv, "--ro-bind")}
+    assert not bound & {"/usr", "/opt", "/srv/venv", "/srv/code"} and not any(a.startswith("/etc/") for a in argv)
+    assert ("/var/lib/xwpy/jobs/7", "/work") in pairs(argv, "--bind")
+    assert ("/var/lib/xwpy/jobs/7/in.txt", "/work/in.txt") in pairs(argv, "--ro-bind")
+    assert argv[argv.index("--chdir") + 1] == "/work"
+    # The root's mounts come first: /proc, /dev and /tmp are mounted over the image, not under it.
+    assert argv.index("/state/images/abc") < argv.index("--proc")

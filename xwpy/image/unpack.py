@@ -30,7 +30,7 @@ class Stats:
     bytes: int = 0
 
 
-class _Root:
+class Root:
     def __init__(self, root: Path):
         self.root = root
 
@@ -87,7 +87,7 @@ def _write(tf: tarfile.TarFile, info: tarfile.TarInfo, path: Path, mode: int) ->
     os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
 
 
-def _apply(root: _Root, tf: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, created: set[str]) -> None:
+def _apply(root: Root, tf: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, created: set[str]) -> None:
     rel = entry.path
     if entry.kind == ROOT:
         os.chmod(root.root, entry.mode)
@@ -130,7 +130,7 @@ def unpack(archive: Path, dest: Path, limits: ImageLimits = ImageLimits(), expec
     """Unpack ``archive``'s layers into ``dest`` (which must not exist). ImageError if the archive
     or any entry is refused; ``dest`` may then hold a partial tree for the caller to remove."""
     dest.mkdir(mode=0o755)
-    root = _Root(dest)
+    root = Root(dest)
     stats = Stats()
     with Archive(archive, limits) as ar:
         described = read(ar)

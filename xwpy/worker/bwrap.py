@@ -65,6 +65,11 @@ class Spec:
     network: bool = False
     resolv_fd: int | None = None  # with network: the job's /etc/resolv.conf, read from this fd
     fds: Mapping[str, int] = field(default_factory=dict)  # host path -> open fd bwrap binds instead
+    # An image app: its unpacked root (see xwpy.worker.images) is the job's whole file system,
+    # read-only, instead of the host's system directories; the job's directory is bound at
+    # ``job_dir`` (the image's WorkingDir, or JOB_DIR).
+    image_root: str | None = None
+    job_dir: str = JOB_DIR
 
 
 def host_layout() -> Layout:
@@ -97,13 +102,15 @@ def build(spec: Spec, bwrap: str = "bwrap") -> list[str]:
          "--unshare-cgroup-try",
          "--die-with-parent", "--new-session", "--hostname", HOSTNAME]
     system_roots = []
-    for path, target in spec.layout.system:
+    if spec.image_root is not None:
+        a += ["--ro-bind", spec.image_root, "/"]  # its mount points exist (images.ImageCache made them)
+    for path, target in () if spec.image_root is not None else spec.layout.system:
         if target is None:
             a += ["--ro-bind", path, path]
             system_roots.append(path)
         else:
             a += ["--symlink", target, path]
-    for name in spec.layout.etc:
+    for name in () if spec.image_root is not None else spec.layout.etc:
         if name in ETC_NETWORK and not spec.network or name == "resolv.conf" and spec.resolv_fd is not None:
             continue
         a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
@@ -113,18 +120,18 @@ def build(spec: Spec, bwrap: str = "bwrap") -> list[str]:
           "--size", str(spec.tmp_bytes), "--perms", "1777", "--tmpfs", "/dev/shm",
           "--size", str(spec.tmp_bytes), "--perms", "1777", "--tmpfs", TMP_DIR]
     shown = list(system_roots)
-    for path in _outermost(spec.ro_binds):
-        if any(_under(path, root) for root in system_roots) or _under(path, JOB_DIR):
+    for path in () if spec.image_root is not None else _outermost(spec.ro_binds):
+        if any(_under(path, root) for root in system_roots) or _under(path, spec.job_dir):
             continue
         a += _bind(spec, path, path)
         shown.append(path)
     for path in spec.hide:  # e.g. the worker's state directory, if it lies inside its code root
         if any(_under(path, root) for root in shown):
             a += ["--perms", "0000", "--tmpfs", path]
-    a += _bind(spec, spec.workdir, JOB_DIR, writable=True)
+    a += _bind(spec, spec.workdir, spec.job_dir, writable=True)
     for name in spec.inputs:
-        a += _bind(spec, os.path.join(spec.workdir, name), os.path.join(JOB_DIR, name))
-    a += ["--remount-ro", "/", "--chdir", JOB_DIR, "--", *spec.argv]
+        a += _bind(spec, os.path.join(spec.workdir, name), os.path.join(spec.job_dir, name))
+    a += ["--remount-ro", "/", "--chdir", spec.job_dir, "--", *spec.argv]
     return a
 
 

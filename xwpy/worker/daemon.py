@@ -25,10 +25,12 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from xwpy import archive, pki, protocol
+from xwpy import archive, pki, platforms, protocol
+from xwpy.image import ImageError
 from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
+from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
 from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
@@ -52,6 +54,8 @@ class WorkerOptions:
     idle_period: float = 2.0
     confine_uids: bool = False  # root only: each slot runs its jobs as an unprivileged uid of its own
     confinement: str = "bwrap"  # bwrap: each job in a bubblewrap sandbox; uid: its uid and limits only
+    cores: int = 0  # the cores the volunteer lends (0: all of this machine's)
+    memory: int = 0  # the memory the volunteer lends, bytes (0: all of this machine's)
     allow_network: bool = False  # jobs of apps that declare they need the network get it
 
 
@@ -91,12 +95,14 @@ class Worker(service.Service):
 
     def startService(self):
         super().startService()
-        for sub in ("jobs", "cache", "results"):
+        for sub in ("jobs", "cache", "results", "images"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o711)  # job users may traverse to their own directory, not list
         os.chmod(self.state / "jobs", 0o711)
         os.chmod(self.state / "cache", 0o700)
         os.chmod(self.state / "results", 0o700)
+        os.chmod(self.state / "images", 0o700)
+        self.images = ImageCache(self.state / "images")
         if self.opts.confinement == "bwrap":
             self._sandbox = sandbox_settings(self.state)
             log.info("jobs run in a bubblewrap sandbox (network for apps that need it: {net})",
@@ -118,6 +124,15 @@ class Worker(service.Service):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
         self._main = Deferred.fromCoroutine(self._run())
         self._main.addErrback(self._fatal)
+
+    def offer(self) -> protocol.Hello:
+        """What this worker lends: the coordinator packs its jobs within it (scheduler.capacity)."""
+        return protocol.Hello(
+            cpus=self.opts.cores or max(os.cpu_count() or 1, self.opts.slots),
+            memory=self.opts.memory or _memory(),
+            platform=platforms.this_platform(),
+            images=self._sandbox is not None,  # an image runs only as the root of a sandbox
+        )
 
     def _fatal(self, failure):
         if failure.check(CancelledError):
@@ -176,8 +191,10 @@ class Worker(service.Service):
                 if saved is None:
                     link = Link(self.reactor, self.opts.url, self.opts.ca_pem, self.opts.volunteer_token)
                     try:
-                        reg = await link.register(self.opts.name or socket.gethostname(), self.opts.slots,
-                                                  _memory(), f"{platform.system()} {platform.machine()}")
+                        offer = self.offer()
+                        reg = await link.register(self.opts.name or socket.gethostname(), offer.cpus, offer.memory,
+                                                  f"{platform.system()} {platform.machine()}", offer.platform,
+                                                  offer.images)
                     finally:
                         await link.close()
                     saved = {"url": self.opts.url, "host_id": reg.host_id, "token": reg.token}
@@ -187,7 +204,7 @@ class Worker(service.Service):
                     os.replace(tmp, self._host_file())
                     log.info("registered as host {id}", id=reg.host_id)
                 self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"])
-                timing = await self.link.hello()
+                timing = await self.link.hello(self.offer())
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
                 log.info("connected to {url} as host {id}", url=self.opts.url, id=self.host_id)
@@ -291,10 +308,13 @@ class Worker(service.Service):
 
     # -- one replica -----------------------------------------------------------------------------
 
-    def _confinement(self, slot: int, a: protocol.Assignment) -> Confinement:
+    def _confinement(self, slot: int, a: protocol.Assignment, image_root: Path | None = None) -> Confinement:
         sandbox = None
         if self._sandbox is not None:
             sandbox = {**self._sandbox, "network": bool(a.network and self.opts.allow_network)}
+            if image_root is not None:
+                sandbox.update(image_root=str(image_root), job_dir=_job_dir(a.image),
+                               image_env=_image_env(a.image))
         if self._uids is None:
             return Confinement(sandbox=sandbox)
         uid = self._uids.uids[slot]
@@ -306,11 +326,18 @@ class Worker(service.Service):
         result_path = self.state / "results" / f"{a.replica_id}.tar"
         try:
             try:
-                conf = self._confinement(t.slot, a)
+                argv = expand_command(a.command, a.args)
+                image_root = None
+                if a.image is not None:
+                    if self._sandbox is None:
+                        raise ImageError("this worker runs no sandbox (--confinement uid): it cannot run images")
+                    image_root = await self._image(a.image)
+                    argv = [*a.image.entrypoint, *argv]
+                conf = self._confinement(t.slot, a, image_root)
                 staged = await self._stage(a, workdir, conf)
                 if t.aborted:
                     return
-                t.run = Run(self.reactor, workdir, expand_command(a.command, a.args), a.limits, conf, staged)
+                t.run = Run(self.reactor, workdir, argv, a.limits, conf, staged)
                 ended = t.run.start()
                 if self.idle_state.suspended:
                     t.run.suspend()
@@ -318,7 +345,7 @@ class Worker(service.Service):
                 if t.aborted:
                     return
                 outcome = await deferToThread(t.run.pack, outcome, result_path)
-            except (Unreachable, Refused, archive.ArchiveError, OSError) as e:
+            except (Unreachable, Refused, archive.ArchiveError, ImageError, OSError) as e:
                 outcome = Outcome(None, "", f"worker could not run the job: {e}")
             if not t.aborted:
                 await self._report(t, outcome)
@@ -350,6 +377,20 @@ class Worker(service.Service):
         if conf.uid is not None:
             await deferToThread(_chown_tree, workdir, conf.uid, conf.gid)
         return staged
+
+    async def _image(self, spec: protocol.ImageSpec) -> Path:
+        """The image's unpacked root: from the cache, or fetched, verified and unpacked once (the
+        slots that need it meanwhile wait for that one unpack)."""
+        root = self.images.lookup(spec.id)
+        if root is not None:
+            return root
+
+        async def fetch_and_unpack() -> Path:
+            path = await self._cached(spec.sha256)
+            points = (*MOUNT_POINTS, _job_dir(spec).lstrip("/"))
+            return await deferToThread(self.images.unpack, spec.id, path, points)
+
+        return await self._fetching.run(("image", spec.id), fetch_and_unpack)
 
     async def _cached(self, sha256: str) -> Path:
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
@@ -402,6 +443,23 @@ class Worker(service.Service):
             except Refused as e:
                 log.warn("coordinator refused the result of replica {rid}: {e}", rid=a.replica_id, e=e)
                 return
+
+
+def _job_dir(spec: protocol.ImageSpec) -> str:
+    """Where an image job's directory is bound: the image's WorkingDir, or /job."""
+    from xwpy.worker.bwrap import JOB_DIR
+
+    wd = spec.workdir.rstrip("/")
+    return wd if wd and wd not in ("/", "/proc", "/dev", "/tmp") else JOB_DIR
+
+
+def _image_env(spec: protocol.ImageSpec) -> dict[str, str]:
+    out = {}
+    for item in spec.env:
+        name, sep, value = item.partition("=")
+        if sep and name:
+            out[name] = value
+    return out
 
 
 def _memory() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from xwpy.image import ImageLimits
-from xwpy.image.unpack import unpack
+from xwpy.image.entries import clean_path
+from xwpy.image.unpack import Root, unpack
 
 log = Logger()
 
@@ -30,6 +32,29 @@ class CacheStats:
     hits: int = 0
     unpack_seconds: float = 0.0
     unpacked_bytes: int = 0
+
+
+# Where the sandbox mounts its own: /proc, /dev, /tmp, the job's directory (JOB_DIR, or the
+# image's WorkingDir: added by the caller), resolv.conf for a networked job.
+MOUNT_POINTS = ("proc", "dev", "tmp", "job", "etc/resolv.conf")
+
+
+def _mount_points(root: Path, paths: tuple[str, ...]) -> None:
+    for rel in paths:
+        rel = clean_path(rel)
+        if not rel:
+            continue
+        target = Root(root).parent(rel)  # its parents: real directories (a link could lead out)
+        want_file = rel == "etc/resolv.conf"
+        st = os.lstat(target) if os.path.lexists(target) else None
+        if st is not None and (stat.S_ISREG(st.st_mode) if want_file else stat.S_ISDIR(st.st_mode)):
+            continue
+        if st is not None:
+            shutil.rmtree(target) if stat.S_ISDIR(st.st_mode) else os.unlink(target)
+        if want_file:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        else:
+            os.mkdir(target, 0o755)
 
 
 class ImageCache:
@@ -54,8 +79,10 @@ class ImageCache:
             return path
         return None
 
-    def unpack(self, image_id: str, archive: Path) -> Path:
-        """Unpack ``archive`` (which must hold image ``image_id``) unless already there."""
+    def unpack(self, image_id: str, archive: Path, mount_points: tuple[str, ...] = MOUNT_POINTS) -> Path:
+        """Unpack ``archive`` (which must hold image ``image_id``) unless already there, with the
+        directories (and ``etc/resolv.conf``) the sandbox mounts over made: its root is bound
+        read-only, where nothing can be created."""
         final = self._dir(image_id)
         if final.is_dir():
             self.stats.hits += 1
@@ -64,6 +91,7 @@ class ImageCache:
         started = time.monotonic()
         try:
             done = unpack(archive, tmp, self.limits, expect_id=image_id)
+            _mount_points(tmp, mount_points)
             os.chmod(tmp, 0o755)
             os.rename(tmp, final)
         except BaseException:

@@ -112,12 +112,14 @@ class Link:
 
     # -- the protocol ------------------------------------------------------------------------------
 
-    async def register(self, name: str, cpus: int, memory: int, os_name: str) -> protocol.HostRegistered:
-        msg = protocol.RegisterHost(name=name, cpus=cpus, memory=memory, os=os_name)
+    async def register(self, name: str, cpus: int, memory: int, os_name: str, platform: str | None = None,
+                       images: bool = False) -> protocol.HostRegistered:
+        msg = protocol.RegisterHost(name=name, cpus=cpus, memory=memory, os=os_name, platform=platform, images=images)
         return protocol.parse(protocol.HostRegistered, await self._call("POST", "/work/register", protocol.encode(msg)))
 
-    async def hello(self) -> protocol.WorkerTiming:
-        return protocol.parse(protocol.WorkerTiming, await self._call("POST", "/work/hello", {}))
+    async def hello(self, offer: protocol.Hello | None = None) -> protocol.WorkerTiming:
+        body = protocol.encode(offer) if offer is not None else {}
+        return protocol.parse(protocol.WorkerTiming, await self._call("POST", "/work/hello", body))
 
     async def request_work(self, slots: int, wait: float) -> tuple[protocol.Assignment, ...]:
         msg = protocol.encode(protocol.WorkRequest(slots=slots, wait=wait))

@@ -167,6 +167,12 @@ class Run:
             os.chown(self.workdir / ".tmp", self.confinement.uid, self.confinement.gid)
         stdout_path = self.workdir.parent / f"{self.workdir.name}.stdout"
         self._stdout_path = stdout_path
+        env = job_environment(self.workdir, sandbox is not None)
+        if sandbox is not None and sandbox.get("image_root"):
+            # The image's own environment (its PATH first of all), over the fixed part of ours.
+            env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
+            env.update(sandbox.get("image_env") or {})
+            env["HOME"] = sandbox["job_dir"]
         proto = _Proto(
             stdout_path, self.limits.output_bytes,
             on_overflow=lambda: self.kill(f"its standard output exceeded the limit of {self.limits.output_bytes} bytes"),
@@ -177,7 +183,7 @@ class Run:
         self._proto = proto
         self._proc = self.reactor.spawnProcess(
             proto, sys.executable, [sys.executable, "-m", "xwpy.worker.sandbox", json.dumps(spec)],
-            env={**job_environment(self.workdir, sandbox is not None)}, path=str(self.workdir),
+            env=env, path=str(self.workdir),
         )
         self._pgid = self._proc.pid
         timer = self.reactor.callLater(self.limits.wall_seconds, self._timeout)
@@ -192,13 +198,16 @@ class Run:
         from xwpy.worker.sandbox import RESOLV_FD
 
         network = bool(sb.get("network"))
+        image_root = sb.get("image_root")
         argv = bwrap.build(bwrap.Spec(
             workdir=str(self.workdir), argv=tuple(self.argv), layout=sb["layout"], inputs=tuple(sorted(self.staged)),
             ro_binds=tuple(sb["ro_binds"]), hide=tuple(sb.get("hide", ())),
             tmp_bytes=self.limits.memory_bytes,  # /tmp and /dev/shm are memory: bounded by the job's
             network=network, resolv_fd=RESOLV_FD if network else None,
+            image_root=image_root, job_dir=sb.get("job_dir") or bwrap.JOB_DIR,
         ), bwrap=sb["exe"])
-        return {"argv": argv, "reach": [str(self.workdir), *sb["ro_binds"]], "network": network,
+        reach = [str(self.workdir), image_root] if image_root else [str(self.workdir), *sb["ro_binds"]]
+        return {"argv": argv, "reach": reach, "network": network,
                 "slirp4netns": sb.get("slirp4netns") or "slirp4netns"}
 
     async def _drain(self, outcome: Outcome) -> Outcome:

@@ -50,8 +50,32 @@ def _check_confinement(ctx, _param, value):
         "supported (slirp4netns, without the host's loopback)" if why is None and root and slirp else
         "NOT supported: " + ("needs bwrap" if why is not None else "needs a root worker" if not root
                              else "apt install slirp4netns")))
+    click.echo("images (apps shipped as container images): " + ("supported" if why is None else "NOT supported: needs bwrap"))
+    from xwpy import platforms
+
+    click.echo(f"platform: {platforms.this_platform()}, {os.cpu_count()} cores")
     click.echo(f"default: {'bwrap' if why is None else 'none (the worker refuses to start without --confinement uid)'}")
     ctx.exit(0 if why is None else 1)
+
+
+class Size(click.ParamType):
+    """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "")
+        try:
+            n = int(float(number) * self._UNITS[unit])
+        except ValueError:
+            self.fail(f"{value!r} is not a size (e.g. 4G, 512M, 1073741824)", param, ctx)
+        if n < 16 << 20:
+            self.fail(f"{value!r} is less than 16M", param, ctx)
+        return n
 
 
 def register(cli: click.Group) -> None:
@@ -110,6 +134,10 @@ def register(cli: click.Group) -> None:
     @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                   help="The worker's own directory (host identity, cache, job directories).")
     @click.option("--max-cpus", type=click.IntRange(1, 4096), help="Run at most this many jobs at once.")
+    @click.option("--cores", type=click.IntRange(1, 4096),
+                  help="Cores lent to jobs (default: all): jobs run side by side only while their cores fit.")
+    @click.option("--memory", type=Size(),
+                  help="Memory lent to jobs, e.g. 4G (default: all): jobs run side by side only while theirs fits.")
     @click.option("--name", default="", help="Host name shown to the site (default: this machine's).")
     @click.option("--idle-threshold", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
                   help="Suspend jobs while the owner's CPU load is above this fraction of the machine.")
@@ -124,8 +152,8 @@ def register(cli: click.Group) -> None:
     @click.option("--allow-network", is_flag=True,
                   help="Give the network to jobs of apps that declare they need it (never the host's loopback).")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
-    def worker(url, ca, token, token_file, state_dir, max_cpus, name, idle_threshold, no_battery, no_idle_check,
-               idle_period, wait, confinement, allow_network, log_level):
+    def worker(url, ca, token, token_file, state_dir, max_cpus, cores, memory, name, idle_threshold, no_battery,
+               no_idle_check, idle_period, wait, confinement, allow_network, log_level):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
         if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
             _run_on_without_token_in_argv(token)
@@ -161,7 +189,8 @@ def register(cli: click.Group) -> None:
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
             idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
             idle_period=idle_period,
-            confine_uids=root, confinement=confinement, allow_network=allow_network,
+            confine_uids=root, confinement=confinement, allow_network=allow_network, cores=cores or 0,
+            memory=memory or 0,
         )
         sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))
 
