@@ -137,3 +137,11 @@ def test_engine_never_packs_beyond_an_offer(specs, host_cores, host_gib, slots):
         running = [e.jobs[e.replicas[r].job_id] for r in e.hosts[1].active]
         assert sum(e.need(j).cores for j in running) <= host_cores
         assert sum(j.memory for j in running) <= host_gib * GiB
+
+
+def test_a_rebuilt_engine_still_knows_the_apps():
+    e = grid_engine({1: app(cores=3)}, [])
+    e.load(hosts=[HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=2)], jobs=[], replicas=[], next_job_id=1,
+           next_replica_id=1, now=0.0)
+    [jid] = jobs(e, 1, 1, GiB)
+    assert e.need(e.jobs[jid]).cores == 3 and e.assign(1, 1, 1.0)[0] == []

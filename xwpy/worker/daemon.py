@@ -10,6 +10,7 @@ on SIGTERM it kills its jobs and gives their leases back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -79,6 +80,9 @@ class Worker(service.Service):
         self.tasks: dict[int, _Task] = {}
         self._fetching = SingleFlight()  # by sha256: slots staging the same input share one download
         self._free_slots = list(range(options.slots))
+        # Cores to pin jobs to, each job to as many as it asks (its app's limits.cores) while the
+        # machine has them free; beyond, a job runs unpinned.
+        self._free_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self._capacity: Deferred | None = None
         self._main: Deferred | None = None
         self._poll: Deferred | None = None
@@ -308,6 +312,12 @@ class Worker(service.Service):
 
     # -- one replica -----------------------------------------------------------------------------
 
+    def _take_cpus(self, n: int) -> tuple[int, ...]:
+        if n > len(self._free_cpus):
+            return ()
+        taken, self._free_cpus = tuple(self._free_cpus[:n]), self._free_cpus[n:]
+        return taken
+
     def _confinement(self, slot: int, a: protocol.Assignment, image_root: Path | None = None) -> Confinement:
         sandbox = None
         if self._sandbox is not None:
@@ -324,6 +334,7 @@ class Worker(service.Service):
         a = t.assignment
         workdir = self.state / "jobs" / str(a.replica_id)
         result_path = self.state / "results" / f"{a.replica_id}.tar"
+        cpus: tuple[int, ...] = ()
         try:
             try:
                 argv = expand_command(a.command, a.args)
@@ -333,7 +344,8 @@ class Worker(service.Service):
                         raise ImageError("this worker runs no sandbox (--confinement uid): it cannot run images")
                     image_root = await self._image(a.image)
                     argv = [*a.image.entrypoint, *argv]
-                conf = self._confinement(t.slot, a, image_root)
+                conf = dataclasses.replace(self._confinement(t.slot, a, image_root), cpus=self._take_cpus(a.limits.cores))
+                cpus = conf.cpus
                 staged = await self._stage(a, workdir, conf)
                 if t.aborted:
                     return
@@ -351,6 +363,7 @@ class Worker(service.Service):
                 await self._report(t, outcome)
         finally:
             self.tasks.pop(a.replica_id, None)
+            self._free_cpus = sorted(self._free_cpus + list(cpus))
             self._free_slots.append(t.slot)
             self._free_slots.sort()
             await deferToThread(_remove, workdir, result_path)

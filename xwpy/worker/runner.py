@@ -58,6 +58,7 @@ class Confinement:
     # In a bubblewrap sandbox: the worker's settings (exe, layout, ro_binds, hide, slirp4netns) and
     # the job's network (bool); None: as the uid, in the host's file system.
     sandbox: dict | None = None
+    cpus: tuple[int, ...] = ()  # the cores it is pinned to (none: any)
 
 
 def job_environment(workdir: Path, sandboxed: bool = False) -> dict[str, str]:
@@ -158,6 +159,7 @@ class Run:
             "memory": self.limits.memory_bytes,
             "fsize": self.limits.output_bytes,
             "nproc": self.limits.processes,
+            "cpus": list(self.confinement.cpus),
         }
         sandbox = self.confinement.sandbox
         if sandbox is not None:

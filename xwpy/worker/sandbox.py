@@ -49,6 +49,8 @@ def apply(spec: dict) -> list[str]:
     _limit(resource.RLIMIT_FSIZE, int(spec["fsize"]))
     _limit(resource.RLIMIT_NOFILE, int(spec.get("nofile", 256)))
     _limit(resource.RLIMIT_CORE, 0)
+    if spec.get("cpus") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, spec["cpus"])  # its own cores: jobs side by side do not share one
     b = spec.get("bwrap")
     if b and b.get("network"):
         if spec.get("uid") is None:

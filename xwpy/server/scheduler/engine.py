@@ -217,7 +217,7 @@ class Engine:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
         reach us while we were away); replicas whose hosts are unknown are lost."""
         self.__init__(lease_seconds=self.lease_seconds, trust_threshold=self.trust_threshold,
-                      spot_check=self.spot_check, salt=self._salt, patience=self.patience)
+                      spot_check=self.spot_check, salt=self._salt, patience=self.patience, apps=self._apps)
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         hosts = list(hosts)
         # The hosts alive when we stopped are presumed alive for one more lease: after a long outage
