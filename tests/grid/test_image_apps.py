@@ -149,3 +149,55 @@ def stdout_of(client, job_id, tmp_path):
     dest = tmp_path / f"r{job_id}.tar"
     client.result(job_id, dest)
     return archive.read_files(dest.read_bytes())["stdout"].decode()
+
+
+def test_an_image_the_worker_refuses_at_unpack_fails_its_job_and_the_worker_keeps_serving(image_grid, tmp_path):
+    """A layer with a link ``etc -> /etc`` then a file ``etc/passwd``: each header alone is fine,
+    so the coordinator takes the image, but the worker refuses to write through the link. The
+    job ends in ERROR with the refusal in its replicas' errors, nothing is written outside the
+    worker's cache (this machine's /etc/passwd unchanged), no half image is left in the cache,
+    and the same worker then runs a good image's job."""
+    grid, alice = image_grid
+    passwd = open("/etc/passwd", "rb").read()
+    vol = json.loads(run(grid, grid.admin_token, "users", "add", "vol", "--role", "worker", "--json").stdout)["token"]
+    worker = grid.start_worker("w1", vol)
+    through = tmp_path / "through.tar"
+    build.write(through, [_layer(("etc", tarfile.SYMTYPE, "/etc"), ("etc/passwd", tarfile.REGTYPE, ""))])
+    run(grid, alice, "app", "register", "through", "--image", str(through), "--replication", "1", "--quorum", "1",
+        "--", "/bin/true")
+    root = build.busybox_root(tmp_path / "root")
+    good = tmp_path / "bb.tar"
+    build.write(good, [build.layer_from_dir(root)], entrypoint=["/bin/sh", "-c"], env=["PATH=/bin"])
+    run(grid, alice, "app", "register", "bb", "--image", str(good), "--replication", "1", "--quorum", "1",
+        "--", "echo still $0", "{args}")
+    client = grid.client(alice)
+    wait_for(lambda: len(grid.client().hosts()) == 1, 60, "the worker")
+
+    [bad_id] = client.submit([{"app": "through", "args": []}])
+    grid.wait_final(client, [bad_id], timeout=120)
+    job = client.job(bad_id)
+    assert job["status"] == "ERROR", job
+    failed = [r for r in job["replicas"] if r["status"] == "FAILED"]
+    assert len(failed) == job["max_errors"], job["replicas"]
+    for r in failed:
+        assert "'etc/passwd'" in r["error"] and "is not a directory" in r["error"], r
+    assert "replicas failed" in job["error"], job
+    assert open("/etc/passwd", "rb").read() == passwd
+    images = grid.work_root / "w1" / "images"
+    assert list(images.iterdir()) == []  # no half image, no .tmp-* (the good image is not there yet)
+    assert "unpacked:" not in worker.output()
+
+    [good_id] = client.submit([{"app": "bb", "args": ["serving"]}])
+    grid.wait_final(client, [good_id], timeout=120)
+    assert client.job(good_id)["status"] == "COMPLETED", client.job(good_id)
+    assert stdout_of(client, good_id, tmp_path) == "still serving\n"
+    assert [p.name for p in images.iterdir()] == [build_id(good)]
+    assert worker.output().count("unpacked:") == 1
+    assert open("/etc/passwd", "rb").read() == passwd
+    assert worker.alive()
+
+
+def build_id(path) -> str:
+    from xwpy.image import archive
+
+    return archive.inspect(path).id.removeprefix("sha256:")
