@@ -152,17 +152,21 @@ def stdout_of(client, job_id, tmp_path):
 
 
 def test_an_image_the_worker_refuses_at_unpack_fails_its_job_and_the_worker_keeps_serving(image_grid, tmp_path):
-    """A layer with a link ``etc -> /etc`` then a file ``etc/passwd``: each header alone is fine,
-    so the coordinator takes the image, but the worker refuses to write through the link. The
-    job ends in ERROR with the refusal in its replicas' errors, nothing is written outside the
-    worker's cache (this machine's /etc/passwd unchanged), no half image is left in the cache,
-    and the same worker then runs a good image's job."""
+    """A layer with a link ``etc -> OUTSIDE`` (an absolute path: a directory of this test, not
+    the machine's /etc, so that a broken check could not harm the machine) then a file
+    ``etc/passwd``: each header alone is fine, so the coordinator takes the image, but the worker
+    refuses to write through the link. The job ends in ERROR with the refusal in its replicas'
+    errors, nothing is written outside the worker's cache, no half image is left in the cache, and
+    the same worker then runs a good image's job."""
     grid, alice = image_grid
-    passwd = open("/etc/passwd", "rb").read()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("untouched\n")
+    passwd = (outside / "passwd").read_bytes()
     vol = json.loads(run(grid, grid.admin_token, "users", "add", "vol", "--role", "worker", "--json").stdout)["token"]
     worker = grid.start_worker("w1", vol)
     through = tmp_path / "through.tar"
-    build.write(through, [_layer(("etc", tarfile.SYMTYPE, "/etc"), ("etc/passwd", tarfile.REGTYPE, ""))])
+    build.write(through, [_layer(("etc", tarfile.SYMTYPE, str(outside)), ("etc/passwd", tarfile.REGTYPE, ""))])
     run(grid, alice, "app", "register", "through", "--image", str(through), "--replication", "1", "--quorum", "1",
         "--", "/bin/true")
     root = build.busybox_root(tmp_path / "root")
@@ -182,7 +186,7 @@ def test_an_image_the_worker_refuses_at_unpack_fails_its_job_and_the_worker_keep
     for r in failed:
         assert "'etc/passwd'" in r["error"] and "is not a directory" in r["error"], r
     assert "replicas failed" in job["error"], job
-    assert open("/etc/passwd", "rb").read() == passwd
+    assert (outside / "passwd").read_bytes() == passwd and [p.name for p in outside.iterdir()] == ["passwd"]
     images = grid.work_root / "w1" / "images"
     assert list(images.iterdir()) == []  # no half image, no .tmp-* (the good image is not there yet)
     assert "unpacked:" not in worker.output()
@@ -193,7 +197,7 @@ def test_an_image_the_worker_refuses_at_unpack_fails_its_job_and_the_worker_keep
     assert stdout_of(client, good_id, tmp_path) == "still serving\n"
     assert [p.name for p in images.iterdir()] == [build_id(good)]
     assert worker.output().count("unpacked:") == 1
-    assert open("/etc/passwd", "rb").read() == passwd
+    assert (outside / "passwd").read_bytes() == passwd and [p.name for p in outside.iterdir()] == ["passwd"]
     assert worker.alive()
 
 
