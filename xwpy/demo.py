@@ -33,7 +33,7 @@ def vanity_search(client, prefix: str) -> None:
     from apps.vanitygen.search import SearchSpec, plan_search, run_search
 
     q, pub = combine.keygen()
-    say(f"6. alice orders a vanity address starting with {prefix!r}, split-key: the grid gets only her public key")
+    say(f"7. alice orders a vanity address starting with {prefix!r}, split-key: the grid gets only her public key")
     ensure_app(client)
     plan = plan_search(SearchSpec(prefix, pubkey=pub), keys_per_second=200_000, min_unit_seconds=1, max_unit_seconds=4)
     t0 = time.monotonic()
@@ -41,9 +41,42 @@ def vanity_search(client, prefix: str) -> None:
                        on_progress=_progress_printer())
     out = combine.combine_record(found, q)
     click.echo("")
-    say(f"7. found by the grid in {time.monotonic() - t0:.1f} s; alice combines the partial key with her secret:")
+    say(f"8. found by the grid in {time.monotonic() - t0:.1f} s; alice combines the partial key with her secret:")
     click.echo(f"   address:           {out.address}")
     click.echo(f"   private key (WIF): {out.wif}")
+
+
+def image_app(client, tmp: Path, jobs: int = 6) -> None:
+    """A tool shipped as a container image, built here from the machine's busybox (no registry,
+    no container engine): each job counts the words of a text in that image's root."""
+    from xwpy.image import build
+
+    say("6. alice ships a tool as a container image (built from this machine's busybox, no registry)")
+    image = tmp / "wordcount.tar"
+    build.write(image, [build.layer_from_dir(build.busybox_root(tmp / "root"))], workdir="/work",
+                env=["PATH=/bin"], entrypoint=["/bin/sh", "-c"])
+    client.register_app(name="wordcount", command=["wc -w < text.txt"],
+                        image=client.put_data(image, access="public", name="wordcount.tar")["sha256"],
+                        replication=2, quorum=2)
+    texts = [" ".join(["grid"] * (10 * (i + 1))) for i in range(jobs)]
+    specs = []
+    for i, text in enumerate(texts):
+        path = tmp / f"text{i}.txt"
+        path.write_text(text + "\n")
+        sha = client.put_data(path, name=path.name)["sha256"]
+        specs.append({"app": "wordcount", "args": [], "inputs": [{"name": "text.txt", "sha256": sha}]})
+    ids = client.submit(specs, batch="demo-image")
+    wait_for(lambda: all(JobStatus(client.job(j)["status"]).final for j in ids), 300, "the image jobs")
+    for jid, text in zip(ids, texts):
+        job = client.job(jid)
+        if job["status"] != JobStatus.COMPLETED:
+            click.echo(f"   job {jid}: {job['status']} {job.get('why') or job['error'] or ''}")
+            continue
+        dest = tmp / f"{jid}.tar"
+        client.result(jid, dest)
+        words = archive.read_files(dest.read_bytes())["stdout"].decode().strip()
+        click.echo(f"   job {jid:3}: {words:>4} words (expected {len(text.split())}), run in the image on "
+                   f"{len({r['host_id'] for r in job['replicas']})} hosts")
 
 
 def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, prefix: str = "1xw",
@@ -95,11 +128,13 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
                 click.echo(f"   job {jid:3}: {int(count):6} primes in [{int(lo):>9,}, {int(hi):>9,})"
                            f"   {agree} agreeing replicas on {hosts} hosts")
         click.echo(f"   total: {total:,} primes below {jobs * step:,}")
+        with tempfile.TemporaryDirectory() as tmp:
+            image_app(alice, Path(tmp))
         vanity_search(alice, prefix)
         if chain:
             from xwpy.demo_chain import order_on_chain
 
-            order_on_chain(grid, prefix)
+            order_on_chain(grid, prefix, step=9)
         return 0
     finally:
         grid.close()

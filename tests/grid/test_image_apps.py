@@ -205,3 +205,26 @@ def build_id(path) -> str:
     from xwpy.image import archive
 
     return archive.inspect(path).id.removeprefix("sha256:")
+
+
+def test_the_readme_images_session_works_as_written(grid, tmp_path):
+    """The README's image example, typed as one shell session on a site with two volunteers."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from tests.grid.test_newcomer import xwpy_env
+
+    grid.start_coordinator()
+    alice = grid.user("alice")
+    for i in range(2):
+        grid.start_worker(f"w{i}", grid.user(f"vol{i}", "worker"))
+    wait_for(lambda: len(grid.client().hosts()) == 2, 60, "two workers")
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"\*\*Images\.\*\*.*?```sh\n(.*?)```", text, re.S).group(1)
+    cwd = tmp_path / "alice"
+    cwd.mkdir()
+    r = subprocess.run(["bash", "-ec", block], capture_output=True, text=True, env=xwpy_env(grid, alice), cwd=cwd,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "3 text.txt", r.stdout

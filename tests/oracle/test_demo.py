@@ -19,6 +19,8 @@ def test_the_demo_ends_with_a_vanity_address_delivered_on_chain(tmp_path):
     assert out.exit_code == 0, out.output[-3000:]
     text = out.output
     assert "delivered to the consumer contract" in text
+    # The tool shipped as an image: each job's word count, run in the image on 2 hosts.
+    assert len(re.findall(r"^   job +\d+: +(\d+) words \(expected \1\), run in the image on 2 hosts$", text, re.M)) == 6
     assert text.count("(exactly as agreed)") == 3
-    [address] = re.findall(r"^10\. the consumer holds \d+ bytes: .*\"address\":\"(1xw\w+)\"", text, re.M)
+    [address] = re.findall(r"^11\. the consumer holds \d+ bytes: .*\"address\":\"(1xw\w+)\"", text, re.M)
     assert f"address:           {address}" in text  # what carol combined is what the chain delivered

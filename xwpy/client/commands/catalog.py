@@ -121,10 +121,14 @@ def register(cli: click.Group) -> None:
     @click.option("--workdir", default="", help="Absolute directory the command starts in.")
     @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive",
                   show_default=True)
-    def image_build(root, command, output, entrypoint, env, workdir, fmt):
+    @click.option("--add-program", "programs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                  help="Copy this program into ROOT's bin/ with the libraries it loads (repeatable).")
+    def image_build(root, command, output, entrypoint, env, workdir, fmt, programs):
         """Write an image of directory ROOT (one layer) running COMMAND (after --) by default."""
         from xwpy.image import build, inspect
 
+        for program in programs:
+            build.add_program(root, program)
         for item in env:
             if "=" not in item:
                 raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")
