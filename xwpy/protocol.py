@@ -432,6 +432,7 @@ class RegisterHost:
     os: str = field(Str(64), default="")
     platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
     images: bool = field(Bool(), default=False)  # it runs image apps (it has a sandbox for them)
+    network: bool = field(Bool(), default=False)  # it gives the network to apps that need it
 
 
 @message
@@ -451,6 +452,7 @@ class Hello:
     memory: int | None = field(Optional(Int(0, 1 << 50)), default=None)
     platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
     images: bool | None = field(Optional(Bool()), default=None)
+    network: bool | None = field(Optional(Bool()), default=None)  # it gives the network to apps that need it
 
 
 @message

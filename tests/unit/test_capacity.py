@@ -145,3 +145,10 @@ def test_a_rebuilt_engine_still_knows_the_apps():
            next_replica_id=1, now=0.0)
     [jid] = jobs(e, 1, 1, GiB)
     assert e.need(e.jobs[jid]).cores == 3 and e.assign(1, 1, 1.0)[0] == []
+
+
+def test_a_networked_app_goes_only_to_a_host_that_gives_the_network():
+    need = Need(network=True)
+    assert "needs the network" in never(Offer(4, GiB, "linux-x86_64"), need)
+    assert never(Offer(4, GiB, "linux-x86_64", network=True), need) is None
+    assert never(Offer(4, GiB, "linux-x86_64"), Need()) is None

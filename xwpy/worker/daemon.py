@@ -136,6 +136,7 @@ class Worker(service.Service):
             memory=self.opts.memory or _memory(),
             platform=platforms.this_platform(),
             images=self._sandbox is not None,  # an image runs only as the root of a sandbox
+            network=self._sandbox is not None and self.opts.allow_network,
         )
 
     def _fatal(self, failure):
@@ -198,7 +199,7 @@ class Worker(service.Service):
                         offer = self.offer()
                         reg = await link.register(self.opts.name or socket.gethostname(), offer.cpus, offer.memory,
                                                   f"{platform.system()} {platform.machine()}", offer.platform,
-                                                  offer.images)
+                                                  offer.images, bool(offer.network))
                     finally:
                         await link.close()
                     saved = {"url": self.opts.url, "host_id": reg.host_id, "token": reg.token}

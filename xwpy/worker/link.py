@@ -113,8 +113,9 @@ class Link:
     # -- the protocol ------------------------------------------------------------------------------
 
     async def register(self, name: str, cpus: int, memory: int, os_name: str, platform: str | None = None,
-                       images: bool = False) -> protocol.HostRegistered:
-        msg = protocol.RegisterHost(name=name, cpus=cpus, memory=memory, os=os_name, platform=platform, images=images)
+                       images: bool = False, network: bool = False) -> protocol.HostRegistered:
+        msg = protocol.RegisterHost(name=name, cpus=cpus, memory=memory, os=os_name, platform=platform, images=images,
+                                    network=network)
         return protocol.parse(protocol.HostRegistered, await self._call("POST", "/work/register", protocol.encode(msg)))
 
     async def hello(self, offer: protocol.Hello | None = None) -> protocol.WorkerTiming:

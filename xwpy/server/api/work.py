@@ -26,14 +26,14 @@ def install(api: Api, co) -> None:
         now = co.now()
         host_id = await co.catalog.hosts.add(
             owner_id=ctx.user.id, name=msg.name, token_hash=digest, cpus=msg.cpus, memory=msg.memory, os=msg.os, now=now,
-            platform=msg.platform or "", images=msg.images,
+            platform=msg.platform or "", images=msg.images, network=msg.network,
         )
         co.directory.add_host(
             Host(host_id, ctx.user.id, msg.name, digest, msg.cpus, msg.memory, msg.os, now, now, 0, ctx.user.login,
-                 ctx.user.group, msg.platform or "", msg.images)
+                 ctx.user.group, msg.platform or "", msg.images, msg.network)
         )
         co.dispatcher.add_host(HostState(host_id, ctx.user.id, ctx.user.group, msg.memory, 0, now, cores=msg.cpus,
-                                         platform=msg.platform or "", images=msg.images))
+                                         platform=msg.platform or "", images=msg.images, network=msg.network))
         co.log.info("host {id} ({name}) registered by {login}", id=host_id, name=msg.name, login=ctx.user.login)
         return {"host_id": host_id, "token": token, **timing()}
 

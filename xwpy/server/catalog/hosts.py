@@ -12,7 +12,7 @@ from xwpy.server.catalog.schema import hosts, users
 def _row(r) -> Host:
     return Host(
         r.id, r.owner_id, r.name, r.token_hash, r.cpus, r.memory, r.os, r.registered_at, r.last_alive,
-        r.reputation, r.login, r.group_name, r.platform or "", bool(r.images),
+        r.reputation, r.login, r.group_name, r.platform or "", bool(r.images), bool(r.network),
     )
 
 
@@ -25,12 +25,14 @@ class HostsComponent:
     def __init__(self, catalog):
         self.catalog = catalog
 
-    def add(self, *, owner_id, name, token_hash, cpus, memory, os, now, platform="", images=False) -> Deferred:
+    def add(self, *, owner_id, name, token_hash, cpus, memory, os, now, platform="", images=False,
+            network=False) -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 hosts.insert().values(
                     owner_id=owner_id, name=name, token_hash=token_hash, cpus=cpus, memory=memory, os=os,
                     registered_at=now, last_alive=now, reputation=0, platform=platform, images=images,
+                    network=network,
                 )
             )
             return res.inserted_primary_key[0]

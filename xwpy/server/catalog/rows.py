@@ -86,6 +86,7 @@ class Host:
     group: str = ""
     platform: str = ""
     images: bool = False
+    network: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,7 @@ hosts = Table(
     # What the worker offers (with cpus and memory above, as of its last hello): see capacity.Offer.
     Column("platform", String(40), nullable=False, server_default=text("''")),
     Column("images", Boolean, nullable=False, server_default=false()),
+    Column("network", Boolean, nullable=False, server_default=false()),  # given to apps that need it
 )
 
 jobs = Table(

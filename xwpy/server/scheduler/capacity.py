@@ -23,6 +23,7 @@ class Offer:
     memory: int
     platform: str = ""  # "" for a worker that did not say: it runs only `any` versions
     images: bool = False
+    network: bool = False  # its volunteer gives the network to apps that need it
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Need:
     cores: int = 1
     memory: int = 0
     versions: tuple[Version, ...] = ANY_BUNDLE
+    network: bool = False  # its app needs the network
 
 
 def version_for(offer: Offer, versions: tuple[Version, ...]) -> int | None:
@@ -55,13 +57,15 @@ def version_for(offer: Offer, versions: tuple[Version, ...]) -> int | None:
     return fallback
 
 
-VERSION, CORES, MEMORY = "version", "cores", "memory"
+VERSION, CORES, MEMORY, NETWORK = "version", "cores", "memory", "network"
 
 
 def lacking(offer: Offer, need: Need) -> str | None:
-    """What the host lacks to run the job even idle (VERSION, CORES or MEMORY), or None."""
+    """What the host lacks to run the job even idle (VERSION, CORES, MEMORY or NETWORK), or None."""
     if version_for(offer, need.versions) is None:
         return VERSION
+    if need.network and not offer.network:
+        return NETWORK
     if need.cores > offer.cores:
         return CORES
     if need.memory and offer.memory and need.memory > offer.memory:
@@ -75,6 +79,8 @@ def never(offer: Offer, need: Need) -> str | None:
         wanted = ", ".join(sorted({v.platform + (" image" if v.image else "") for v in need.versions}))
         have = (offer.platform or "an unknown platform") + ("" if offer.images else ", no images")
         return f"no version for it ({have}; the app has {wanted})"
+    if need.network and not offer.network:
+        return "its app needs the network, which the host's volunteer does not give (xwpy worker --allow-network)"
     if need.cores > offer.cores:
         return f"it needs {need.cores} cores, the host offers {offer.cores}"
     if need.memory and offer.memory and need.memory > offer.memory:

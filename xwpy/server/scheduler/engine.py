@@ -100,6 +100,7 @@ class HostState:
     cores: int = 0  # what its volunteer lends (0: not said, by a worker of an earlier xwpy)
     platform: str = ""
     images: bool = False
+    network: bool = False
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
@@ -107,7 +108,7 @@ class HostState:
         return self.last_alive >= now - lease_seconds or self.presumed_until >= now
 
     def view(self) -> pol.HostView:
-        offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images)
+        offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images, self.network)
         return pol.HostView(self.id, self.owner_id, self.group, self.memory, offer)
 
 
@@ -418,16 +419,18 @@ class Engine:
             n = capacity.Need(1, job.memory)
         else:
             n = capacity.Need(int(app.limits.get("cores", 1)), job.memory,
-                              tuple(capacity.Version(v.runs_on, v.image is not None) for v in app.versions))
+                              tuple(capacity.Version(v.runs_on, v.image is not None) for v in app.versions),
+                              bool(getattr(app, "network", False)))
         self._needs[key] = (app, n)
         return n
 
     def offer(self, host_id: int, *, cpus: int | None = None, memory: int | None = None,
-              platform: str | None = None, images: bool | None = None) -> None:
+              platform: str | None = None, images: bool | None = None, network: bool | None = None) -> None:
         """A worker's new offer (at its hello)."""
         h = self.hosts.get(host_id)
         if h is None:
             return
+        h.network = h.network if network is None else network
         h.cores = h.cores if cpus is None else cpus
         h.memory = h.memory if memory is None else memory
         h.platform = h.platform if platform is None else platform

@@ -70,6 +70,7 @@ RAN_IT = "has already run it"
 TOO_SMALL = "has too little memory"
 FEW_CORES = "has too few cores"
 NO_VERSION = "has no version of its app for its platform"
+NO_NETWORK = "gives no network to jobs"
 NOT_ADMITTED = "may not read its inputs"
 SAME_VOLUNTEER = "its volunteer already runs or ran it"
 
@@ -93,7 +94,8 @@ def refusal(
     if need is not None and host.offer is not None:
         lack = capacity.lacking(host.offer, need)
         if lack is not None:
-            return {capacity.VERSION: NO_VERSION, capacity.CORES: FEW_CORES, capacity.MEMORY: TOO_SMALL}[lack]
+            return {capacity.VERSION: NO_VERSION, capacity.CORES: FEW_CORES, capacity.MEMORY: TOO_SMALL,
+                    capacity.NETWORK: NO_NETWORK}[lack]
     if not visibility.admits(host.owner_id, host.group):
         return NOT_ADMITTED
     # Another volunteer could still take it: keep volunteers distinct.
