@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 from tests.grid.conftest import stdout_of
@@ -25,6 +24,7 @@ from xwpy import archive
 from xwpy.client.api import ClientError
 from tests.harness import wait_for
 from tests.reliability.ledger import server_errors
+from tests.reliability.test_confinement import cmdline, job_uids, processes_of
 from xwpy.worker import bwrap
 from xwpy.worker.runner import CODE_ROOT, SOURCE_DATE_EPOCH
 
@@ -120,26 +120,10 @@ RESOURCE = {
 }
 
 
-def processes_of(uids) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in uids]
-
-
-def cmdline(p: psutil.Process) -> str:
-    try:
-        return " ".join(p.cmdline())
-    except psutil.Error:
-        return ""
-
-
 def result_stdout(client, job_id, tmp_path) -> bytes:
     dest = tmp_path / f"r{job_id}.tar"
     client.result(job_id, dest)
     return archive.read_files(dest.read_bytes())["stdout"]
-
-
-def job_uids(worker) -> list[int]:
-    m = wait_for(lambda: re.search(r"jobs run as uids \[([0-9, ]+)\]", worker.output()), 30, "the worker's job uids")
-    return [int(x) for x in m.group(1).split(",")]
 
 
 def lines(text: str, prefix: str) -> list[str]:
