@@ -487,8 +487,15 @@ class WorkReply:
 
 
 @message
+class Progress:
+    replica_id: int = field(Id)
+    done: float = field(Float(0, 1))  # the fraction of its work the job says it has done
+
+
+@message
 class Alive:
     held: tuple[int, ...] = field(ListOf(Id, 4096), default=())
+    progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), 4096), default=())
 
 
 @message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import platform
 import shutil
 import socket
@@ -283,7 +284,9 @@ class Worker(service.Service):
 
     async def _heartbeat(self) -> None:
         try:
-            reply = await self.link.alive(sorted(self.tasks))
+            progress = {rid: done for rid in self.tasks
+                        if (done := read_progress(self.state / "jobs" / str(rid))) is not None}
+            reply = await self.link.alive(sorted(self.tasks), progress)
         except (Unreachable, Refused, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
             return
@@ -457,6 +460,29 @@ class Worker(service.Service):
             except Refused as e:
                 log.warn("coordinator refused the result of replica {rid}: {e}", rid=a.replica_id, e=e)
                 return
+
+
+PROGRESS_FILE = "progress"
+
+
+def read_progress(workdir: Path) -> float | None:
+    """The fraction done a job wrote in its ``progress`` file ("0.42" or "42%"), or None. The
+    file is the job's: read without following a link, a few bytes at most, anything odd ignored."""
+    try:
+        fd = os.open(workdir / PROGRESS_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
+    return min(max(value, 0.0), 1.0) if value == value else None  # NaN is no progress
 
 
 def _job_dir(spec: protocol.ImageSpec) -> str:

@@ -127,8 +127,10 @@ class Link:
         reply = await self._call("POST", "/work/request", msg, timeout=wait + self.timeout)
         return protocol.parse(protocol.WorkReply, reply).replicas
 
-    async def alive(self, held: list[int]) -> protocol.AliveReply:
-        reply = await self._call("POST", "/work/alive", {"held": held})
+    async def alive(self, held: list[int], progress: dict[int, float] | None = None) -> protocol.AliveReply:
+        body = protocol.encode(protocol.Alive(held=tuple(held), progress=tuple(
+            protocol.Progress(replica_id=rid, done=done) for rid, done in sorted((progress or {}).items()))))
+        reply = await self._call("POST", "/work/alive", body)
         return protocol.parse(protocol.AliveReply, reply)
 
     async def results(self, reports: list[protocol.ResultReport]) -> dict[int, str]:

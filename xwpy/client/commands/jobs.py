@@ -156,9 +156,10 @@ def register(cli: click.Group) -> None:
             sys.exit(_watch(client, batch, timeout))
         jobs = list(client.jobs(batch=batch, status=status))
         emit(jobs, as_json, table(
-            [[j["id"], j["app"], j["batch"] or "", j["status"], (j["result_sha256"] or "")[:12],
+            [[j["id"], j["app"], j["batch"] or "", j["status"],
+              "" if j.get("progress") is None else f"{j['progress']:.0%}", (j["result_sha256"] or "")[:12],
               one_line(j["error"] or j.get("why") or "")[:70]]
-             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "RESULT", "ERROR / WHY"]))
+             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "DONE", "RESULT", "ERROR / WHY"]))
 
     @cli.command("result")
     @click.argument("job_id", type=int)
@@ -214,6 +215,8 @@ def _show_job(job: dict) -> None:
         click.echo(f"result {job['result_sha256']} ({job['result_size']} bytes)")
     if job["error"]:
         click.echo(f"error: {one_line(job['error'])}")
+    if job.get("progress") is not None:
+        click.echo(f"progress {job['progress']:.0%}")
     if job.get("why"):
         click.echo(f"{'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}")
     click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
@@ -240,8 +243,9 @@ def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
         job = client.job(job_id, wait=max(1, min(30, int(left))))
         if job["status"] in FINAL:
             return job
-        if job.get("why") and job["why"] != shown:
-            shown = job["why"]
+        said = job.get("why") or ("" if job.get("progress") is None else f"{job['progress']:.0%} done")
+        if said and said != shown:
+            shown = said
             click.echo(f"job {job_id}: {one_line(shown)}", err=True)
 
 

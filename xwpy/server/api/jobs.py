@@ -14,15 +14,17 @@ FINAL = {s.value for s in JobStatus if s.final}
 def job_info(j: Job, with_replicas: bool = False, co=None, alive=None) -> dict:
     """A job as the API shows it. ``why``: for a job that is not final, one line on what it waits
     for ("" when it is simply running); ``stalled``: no host alive may take it now."""
-    why = None
+    why = progress = None
     if co is not None and j.status not in FINAL:
         why = co.dispatcher.engine.why(j.id, co.now(), alive)
+        progress = co.dispatcher.engine.progress(j.id)
     out = {
         "id": j.id, "app": j.app, "owner": j.owner, "batch": j.batch, "status": j.status, "args": j.args,
         "inputs": j.inputs, "replication": j.replication, "quorum": j.quorum, "max_replicas": j.max_replicas,
         "max_errors": j.max_errors, "result_sha256": j.result_sha256, "result_size": j.result_size,
         "error": j.error, "submitted_at": j.submitted_at, "started_at": j.started_at, "finished_at": j.finished_at,
         "why": why.line if why is not None else "", "stalled": bool(why is not None and why.stalled),
+        "progress": progress,  # fraction done its furthest running replica reported, or None
     }
     if with_replicas:
         out["replicas"] = [

@@ -49,6 +49,7 @@ class ReplicaState:
     size: int = 0
     verdict: Verdict | None = None
     validation: Validation = Validation.PENDING
+    progress: float | None = None  # the fraction done its job last reported (heartbeats; not stored)
 
 
 @dataclass(slots=True)
@@ -481,6 +482,12 @@ class Engine:
     def _alive_hosts(self, now: float) -> list[HostState]:
         return [h for h in self.hosts.values() if h.alive(now, self.lease_seconds)]
 
+    def progress(self, job_id: int) -> float | None:
+        """The furthest progress a running replica of this job reported, or None."""
+        job = self.jobs.get(job_id)
+        done = [r.progress for r in job.replicas if r.status.active and r.progress is not None] if job else []
+        return max(done) if done else None
+
     def why(self, job_id: int, now: float, alive: list[HostState] | None = None) -> why_mod.Why | None:
         """Why this active job is not progressing (None when it is not active here). ``alive``:
         the hosts alive now, when the caller asks about many jobs at once."""
@@ -576,8 +583,10 @@ class Engine:
 
     # -- worker reports ----------------------------------------------------------------------------
 
-    def heartbeat(self, host_id: int, held: Iterable[int], now: float) -> tuple[list[int], Changes]:
-        """Extend the leases of what the host holds; return what it holds that it should abort."""
+    def heartbeat(self, host_id: int, held: Iterable[int], now: float,
+                  progress: dict[int, float] | None = None) -> tuple[list[int], Changes]:
+        """Extend the leases of what the host holds (and note the progress its jobs report);
+        return what it holds that it should abort."""
         host = self.hosts[host_id]
         self.touch(host_id, now)
         ch = Changes()
@@ -590,6 +599,8 @@ class Engine:
                 continue
             r = self.replicas[rid]
             r.lease_expires = lease
+            if progress and rid in progress:
+                r.progress = progress[rid]
             if r.status is ReplicaStatus.ASSIGNED:
                 r.status = replica_fsm.transition(r.status, ReplicaStatus.RUNNING)
                 ch.replica(rid, status=r.status.value, started_at=now, lease_expires=lease)
