@@ -496,6 +496,7 @@ class Progress:
 class Alive:
     held: tuple[int, ...] = field(ListOf(Id, 4096), default=())
     progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), 4096), default=())
+    suspended: str = field(Str(200), default="")  # why its jobs are suspended ("": they are not)
 
 
 @message

@@ -286,7 +286,8 @@ class Worker(service.Service):
         try:
             progress = {rid: done for rid in self.tasks
                         if (done := read_progress(self.state / "jobs" / str(rid))) is not None}
-            reply = await self.link.alive(sorted(self.tasks), progress)
+            suspended = (self.idle_state.reason or "owner busy") if self.idle_state.suspended else ""
+            reply = await self.link.alive(sorted(self.tasks), progress, suspended)
         except (Unreachable, Refused, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
             return

@@ -127,9 +127,11 @@ class Link:
         reply = await self._call("POST", "/work/request", msg, timeout=wait + self.timeout)
         return protocol.parse(protocol.WorkReply, reply).replicas
 
-    async def alive(self, held: list[int], progress: dict[int, float] | None = None) -> protocol.AliveReply:
+    async def alive(self, held: list[int], progress: dict[int, float] | None = None,
+                    suspended: str = "") -> protocol.AliveReply:
         body = protocol.encode(protocol.Alive(held=tuple(held), progress=tuple(
-            protocol.Progress(replica_id=rid, done=done) for rid, done in sorted((progress or {}).items()))))
+            protocol.Progress(replica_id=rid, done=done) for rid, done in sorted((progress or {}).items())),
+            suspended=suspended[:200]))
         reply = await self._call("POST", "/work/alive", body)
         return protocol.parse(protocol.AliveReply, reply)
 

@@ -48,7 +48,8 @@ def register(cli: click.Group) -> None:
         rows = s.client().hosts()
         now = time.time()
         emit(rows, as_json, table(
-            [[h["id"], h["name"], h["owner"], h["cpus"], "yes" if h["alive"] else "no",
-              f"{now - h['last_alive']:.0f}s ago", h["running"], h["reputation"]] for h in rows],
-            ["ID", "NAME", "OWNER", "CPUS", "ALIVE", "SEEN", "RUNNING", "REPUTATION"],
+            [[h["id"], h["name"], h["owner"], h["cpus"], h.get("platform") or "", "yes" if h["alive"] else "no",
+              f"{now - h['last_alive']:.0f}s ago", h["running"], h["reputation"],
+              f"suspended: {h['suspended']}" if h.get("suspended") else ""] for h in rows],
+            ["ID", "NAME", "OWNER", "CPUS", "PLATFORM", "ALIVE", "SEEN", "RUNNING", "REPUTATION", "STATE"],
         ))

@@ -20,11 +20,17 @@ def install(api: Api, co) -> None:
             last_alive = state.last_alive if state else h.last_alive
             out.append(
                 {
-                    "id": h.id, "name": h.name, "owner": co.directory.users[h.owner_id].login, "cpus": h.cpus,
-                    "memory": h.memory, "os": h.os, "last_alive": last_alive,
+                    "id": h.id, "name": h.name, "owner": co.directory.users[h.owner_id].login,
+                    # What it lends now (its last hello), else what it said when it registered.
+                    "cpus": (state.cores if state and state.cores else h.cpus),
+                    "memory": state.memory if state else h.memory, "os": h.os,
+                    "platform": state.platform if state else h.platform,
+                    "images": state.images if state else h.images, "network": state.network if state else h.network,
+                    "last_alive": last_alive,
                     "alive": state.alive(now, engine.lease_seconds) if state else False,
                     "running": len(state.active) if state else 0,
                     "reputation": state.reputation if state else h.reputation,
+                    "suspended": state.suspended if state else "",
                 }
             )
         return {"hosts": out}

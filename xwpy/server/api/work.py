@@ -60,7 +60,8 @@ def install(api: Api, co) -> None:
     @api.route("POST", "/work/alive", HOST)
     async def alive(ctx: Ctx):
         msg = protocol.parse(protocol.Alive, ctx.json())
-        abort = await co.dispatcher.alive(ctx.principal.host_id, msg.held, {p.replica_id: p.done for p in msg.progress})
+        abort = await co.dispatcher.alive(ctx.principal.host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
+                                          msg.suspended)
         return {"abort": abort, "heartbeat_seconds": co.config.scheduler.heartbeat_seconds}
 
     @api.route("POST", "/work/results", HOST)

@@ -367,10 +367,11 @@ class Dispatcher(service.Service):
         self.stats.dispatched += len(reps)
         return [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
 
-    async def alive(self, host_id: int, held: Iterable[int], progress: dict[int, float] | None = None) -> list[int]:
+    async def alive(self, host_id: int, held: Iterable[int], progress: dict[int, float] | None = None,
+                    suspended: str = "") -> list[int]:
         self._check()
         now = self.reactor.seconds()
-        abort, ch = self.engine.heartbeat(host_id, held, now, progress)
+        abort, ch = self.engine.heartbeat(host_id, held, now, progress, suspended)
         await self._commit(ch, now)
         return abort
 

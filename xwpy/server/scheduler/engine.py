@@ -102,6 +102,7 @@ class HostState:
     platform: str = ""
     images: bool = False
     network: bool = False
+    suspended: str = ""  # why its worker suspended its jobs, as its last heartbeat said
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
@@ -584,10 +585,11 @@ class Engine:
     # -- worker reports ----------------------------------------------------------------------------
 
     def heartbeat(self, host_id: int, held: Iterable[int], now: float,
-                  progress: dict[int, float] | None = None) -> tuple[list[int], Changes]:
-        """Extend the leases of what the host holds (and note the progress its jobs report);
-        return what it holds that it should abort."""
+                  progress: dict[int, float] | None = None, suspended: str = "") -> tuple[list[int], Changes]:
+        """Extend the leases of what the host holds (and note the progress its jobs report, and
+        why they are suspended if they are); return what it holds that it should abort."""
         host = self.hosts[host_id]
+        host.suspended = suspended
         self.touch(host_id, now)
         ch = Changes()
         ch.host(host_id, last_alive=now)
