@@ -181,3 +181,19 @@ def test_every_tried_job_ends_or_can_progress(outcomes, replication, hosts):
         last, now = now, now + LEASE + 1
     if jid in e.jobs:
         assert not e.why(jid, last).stalled
+
+
+def test_a_queued_job_says_when_the_hosts_that_may_run_it_are_suspended():
+    why = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3,
+                  suspended=2)
+    assert not why.stalled and why.line.endswith("waiting for a free slot (2 hosts suspended: their owners are using them)")
+    plain = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3)
+    assert plain.line.endswith("waiting for a free slot")
+
+
+def test_mixed_refusals_count_hosts_in_words():
+    why = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], hosts_known=3,
+                  refusals=[pol.FEW_CORES, pol.FEW_CORES, pol.NO_VERSION])
+    assert why.stalled
+    assert why.line == ("no host alive may run it (2 hosts have too few cores, "
+                        "1 host has no version of its app for its platform)")

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sys
+from pathlib import Path
+
 from xwpy.logs import start_logging
 from xwpy.worker.daemon import Worker, WorkerOptions
 from xwpy.worker.idle import Sampler
 
 
+def claim(state_dir: Path):
+    """The state directory's lock, held while this worker runs (the kernel drops it however the
+    worker dies); None if another worker holds it: two workers on one state directory would take
+    each other's host identity and kill each other's jobs."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(state_dir / "worker.lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool = True) -> int:
     from twisted.internet import reactor
 
+    lock = claim(opts.state_dir)
+    if lock is None:
+        holder = (opts.state_dir / "worker.lock").read_text().strip()
+        print(f"xwpy worker: {opts.state_dir} is in use by another worker (pid {holder or '?'}): "
+              "give each worker a --state directory of its own", file=sys.stderr)
+        return 1
     start_logging(log_level)
-    opts.state_dir.mkdir(parents=True, exist_ok=True)
     sampler = Sampler() if watch_idle else None
     worker = Worker(reactor, opts, sampler=(sampler.sample if sampler else None))
     reactor.callWhenRunning(worker.startService)
     reactor.addSystemEventTrigger("before", "shutdown", worker.stopService)
     reactor.run()
     if worker.exit_error:
-        print(f"xwpy worker: {worker.exit_error}", file=__import__("sys").stderr)
+        print(f"xwpy worker: {worker.exit_error}", file=sys.stderr)
         return 1
     return 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from pathlib import Path
 
 import click
 
 from xwpy import archive
-from xwpy.client.context import Settings, emit, pass_settings, table
+from xwpy.client.context import Settings, Size, emit, pass_settings, table
 
 
 def upload_bundle(client, path: Path, access: str) -> str:
@@ -45,7 +47,8 @@ def register(cli: click.Group) -> None:
                        "and run without it elsewhere.")
     @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
-    @click.option("--memory", "memory_bytes", type=click.IntRange(16 << 20), default=1 << 30, show_default=True)
+    @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
+                  help="Memory a job may use (address space), e.g. 512M, 4G.")
     @click.option("--output", "output_bytes", type=click.IntRange(1), default=256 << 20, show_default=True)
     @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
     @click.option("--cores", type=click.IntRange(1, 4096), default=1, show_default=True,
@@ -121,14 +124,18 @@ def register(cli: click.Group) -> None:
     @click.option("--workdir", default="", help="Absolute directory the command starts in.")
     @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive",
                   show_default=True)
-    @click.option("--add-program", "programs", multiple=True, type=click.Path(exists=True, dir_okay=False),
-                  help="Copy this program into ROOT's bin/ with the libraries it loads (repeatable).")
+    @click.option("--add-program", "programs", multiple=True,
+                  help="Copy this program (a path, or a name on PATH) into ROOT's bin/ with the libraries it "
+                       "loads (repeatable).")
     def image_build(root, command, output, entrypoint, env, workdir, fmt, programs):
         """Write an image of directory ROOT (one layer) running COMMAND (after --) by default."""
         from xwpy.image import build, inspect
 
         for program in programs:
-            build.add_program(root, program)
+            found = program if os.sep in program else shutil.which(program)
+            if not found or not os.path.isfile(found):
+                raise click.BadParameter(f"{program!r}: no such program", param_hint="--add-program")
+            build.add_program(root, found)
         for item in env:
             if "=" not in item:
                 raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--env")

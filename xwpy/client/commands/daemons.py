@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import click
 
 from click.core import ParameterSource
 
-from xwpy.client.context import fail
+from xwpy import pki
+from xwpy.client.context import Size, fail
 
 
 def _run_on_without_token_in_argv(token: str) -> None:
@@ -58,24 +60,22 @@ def _check_confinement(ctx, _param, value):
     ctx.exit(0 if why is None else 1)
 
 
-class Size(click.ParamType):
-    """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024)."""
+def _check_coordinator(url: str, ca: Path) -> None:
+    """The worker's connection settings, checked before it starts (it retries a coordinator that is
+    away, never one it could not talk to)."""
+    from urllib.parse import urlsplit
 
-    name = "size"
-    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
-        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "")
-        try:
-            n = int(float(number) * self._UNITS[unit])
-        except ValueError:
-            self.fail(f"{value!r} is not a size (e.g. 4G, 512M, 1073741824)", param, ctx)
-        if n < 16 << 20:
-            self.fail(f"{value!r} is less than 16M", param, ctx)
-        return n
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme != "https" or not parts.hostname or port == 0:
+        fail(f"--coordinator must be https://host:port, got {url[:200]!r}")
+    try:
+        pki.client_ssl_context(ca)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        fail(f"--ca {ca}: not a usable CA certificate ({e})")
 
 
 def register(cli: click.Group) -> None:
@@ -164,8 +164,17 @@ def register(cli: click.Group) -> None:
         if token_file is not None:
             token = token_file.read_text().strip()
         if not token and not (state_dir / "host.json").exists():
-            fail("give --token or --token-file to register this host")
+            fail("give --token, --token-file or XWPY_TOKEN to register this host")
+        _check_coordinator(url, ca)
         cpus = os.cpu_count() or 1
+        if cores and cores > cpus:
+            fail(f"--cores {cores}: this machine has {cpus}")
+        if memory:
+            import psutil
+
+            total = psutil.virtual_memory().total
+            if memory > total:
+                fail(f"--memory {memory} bytes: this machine has {total}")
         root = os.geteuid() == 0
         if confinement == "bwrap":
             from xwpy.worker.bwrap import probe

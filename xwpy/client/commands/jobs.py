@@ -198,7 +198,7 @@ def register(cli: click.Group) -> None:
         if not job_ids and not batch:
             fail("give job ids or --batch")
         done = s.client().cancel(list(job_ids), batch)
-        click.echo(f"cancelled {len(done)} jobs")
+        click.echo(f"cancelled {len(done)} job{'' if len(done) == 1 else 's'}")
 
 
 EXIT_ERROR, EXIT_CANCELLED = 3, 4

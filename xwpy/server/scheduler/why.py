@@ -40,10 +40,12 @@ def explain(
     memory_needed: int = 0,
     largest_memory: int = 0,
     ends_in: float | None = None,
+    suspended: int = 0,
 ) -> Why:
     """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
     it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
-    no-quorum rule, when it is counting down."""
+    no-quorum rule, when it is counting down. ``suspended``: hosts alive whose workers suspended
+    their jobs (their owners are using them)."""
     if status in FINAL or wanted <= 0:
         return Why(False, "")
     if not refusals:
@@ -54,7 +56,9 @@ def explain(
         return Why(not active, f"{active} running; for more: {line}" if active else line)
     if None in refusals:
         running = f"{active} running; " if active else ""
-        return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot")
+        owners = "its owner is using it" if suspended == 1 else "their owners are using them"
+        busy = f" ({_plural(suspended, 'host')} suspended: {owners})" if suspended else ""
+        return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot{busy}")
     counts = Counter(refusals)
     n = len(refusals)
     agree = Counter(digests)
@@ -74,7 +78,8 @@ def explain(
         line = (f"waiting for {_plural(more, 'more distinct host')}: quorum {quorum} needs distinct hosts, "
                 f"and {'the only host' if n == 1 else f'all {n} hosts'} alive {'has' if n == 1 else 'have'} run it")
     else:
-        parts = ", ".join(f"{reason}: {c}" for reason, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        parts = ", ".join(f"{_plural(c, 'host')} {reason if c == 1 else reason.replace('has ', 'have ', 1)}"
+                          for reason, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         line = f"no host alive may run it ({parts})"
     if active:
         line = f"{active} running; for more: {line}"
