@@ -56,7 +56,7 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
 def one_line(text: str) -> str:
     """``text`` safe to print as one line: control characters (a server's message may hold a
     newline, a carriage return or a terminal escape) shown escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())  # (a stderr tail ends in \n)
 
 
 def fail(message: str, code: int = 1) -> None:
