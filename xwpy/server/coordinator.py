@@ -92,6 +92,11 @@ class Coordinator(service.MultiService):
         self.dispatcher.setServiceParent(self)
         await self.dispatcher.start()
         if cfg.oracle.enabled:
+            try:
+                import web3  # noqa: F401 - the oracle's chain stack, an extra of its own
+            except ImportError:
+                raise RuntimeError("[oracle] enabled = true, but the chain part of xwpy is not installed: "
+                                   "pip install 'xwpy[chain]'") from None
             from xwpy.oracle.service import OracleService
 
             self.oracle = OracleService(self)

@@ -20,13 +20,19 @@ from xwpy.client.context import Settings, emit, fail, pass_settings
 ROLES = ("deployer", "oracle", "app_owner", "pool", "requester", "requester2", "stranger")
 
 
+CHAIN_EXTRA = "the chain part of xwpy is not installed: pip install 'xwpy[chain]'"
+
+
 def _errors(fn):
     """The chain's refusals and the user's mistakes become one line and exit status 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        import requests
-        from web3.exceptions import Web3Exception
+        try:
+            import requests
+            from web3.exceptions import Web3Exception
+        except ImportError:
+            fail(CHAIN_EXTRA)
 
         from xwpy.chain.tx import TxError
         from xwpy.client.chainclient import ChainClientError

@@ -216,6 +216,11 @@ def register(cli: click.Group) -> None:
 
         from xwpy.demo import run_demo
 
+        if chain:
+            try:
+                import web3  # noqa: F401
+            except ImportError:
+                fail("the demo's chain part needs xwpy[chain]: pip install 'xwpy[chain]', or run xwpy demo --no-chain")
         if root is None:
             with tempfile.TemporaryDirectory(prefix="xwpy-demo-") as tmp:
                 sys.exit(run_demo(Path(tmp), workers, jobs, chain=chain))
