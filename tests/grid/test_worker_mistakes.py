@@ -50,3 +50,21 @@ def test_settings_a_worker_cannot_use_are_refused_at_once(grid, tmp_path):
     }
     for name, (args, why) in cases.items():
         assert why in one_line(worker(grid, *args, "--state", state)), name
+
+
+def test_a_site_typed_on_the_command_line_beats_an_exported_token(grid):
+    """`--site DIR` (before or after the command) is that site's admin, whatever XWPY_TOKEN says;
+    without it, the exported token is who you are."""
+    grid.start_coordinator()
+    alice = grid.user("alice")
+    env = {**child_env(), "XWPY_URL": grid.url, "XWPY_TOKEN": alice, "XWPY_CA": str(grid.cfg.ca_cert)}
+
+    def whoami(*args):
+        r = subprocess.run([sys.executable, "-m", "xwpy", *args], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()[0]
+
+    assert whoami("whoami") == "alice"
+    assert whoami("--site", str(grid.cfg.dir), "whoami") == "admin"
+    assert whoami("whoami", "--site", str(grid.cfg.dir)) == "admin"
+    assert whoami("--site", str(grid.cfg.dir), "--token", alice, "whoami") == "alice"  # typed: it wins

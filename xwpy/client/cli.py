@@ -37,6 +37,10 @@ class Group(click.Group):
 def cli(ctx, site, url, token, ca):
     """xwpy: a desktop grid. Run `xwpy COMMAND -h` for help on a command."""
     ctx.obj = Settings(url=url, token=token, ca=ca, site=site)
+    ctx.obj.from_env = {n for n in ("url", "token", "ca")
+                        if ctx.get_parameter_source(n) is click.core.ParameterSource.ENVIRONMENT}
+    if site is not None and ctx.get_parameter_source("site") is click.core.ParameterSource.COMMANDLINE:
+        ctx.obj.use_site(site)
 
 
 _CONNECTION = {
@@ -51,7 +55,12 @@ def _set_connection(ctx: click.Context, param: click.Parameter, value) -> None:
     if value is not None:
         settings = ctx.find_object(Settings)
         if settings is not None:
-            setattr(settings, param.name.removeprefix("conn_"), value)
+            name = param.name.removeprefix("conn_")
+            if name == "site":
+                settings.use_site(value)
+            else:
+                setattr(settings, name, value)
+                settings.from_env.discard(name)
 
 
 def add_connection_options(command: click.Command) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,15 @@ class Settings:
     ca: Path | None
     site: Path | None
     _client: Client | None = None
+    from_env: set = field(default_factory=set)  # which of url, token, ca came from XWPY_* variables
+
+    def use_site(self, site: Path) -> None:
+        """``--site`` typed on the command line: the site's own coordinator, CA and admin token
+        beat what the environment says (an exported XWPY_TOKEN must not pass for the admin)."""
+        self.site = site
+        for name in self.from_env:
+            setattr(self, name, None)
+        self.from_env = set()
 
     def client(self) -> Client:
         if self._client is None:
