@@ -28,9 +28,23 @@ from xwpy import platforms
 from xwpy.image.entries import FILE, ImageError, classify
 
 DOCKER, OCI = "docker-archive", "oci-archive"
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _GZIP_MAGIC = b"\x1f\x8b"
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def environment(env: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """An image config's ``Env`` (``NAME=VALUE`` items) as a mapping; malformed items ignored."""
+    out: dict[str, str] = {}
+    for item in env:
+        name, sep, value = item.partition("=")
+        if sep and name:
+            out[name] = value
+    return out
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and DIGEST_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +82,7 @@ class Image:
         return [*self.entrypoint, *(command or self.cmd)]
 
     def environment(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for item in self.env:
-            name, sep, value = item.partition("=")
-            if sep and name:
-                out[name] = value
-        return out
+        return environment(self.env)
 
     def to_json(self) -> dict:
         """What the worker needs to run it (it still verifies every layer as it unpacks)."""
@@ -172,7 +181,7 @@ class Archive:
 
 
 def _digest(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
+    if not is_digest(value):
         raise ImageError(f"{what}: {value!r} is not a sha256 digest")
     return value
 

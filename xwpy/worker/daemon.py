@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from xwpy import archive, pki, platforms, protocol
 from xwpy.image import ImageError
+from xwpy.image.archive import environment as image_environment
 from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
@@ -329,7 +330,7 @@ class Worker(service.Service):
             sandbox = {**self._sandbox, "network": bool(a.network and self.opts.allow_network)}
             if image_root is not None:
                 sandbox.update(image_root=str(image_root), job_dir=_job_dir(a.image),
-                               image_env=_image_env(a.image))
+                               image_env=image_environment(a.image.env))
         if self._uids is None:
             return Confinement(sandbox=sandbox)
         uid = self._uids.uids[slot]
@@ -492,15 +493,6 @@ def _job_dir(spec: protocol.ImageSpec) -> str:
 
     wd = spec.workdir.rstrip("/")
     return wd if wd and wd not in ("/", "/proc", "/dev", "/tmp") else JOB_DIR
-
-
-def _image_env(spec: protocol.ImageSpec) -> dict[str, str]:
-    out = {}
-    for item in spec.env:
-        name, sep, value = item.partition("=")
-        if sep and name:
-            out[name] = value
-    return out
 
 
 def _memory() -> int:

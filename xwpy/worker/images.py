@@ -20,8 +20,10 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from xwpy.image import ImageLimits
+from xwpy.image.archive import is_digest
 from xwpy.image.entries import clean_path
 from xwpy.image.unpack import Root, unpack
+from xwpy.worker.bwrap import JOB_DIR, TMP_DIR
 
 log = Logger()
 
@@ -36,7 +38,7 @@ class CacheStats:
 
 # Where the sandbox mounts its own: /proc, /dev, /tmp, the job's directory (JOB_DIR, or the
 # image's WorkingDir: added by the caller), resolv.conf for a networked job.
-MOUNT_POINTS = ("proc", "dev", "tmp", "job", "etc/resolv.conf")
+MOUNT_POINTS = ("proc", "dev", TMP_DIR.lstrip("/"), JOB_DIR.lstrip("/"), "etc/resolv.conf")
 
 
 def _mount_points(root: Path, paths: tuple[str, ...]) -> None:
@@ -67,10 +69,9 @@ class ImageCache:
             shutil.rmtree(leftover, ignore_errors=True)
 
     def _dir(self, image_id: str) -> Path:
-        algo, _, hexdigest = image_id.partition(":")
-        if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
+        if not is_digest(image_id):
             raise ValueError(f"image id {image_id!r} is not a sha256 digest")
-        return self.root / hexdigest
+        return self.root / image_id.removeprefix("sha256:")
 
     def lookup(self, image_id: str) -> Path | None:
         path = self._dir(image_id)

@@ -88,13 +88,17 @@ def never(offer: Offer, need: Need) -> str | None:
     return None
 
 
-def fits(offer: Offer, used_cores: int, used_memory: int, need: Need) -> bool:
-    """May the host start this job now, beside what it runs?"""
-    if lacking(offer, need) is not None:
-        return False
+def has_room(offer: Offer, used_cores: int, used_memory: int, need: Need) -> bool:
+    """Do the job's cores and memory fit beside what the host runs (whether it could run the
+    job at all is :func:`lacking`)?"""
     if used_cores + need.cores > offer.cores:
         return False
     return not (offer.memory and need.memory and used_memory + need.memory > offer.memory)
+
+
+def fits(offer: Offer, used_cores: int, used_memory: int, need: Need) -> bool:
+    """May the host start this job now, beside what it runs?"""
+    return lacking(offer, need) is None and has_room(offer, used_cores, used_memory, need)
 
 
 def _mib(n: int) -> str:

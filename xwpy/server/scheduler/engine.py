@@ -395,7 +395,8 @@ class Engine:
                     if job is not None:
                         job.in_queue = False
                     continue
-                if self._refusal(view, job) is None and capacity.fits(view.offer, *used, self.need(job)):
+                # (The refusal covers what the host lacks even idle; here, only room beside what it runs.)
+                if self._refusal(view, job) is None and capacity.has_room(view.offer, *used, self.need(job)):
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
@@ -450,27 +451,17 @@ class Engine:
         return cores, memory
 
     def _refusal(self, view: pol.HostView, job: JobState) -> str | None:
-        return self._refusals([view], job)[0]
+        return self._refusals_until_one_may((view,), job)[0]
 
-    def _refusals(self, views: list[pol.HostView], job: JobState) -> list[str | None]:
-        hosts_used, owners_used = job.hosts_used, self._owners_used(job)
-        pool_owners = self.pool_owners(job.visibility)
-        need = self.need(job)
-        return [
-            pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory, hosts_used=hosts_used,
-                        owners_used=owners_used, pool_owners=pool_owners, need=need)
-            for v in views
-        ]
-
-    def _refusals_until_one_may(self, hosts: list[HostState], job: JobState) -> list[str | None]:
+    def _refusals_until_one_may(self, views: Iterable[pol.HostView], job: JobState) -> list[str | None]:
         """The hosts' refusals, up to the first host that may run the job: a queued job among
-        many hosts costs one check, not one per host."""
+        many hosts costs one check, not one per host (``views`` may be a generator)."""
         hosts_used, owners_used = job.hosts_used, self._owners_used(job)
         pool_owners = self.pool_owners(job.visibility)
         need = self.need(job)
         out: list[str | None] = []
-        for h in hosts:
-            out.append(pol.refusal(host=h.view(), visibility=job.visibility, memory_needed=job.memory,
+        for v in views:
+            out.append(pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory,
                                    hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners,
                                    need=need))
             if out[-1] is None:
@@ -478,9 +469,6 @@ class Engine:
         return out
 
     def alive_hosts(self, now: float) -> list[HostState]:
-        return self._alive_hosts(now)
-
-    def _alive_hosts(self, now: float) -> list[HostState]:
         return [h for h in self.hosts.values() if h.alive(now, self.lease_seconds)]
 
     def progress(self, job_id: int) -> float | None:
@@ -496,7 +484,7 @@ class Engine:
         if job is None:
             return None
         if alive is None:
-            alive = self._alive_hosts(now)
+            alive = self.alive_hosts(now)
         active = sum(1 for r in job.replicas if r.status.active)
         ends_in = None
         if job.stuck_since is not None:
@@ -508,7 +496,7 @@ class Engine:
             quorum=(SOLO if job.solo else job.policy).quorum,
             digests=[r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
                      and r.verdict is not Verdict.REJECTED],
-            refusals=self._refusals_until_one_may(alive, job),
+            refusals=self._refusals_until_one_may((h.view() for h in alive), job),
             hosts_known=len(self.hosts),
             memory_needed=job.memory,
             largest_memory=max((h.memory for h in alive), default=0),
@@ -529,8 +517,8 @@ class Engine:
                     job.stuck_since = None
                 continue
             if alive is None:
-                alive = self._alive_hosts(now)
-            if None in self._refusals_until_one_may(alive, job):
+                alive = self.alive_hosts(now)
+            if None in self._refusals_until_one_may((h.view() for h in alive), job):
                 job.stuck_since = None  # a host may take it: it only waits for a free slot
                 continue
             if job.stuck_since is None:
