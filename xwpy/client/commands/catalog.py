@@ -43,8 +43,7 @@ def register(cli: click.Group) -> None:
     @click.option("--adaptive", is_flag=True,
                   help="Adaptive replication: a trusted host's result may certify alone (spot-checked).")
     @click.option("--network", is_flag=True,
-                  help="Its jobs need the network: they get it on workers whose volunteer allows it (--allow-network), "
-                       "and run without it elsewhere.")
+                  help="Its jobs need the network: they go only to workers whose volunteer allows it (--allow-network).")
     @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
