@@ -35,7 +35,7 @@ def coordinator(tmp_path):
 
 async def oracle(co, now: float = 100.0) -> Runner:
     """A (re)started oracle's runner: a fresh grid link over the same coordinator."""
-    grid = GridLink(co)
+    grid = GridLink(co.grid)
     await grid.setup(HANDLERS)
     return Runner(co.catalog, grid, HANDLERS, chain_now=lambda: now, wall=lambda: 1.0, margin=10.0,
                   on_jobs=lambda pk, ids: None)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.handlers.base import BadParams, Context, Done, Fail, Handler, Submit, Unit, Wait
 from xwpy.protocol import ProtocolError
-from xwpy.server.api.router import ApiError
+from xwpy.server.errors import GridError
 from xwpy.server.catalog.chain import ChainTask
 
 log = Logger()
@@ -100,7 +100,7 @@ class Runner:
         if not ids:
             try:
                 ids = await self.grid.submit(batch, t.app, units)
-            except (ApiError, ProtocolError) as e:  # the handler asked for jobs the grid refuses
+            except (GridError, ProtocolError) as e:  # the handler asked for jobs the grid refuses
                 await self._set(t, TaskStatus.FAILED, error=f"grid refused the jobs: {e}", pending=None)
                 return Outcome.PROGRESS
         else:

@@ -7,7 +7,7 @@ look at every active task that may have something to do.
 
 Each task is driven by one coroutine at a time (``kick``): the runner takes it from NEW to
 CERTIFIED, the committer from CERTIFIED to COMMITTED, a step at a time, each step one catalog
-transaction. A job reaching a final state kicks its task at once (``dispatcher.on_final``);
+transaction. A job reaching a final state kicks its task at once (``Grid.on_final``);
 transient failures (node down, catalog busy) retry with backoff. Nothing is held only in
 memory: at start every active task is simply kicked, and carries on from its catalog row.
 """
@@ -32,6 +32,7 @@ from xwpy.oracle.grid import GridLink
 from xwpy.oracle.handlers import default_handlers
 from xwpy.oracle.runner import Outcome, Runner
 from xwpy.server.catalog.chain import StaleTask
+from xwpy.server.grid import Grid
 
 log = Logger()
 
@@ -43,13 +44,14 @@ RPC_TIMEOUT = 15.0
 class OracleService(service.MultiService):
     name = "oracle"
 
-    def __init__(self, co, handlers=None):
+    def __init__(self, grid: Grid, handlers=None):
         super().__init__()
-        self.co = co
-        self.cfg = co.config.oracle
-        self.reactor = co.reactor
+        self.site = grid.config
+        self.catalog = grid.catalog  # the oracle's own tables (chain tasks); jobs go through the grid
+        self.cfg = grid.config.oracle
+        self.reactor = grid.reactor
         self.handlers = default_handlers() if handlers is None else handlers
-        self.grid = GridLink(co)
+        self.grid = GridLink(grid)
         self.url: str | None = None
         self.link: ChainLink | None = None
         self.follower: Follower | None = None
@@ -69,7 +71,7 @@ class OracleService(service.MultiService):
     # -- assembly -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        site, cfg = self.co.config, self.cfg
+        site, cfg = self.site, self.cfg
         key = load_key(cfg, site)
         if cfg.chain == "embedded":
             chain = EmbeddedChainService(site.path(cfg.chain_dir), port=cfg.rpc_port, interface="127.0.0.1",
@@ -91,11 +93,11 @@ class OracleService(service.MultiService):
         await self.grid.setup(self.handlers)
         self.grid.on_final(self._on_final)
         wall = self.reactor.seconds
-        self.follower = Follower(self.link, self.co.catalog, start_block=deployment.block,
+        self.follower = Follower(self.link, self.catalog, start_block=deployment.block,
                                  confirmations=cfg.confirmations, block_range=cfg.block_range, wall=wall)
-        self.runner = Runner(self.co.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
+        self.runner = Runner(self.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
                              margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs)
-        self.committer = Committer(self.co.catalog, self.link, wall=wall, chain_now=self.chain_now)
+        self.committer = Committer(self.catalog, self.link, wall=wall, chain_now=self.chain_now)
         self._loop = ttask.LoopingCall(self._tick)
         self._loop.clock = self.reactor
         self._loop.start(cfg.poll_seconds, now=True).addErrback(lambda f: log.failure("oracle loop stopped", f))
@@ -118,7 +120,7 @@ class OracleService(service.MultiService):
         async def finish():
             if self._inflight:
                 await DeferredList(list(self._inflight))
-            remove_run_file(self.co.config)
+            remove_run_file(self.site)
             if self.link is not None:
                 self.link.stop()
             await maybeDeferred(service.MultiService.stopService, self)
@@ -160,7 +162,7 @@ class OracleService(service.MultiService):
             self._trouble = None
 
     async def _recover(self) -> None:
-        tasks = await self.co.catalog.chain.active(self.link.chain_id, self.link.hub_address)
+        tasks = await self.catalog.chain.active(self.link.chain_id, self.link.hub_address)
         for t in tasks:
             self._on_jobs(t.id, t.job_ids)
             self.kick(t.id)
@@ -171,7 +173,7 @@ class OracleService(service.MultiService):
         """Kick the tasks that may have something to do without a job event: new ones, ones
         whose deadline passed, ones waiting on the chain."""
         now = self.chain_now()
-        for t in await self.co.catalog.chain.active(self.link.chain_id, self.link.hub_address):
+        for t in await self.catalog.chain.active(self.link.chain_id, self.link.hub_address):
             if t.id in self._busy or t.id in self._timers:
                 continue
             if t.status in (TaskStatus.NEW, TaskStatus.CERTIFIED, TaskStatus.COMMITTING) or t.deadline < now:
@@ -225,7 +227,7 @@ class OracleService(service.MultiService):
         return delay
 
     async def _drive(self, pk: int) -> None:
-        chain = self.co.catalog.chain
+        chain = self.catalog.chain
         for _ in range(STEPS_PER_KICK):
             if self._stopping:
                 return

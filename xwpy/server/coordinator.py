@@ -1,7 +1,8 @@
-"""The coordinator process: catalog, blob store, scheduler and HTTPS API, assembled in one place.
+"""The coordinator process: catalog, blob store, scheduler, grid, HTTPS API and oracle, assembled.
 
-``make_service(config, reactor)`` is the whole process layout; ``Coordinator`` is also the context
-the API handlers work with (rights checks shared by several endpoints live here).
+``make_service(config, reactor)`` is the whole process layout. ``Coordinator`` only assembles and
+starts its parts: the API and the oracle work through :class:`xwpy.server.grid.Grid`, which holds
+the access rules and is the one door into the state.
 """
 
 from __future__ import annotations
@@ -20,19 +21,17 @@ from xwpy import pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
 from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
-from xwpy.server.api.router import ApiError, BoundedRequest, Raw, Stream
-from xwpy.server.blobstore import BlobStore, Corrupt
+from xwpy.server.api.router import BoundedRequest
+from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
 from xwpy.server.catalog import users as users_catalog
 from xwpy.server.catalog.connector import Catalog
-from xwpy.server.catalog.rows import Data, User
 from xwpy.server.directory import Directory
-from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
+from xwpy.server.grid import Grid
+from xwpy.server.scheduler.dispatcher import Dispatcher
 
 log = Logger()
-
-TAR_MARGIN = 1 << 20  # archive headers on top of a job's output limit
 
 
 class Coordinator(service.MultiService):
@@ -40,11 +39,11 @@ class Coordinator(service.MultiService):
         super().__init__()
         self.config = config
         self.reactor = reactor
-        self.log = log
         self.directory = Directory()
         self.catalog: Catalog | None = None
         self.blobs: BlobStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.grid: Grid | None = None
         self.oracle = None  # xwpy.oracle.service.OracleService when [oracle] enabled
         self.port = None
         self.connections: GuardedTLSFactory | None = None
@@ -91,6 +90,8 @@ class Coordinator(service.MultiService):
         )
         self.dispatcher.setServiceParent(self)
         await self.dispatcher.start()
+        self.grid = Grid(config=cfg, reactor=self.reactor, catalog=self.catalog, blobs=self.blobs,
+                         directory=self.directory, dispatcher=self.dispatcher)
         if cfg.oracle.enabled:
             try:
                 import web3  # noqa: F401 - the oracle's chain stack, an extra of its own
@@ -99,10 +100,10 @@ class Coordinator(service.MultiService):
                                    "pip install 'xwpy[chain]'") from None
             from xwpy.oracle.service import OracleService
 
-            self.oracle = OracleService(self)
+            self.oracle = self.grid.oracle = OracleService(self.grid)
             self.oracle.setServiceParent(self)
             await self.oracle.start()
-        self.port = await self._listen(api_module.build(self, access_log=self.config.coordinator.access_log))
+        self.port = await self._listen(api_module.build(self.grid, access_log=self.config.coordinator.access_log))
         self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
         self._write_run_file()
         log.info("coordinator listening on {url}", url=self.url)
@@ -156,77 +157,6 @@ class Coordinator(service.MultiService):
                 await self.catalog.close()
 
         return Deferred.fromCoroutine(finish())
-
-    # -- rights shared by the endpoints ----------------------------------------------------------
-
-    def may_read_row(self, user: User, row: Data) -> bool:
-        return (
-            user.admin
-            or row.owner_id == user.id
-            or row.access == "public"
-            or (row.access == "group" and bool(user.group) and row.group == user.group)
-        )
-
-    async def readable(self, user: User, sha256: str) -> Data | None:
-        return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
-
-    async def blob(self, sha256: str, content_type: str = "application/octet-stream"):
-        """A response sending a blob, from the file store or the catalog's small blobs; None if absent.
-
-        Whatever is served is checked against its sha256 on the way out: a damaged blob is refused
-        (410 ``corrupt``), set aside and logged, never served as if it were the data."""
-        size = self.blobs.size(sha256)
-        if size is not None:
-            def corrupt(digest: str) -> None:
-                log.error("stored blob {sha} is damaged (its content hashes to {digest}): set aside in {dir}",
-                          sha=sha256, digest=digest, dir=self.blobs.root / "corrupt")
-                self.blobs.quarantine(sha256)
-
-            return Stream(str(self.blobs.path(sha256)), size, content_type, sha256=sha256, on_corrupt=corrupt)
-        try:
-            data = await self.catalog.blobs.get(sha256)
-        except Corrupt as e:
-            log.error("{error}", error=str(e))
-            raise ApiError(410, "corrupt", f"{sha256} is damaged in the coordinator's catalog; it cannot be served") from None
-        if data is None and self.blobs.quarantined(sha256):
-            raise ApiError(410, "corrupt", f"{sha256} was found damaged in the coordinator's store and set aside; "
-                                           "upload it again to repair it")
-        return None if data is None else Raw(data, content_type)
-
-    async def host_may_read(self, host_id: int, sha256: str) -> bool:
-        """A host may download the inputs and bundles of the replicas it holds, nothing else."""
-        eng = self.dispatcher.engine
-        state = eng.hosts.get(host_id)
-        if state is None or not state.active:
-            return False
-        return sha256 in await self.catalog.jobs.blobs_of(sorted({eng.replicas[r].job_id for r in state.active}))
-
-    def result_limit(self, host_id: int) -> int:
-        eng = self.dispatcher.engine
-        state = eng.hosts.get(host_id)
-        if state is None:
-            return 0
-        limits = [0]
-        for rid in state.active:
-            job = eng.jobs.get(eng.replicas[rid].job_id)
-            app = self.directory.apps.get(job.app_id) if job else None
-            if app is not None:
-                limits.append(app.limits["output_bytes"] + TAR_MARGIN)
-        return max(limits)
-
-    def assignment(self, x: Dispatched) -> protocol.Assignment:
-        return protocol.Assignment(
-            replica_id=x.replica.id,
-            job_id=x.replica.job_id,
-            command=x.app.command,
-            args=tuple(x.args),
-            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"]) for i in x.inputs),
-            bundle=x.app.bundle,
-            limits=protocol.Limits(**x.app.limits),
-            lease_expires=x.replica.lease_expires,
-            image=protocol.parse(protocol.ImageSpec, x.app.image) if x.app.image else None,
-            network=x.app.network,
-        )
 
 
 class _Site(server.Site):

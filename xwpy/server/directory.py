@@ -1,17 +1,27 @@
 """Who is who: users, hosts and apps, cached in memory for the request path.
 
 Tokens are looked up by their sha256 in a dictionary: authenticating a request costs no database
-round trip. The cache is filled from the catalog at start and updated after each committed change.
+round trip. The cache is filled from the catalog at start and updated by the grid
+(:mod:`xwpy.server.grid`) after each committed change.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xwpy import tokens
-from xwpy.server.api.router import Authenticator, Principal
 from xwpy.server.catalog.rows import App, Host, User
 
 
-class Directory(Authenticator):
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, or a host acting for its owner."""
+
+    user: User
+    host_id: int | None = None
+
+
+class Directory:
     def __init__(self) -> None:
         self.users: dict[int, User] = {}
         self._user_tokens: dict[str, User] = {}

@@ -46,29 +46,29 @@ async def _bounded(name: str, reactor, probe: Callable[[], Awaitable[str]]) -> C
         return Check(name, False, f"{type(e).__name__}: {text}" if text else type(e).__name__)
 
 
-async def run(co) -> list[Check]:
+async def run(grid) -> list[Check]:
     async def catalog() -> str:
-        if co.catalog.failure is not None:
-            raise RuntimeError(f"the scheduler's catalog writes failed: {co.catalog.failure}")
-        users = await co.catalog.write(catalog_health.probe)
+        if grid.catalog.failure is not None:
+            raise RuntimeError(f"the scheduler's catalog writes failed: {grid.catalog.failure}")
+        users = await grid.catalog.write(catalog_health.probe)
         return f"writable, {users} users"
 
     async def blobs() -> str:
-        await deferToThread(co.blobs.probe)
-        free, least = await deferToThread(co.blobs.free_bytes), co.config.limits.min_free_bytes
+        await deferToThread(grid.blobs.probe)
+        free, least = await deferToThread(grid.blobs.free_bytes), grid.config.limits.min_free_bytes
         if free < least:
             raise RuntimeError(f"{free >> 20} MiB free, less than [limits] min_free_bytes ({least >> 20} MiB)")
         return f"writable, {free >> 20} MiB free"
 
     async def chain() -> str:
-        head = await co.oracle.link.head()
+        head = await grid.oracle.link.head()
         return f"head at block {head.number}"
 
     probes = [("catalog", catalog), ("blobs", blobs)]
-    if co.oracle is not None:
+    if grid.oracle is not None:
         probes.append(("chain", chain))
     # Deferreds, not asyncio tasks: wait for each in turn, all of them already running.
-    started = [(name, Deferred.fromCoroutine(_bounded(name, co.reactor, p))) for name, p in probes]
+    started = [(name, Deferred.fromCoroutine(_bounded(name, grid.reactor, p))) for name, p in probes]
     return [await d for _, d in started]
 
 

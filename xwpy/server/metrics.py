@@ -57,45 +57,42 @@ class _Snapshot:
         return self.families
 
 
-async def scrape(co) -> bytes:
-    d, now = co.dispatcher, co.now()
-    jobs = await co.catalog.jobs.summary(owner_id=None, batch=None)
+async def scrape(grid) -> bytes:
+    jobs = await grid.job_counts(owner_id=None, batch=None)
+    stats = grid.stats()
     fams = []
 
     g = GaugeMetricFamily("xwpy_jobs", "Jobs in the catalog by status", labels=["status"])
     for status, n in sorted(jobs.items()):
         g.add_metric([status], n)
     fams.append(g)
-    s = d.stats
-    for name, value, text in (
-        ("xwpy_replicas_dispatched", s.dispatched, "Replicas handed to workers"),
-        ("xwpy_results_reported", s.reported, "Results accepted from workers"),
-        ("xwpy_jobs_certified", s.certified, "Jobs certified (COMPLETED)"),
-        ("xwpy_jobs_failed", s.failed_jobs, "Jobs ended in ERROR"),
-        ("xwpy_replicas_lost", s.lost, "Replicas lost: leases expired, workers restarted or gave them back"),
-        ("xwpy_scheduler_rebuilds", s.rebuilds, "Times the scheduler froze on a failed catalog write and rebuilt"),
-        ("xwpy_catalog_commits", co.catalog.commits, "Catalog write transactions committed"),
-        ("xwpy_catalog_writes", co.catalog.writes, "Catalog writes (several per transaction when batched)"),
-        ("xwpy_catalog_write_seconds", co.catalog.write_seconds, "Seconds spent in catalog write transactions"),
+    for name, key, text in (
+        ("xwpy_replicas_dispatched", "dispatched", "Replicas handed to workers"),
+        ("xwpy_results_reported", "reported", "Results accepted from workers"),
+        ("xwpy_jobs_certified", "certified", "Jobs certified (COMPLETED)"),
+        ("xwpy_jobs_failed", "failed_jobs", "Jobs ended in ERROR"),
+        ("xwpy_replicas_lost", "lost", "Replicas lost: leases expired, workers restarted or gave them back"),
+        ("xwpy_scheduler_rebuilds", "rebuilds", "Times the scheduler froze on a failed catalog write and rebuilt"),
+        ("xwpy_catalog_commits", "commits", "Catalog write transactions committed"),
+        ("xwpy_catalog_writes", "writes", "Catalog writes (several per transaction when batched)"),
+        ("xwpy_catalog_write_seconds", "write_seconds", "Seconds spent in catalog write transactions"),
     ):
-        fams.append(CounterMetricFamily(name, text, value=value))
-    hosts = d.engine.hosts.values()
+        fams.append(CounterMetricFamily(name, text, value=stats[key]))
     g = GaugeMetricFamily("xwpy_hosts", "Hosts known to the scheduler, and those alive", labels=["state"])
-    g.add_metric(["known"], len(d.engine.hosts))
-    g.add_metric(["alive"], sum(1 for h in hosts if h.alive(now, d.engine.lease_seconds)))
+    g.add_metric(["known"], stats["hosts"])
+    g.add_metric(["alive"], len(grid.alive_hosts()))
     fams.append(g)
-    fams.append(GaugeMetricFamily("xwpy_replicas_running", "Replicas held by hosts now",
-                                  value=sum(len(h.active) for h in hosts)))
+    fams.append(GaugeMetricFamily("xwpy_replicas_running", "Replicas held by hosts now", value=stats["active_replicas"]))
     fams.append(GaugeMetricFamily("xwpy_waiting_workers", "Work requests parked in the long poll",
-                                  value=d.waiting_workers))
-    fams.extend(d.certification_latency.collect())
-    oracle = co.oracle
+                                  value=stats["waiting_workers"]))
+    fams.extend(grid.certification_latency.collect())
+    oracle = grid.oracle
     if oracle is not None and getattr(oracle, "follower", None) is not None:
         f = oracle.follower
         if f.head is not None and f.read_to is not None:
             fams.append(GaugeMetricFamily("xwpy_oracle_lag_blocks", "Blocks between the chain's head and "
                                           "the last block whose requests the oracle has read", value=f.head - f.read_to))
-        tasks = await co.catalog.chain.counts(oracle.link.chain_id, oracle.link.hub_address)
+        tasks = await grid.catalog.chain.counts(oracle.link.chain_id, oracle.link.hub_address)
         g = GaugeMetricFamily("xwpy_oracle_tasks", "The oracle's chain tasks by status", labels=["status"])
         for status, n in sorted(tasks.items()):
             g.add_metric([status], n)

@@ -5,10 +5,11 @@ from xwpy.server.api import apps, chain, data, hosts, jobs, ops, users, work
 from xwpy.server.api.router import Api
 
 
-def build(co, access_log: bool = False) -> Api:
-    api = Api(co.directory)
+def build(grid, access_log: bool = False) -> Api:
+    """The route table over ``grid`` (:class:`xwpy.server.grid.Grid`): handlers call it, nothing below."""
+    api = Api(grid.directory)
     if access_log:
         api.access_log = logs.access_log()
     for module in (users, apps, data, jobs, hosts, work, chain, ops):
-        module.install(api, co)
+        module.install(api, grid)
     return api

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from collections import Counter
 
-from xwpy.server.api.router import ADMIN, Api, ApiError, Ctx, not_found
+from xwpy.server.api.router import ADMIN, Api, Ctx, not_found
+from xwpy.server.errors import NotFound
 
 
-def install(api: Api, co) -> None:
+def install(api: Api, grid) -> None:
     @api.route("GET", "/chain/tasks/{task:int}", ADMIN)
     async def task(ctx: Ctx, task: int):
         """One task of the hub this coordinator's oracle serves: its status, jobs and commit."""
-        link = co.oracle.link if co.oracle is not None else None
+        link = grid.oracle.link if grid.oracle is not None else None
         if link is None:
-            raise ApiError(404, "no_oracle", "this coordinator runs no oracle ([oracle] enabled = false)")
-        t = await co.catalog.chain.find(link.chain_id, link.hub_address, task)
+            raise NotFound("this coordinator runs no oracle ([oracle] enabled = false)", code="no_oracle")
+        t = await grid.catalog.chain.find(link.chain_id, link.hub_address, task)
         if t is None:
             raise not_found(f"task {task} (not seen by the oracle yet)")
-        statuses = await co.catalog.jobs.statuses(t.job_ids) if t.job_ids else {}
+        statuses = await grid.catalog.jobs.statuses(t.job_ids) if t.job_ids else {}
         return {
             "task": t.task_id, "chain_id": t.chain_id, "hub": t.hub, "app": t.app, "status": t.status.value,
             "error": t.error, "jobs": t.job_ids, "job_statuses": dict(Counter(statuses.values())),

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from twisted.internet.threads import deferToThread
-
 from xwpy import protocol
-from xwpy.server.api.router import (
-    SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, bad_request, forbidden, not_found,
-)
-from xwpy.server.blobstore import DigestMismatch, StoreFull, TooLarge
+from xwpy.server.api.router import SCIENTIST, USER_OR_HOST, Api, Ctx, Raw, Stream, bad_request, forbidden, not_found
 
 
 def _sha(value: str) -> str:
@@ -17,7 +12,14 @@ def _sha(value: str) -> str:
     return value
 
 
-def install(api: Api, co) -> None:
+def response(found, content_type: str = "application/octet-stream") -> Stream | Raw:
+    """What the grid found stored (a file to stream, or bytes) as a response."""
+    if isinstance(found, bytes):
+        return Raw(found, content_type)
+    return Stream(str(found.path), found.size, content_type, sha256=found.sha256, on_corrupt=found.on_corrupt)
+
+
+def install(api: Api, grid) -> None:
     @api.route("PUT", "/data/{sha256:sha}", USER_OR_HOST)
     async def upload(ctx: Ctx, sha256: str):
         sha256 = _sha(sha256)
@@ -30,48 +32,25 @@ def install(api: Api, co) -> None:
         name = ctx.query.get("name", "")
         if name and not protocol.FILE_RE.fullmatch(name):
             raise bad_request("not a valid file name", "name")
-        limit = co.config.limits.max_upload_bytes
-        if p.host_id is not None:
-            # Hosts upload results only, bounded by what their current work may output.
-            limit = co.result_limit(p.host_id)
-            if limit == 0:
-                raise forbidden("this host holds no work to upload results for")
-        content = ctx.request.content
-        if content is None:
-            raise bad_request("a body is required")
-        content.seek(0)
-        try:
-            digest, size = await deferToThread(co.blobs.put_stream, content, sha256, limit)
-        except DigestMismatch as e:
-            raise ApiError(422, "digest_mismatch", str(e), "sha256") from None
-        except TooLarge as e:
-            raise ApiError(413, "too_large", str(e)) from None
-        except StoreFull as e:
-            raise ApiError(503, "unavailable", f"the coordinator's storage is full ({e}); retry later") from None
-        if p.host_id is None:
-            access = await co.catalog.data.add(
-                sha256=digest, size=size, owner_id=p.user.id, access=access, name=name, now=co.now()
-            )
-        return protocol.encode(protocol.DataInfo(sha256=digest, size=size, name=name, access=access, owner=p.user.login))
+        return protocol.encode(await grid.store(p, ctx.request.content, sha256, access, name))
 
     @api.route("GET", "/data/{sha256:sha}", USER_OR_HOST)
     async def download(ctx: Ctx, sha256: str):
         sha256 = _sha(sha256)
         p = ctx.principal
         if p.host_id is not None:
-            if not await co.host_may_read(p.host_id, sha256):
+            if not await grid.host_may_read(p.host_id, sha256):
                 raise not_found(f"data {sha256}")
-        elif await co.readable(p.user, sha256) is None:
+        elif await grid.readable(p.user, sha256) is None:
             raise not_found(f"data {sha256}")
-        response = await co.blob(sha256)
-        if response is None:
+        found = await grid.blob(sha256)
+        if found is None:
             raise not_found(f"data {sha256}")
-        return response
+        return response(found)
 
     @api.route("GET", "/data", SCIENTIST)
     async def listing(ctx: Ctx):
-        limit = ctx.qint("limit", 1000, 1, 10000)
-        rows = await co.catalog.data.list(ctx.user.id, limit=limit, after=0)
+        rows = await grid.data_of(ctx.user, limit=ctx.qint("limit", 1000, 1, 10000))
         return {
             "data": [
                 protocol.encode(protocol.DataInfo(sha256=d.sha256, size=d.size, name=d.name, access=d.access, owner=d.owner))

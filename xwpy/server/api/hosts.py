@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from xwpy.server.api.router import ADMIN, USER, Api, Ctx
 
 
-def install(api: Api, co) -> None:
+def install(api: Api, grid) -> None:
     @api.route("GET", "/hosts", USER)
     async def listing(ctx: Ctx):
-        now = co.now()
         out = []
-        for h in co.directory.hosts.values():
-            if not ctx.user.admin and h.owner_id != ctx.user.id:
-                continue
-            engine = co.dispatcher.engine
-            state = engine.hosts.get(h.id)
-            last_alive = state.last_alive if state else h.last_alive
+        for seen in grid.hosts_for(ctx.user):
+            h, state = seen.host, seen.state
             out.append(
                 {
-                    "id": h.id, "name": h.name, "owner": co.directory.users[h.owner_id].login,
+                    "id": h.id, "name": h.name, "owner": seen.owner,
                     # What it lends now (its last hello), else what it said when it registered.
                     "cpus": (state.cores if state and state.cores else h.cpus),
                     "memory": state.memory if state else h.memory, "os": h.os,
                     "platform": state.platform if state else h.platform,
                     "images": state.images if state else h.images, "network": state.network if state else h.network,
-                    "last_alive": last_alive,
-                    "alive": state.alive(now, engine.lease_seconds) if state else False,
+                    "last_alive": state.last_alive if state else h.last_alive,
+                    "alive": seen.alive,
                     "running": len(state.active) if state else 0,
                     "reputation": state.reputation if state else h.reputation,
                     "suspended": state.suspended if state else "",
@@ -38,14 +31,4 @@ def install(api: Api, co) -> None:
     @api.route("GET", "/stats", ADMIN)
     async def stats(ctx: Ctx):
         """Counters for operators and benchmarks."""
-        d = co.dispatcher
-        return {
-            **dataclasses.asdict(d.stats),
-            "active_jobs": len(d.engine.jobs),
-            "active_replicas": sum(len(h.active) for h in d.engine.hosts.values()),
-            "hosts": len(d.engine.hosts),
-            "waiting_workers": d.waiting_workers,
-            "commits": co.catalog.commits,
-            "writes": co.catalog.writes,
-            "write_seconds": co.catalog.write_seconds,
-        }
+        return grid.stats()

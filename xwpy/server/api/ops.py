@@ -9,14 +9,14 @@ from xwpy.server import health, metrics
 from xwpy.server.api.router import ADMIN, ANON, Api, Ctx, Raw
 
 
-def install(api: Api, co) -> None:
+def install(api: Api, grid) -> None:
     @api.route("GET", "/health", ANON)
     async def check(ctx: Ctx):
         """200 when the catalog takes a write, the blob store a file and the chain node (if the
         oracle runs) answers; 503 naming what failed. Says nothing a stranger could use."""
-        status, body = health.verdict(await health.run(co))
+        status, body = health.verdict(await health.run(grid))
         return Raw(json.dumps(body).encode(), "application/json", status)
 
     @api.route("GET", "/metrics", ADMIN)
     async def scrape(ctx: Ctx):
-        return Raw(await metrics.scrape(co), metrics.CONTENT_TYPE)
+        return Raw(await metrics.scrape(grid), metrics.CONTENT_TYPE)

@@ -1,7 +1,9 @@
 """HTTP plumbing for the JSON API: routing, authentication, bounded bodies, JSON errors.
 
 Handlers are coroutines ``async def handler(ctx, **path_params)`` returning a JSON-able value (or
-``Raw`` for bytes). Any :class:`ApiError` becomes its status with ``{"error", "message", "field"}``;
+``Raw`` for bytes). The grid's domain errors (:mod:`xwpy.server.errors`) become their HTTP status
+here and only here; an :class:`ApiError` (HTTP's own: 401, 405...) its status; both with
+``{"error", "message", "field"}``;
 a protocol error becomes 400 naming the field; anything unexpected becomes a 500 with no details
 (and a logged traceback) — never a traceback to the client.
 """
@@ -13,7 +15,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import Deferred
@@ -25,13 +27,18 @@ from zope.interface import implementer
 
 from xwpy.logs import AccessLog
 from xwpy.protocol import API_PREFIX, ProtocolError, loads
+from xwpy.server import errors
 from xwpy.server.catalog.connector import CatalogUnavailable
 from xwpy.server.catalog.rows import User
+from xwpy.server.directory import Principal
 
 log = Logger()
 
 
 class ApiError(Exception):
+    """An HTTP-level refusal (authentication, method, endpoint): the grid's refusals are
+    :class:`xwpy.server.errors.GridError`."""
+
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
@@ -43,24 +50,27 @@ class ApiError(Exception):
         return out
 
 
-def bad_request(message: str, field: str | None = None) -> ApiError:
-    return ApiError(400, "bad_request", message, field)
+# Each domain error's HTTP status (the first class in its MRO found here).
+STATUS: dict[type, int] = {
+    errors.BadRequest: 400, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409, errors.Gone: 410,
+    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.Unavailable: 503, errors.GridError: 400,
+}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
+def status_of(e: errors.GridError) -> int:
+    return next(STATUS[k] for k in type(e).__mro__ if k in STATUS)
 
 
-def forbidden(message: str) -> ApiError:
-    return ApiError(403, "forbidden", message)
+def bad_request(message: str, field: str | None = None) -> errors.BadRequest:
+    return errors.BadRequest(message, field)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user, or a host acting for its owner."""
+def not_found(what: str) -> errors.NotFound:
+    return errors.NotFound.of(what)
 
-    user: User
-    host_id: int | None = None
+
+def forbidden(message: str) -> errors.Forbidden:
+    return errors.Forbidden(message)
 
 
 @dataclass
@@ -138,11 +148,10 @@ class Route:
     path: str = ""  # as registered, e.g. "/jobs/{job_id:int}"
 
 
-class Authenticator:
-    """Maps a bearer token to a principal. Implemented by the coordinator's directory."""
+class Authenticator(Protocol):
+    """Maps a bearer token to a principal: the coordinator's directory."""
 
-    def principal(self, token: str) -> Principal | None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def principal(self, token: str) -> Principal | None: ...
 
 
 class Api(Resource):
@@ -187,9 +196,15 @@ class Api(Resource):
         try:
             result = await self._dispatch(request)
         except ApiError as e:
-            if e.status == 503:
-                request.setHeader(b"retry-after", b"1")
             result = Raw(_dumps(e.body()), "application/json", e.status)
+        except errors.GridError as e:
+            status = status_of(e)
+            if status == 503:
+                request.setHeader(b"retry-after", b"1")
+            body = {"error": e.code, "message": e.message}
+            if e.field:
+                body["field"] = e.field
+            result = Raw(_dumps(body), "application/json", status)
         except ProtocolError as e:
             result = Raw(_dumps({"error": "bad_request", "message": e.message, "field": e.field}), "application/json", 400)
         except CatalogUnavailable as e:

@@ -297,6 +297,21 @@ class Dispatcher(service.Service):
             await self._commit(ch, now)
         return done
 
+    def jobs_held(self, host_id: int) -> list[int]:
+        """The jobs of the replicas a host holds now (none for a host unknown)."""
+        eng = self.engine
+        state = eng.hosts.get(host_id)
+        return sorted({eng.replicas[r].job_id for r in state.active}) if state is not None else []
+
+    def apps_held(self, host_id: int) -> set[int]:
+        """The apps of the replicas a host holds now."""
+        eng = self.engine
+        state = eng.hosts.get(host_id)
+        if state is None:
+            return set()
+        jobs = (eng.jobs.get(eng.replicas[r].job_id) for r in state.active)
+        return {j.app_id for j in jobs if j is not None}
+
     def active_owner(self, job_id: int) -> int | None:
         job = self.engine.jobs.get(job_id)
         return None if job is None else job.owner_id

@@ -179,12 +179,19 @@ class Engine:
         self.lease_seconds = lease_seconds
         # How long a tried job that no host alive may take waits before it ends in ERROR (policy).
         self.patience = lease_seconds if patience is None else patience
-        self._watch: set[int] = set()  # tried jobs wanting replicas with none running: stuck?
         # Consecutive valid results that make a host trusted (after each lie caught, that many more).
         self.trust_threshold = trust_threshold
         self.spot_check = spot_check  # share of a trusted host's jobs replicated all the same
         # Spot checks must be unpredictable to volunteers, or a liar would lie only when unchecked.
         self._salt = salt if salt is not None else os.urandom(16)
+        # What each app's jobs need besides their memory (cores, the app's versions), from the
+        # apps as the caller knows them now (an app gains versions); cached per app object.
+        self._apps = apps
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget all state (not the settings): as new, before a load."""
+        self._watch: set[int] = set()  # tried jobs wanting replicas with none running: stuck?
         self.jobs: dict[int, JobState] = {}
         self.replicas: dict[int, ReplicaState] = {}
         self.hosts: dict[int, HostState] = {}
@@ -193,9 +200,6 @@ class Engine:
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self.next_job_id = 1
         self.next_replica_id = 1
-        # What each app's jobs need besides their memory (cores, the app's versions), from the
-        # apps as the caller knows them now (an app gains versions); cached per app object.
-        self._apps = apps
         self._needs: dict[tuple[int, int], tuple[object, capacity.Need]] = {}
         # The volunteers with a host alive, for the distinct-volunteers rule, overall and by group.
         # Kept current as hosts join and show signs of life (between two refreshes, an undercount
@@ -219,8 +223,7 @@ class Engine:
     ) -> Changes:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
         reach us while we were away); replicas whose hosts are unknown are lost."""
-        self.__init__(lease_seconds=self.lease_seconds, trust_threshold=self.trust_threshold,
-                      spot_check=self.spot_check, salt=self._salt, patience=self.patience, apps=self._apps)
+        self._clear()
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         hosts = list(hosts)
         # The hosts alive when we stopped are presumed alive for one more lease: after a long outage

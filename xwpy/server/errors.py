@@ -1,0 +1,68 @@
+"""What the grid refuses, and why: domain errors raised by :mod:`xwpy.server.grid`.
+
+They know nothing of HTTP. The router (:mod:`xwpy.server.api.router`) alone turns each into its
+status, with ``{"error": code, "message", "field"}``; in-process callers (the oracle) catch them
+as they are.
+"""
+
+from __future__ import annotations
+
+
+class GridError(Exception):
+    code = "error"  # the wire's error code (``{"error": ...}``)
+
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message, self.field = message, field
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(GridError):
+    """The caller got something wrong; ``field`` names what."""
+
+    code = "bad_request"
+
+
+class NotFound(GridError):
+    """No such thing — or nothing the caller may see (another user's job does not exist to them)."""
+
+    code = "not_found"
+
+    @classmethod
+    def of(cls, what: str) -> "NotFound":
+        return cls(f"{what} not found")
+
+
+class Forbidden(GridError):
+    code = "forbidden"
+
+
+class Conflict(GridError):
+    """It exists already, or is not in a state that allows this (``code`` says which)."""
+
+    code = "conflict"
+
+
+class Gone(GridError):
+    """It was there and is no longer served: deleted, or damaged and set aside (code ``corrupt``)."""
+
+    code = "gone"
+
+
+class TooLarge(GridError):
+    code = "too_large"
+
+
+class DigestMismatch(GridError):
+    code = "digest_mismatch"
+
+
+class Unavailable(GridError):
+    """Not now (storage full, scheduler rebuilding): try again later."""
+
+    code = "unavailable"
+
+
+__all__ = ["BadRequest", "Conflict", "DigestMismatch", "Forbidden", "Gone", "GridError", "NotFound", "TooLarge",
+           "Unavailable"]

@@ -1,0 +1,473 @@
+"""The grid: the one typed door into the coordinator's state.
+
+The API's handlers, the oracle and the operators' endpoints call this and nothing below it. It
+holds the access rules (who may use an app, read data, see a job) and is the only place that
+writes to the catalog, the directory (the in-memory cache of users, hosts and apps) and the
+scheduler together, in that order: a new user, host or app is committed before anyone can find it.
+
+It raises the domain errors of :mod:`xwpy.server.errors`, never an HTTP status; its answers are
+catalog rows and protocol messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sqlalchemy.exc import IntegrityError
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from xwpy import platforms, protocol, tokens
+from xwpy.config import SiteConfig
+from xwpy.image import Image, ImageError, ImageLimits, inspect
+from xwpy.lifecycle import JobStatus
+from xwpy.server import blobstore, submission
+from xwpy.server.blobstore import BlobStore, Corrupt
+from xwpy.server.catalog.connector import Catalog
+from xwpy.server.catalog.rows import App, AppVersion, Data, Host, Job, User
+from xwpy.server.directory import Directory, Principal
+from xwpy.server.errors import BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, Unavailable
+from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
+from xwpy.server.scheduler.engine import HostState
+from xwpy.verify import known_verifiers
+
+log = Logger()
+
+TAR_MARGIN = 1 << 20  # archive headers on top of a job's output limit
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A blob on disk, to be streamed; ``on_corrupt(digest)`` when what is read does not hash to it."""
+
+    path: Path
+    size: int
+    sha256: str
+    on_corrupt: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostSeen:
+    """A host as its owner or an admin sees it: its catalog row and the scheduler's live state."""
+
+    host: Host
+    owner: str
+    state: HostState | None
+    alive: bool
+
+
+class Grid:
+    def __init__(self, *, config: SiteConfig, reactor, catalog: Catalog, blobs: BlobStore, directory: Directory,
+                 dispatcher: Dispatcher):
+        self.config = config
+        self.reactor = reactor
+        self.catalog = catalog
+        self.blobs = blobs
+        self.directory = directory
+        self.dispatcher = dispatcher
+        self.oracle = None  # xwpy.oracle.service.OracleService when it runs (operators' endpoints report on it)
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    # -- who is who --------------------------------------------------------------------------------
+
+    def principal(self, token: str) -> Principal | None:
+        return self.directory.principal(token)
+
+    async def add_user(self, login: str, role: str, group: str) -> tuple[User, str]:
+        """A new account and its token (shown this once; only its hash is kept)."""
+        if login in self.directory.logins:
+            raise Conflict(f"user {login!r} exists", "login")
+        token = tokens.new_token("xwu")
+        try:
+            user = await self.catalog.users.add(login=login, role=role, group=group,
+                                                token_hash=tokens.token_hash(token), now=self.now())
+        except IntegrityError:
+            raise Conflict(f"user {login!r} exists", "login") from None
+        self.directory.add_user(user)
+        log.info("user {login} created with role {role}", login=user.login, role=user.role)
+        return user, token
+
+    def user(self, login: str) -> User | None:
+        return self.directory.logins.get(login)
+
+    async def register_host(self, user: User, msg: protocol.RegisterHost) -> tuple[int, str]:
+        """A volunteer's new host: its id and token (shown this once)."""
+        token = tokens.new_token("xwh")
+        digest = tokens.token_hash(token)
+        now = self.now()
+        platform = msg.platform or ""
+        host_id = await self.catalog.hosts.add(
+            owner_id=user.id, name=msg.name, token_hash=digest, cpus=msg.cpus, memory=msg.memory, os=msg.os, now=now,
+            platform=platform, images=msg.images, network=msg.network,
+        )
+        self.directory.add_host(Host(host_id, user.id, msg.name, digest, msg.cpus, msg.memory, msg.os, now, now, 0,
+                                     user.login, user.group, platform, msg.images, msg.network))
+        self.dispatcher.add_host(HostState(host_id, user.id, user.group, msg.memory, 0, now, cores=msg.cpus,
+                                           platform=platform, images=msg.images, network=msg.network))
+        log.info("host {id} ({name}) registered by {login}", id=host_id, name=msg.name, login=user.login)
+        return host_id, token
+
+    # -- apps --------------------------------------------------------------------------------------
+
+    def may_use_app(self, user: User, app: App) -> bool:
+        return self.directory.may_use_app(user, app)
+
+    def apps_for(self, user: User) -> list[App]:
+        return [a for a in self.directory.apps.values() if self.directory.may_use_app(user, a)]
+
+    def app_for(self, user: User, name: str) -> App:
+        """The app of that name, if the user may use it (else, to them, there is none)."""
+        app = self.directory.app_names.get(name)
+        if app is None or not self.directory.may_use_app(user, app):
+            raise NotFound.of(f"app {name!r}")
+        return app
+
+    async def register_app(self, user: User, msg: protocol.NewApp) -> App:
+        if msg.name in self.directory.app_names:
+            raise Conflict(f"app {msg.name!r} exists", "name")
+        if msg.validator.startswith("verifier:") and msg.validator[9:] not in known_verifiers():
+            raise BadRequest(f"unknown verifier {msg.validator[9:]!r}", "validator")
+        if msg.bundle is not None and await self.readable(user, msg.bundle) is None:
+            raise BadRequest(f"bundle {msg.bundle} is not data you may read (upload it first)", "bundle")
+        image = None
+        if msg.image is not None:
+            if await self.readable(user, msg.image) is None:
+                raise BadRequest(f"image {msg.image} is not data you may read (upload it first)", "image")
+            image = await self._check_image(msg.image)
+        return await self._add_app(
+            user, name=msg.name, access=msg.access, bundle=msg.bundle, command=tuple(msg.command),
+            limits=protocol.encode(msg.limits), validator=msg.validator, replication=msg.replication,
+            quorum=msg.quorum, adaptive=msg.adaptive, network=msg.network, image=image,
+            platform=_platform(msg.platform, image),
+        )
+
+    async def ensure_app(self, user: User, *, name: str, command: Iterable[str], limits: dict, validator: str,
+                         replication: int, quorum: int) -> App:
+        """A public bundle-less app of ``user``'s (the oracle's): the existing one of that name, or a
+        new one. Raises Conflict when the name belongs to someone else."""
+        existing = self.directory.app_names.get(name)
+        if existing is not None:
+            if existing.owner_id != user.id:
+                raise Conflict(f"the grid app {name!r} belongs to {existing.owner!r}, not to {user.login!r}", "name")
+            return existing
+        return await self._add_app(user, name=name, access="public", bundle=None, command=tuple(command),
+                                   limits=limits, validator=validator, replication=replication, quorum=quorum)
+
+    async def _add_app(self, user: User, *, name: str, access: str, bundle: str | None, command: tuple,
+                       limits: dict, validator: str, replication: int, quorum: int, adaptive: bool = False,
+                       network: bool = False, image: dict | None = None, platform: str = "any") -> App:
+        try:
+            app_id = await self.catalog.apps.add(
+                name=name, owner_id=user.id, access=access, bundle=bundle, command=list(command), limits=limits,
+                validator=validator, replication=replication, quorum=quorum, now=self.now(), adaptive=adaptive,
+                network=network, image=image, platform=platform,
+            )
+        except IntegrityError:
+            raise Conflict(f"app {name!r} exists", "name") from None
+        app = App(app_id, name, user.id, user.login, access, bundle, command, limits, validator, replication, quorum,
+                  adaptive, network, image, platform)
+        self.directory.add_app(app)
+        return app
+
+    async def add_version(self, user: User, name: str, msg: protocol.NewVersion) -> App:
+        """Another platform's build of an app: a bundle or an image, checked as at registration."""
+        app = self.app_for(user, name)
+        if app.owner_id != user.id and not user.admin:
+            raise Forbidden(f"app {name!r} is {app.owner}'s: only its owner adds versions")
+        blob = msg.bundle or msg.image
+        if await self.readable(user, blob) is None:
+            raise BadRequest(f"{blob} is not data you may read (upload it first)", "image" if msg.image else "bundle")
+        if (app.image is None) != (msg.image is None):
+            raise BadRequest(f"app {name!r} runs {'in an image' if app.image else 'a bundle'}: "
+                             f"its versions must too", "image" if msg.image else "bundle")
+        image = await self._check_image(msg.image) if msg.image else None
+        version = AppVersion(_platform(msg.platform, image), msg.bundle, image)
+        current = self.directory.app_names.get(name, app)
+        conflict = Conflict(f"app {name!r} has a version for {version.platform}", "platform")
+        if any(v.platform == version.platform for v in current.versions):
+            raise conflict
+        try:
+            await self.catalog.apps.add_version(app_id=app.id, version=version, now=self.now())
+        except IntegrityError:
+            raise conflict from None
+        current = self.directory.app_names[name]
+        updated = dataclasses.replace(current, extra=(*current.extra, version))
+        self.directory.add_app(updated)
+        return updated
+
+    async def _check_image(self, sha256: str) -> dict:
+        """Read and verify an uploaded image archive off the reactor: its ImageSpec, or BadRequest
+        naming what is wrong with it (nothing is registered then)."""
+        lim = self.config.limits
+        limits = ImageLimits(max_archive_bytes=lim.max_upload_bytes, max_files=lim.max_image_files,
+                             max_unpacked_bytes=lim.max_image_bytes)
+
+        def thd() -> Image:
+            path = self.blobs.path(sha256)
+            if not path.exists():
+                raise ImageError("not in the coordinator's store (upload it again)")
+            return inspect(path, limits)
+
+        try:
+            image = await deferToThread(thd)
+        except ImageError as e:
+            raise BadRequest(f"image {sha256[:12]}: {e}", "image") from None
+        return protocol.encode(protocol.ImageSpec(
+            sha256=sha256, id=image.id, platform=image.platform, env=image.env, workdir=image.workdir,
+            entrypoint=image.entrypoint, cmd=image.cmd, files=image.files, unpacked_bytes=image.unpacked_bytes))
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def may_read_row(self, user: User, row: Data) -> bool:
+        return (
+            user.admin
+            or row.owner_id == user.id
+            or row.access == "public"
+            or (row.access == "group" and bool(user.group) and row.group == user.group)
+        )
+
+    async def readable(self, user: User, sha256: str) -> Data | None:
+        return await self.catalog.data.readable(sha256, user.id, user.group, user.admin)
+
+    async def host_may_read(self, host_id: int, sha256: str) -> bool:
+        """A host may download the inputs and bundles of the replicas it holds, nothing else."""
+        jobs = self.dispatcher.jobs_held(host_id)
+        return bool(jobs) and sha256 in await self.catalog.jobs.blobs_of(jobs)
+
+    def result_limit(self, host_id: int) -> int:
+        """The largest result archive a host may upload: by the apps of the replicas it holds (0: none)."""
+        limits = [0]
+        for app_id in self.dispatcher.apps_held(host_id):
+            app = self.directory.apps.get(app_id)
+            if app is not None:
+                limits.append(app.limits["output_bytes"] + TAR_MARGIN)
+        return max(limits)
+
+    async def store(self, principal: Principal, content, sha256: str, access: str, name: str) -> protocol.DataInfo:
+        """Store an upload (re-hashed as it is written). A user's becomes data they own; a host's is a
+        result archive, bounded by what its current work may output."""
+        limit = self.config.limits.max_upload_bytes
+        if principal.host_id is not None:
+            limit = self.result_limit(principal.host_id)
+            if limit == 0:
+                raise Forbidden("this host holds no work to upload results for")
+        if content is None:
+            raise BadRequest("a body is required")
+        content.seek(0)
+        try:
+            digest, size = await deferToThread(self.blobs.put_stream, content, sha256, limit)
+        except blobstore.DigestMismatch as e:
+            raise DigestMismatch(str(e), "sha256") from None
+        except blobstore.TooLarge as e:
+            raise TooLarge(str(e)) from None
+        except blobstore.StoreFull as e:
+            raise Unavailable(f"the coordinator's storage is full ({e}); retry later") from None
+        user = principal.user
+        if principal.host_id is None:
+            access = await self.catalog.data.add(sha256=digest, size=size, owner_id=user.id, access=access,
+                                                 name=name, now=self.now())
+        return protocol.DataInfo(sha256=digest, size=size, name=name, access=access, owner=user.login)
+
+    async def blob(self, sha256: str) -> StoredFile | bytes | None:
+        """A stored blob — a file to stream, or the bytes of a small one from the catalog — or None.
+
+        A blob found damaged is refused (Gone, code ``corrupt``), set aside and logged, never served
+        as if it were the data; a file is checked against its sha256 as it is sent (``on_corrupt``)."""
+        size = self.blobs.size(sha256)
+        if size is not None:
+            def corrupt(digest: str) -> None:
+                log.error("stored blob {sha} is damaged (its content hashes to {digest}): set aside in {dir}",
+                          sha=sha256, digest=digest, dir=self.blobs.root / "corrupt")
+                self.blobs.quarantine(sha256)
+
+            return StoredFile(self.blobs.path(sha256), size, sha256, corrupt)
+        try:
+            data = await self.catalog.blobs.get(sha256)
+        except Corrupt as e:
+            log.error("{error}", error=str(e))
+            raise Gone(f"{sha256} is damaged in the coordinator's catalog; it cannot be served", code="corrupt") from None
+        if data is None and self.blobs.quarantined(sha256):
+            raise Gone(f"{sha256} was found damaged in the coordinator's store and set aside; upload it again to "
+                       "repair it", code="corrupt")
+        return data
+
+    async def read_blob(self, sha256: str) -> bytes | None:
+        """A stored blob's bytes (read off the reactor), or None."""
+        if self.blobs.size(sha256) is not None:
+            return await deferToThread(self.blobs.read, sha256)
+        return await self.catalog.blobs.get(sha256)
+
+    async def data_of(self, user: User, limit: int) -> list[Data]:
+        return await self.catalog.data.list(user.id, limit=limit, after=0)
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    async def submit(self, user: User, msg: protocol.SubmitJobs) -> list[int]:
+        """New jobs, checked (the user's rights on apps and inputs, a host alive able to run them)
+        and committed; BadRequest naming the field at fault. A request key makes it once only."""
+        if msg.request is None:
+            return await self._submit(user, msg)
+        return await self.dispatcher.once((user.id, msg.request), lambda: self._submit(user, msg))
+
+    async def _submit(self, user: User, msg: protocol.SubmitJobs) -> list[int]:
+        shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
+        rows = await self.catalog.data.rows_for(shas) if shas else []
+        new = submission.new_jobs(user, msg, [r for r in rows if self.may_read_row(user, r)], self._usable_app)
+        submission.check_runnable(self.dispatcher.engine, self.now(), new)
+        return await self.dispatcher.submit(new)
+
+    def _usable_app(self, user: User, name: str) -> App | None:
+        app = self.directory.app_names.get(name)
+        return app if app is not None and self.directory.may_use_app(user, app) else None
+
+    async def job_for(self, user: User, job_id: int) -> Job:
+        """The job, if the user may see it: theirs, or any for an admin."""
+        job = await self.catalog.jobs.get(job_id)
+        if job is None or (job.owner_id != user.id and not user.admin):
+            raise NotFound.of(f"job {job_id}")  # another user's job does not exist, as far as you know
+        return job
+
+    async def jobs(self, *, owner_id: int | None, batch: str | None, status: str | None, after: int,
+                   limit: int) -> list[Job]:
+        return await self.catalog.jobs.list(owner_id=owner_id, batch=batch, status=status, after=after, limit=limit)
+
+    async def job_counts(self, *, owner_id: int | None, batch: str | None) -> dict[str, int]:
+        return await self.catalog.jobs.summary(owner_id=owner_id, batch=batch)
+
+    async def result_of(self, user: User, job_id: int) -> StoredFile | bytes:
+        job = await self.job_for(user, job_id)
+        if job.status != JobStatus.COMPLETED.value:
+            raise Conflict(f"job {job_id} is {job.status}: it has no certified result", code="not_certified")
+        found = await self.blob(job.result_sha256)
+        if found is None:
+            raise Gone(f"the result of job {job_id} is no longer stored")
+        return found
+
+    async def cancel(self, user: User, msg: protocol.CancelJobs) -> list[int]:
+        """Cancel jobs by id and/or batch: the user's own, any for an admin (NotFound otherwise)."""
+        owner = None if user.admin else user.id
+        ids = list(msg.ids)
+        if ids:
+            owners = await self.catalog.jobs.owners_of(ids)
+            for jid in ids:
+                if jid not in owners or (owner is not None and owners[jid] != owner):
+                    raise NotFound.of(f"job {jid}")
+        if msg.batch is not None:
+            ids += await self.catalog.jobs.ids_in_batch(owner, msg.batch)
+        return await self.dispatcher.cancel(ids)
+
+    async def cancel_jobs(self, job_ids: list[int]) -> list[int]:
+        """Cancel jobs whose owner the caller is known to be (the oracle's own batches)."""
+        return await self.dispatcher.cancel(job_ids) if job_ids else []
+
+    def wait_final(self, job_id: int, timeout: float) -> Deferred:
+        return self.dispatcher.wait_final(job_id, timeout)
+
+    def on_final(self, listener: Callable[[list[int]], None]) -> None:
+        self.dispatcher.on_final(listener)
+
+    # -- what the scheduler knows ------------------------------------------------------------------
+
+    def alive_hosts(self) -> list[HostState]:
+        return self.dispatcher.engine.alive_hosts(self.now())
+
+    def why(self, job_id: int, alive: list[HostState] | None = None):
+        """Why an active job waits (None when it is not active): :class:`scheduler.why.Why`."""
+        return self.dispatcher.engine.why(job_id, self.now(), alive)
+
+    def progress(self, job_id: int) -> float | None:
+        return self.dispatcher.engine.progress(job_id)
+
+    def hosts_for(self, user: User) -> list[HostSeen]:
+        """The user's hosts (every host for an admin), with what the scheduler knows of each."""
+        engine, now = self.dispatcher.engine, self.now()
+        out = []
+        for h in self.directory.hosts.values():
+            if not user.admin and h.owner_id != user.id:
+                continue
+            state = engine.hosts.get(h.id)
+            alive = state.alive(now, engine.lease_seconds) if state else False
+            out.append(HostSeen(h, self.directory.users[h.owner_id].login, state, alive))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for operators and benchmarks."""
+        d, engine = self.dispatcher, self.dispatcher.engine
+        return {
+            **dataclasses.asdict(d.stats),
+            "active_jobs": len(engine.jobs),
+            "active_replicas": sum(len(h.active) for h in engine.hosts.values()),
+            "hosts": len(engine.hosts),
+            "waiting_workers": d.waiting_workers,
+            "commits": self.catalog.commits,
+            "writes": self.catalog.writes,
+            "write_seconds": self.catalog.write_seconds,
+        }
+
+    @property
+    def certification_latency(self):
+        """Seconds from submission to certification (a Prometheus histogram)."""
+        return self.dispatcher.certification_latency
+
+    # -- workers -----------------------------------------------------------------------------------
+
+    def timing(self) -> protocol.WorkerTiming:
+        return protocol.WorkerTiming(heartbeat_seconds=self.config.scheduler.heartbeat_seconds,
+                                     lease_seconds=self.config.lease_seconds)
+
+    async def hello(self, host_id: int, msg: protocol.Hello) -> None:
+        """A worker (re)started: what its host held is rescheduled; what it offers now replaces what
+        it offered before."""
+        offer = {k: v for k, v in protocol.encode(msg).items() if v is not None}
+        await self.dispatcher.hello(host_id, offer)
+
+    async def request_work(self, host_id: int, want: protocol.WorkRequest) -> list[protocol.Assignment]:
+        """Leases for up to ``want.slots`` replicas, waiting up to ``want.wait`` seconds for some;
+        cancel (the Deferred running this) to stop waiting: the worker went away."""
+        got = await self.dispatcher.request_work(host_id, want.slots, want.wait)
+        return [self.assignment(x) for x in got]
+
+    def assignment(self, x: Dispatched) -> protocol.Assignment:
+        return protocol.Assignment(
+            replica_id=x.replica.id,
+            job_id=x.replica.job_id,
+            command=x.app.command,
+            args=tuple(x.args),
+            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"]) for i in x.inputs),
+            bundle=x.app.bundle,
+            limits=protocol.Limits(**x.app.limits),
+            lease_expires=x.replica.lease_expires,
+            image=protocol.parse(protocol.ImageSpec, x.app.image) if x.app.image else None,
+            network=x.app.network,
+        )
+
+    async def alive(self, host_id: int, msg: protocol.Alive) -> list[int]:
+        """Extend the host's leases; the replicas it holds that it should abort."""
+        return await self.dispatcher.alive(host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
+                                           msg.suspended)
+
+    async def report(self, host_id: int, results: Iterable[protocol.ResultReport]) -> dict[int, str]:
+        return await self.dispatcher.report(host_id, list(results))
+
+    async def release(self, host_id: int, replica_ids: Iterable[int]) -> None:
+        await self.dispatcher.release(host_id, replica_ids)
+
+
+def _platform(declared: str, image: dict | None) -> str:
+    """The platform a bundle or image is for: as declared; an image's own if declared `any`."""
+    if image is None or image["platform"] == platforms.ANY:
+        return declared
+    if declared == platforms.ANY:
+        return image["platform"]
+    if declared != image["platform"]:
+        raise BadRequest(f"the image is built for {image['platform']}, not {declared}", "platform")
+    return declared
+
+
+__all__ = ["Grid", "HostSeen", "StoredFile", "TAR_MARGIN"]
