@@ -10,7 +10,7 @@ kernel is then used. For development, build it in place with::
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-NATIVE = "apps/vanitygen/native/"
+NATIVE = "xwpy/apps/vanitygen/native/"
 
 
 class OptionalBuildExt(build_ext):
@@ -44,7 +44,7 @@ class OptionalBuildExt(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "apps.vanitygen._native",
+            "xwpy.apps.vanitygen._native",
             sources=[NATIVE + "_native.c"],
             depends=[NATIVE + h for h in ("field.h", "hash_scalar.h", "hash_lanes.h", "sha_ni.h")],
             extra_compile_args=["-O3", "-std=gnu11", "-fno-strict-aliasing"],

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from web3.logs import DISCARD
 
-from apps.vanitygen import combine
-from apps.vanitygen.search import SearchSpec, plan_search
+from xwpy.apps.vanitygen import combine
+from xwpy.apps.vanitygen.search import SearchSpec, plan_search
 from xwpy.chain.accounts import demo_accounts
 from xwpy.chain.deploy import Deployment, deploy_consumer
 from xwpy.chain.node import connect, latest_timestamp

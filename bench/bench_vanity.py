@@ -16,11 +16,11 @@ import platform
 import secrets
 import time
 
-from apps.vanitygen import kernel, native, reference
-from apps.vanitygen.candidates import PER_POINT
-from apps.vanitygen.hashing import HASHLIB_RIPEMD
-from apps.vanitygen.prefix import compile_prefix
-from apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen import kernel, native, reference
+from xwpy.apps.vanitygen.candidates import PER_POINT
+from xwpy.apps.vanitygen.hashing import HASHLIB_RIPEMD
+from xwpy.apps.vanitygen.prefix import compile_prefix
+from xwpy.apps.vanitygen.secp256k1 import N
 
 NEVER = compile_prefix("1" * 21)
 
@@ -70,8 +70,8 @@ def kernel_table(seconds: float) -> None:
 
 
 def scaling(seconds: float, repeats: int = 3) -> None:
-    from apps.vanitygen.local import LocalBackend, calibrate
-    from apps.vanitygen.search import SearchSpec, plan_search, run_search
+    from xwpy.apps.vanitygen.local import LocalBackend, calibrate
+    from xwpy.apps.vanitygen.search import SearchSpec, plan_search, run_search
 
     name = "native" if native.AVAILABLE else "python"
     per = calibrate(name)
@@ -100,9 +100,9 @@ def grid_scaling(unit_seconds: float = 4.0, units_per_worker: int = 4) -> None:
     import tempfile
     from pathlib import Path
 
-    from apps.vanitygen.grid import GridBackend, ensure_app
-    from apps.vanitygen.local import calibrate
-    from apps.vanitygen.search import SearchSpec, plan_search, run_search
+    from xwpy.apps.vanitygen.grid import GridBackend, ensure_app
+    from xwpy.apps.vanitygen.local import calibrate
+    from xwpy.apps.vanitygen.search import SearchSpec, plan_search, run_search
     from xwpy.localgrid import LocalGrid, wait_for
 
     name = "native" if native.AVAILABLE else "python"

@@ -18,7 +18,7 @@ from xwpy.lifecycle import JobStatus
 from xwpy.client.commands.catalog import upload_bundle
 from xwpy.localgrid import LocalGrid, wait_for
 
-APPS = Path(__file__).resolve().parents[1] / "apps"
+APPS = Path(__file__).resolve().parent / "apps"
 
 
 def say(text: str) -> None:
@@ -27,10 +27,10 @@ def say(text: str) -> None:
 
 def vanity_search(client, prefix: str) -> None:
     """Split-key vanity search on the grid: the workers never see the key that spends it."""
-    from apps.vanitygen import combine
-    from apps.vanitygen.cli import _progress_printer
-    from apps.vanitygen.grid import GridBackend, capacity, ensure_app
-    from apps.vanitygen.search import SearchSpec, plan_search, run_search
+    from xwpy.apps.vanitygen import combine
+    from xwpy.apps.vanitygen.cli import _progress_printer
+    from xwpy.apps.vanitygen.grid import GridBackend, capacity, ensure_app
+    from xwpy.apps.vanitygen.search import SearchSpec, plan_search, run_search
 
     q, pub = combine.keygen()
     say(f"7. alice orders a vanity address starting with {prefix!r}, split-key: the grid gets only her public key")
@@ -93,7 +93,7 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
         for i in range(workers):
             grid.start_worker(f"worker{i + 1}", grid.user(f"volunteer{i + 1}", "worker"))
         wait_for(lambda: len(admin.hosts()) == workers, 60, "the workers to register")
-        say("3. alice registers the 'primes' app (bundle: apps/primes) with replication 3, quorum 2")
+        say("3. alice registers the 'primes' app (bundle: xwpy/apps/primes) with replication 3, quorum 2")
         bundle = upload_bundle(alice, APPS / "primes", "public")
         alice.register_app(name="primes", command=["{python}", "primes.py", "{args}"], bundle=bundle,
                            replication=3, quorum=2)

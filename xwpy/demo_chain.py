@@ -20,7 +20,7 @@ def say(text: str) -> None:
 
 
 def order_on_chain(grid: LocalGrid, prefix: str, step: int = 8, timeout: float = 600.0) -> None:
-    from apps.vanitygen import combine
+    from xwpy.apps.vanitygen import combine
     from xwpy.chain.accounts import demo_accounts
     from xwpy.chain.contracts import fee_split
     from xwpy.chain.deploy import Deployment, deploy_consumer

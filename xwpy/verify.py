@@ -29,7 +29,7 @@ Verifier = Callable[[Sequence[str], Mapping[str, bytes]], Verdict]
 
 # Verifiers shipped in this source tree, so they work without an installed distribution.
 BUILTIN: dict[str, str] = {
-    "vanitygen": "apps.vanitygen.verify:verify",
+    "vanitygen": "xwpy.apps.vanitygen.verify:verify",
 }
 
 

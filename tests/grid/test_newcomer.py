@@ -66,8 +66,8 @@ def test_the_readme_scientist_section_works_as_written(grid, tmp_path):
     alice = grid.user("alice")
     volunteers(grid, 3)
     cwd = tmp_path / "alice"
-    (cwd / "apps").mkdir(parents=True)
-    shutil.copytree(REPO / "apps" / "primes", cwd / "apps" / "primes")
+    (cwd / "xwpy" / "apps").mkdir(parents=True)
+    shutil.copytree(REPO / "xwpy" / "apps" / "primes", cwd / "xwpy" / "apps" / "primes")
     env = xwpy_env(grid, alice)
     out = {}
     for line in readme_session():

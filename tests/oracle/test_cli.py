@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.vanitygen import combine
+from xwpy.apps.vanitygen import combine
 from xwpy.chain.accounts import demo_accounts
 from xwpy.chain.node import advance_time, connect
 from xwpy.chain.nodeproc import start_embedded

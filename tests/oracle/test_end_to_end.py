@@ -10,7 +10,7 @@ import signal
 import pytest
 from tests.oracle.oraclegrid import OracleGrid, hashchain
 
-from apps.vanitygen import combine
+from xwpy.apps.vanitygen import combine
 from xwpy.chain.contracts import TaskStatus as OnChain
 from xwpy.chain.contracts import fee_split
 from xwpy.chain.tx import TxReverted

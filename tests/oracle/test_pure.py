@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.hashchain.hashchain import hash_chain
-from apps.hashchain.hashchain import main as hashchain_main
+from xwpy.apps.hashchain.hashchain import hash_chain
+from xwpy.apps.hashchain.hashchain import main as hashchain_main
 from xwpy import config
 from xwpy.chain.contracts import TaskInfo
 from xwpy.chain.contracts import TaskStatus as OnChain

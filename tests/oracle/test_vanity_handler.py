@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.vanitygen import combine
-from apps.vanitygen.search import SearchPlan
-from apps.vanitygen.unit import run_args
+from xwpy.apps.vanitygen import combine
+from xwpy.apps.vanitygen.search import SearchPlan
+from xwpy.apps.vanitygen.unit import run_args
 from xwpy.oracle.handlers.base import MAX_RESULT, BadParams, Context, Done, Fail, JobView, Submit, Wait
 from xwpy.oracle.handlers.vanity import VanityHandler, parse_params, unit_seconds
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 from tests.oracle.oraclegrid import OracleGrid
 
-from apps.vanitygen import combine
-from apps.vanitygen.difficulty import estimate
-from apps.vanitygen.prefix import compile_prefix
+from xwpy.apps.vanitygen import combine
+from xwpy.apps.vanitygen.difficulty import estimate
+from xwpy.apps.vanitygen.prefix import compile_prefix
 from tests.harness import wait_for
 
 pytestmark = pytest.mark.slow

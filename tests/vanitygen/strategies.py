@@ -2,8 +2,8 @@
 
 from hypothesis import strategies as st
 
-from apps.vanitygen.prefix import ALPHABET
-from apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen.prefix import ALPHABET
+from xwpy.apps.vanitygen.secp256k1 import N
 
 scalars = st.integers(min_value=1, max_value=N - 1)
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from apps.vanitygen.cli import vanity
+from xwpy.apps.vanitygen.cli import vanity
 
 from .independent import independent_address, independent_wif_key
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.vanitygen.difficulty import estimate, format_duration, probability_after, tries_for
-from apps.vanitygen.prefix import compile_prefix
+from xwpy.apps.vanitygen.difficulty import estimate, format_duration, probability_after, tries_for
+from xwpy.apps.vanitygen.prefix import compile_prefix
 
 
 @given(

@@ -4,11 +4,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.vanitygen import kernel, native, reference, walk
-from apps.vanitygen.candidates import PER_POINT, transform_key, transform_point
-from apps.vanitygen.prefix import compile_prefix
-from apps.vanitygen.secp256k1 import N, encode, mul
-from apps.vanitygen.keys import address, candidate_public_key
+from xwpy.apps.vanitygen import kernel, native, reference, walk
+from xwpy.apps.vanitygen.candidates import PER_POINT, transform_key, transform_point
+from xwpy.apps.vanitygen.prefix import compile_prefix
+from xwpy.apps.vanitygen.secp256k1 import N, encode, mul
+from xwpy.apps.vanitygen.keys import address, candidate_public_key
 
 from .strategies import frequent_prefixes, near_bounds, scalars, starts
 
@@ -125,7 +125,7 @@ def test_bad_ranges_are_refused():
 
 @needs_native
 def test_native_hash160_matches_hashlib_for_every_implementation():
-    from apps.vanitygen.hashing import hash160
+    from xwpy.apps.vanitygen.hashing import hash160
 
     for k in (1, 2, 3, 0xDEADBEEF, N - 1):
         pt = mul(k)

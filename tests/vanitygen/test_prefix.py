@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.vanitygen.hashing import checksum
-from apps.vanitygen.prefix import ALPHABET, PrefixError, address_from_hash160, compile_prefix
-from apps.vanitygen.difficulty import expected_tries
+from xwpy.apps.vanitygen.hashing import checksum
+from xwpy.apps.vanitygen.prefix import ALPHABET, PrefixError, address_from_hash160, compile_prefix
+from xwpy.apps.vanitygen.difficulty import expected_tries
 
 from .strategies import near_bounds
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.vanitygen import secp256k1 as ec
-from apps.vanitygen.hashing import ripemd160_factory, ripemd160_pure
+from xwpy.apps.vanitygen import secp256k1 as ec
+from xwpy.apps.vanitygen.hashing import ripemd160_factory, ripemd160_pure
 
 from .strategies import scalars
 
@@ -85,7 +85,7 @@ def test_pure_ripemd160_object_protocol():
 
 
 def test_ripemd_fallback_order(monkeypatch):
-    from apps.vanitygen import hashing
+    from xwpy.apps.vanitygen import hashing
 
     assert hashing.ripemd160_factory(force_pure=True) is hashing._PureRipemd
     monkeypatch.setattr(hashing, "HASHLIB_RIPEMD", False)

@@ -1,8 +1,8 @@
 import pytest
 
-from apps.vanitygen import kernels
-from apps.vanitygen.progress import bar, human, render
-from apps.vanitygen.search import Progress
+from xwpy.apps.vanitygen import kernels
+from xwpy.apps.vanitygen.progress import bar, human, render
+from xwpy.apps.vanitygen.search import Progress
 
 
 def test_kernel_choice(monkeypatch):

@@ -5,9 +5,9 @@ import pytest
 
 from xwpy.verify import Verdict
 
-from apps.vanitygen.search import SearchError, SearchSpec, SearchState, plan_search, run_search
-from apps.vanitygen.secp256k1 import N
-from apps.vanitygen.unit import parse_args, run_args
+from xwpy.apps.vanitygen.search import SearchError, SearchSpec, SearchState, plan_search, run_search
+from xwpy.apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen.unit import parse_args, run_args
 
 
 class InlineBackend:

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.vanitygen.candidates import PER_POINT
-from apps.vanitygen.web.server import unit_progress
+from xwpy.apps.vanitygen.candidates import PER_POINT
+from xwpy.apps.vanitygen.web.server import unit_progress
 from xwpy.lifecycle import JobStatus
 
 

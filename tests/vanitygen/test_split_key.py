@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from apps.vanitygen import combine
-from apps.vanitygen.combine import CombineError, combine_parts, combine_record
-from apps.vanitygen.local import LocalBackend
-from apps.vanitygen.search import SearchSpec, plan_search, run_search
-from apps.vanitygen.secp256k1 import N
-from apps.vanitygen.unit import UnitSpec, run
+from xwpy.apps.vanitygen import combine
+from xwpy.apps.vanitygen.combine import CombineError, combine_parts, combine_record
+from xwpy.apps.vanitygen.local import LocalBackend
+from xwpy.apps.vanitygen.search import SearchSpec, plan_search, run_search
+from xwpy.apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen.unit import UnitSpec, run
 
 from .independent import independent_address, independent_wif_key
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.vanitygen import kernels, unit
-from apps.vanitygen.keys import wif_decode
-from apps.vanitygen.secp256k1 import N, encode, mul
-from apps.vanitygen.unit import UnitArgsError, UnitSpec, parse_args, result_bytes, run
+from xwpy.apps.vanitygen import kernels, unit
+from xwpy.apps.vanitygen.keys import wif_decode
+from xwpy.apps.vanitygen.secp256k1 import N, encode, mul
+from xwpy.apps.vanitygen.unit import UnitArgsError, UnitSpec, parse_args, result_bytes, run
 
 from .independent import independent_address
 from .strategies import scalars

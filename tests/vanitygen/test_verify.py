@@ -6,10 +6,10 @@ from hypothesis import strategies as st
 
 from xwpy.verify import Verdict, load_verifier
 
-from apps.vanitygen.candidates import Hit
-from apps.vanitygen.secp256k1 import N, encode, mul
-from apps.vanitygen.unit import UnitSpec, match_record, no_match_record, result_bytes, run
-from apps.vanitygen.verify import verify
+from xwpy.apps.vanitygen.candidates import Hit
+from xwpy.apps.vanitygen.secp256k1 import N, encode, mul
+from xwpy.apps.vanitygen.unit import UnitSpec, match_record, no_match_record, result_bytes, run
+from xwpy.apps.vanitygen.verify import verify
 
 SPEC = UnitSpec(prefix="1A", start=0xABCDEF, count=500)
 SPLIT = UnitSpec(prefix="1A", start=0x1234, count=500, pubkey=encode(mul(0x5EC12E7), True))

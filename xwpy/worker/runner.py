@@ -31,7 +31,7 @@ STDOUT_NAME = "stdout"
 # After a confined job ends, how long to wait for every process of its uid to be gone (killed and
 # reaped) before its slot runs the next job anyway.
 DRAIN_SECONDS = 10.0
-CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy (and apps) packages live
+CODE_ROOT = str(Path(__file__).resolve().parents[2])  # where the xwpy package (and its apps) lives
 # Every replica sees the same clock for its files and the same date for reproducible tools: staged
 # files get this mtime, and SOURCE_DATE_EPOCH says it (1980-01-01, the earliest a zip can hold).
 SOURCE_DATE_EPOCH = 315532800

@@ -7,7 +7,7 @@ def register(cli) -> None:
     for module in (daemons, site, admin, catalog, jobs, chain):
         module.register(cli)
     try:
-        from apps.vanitygen.cli import vanity
+        from xwpy.apps.vanitygen.cli import vanity
     except ImportError:  # the vanity app is optional
         return
     cli.add_command(vanity)

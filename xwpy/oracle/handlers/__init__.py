@@ -1,7 +1,7 @@
 """Handlers: one per hub app the oracle serves (hub app name -> handler).
 
 ``base`` says what a handler is; each other module is one app. The vanity handler needs the
-vanitygen app (``apps/vanitygen``); without it the oracle serves the others and records requests
+vanitygen app (``xwpy/apps/vanitygen``); without it the oracle serves the others and records requests
 for vanitygen as failed, naming the reason.
 """
 

@@ -1,7 +1,7 @@
 """The simplest handler: one deterministic job, certified by a quorum, its output on chain.
 
 Params (JSON): ``{"text": "...", "rounds": N}``. Result: ``{"sha256":"<hex>"}`` where the hex
-is sha256 applied N times to the UTF-8 text (``apps/hashchain``). A job that fails is tried
+is sha256 applied N times to the UTF-8 text (``xwpy/apps/hashchain``). A job that fails is tried
 again, up to ``ATTEMPTS`` jobs in all and while the deadline allows.
 """
 
@@ -39,7 +39,7 @@ class HashChainHandler:
     price = 1_000_000_000  # 1 RLC
     grid_app = GridApp(
         name="oracle-hashchain",
-        command=("{python}", "-m", "apps.hashchain.hashchain", "{args}"),
+        command=("{python}", "-m", "xwpy.apps.hashchain.hashchain", "{args}"),
         replication=2,
         quorum=2,
     )

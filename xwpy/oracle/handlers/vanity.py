@@ -1,4 +1,4 @@
-"""Vanity addresses ordered on chain (``apps/vanitygen``), split-key only.
+"""Vanity addresses ordered on chain (``xwpy/apps/vanitygen``), split-key only.
 
 Params (what VanityConsumer sends): ``{"prefix": "1x", "pubkey": "02..."}`` (optionally
 ``"icase": true``). The grid only ever sees the requester's public key Q: a unit's match is a
@@ -6,7 +6,7 @@ partial key k such that a transform of ``kG + Q`` has a matching address, and on
 q (``Q = qG``) can turn it into the spending key. A search without a public key is refused: its
 private key would be published on chain.
 
-The search is ``apps.vanitygen.search``'s plan (random base scalar, fixed-size units; unit i
+The search is ``xwpy.apps.vanitygen.search``'s plan (random base scalar, fixed-size units; unit i
 covers ``base + i * unit_points``...), run as grid jobs of the oracle's ``oracle-vanitygen`` app,
 certified by the app's verifier (one verified match certifies a unit; "no match" needs two
 agreeing replicas). The handler keeps about one unit per live host in flight, re-checks every
@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
-from apps.vanitygen.grid import COMMAND, VALIDATOR
-from apps.vanitygen.prefix import PrefixError
-from apps.vanitygen.search import SearchPlan, SearchSpec, plan_search
-from apps.vanitygen.secp256k1 import N
-from apps.vanitygen.verify import verify
+from xwpy.apps.vanitygen.grid import COMMAND, VALIDATOR
+from xwpy.apps.vanitygen.prefix import PrefixError
+from xwpy.apps.vanitygen.search import SearchPlan, SearchSpec, plan_search
+from xwpy.apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen.verify import verify
 from xwpy.chain.deploy import DEMO_APPS
 from xwpy.oracle.handlers.base import BadParams, Context, Decision, Fail, GridApp, JobView, Submit, Unit, Wait, done_or_fail
 from xwpy.verify import Verdict

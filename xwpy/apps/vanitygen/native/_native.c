@@ -1,4 +1,4 @@
-/* Native vanity search kernel: the same walk, candidates and answers as apps/vanitygen/kernel.py,
+/* Native vanity search kernel: the same walk, candidates and answers as xwpy/apps/vanitygen/kernel.py,
  * in C with its own field arithmetic, SHA-256 and RIPEMD-160 (no OpenSSL, no libsecp256k1).
  *
  * Python sets up the walk (first batch centre, table of jG) and handles the rare degenerate batch;
@@ -602,7 +602,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_native", "Native vanity search kernel (see apps/vanitygen/native.py).",
+    PyModuleDef_HEAD_INIT, "_native", "Native vanity search kernel (see xwpy/apps/vanitygen/native.py).",
     -1, methods,
 };
 

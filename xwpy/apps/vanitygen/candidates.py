@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from apps.vanitygen.secp256k1 import BETA, LAMBDA, N, P, Point
+from xwpy.apps.vanitygen.secp256k1 import BETA, LAMBDA, N, P, Point
 
 PER_POINT = 6
 

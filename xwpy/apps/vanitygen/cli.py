@@ -1,7 +1,7 @@
 """``xwpy vanity ...``: estimate, keygen, combine, local search, grid search.
 
 The group is attached to the main CLI with ``cli.add_command(vanity)``; on its own it runs as
-``python -m apps.vanitygen.cli``. Grid search (``vanity search``) plugs a coordinator backend into
+``python -m xwpy.apps.vanitygen.cli``. Grid search (``vanity search``) plugs a coordinator backend into
 ``search.run_search`` and reuses ``_report``/``_progress_printer`` from here.
 """
 
@@ -16,16 +16,16 @@ from typing import Optional
 
 import click
 
-from apps.vanitygen import combine as combine_mod
-from apps.vanitygen import kernels
-from apps.vanitygen.candidates import describe
-from apps.vanitygen.difficulty import estimate as estimate_of
-from apps.vanitygen.difficulty import format_duration
-from apps.vanitygen.keys import parse_private_key
-from apps.vanitygen.prefix import PrefixError, Target, compile_prefix
-from apps.vanitygen.progress import human, render
-from apps.vanitygen.search import Progress, SearchError, SearchSpec, plan_search, run_search
-from apps.vanitygen.secp256k1 import decode
+from xwpy.apps.vanitygen import combine as combine_mod
+from xwpy.apps.vanitygen import kernels
+from xwpy.apps.vanitygen.candidates import describe
+from xwpy.apps.vanitygen.difficulty import estimate as estimate_of
+from xwpy.apps.vanitygen.difficulty import format_duration
+from xwpy.apps.vanitygen.keys import parse_private_key
+from xwpy.apps.vanitygen.prefix import PrefixError, Target, compile_prefix
+from xwpy.apps.vanitygen.progress import human, render
+from xwpy.apps.vanitygen.search import Progress, SearchError, SearchSpec, plan_search, run_search
+from xwpy.apps.vanitygen.secp256k1 import decode
 
 
 def _target(prefix: str, icase: bool) -> Target:
@@ -65,7 +65,7 @@ def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int) -> N
     click.echo(f"expected tries:   {e.expected_tries:,.0f}")
     click.echo(f"tries for 50/90/99%: {e.tries_50:,.0f} / {e.tries_90:,.0f} / {e.tries_99:,.0f}")
     if rate is None:
-        from apps.vanitygen.local import calibrate
+        from xwpy.apps.vanitygen.local import calibrate
 
         name, _ = kernels.get()
         per = calibrate(name)
@@ -155,7 +155,7 @@ def _progress_printer(stream=None):
 def _report(record: dict, out: Optional[str]) -> None:
     """Print a verified match; in split-key mode say how to get the spending key."""
     if out is not None:
-        from apps.vanitygen.unit import result_bytes
+        from xwpy.apps.vanitygen.unit import result_bytes
 
         with open(out, "wb") as f:
             f.write(result_bytes(record))
@@ -181,7 +181,7 @@ def _report(record: dict, out: Optional[str]) -> None:
 @click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
 def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys) -> None:
     """Search PREFIX on this machine's cores, without a coordinator."""
-    from apps.vanitygen.local import LocalBackend, calibrate
+    from xwpy.apps.vanitygen.local import LocalBackend, calibrate
 
     _target(prefix, icase)
     spec = SearchSpec(prefix, icase=icase, compressed=not uncompressed, pubkey=_pubkey(split_key))
@@ -221,7 +221,7 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
 
     from xwpy.client.api import ClientError
 
-    from apps.vanitygen.grid import GridBackend, capacity, ensure_app
+    from xwpy.apps.vanitygen.grid import GridBackend, capacity, ensure_app
 
     _target(prefix, icase)
     settings = ctx.find_root().obj
@@ -266,7 +266,7 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
     from twisted.internet.error import CannotListenError
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from apps.vanitygen.web.server import shop_for_site, site_for
+    from xwpy.apps.vanitygen.web.server import shop_for_site, site_for
     from xwpy.client.chainclient import ChainClientError
     from xwpy.config import ConfigError
 

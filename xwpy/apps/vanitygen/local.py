@@ -14,9 +14,9 @@ import time
 from functools import partial
 from typing import Optional, Sequence
 
-from apps.vanitygen import kernels, unit
-from apps.vanitygen.candidates import PER_POINT
-from apps.vanitygen.prefix import compile_prefix
+from xwpy.apps.vanitygen import kernels, unit
+from xwpy.apps.vanitygen.candidates import PER_POINT
+from xwpy.apps.vanitygen.prefix import compile_prefix
 
 
 def _worker_signals() -> None:

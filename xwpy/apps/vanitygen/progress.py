@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from apps.vanitygen.difficulty import format_duration, tries_for
-from apps.vanitygen.search import Progress
+from xwpy.apps.vanitygen.difficulty import format_duration, tries_for
+from xwpy.apps.vanitygen.search import Progress
 
 
 def human(n: float) -> str:

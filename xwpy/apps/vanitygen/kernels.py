@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from apps.vanitygen import kernel, native, reference
+from xwpy.apps.vanitygen import kernel, native, reference
 
 ScanFn = Callable[..., list]
 

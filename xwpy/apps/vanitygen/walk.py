@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from apps.vanitygen import secp256k1 as ec
-from apps.vanitygen.secp256k1 import Point
+from xwpy.apps.vanitygen import secp256k1 as ec
+from xwpy.apps.vanitygen.secp256k1 import Point
 
 
 @lru_cache(maxsize=4)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base58
 import coincurve
 
-from apps.vanitygen.candidates import key_factor, transform_key
-from apps.vanitygen.hashing import hash160
-from apps.vanitygen.secp256k1 import N
+from xwpy.apps.vanitygen.candidates import key_factor, transform_key
+from xwpy.apps.vanitygen.hashing import hash160
+from xwpy.apps.vanitygen.secp256k1 import N
 
 WIF_PREFIX = b"\x80"  # mainnet private key
 

@@ -13,9 +13,9 @@ import hashlib
 import base58
 import coincurve
 
-from apps.vanitygen.candidates import PER_POINT, Hit, key_factor, transform_key
-from apps.vanitygen.prefix import Target
-from apps.vanitygen.secp256k1 import N, Point, encode
+from xwpy.apps.vanitygen.candidates import PER_POINT, Hit, key_factor, transform_key
+from xwpy.apps.vanitygen.prefix import Target
+from xwpy.apps.vanitygen.secp256k1 import N, Point, encode
 
 
 def address_of(public_key: bytes) -> str:

@@ -1,6 +1,6 @@
 """Iterated SHA-256: the oracle's simplest app, deterministic and as slow as asked.
 
-    python -m apps.hashchain.hashchain ROUNDS TEXT_HEX
+    python -m xwpy.apps.hashchain.hashchain ROUNDS TEXT_HEX
 
 prints the hex of sha256 applied ROUNDS times to the bytes TEXT_HEX names (the text travels as
 hex so that no job argument is ever mistaken for an option). Honest replicas print the same line.

@@ -1,6 +1,6 @@
 """A vanity work unit: the program the grid runs, and the records it writes.
 
-    python -m apps.vanitygen.unit --prefix P [--icase] [--uncompressed] \\
+    python -m xwpy.apps.vanitygen.unit --prefix P [--icase] [--uncompressed] \\
         --start HEX --count N [--pubkey HEX]
 
 searches offsets ``[0, N)`` from scalar ``start`` (points ``(start + i) G``, plus ``Q`` = pubkey in
@@ -21,11 +21,11 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-from apps.vanitygen import kernels
-from apps.vanitygen.candidates import PER_POINT, Hit, lambda_power, negated, transform_key
-from apps.vanitygen.keys import address, candidate_public_key, wif_encode
-from apps.vanitygen.prefix import PrefixError, Target, compile_prefix
-from apps.vanitygen.secp256k1 import N, Point, decode
+from xwpy.apps.vanitygen import kernels
+from xwpy.apps.vanitygen.candidates import PER_POINT, Hit, lambda_power, negated, transform_key
+from xwpy.apps.vanitygen.keys import address, candidate_public_key, wif_encode
+from xwpy.apps.vanitygen.prefix import PrefixError, Target, compile_prefix
+from xwpy.apps.vanitygen.secp256k1 import N, Point, decode
 
 RESULT_FILE = "result.json"
 FORMAT_VERSION = 1

@@ -12,11 +12,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from itertools import accumulate
 
-from apps.vanitygen import walk
-from apps.vanitygen.candidates import PER_POINT, Hit
-from apps.vanitygen.hashing import fast_sha256, ripemd160_factory
-from apps.vanitygen.prefix import Target
-from apps.vanitygen.secp256k1 import BETA, P, Point
+from xwpy.apps.vanitygen import walk
+from xwpy.apps.vanitygen.candidates import PER_POINT, Hit
+from xwpy.apps.vanitygen.hashing import fast_sha256, ripemd160_factory
+from xwpy.apps.vanitygen.prefix import Target
+from xwpy.apps.vanitygen.secp256k1 import BETA, P, Point
 
 HALF = 256  # batch of 513 points; the inversion (~15 us) then costs ~0.03 us per point
 

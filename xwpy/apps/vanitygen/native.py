@@ -1,4 +1,4 @@
-"""The native kernel (C extension ``apps.vanitygen._native``), when it was built.
+"""The native kernel (C extension ``xwpy.apps.vanitygen._native``), when it was built.
 
 The C code runs the fast batches; degenerate batches (see walk.py) come back here and go through
 the exact slow path, after which the C walk resumes from the next centre. ``AVAILABLE`` is False
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from apps.vanitygen import kernel, walk
-from apps.vanitygen.candidates import Hit
-from apps.vanitygen.prefix import Target
-from apps.vanitygen.secp256k1 import Point
+from xwpy.apps.vanitygen import kernel, walk
+from xwpy.apps.vanitygen.candidates import Hit
+from xwpy.apps.vanitygen.prefix import Target
+from xwpy.apps.vanitygen.secp256k1 import Point
 
 try:
-    from apps.vanitygen import _native
+    from xwpy.apps.vanitygen import _native
 except ImportError:  # not built: pure-Python fallback
     _native = None
 

@@ -18,7 +18,7 @@ from xwpy.client.api import Client, ClientError
 from xwpy.lifecycle.job import FINAL, JobStatus
 
 APP = "vanitygen"
-COMMAND = ["{python}", "-m", "apps.vanitygen.unit", "{args}"]
+COMMAND = ["{python}", "-m", "xwpy.apps.vanitygen.unit", "{args}"]
 VALIDATOR = "verifier:vanitygen"
 
 
@@ -50,7 +50,7 @@ def capacity(client: Client) -> int:
 
 
 class GridBackend:
-    """``apps.vanitygen.search.Backend`` over a coordinator: units are jobs of one batch."""
+    """``xwpy.apps.vanitygen.search.Backend`` over a coordinator: units are jobs of one batch."""
 
     def __init__(self, client: Client, batch: str, *, app: str = APP, interval: float = 0.2):
         self.client = client

@@ -34,10 +34,10 @@ from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
-from apps.vanitygen.candidates import PER_POINT
-from apps.vanitygen.difficulty import estimate
-from apps.vanitygen.prefix import PrefixError, compile_prefix
-from apps.vanitygen.secp256k1 import decode
+from xwpy.apps.vanitygen.candidates import PER_POINT
+from xwpy.apps.vanitygen.difficulty import estimate
+from xwpy.apps.vanitygen.prefix import PrefixError, compile_prefix
+from xwpy.apps.vanitygen.secp256k1 import decode
 from xwpy.lifecycle import JobStatus
 
 log = Logger()

@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 
 from xwpy.verify import Verdict
 
-from apps.vanitygen.candidates import PER_POINT, Hit
-from apps.vanitygen.unit import RESULT_FILE, match_record, no_match_record, parse_args, result_bytes
+from xwpy.apps.vanitygen.candidates import PER_POINT, Hit
+from xwpy.apps.vanitygen.unit import RESULT_FILE, match_record, no_match_record, parse_args, result_bytes
 
 MAX_RESULT_BYTES = 4096  # an honest record is under 700 bytes
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from apps.vanitygen.prefix import Target
+from xwpy.apps.vanitygen.prefix import Target
 
 
 def expected_tries(target: Target) -> float:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from apps.vanitygen.candidates import PER_POINT, transform_key
-from apps.vanitygen.keys import address, public_key, wif_encode
-from apps.vanitygen.secp256k1 import N, decode, encode
+from xwpy.apps.vanitygen.candidates import PER_POINT, transform_key
+from xwpy.apps.vanitygen.keys import address, public_key, wif_encode
+from xwpy.apps.vanitygen.secp256k1 import N, decode, encode
 
 
 class CombineError(ValueError):

@@ -20,12 +20,12 @@ from typing import Callable, Optional, Protocol, Sequence
 
 from xwpy.verify import Verdict
 
-from apps.vanitygen.candidates import PER_POINT
-from apps.vanitygen.difficulty import expected_tries, probability_after
-from apps.vanitygen.prefix import Target, compile_prefix
-from apps.vanitygen.secp256k1 import N, decode
-from apps.vanitygen.unit import MAX_COUNT, UnitSpec
-from apps.vanitygen.verify import verify
+from xwpy.apps.vanitygen.candidates import PER_POINT
+from xwpy.apps.vanitygen.difficulty import expected_tries, probability_after
+from xwpy.apps.vanitygen.prefix import Target, compile_prefix
+from xwpy.apps.vanitygen.secp256k1 import N, decode
+from xwpy.apps.vanitygen.unit import MAX_COUNT, UnitSpec
+from xwpy.apps.vanitygen.verify import verify
 
 DEFAULT_RATE = 400_000.0  # keys/s of one worker assumed when sizing units (pure-Python kernel)
 
