@@ -51,7 +51,11 @@ def test_missing_site(tmp_path):
         config.load(tmp_path / "none")
 
 
-@pytest.mark.parametrize("example", sorted((Path(__file__).parents[2] / "conf").glob("*.toml")), ids=lambda p: p.name)
+SITE_EXAMPLES = sorted(p for p in (Path(__file__).parents[2] / "conf").glob("*.toml")
+                       if p.name != "worker-prefs.toml")  # a volunteer's preferences: tests/unit/test_conf_units.py
+
+
+@pytest.mark.parametrize("example", SITE_EXAMPLES, ids=lambda p: p.name)
 def test_the_examples_in_conf_are_valid_and_init_starts_from_them(example, tmp_path):
     from xwpy import config
 

@@ -28,12 +28,6 @@ def test_owner_load_suspends_at_once_and_resumes_after_calm():
     assert run([busy, calm, calm, middling, calm, calm, calm]) == [True, True, True, True, True, True, False]
 
 
-def test_battery():
-    s = IdleSettings(no_battery=True)
-    assert run([Sample(0, 0, 4, on_battery=True)], s) == [True]
-    assert run([Sample(0, 0, 4, on_battery=True)], IdleSettings()) == [False]
-
-
 @pytest.mark.parametrize("kw", [dict(threshold=0.2, resume_below=0.3), dict(calm_samples=0), dict(threshold=1.5)])
 def test_settings_validated(kw):
     with pytest.raises(ValueError):

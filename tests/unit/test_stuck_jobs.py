@@ -185,8 +185,16 @@ def test_every_tried_job_ends_or_can_progress(outcomes, replication, hosts):
 
 def test_a_queued_job_says_when_the_hosts_that_may_run_it_are_suspended():
     why = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3,
-                  suspended=2)
+                  suspended=["owner load 80% above 50%", "owner load 60% above 50%"])
     assert not why.stalled and why.line.endswith("waiting for a free slot (2 hosts suspended: their owners are using them)")
+    one = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3,
+                  suspended=["outside its computing window (opens at 18:00)"])
+    assert one.line.endswith("waiting for a free slot (1 host suspended: outside its computing window)")
+    mixed = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=4,
+                    suspended=["outside its computing window (opens at 18:00)", "on battery",
+                               "outside its computing window (opens at 22:30)", "owner load 90% above 50%"])
+    assert mixed.line.endswith("(4 hosts suspended: 2 outside their computing windows, 1 on battery, "
+                               "1 in use by its owner)"), mixed.line
     plain = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3)
     assert plain.line.endswith("waiting for a free slot")
 

@@ -77,17 +77,14 @@ class Size(click.ParamType):
     """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024)."""
 
     name = "size"
-    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
-        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "")
+        from xwpy.sizes import parse_size
+
         try:
-            n = int(float(number) * self._UNITS[unit])
-        except ValueError:
-            self.fail(f"{value!r} is not a size (e.g. 4G, 512M, 1073741824)", param, ctx)
+            n = parse_size(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
         if n < 16 << 20:
             self.fail(f"{value!r} is less than 16M", param, ctx)
         return n

@@ -172,6 +172,10 @@ def probe(uid: int | None = None) -> str | None:
             return f"bwrap cannot run: {e}"
     if r.returncode != 0:
         why = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1]
+        if "mount proc" in why:  # the kernel gives a namespace a new /proc only if nothing hides part of it
+            return (f"bwrap cannot create a sandbox here ({why}): something is mounted over part of /proc "
+                    "(systemd's ProtectKernelTunables=, ProtectKernelLogs=, ProtectProc=; a container's masked "
+                    "paths), or run with --confinement uid (no sandbox)")
         return (f"bwrap cannot create a sandbox here ({why}): user namespaces may be disabled "
                 "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, AppArmor's "
                 "kernel.apparmor_restrict_unprivileged_userns), or run with --confinement uid (no sandbox)")

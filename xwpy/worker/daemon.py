@@ -18,6 +18,7 @@ import platform
 import shutil
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,7 @@ from xwpy.image.archive import environment as image_environment
 from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
+from xwpy.worker import power, prefs as vp
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
@@ -60,6 +62,10 @@ class WorkerOptions:
     cores: int = 0  # the cores the volunteer lends (0: all of this machine's)
     memory: int = 0  # the memory the volunteer lends, bytes (0: all of this machine's)
     allow_network: bool = False  # jobs of apps that declare they need the network get it
+    # The volunteer's preferences (xwpy.worker.prefs): the ones above are derived from them (cores,
+    # memory, allow_network, idle); the windows, battery and transfer ones are read from here.
+    prefs: vp.Prefs = field(default_factory=vp.Prefs)
+    power_supply: Path = power.POWER_SUPPLY
 
 
 @dataclass(eq=False)
@@ -73,11 +79,13 @@ class _Task:
 class Worker(service.Service):
     name = "worker"
 
-    def __init__(self, reactor, options: WorkerOptions, *, sampler: Callable[[list[int]], Sample] | None = None):
+    def __init__(self, reactor, options: WorkerOptions, *, sampler: Callable[[list[int]], Sample] | None = None,
+                 clock: Callable[[], datetime] = datetime.now):
         self.reactor = reactor
         self.opts = options
         self.state = options.state_dir
         self._sampler = sampler
+        self._clock = clock  # local time of day, for the volunteer's windows
         self.link: Link | None = None
         self.tasks: dict[int, _Task] = {}
         self._fetching = SingleFlight()  # by sha256: slots staging the same input share one download
@@ -90,6 +98,7 @@ class Worker(service.Service):
         self._poll: Deferred | None = None
         self._loops: list[task.LoopingCall] = []
         self.idle_state = IdleState()
+        self.suspended = ""  # why jobs may not run now (prefs.suspension), "" while they may
         self.heartbeat_seconds = 10.0
         self.host_id: int | None = None
         self.completed = 0
@@ -237,14 +246,14 @@ class Worker(service.Service):
         hb.clock = self.reactor
         hb.start(self.heartbeat_seconds, now=False)
         self._loops.append(hb)
-        if self._sampler is not None:
-            idle = task.LoopingCall(self._check_idle)
-            idle.clock = self.reactor
-            idle.start(self.opts.idle_period, now=False)  # a first sample needs a period to measure
-            self._loops.append(idle)
+        self._check_idle(sample=False)  # outside its window or on battery: take no work from the start
+        idle = task.LoopingCall(self._check_idle)
+        idle.clock = self.reactor
+        idle.start(self.opts.idle_period, now=False)  # a first sample needs a period to measure
+        self._loops.append(idle)
         backoff = Backoff()
         while self.running:
-            if not self._free_slots or self.idle_state.suspended:
+            if not self._free_slots or self.suspended:
                 self._capacity = Deferred()
                 await self._capacity
                 continue
@@ -287,8 +296,7 @@ class Worker(service.Service):
         try:
             progress = {rid: done for rid in self.tasks
                         if (done := read_progress(self.state / "jobs" / str(rid))) is not None}
-            suspended = (self.idle_state.reason or "owner busy") if self.idle_state.suspended else ""
-            reply = await self.link.alive(sorted(self.tasks), progress, suspended)
+            reply = await self.link.alive(sorted(self.tasks), progress, self.suspended)
         except (Unreachable, Refused, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
             return
@@ -300,17 +308,28 @@ class Worker(service.Service):
                 if t.run is not None:
                     t.run.kill("aborted by the coordinator")
 
-    def _check_idle(self) -> None:
-        pids = [t.run.pid for t in self.tasks.values() if t.run is not None and t.run.pid]
-        before = self.idle_state.suspended
-        self.idle_state = decide(self.opts.idle, self.idle_state, self._sampler(pids))
-        if self.idle_state.suspended and not before:
-            log.info("owner needs the machine ({why}): suspending jobs", why=self.idle_state.reason)
+    def transfer_wait(self) -> float:
+        """Seconds before a download or an upload may start (0: now), by the volunteer's transfer
+        windows: the hook for the transfer code, which caps rates at opts.prefs.download_limit and
+        upload_limit (bytes per second, 0: no cap)."""
+        return vp.transfer_wait(self.opts.prefs, self._clock())
+
+    def _check_idle(self, sample: bool = True) -> None:
+        """May jobs run now (the volunteer's windows, battery, the owner's load)? Suspend or resume them."""
+        p = self.opts.prefs
+        if sample and self._sampler is not None:
+            pids = [t.run.pid for t in self.tasks.values() if t.run is not None and t.run.pid]
+            self.idle_state = decide(self.opts.idle, self.idle_state, self._sampler(pids))
+        busy = (self.idle_state.reason or "owner busy") if self.idle_state.suspended else ""
+        battery = not p.on_battery and power.on_battery(self.opts.power_supply)
+        before, self.suspended = self.suspended, vp.suspension(p, self._clock(), on_battery=battery, busy=busy)
+        if self.suspended and not before:
+            log.info("suspending jobs: {why}", why=self.suspended)
             for t in self.tasks.values():
                 if t.run is not None:
                     t.run.suspend()
-        elif before and not self.idle_state.suspended:
-            log.info("machine idle again: resuming jobs")
+        elif before and not self.suspended:
+            log.info("resuming jobs (were suspended: {why})", why=before)
             for t in self.tasks.values():
                 if t.run is not None:
                     t.run.resume()
@@ -357,7 +376,7 @@ class Worker(service.Service):
                     return
                 t.run = Run(self.reactor, workdir, argv, a.limits, conf, staged)
                 ended = t.run.start()
-                if self.idle_state.suspended:
+                if self.suspended:
                     t.run.suspend()
                 outcome = await ended
                 if t.aborted:

@@ -4,7 +4,8 @@
 is the machine's CPU load minus what the grid's own jobs use, in CPUs. Above ``threshold`` (a
 fraction of the machine) the worker suspends its jobs at once; it resumes only after the load has
 stayed under ``resume_below`` for ``calm_samples`` consecutive samples — hysteresis, so a busy
-owner is not disturbed by jobs flapping on and off. Optionally, no grid work on battery.
+owner is not disturbed by jobs flapping on and off. (The volunteer's other reasons to suspend —
+time windows, battery — are :mod:`xwpy.worker.prefs`'.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ class IdleSettings:
     threshold: float = 0.5
     resume_below: float = 0.3
     calm_samples: int = 3
-    no_battery: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.resume_below <= self.threshold <= 1:
@@ -32,7 +32,6 @@ class Sample:
     total: float  # machine CPU load, in CPUs
     grid: float  # CPU used by the grid's jobs, in CPUs
     cpus: int
-    on_battery: bool = False
 
     @property
     def owner_load(self) -> float:
@@ -48,8 +47,6 @@ class IdleState:
 
 
 def decide(settings: IdleSettings, state: IdleState, sample: Sample) -> IdleState:
-    if settings.no_battery and sample.on_battery:
-        return IdleState(True, 0, "on battery")
     load = sample.owner_load
     if load > settings.threshold:
         return IdleState(True, 0, f"owner load {load:.0%} above {settings.threshold:.0%}")
@@ -95,6 +92,4 @@ class Sampler:
             used = sum(max(0.0, v - self._last.get(pid, v)) for pid, v in cpu.items())
             grid = used / (now - self._last_wall)
         self._last, self._last_wall = cpu, now
-        battery = ps.sensors_battery() if hasattr(ps, "sensors_battery") else None
-        return Sample(total=total, grid=min(grid, total), cpus=self.cpus,
-                      on_battery=bool(battery is not None and not battery.power_plugged))
+        return Sample(total=total, grid=min(grid, total), cpus=self.cpus)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import ssl
@@ -13,7 +14,8 @@ import click
 from click.core import ParameterSource
 
 from xwpy import pki
-from xwpy.client.context import Size, fail
+from xwpy.client.context import Size, fail, table
+from xwpy.worker.power import POWER_SUPPLY
 
 
 def _run_on_without_token_in_argv(token: str) -> None:
@@ -123,24 +125,28 @@ def register(cli: click.Group) -> None:
 
         sys.exit(run_coordinator(site_dir, log_level))
 
-    @cli.command("worker")
+    @cli.group("worker", invoke_without_command=True)
     @click.option("--check", is_flag=True, is_eager=True, expose_value=False, callback=_check_confinement,
                   help="Print what confinement this machine supports, and exit.")
-    @click.option("--coordinator", "url", envvar="XWPY_URL", required=True, help="https://host:port")
-    @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA", required=True)
+    @click.option("--coordinator", "url", envvar="XWPY_URL", help="https://host:port  [required]")
+    @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA",
+                  help="The site's CA certificate.  [required]")
     @click.option("--token", envvar="XWPY_TOKEN",
                   help="Your volunteer (or user) token, used to register this host (better: XWPY_TOKEN or --token-file).")
     @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-                  help="The worker's own directory (host identity, cache, job directories).")
+    @click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="The worker's own directory (host identity, cache, job directories).  [required]")
+    @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="The volunteer's preferences (TOML: windows, shares of the machine, disk budget, battery, "
+                       "transfers); `xwpy worker prefs` shows the ones in force.")
     @click.option("--max-cpus", type=click.IntRange(1, 4096), help="Run at most this many jobs at once.")
     @click.option("--cores", type=click.IntRange(1, 4096),
                   help="Cores lent to jobs (default: all): jobs run side by side only while their cores fit.")
     @click.option("--memory", type=Size(),
                   help="Memory lent to jobs, e.g. 4G (default: all): jobs run side by side only while theirs fits.")
     @click.option("--name", default="", help="Host name shown to the site (default: this machine's).")
-    @click.option("--idle-threshold", type=click.FloatRange(0.01, 1.0), default=0.5, show_default=True,
-                  help="Suspend jobs while the owner's CPU load is above this fraction of the machine.")
+    @click.option("--idle-threshold", type=click.FloatRange(0.01, 1.0),
+                  help="Suspend jobs while the owner's CPU load is above this fraction of the machine.  [default: 0.5]")
     @click.option("--no-battery", is_flag=True, help="Do not compute on battery power.")
     @click.option("--no-idle-check", is_flag=True, help="Compute whatever the owner's load (dedicated machines).")
     @click.option("--idle-period", type=click.FloatRange(0.1, 600), default=2.0, show_default=True,
@@ -152,29 +158,34 @@ def register(cli: click.Group) -> None:
     @click.option("--allow-network", is_flag=True,
                   help="Give the network to jobs of apps that declare they need it (never the host's loopback).")
     @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
-    def worker(url, ca, token, token_file, state_dir, max_cpus, cores, memory, name, idle_threshold, no_battery,
-               no_idle_check, idle_period, wait, confinement, allow_network, log_level):
+    @click.pass_context
+    def worker(ctx, url, ca, token, token_file, state_dir, prefs_file, max_cpus, cores, memory, name, idle_threshold,
+               no_battery, no_idle_check, idle_period, wait, confinement, allow_network, log_level):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
-        if token and click.get_current_context().get_parameter_source("token") is ParameterSource.COMMANDLINE:
+        if ctx.invoked_subcommand is not None:  # `worker prefs`: what it would run with
+            ctx.meta["xwpy.worker.prefs"] = _worker_prefs(ctx, prefs_file)
+            return
+        for value, option in ((url, "--coordinator"), (ca, "--ca"), (state_dir, "--state")):
+            if value is None:
+                raise click.MissingParameter(ctx=ctx, param_hint=f"'{option}'", param_type="option")
+        if token and ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE:
             _run_on_without_token_in_argv(token)
+        from xwpy.worker import prefs as vp
         from xwpy.worker.daemon import WorkerOptions
         from xwpy.worker.idle import IdleSettings
         from xwpy.worker.main import run_worker
 
+        resolved = _worker_prefs(ctx, prefs_file)
+        p = resolved.prefs
         if token_file is not None:
             token = token_file.read_text().strip()
         if not token and not (state_dir / "host.json").exists():
             fail("give --token, --token-file or XWPY_TOKEN to register this host")
         _check_coordinator(url, ca)
         cpus = os.cpu_count() or 1
-        if cores and cores > cpus:
-            fail(f"--cores {cores}: this machine has {cpus}")
-        if memory:
-            import psutil
-
-            total = psutil.virtual_memory().total
-            if memory > total:
-                fail(f"--memory {memory} bytes: this machine has {total}")
+        allow_network = p.network_apps
+        net = "--allow-network" if resolved.sources["network_apps"] == vp.COMMAND_LINE else \
+            f"{prefs_file}: compute.network_apps"
         root = os.geteuid() == 0
         if confinement == "bwrap":
             from xwpy.worker.bwrap import probe
@@ -183,25 +194,91 @@ def register(cli: click.Group) -> None:
             if why is not None:
                 fail(why)
             if allow_network and not root:
-                fail("--allow-network needs a root worker (it gives each networked job a network namespace of its own)")
+                fail(f"{net} needs a root worker (it gives each networked job a network namespace of its own)")
             if allow_network and shutil.which("slirp4netns") is None:
-                fail("--allow-network needs slirp4netns: apt install slirp4netns")
+                fail(f"{net} needs slirp4netns: apt install slirp4netns")
         elif allow_network:
-            fail("--allow-network needs the sandbox (--confinement bwrap): with uid, jobs would share this machine's network")
+            fail(f"{net} needs the sandbox (--confinement bwrap): with uid, jobs would share this machine's network")
         else:
             click.echo("warning: --confinement uid: jobs run unsandboxed, seeing this machine's files and network",
                        err=True)
         if not root:
             click.echo("warning: not root: jobs run as your own user, unconfined by file rights", err=True)
+        import psutil
+
+        machine_memory = psutil.virtual_memory().total
+        lent_cores, lent_memory = vp.lent_cores(p, cpus), vp.lent_memory(p, machine_memory)
+        threshold = vp.idle_threshold(p)
         opts = WorkerOptions(
             url=url, ca_pem=ca.read_bytes(), volunteer_token=token or "", state_dir=state_dir.resolve(),
             slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
-            idle=IdleSettings(threshold=idle_threshold, resume_below=min(0.3, idle_threshold), no_battery=no_battery),
+            idle=IdleSettings(threshold=threshold, resume_below=min(0.3, threshold)),
             idle_period=idle_period,
-            confine_uids=root, confinement=confinement, allow_network=allow_network, cores=cores or 0,
-            memory=memory or 0,
+            confine_uids=root, confinement=confinement, allow_network=allow_network,
+            # 0: not limited (the worker then offers all of the machine, or as many cores as its slots)
+            cores=lent_cores if p.cores or p.cpu_percent < 100 else 0,
+            memory=lent_memory if p.memory or p.memory_percent < 100 else 0,
+            prefs=p, power_supply=Path(os.environ.get("XWPY_POWER_SUPPLY") or POWER_SUPPLY),
         )
-        sys.exit(run_worker(opts, log_level=log_level, watch_idle=not no_idle_check))
+        sys.exit(run_worker(opts, log_level=log_level, watch_idle=p.suspend_while_busy))
+
+    def _worker_prefs(ctx: click.Context, prefs_file: Path | None):
+        """The preferences in force: the command line's, else the file's, else the defaults; a
+        mistake is one line naming the key, and exit 1."""
+        from xwpy.worker import prefs as vp
+
+        given = {k: ctx.params[k] for k in ("cores", "memory", "no_battery", "no_idle_check", "idle_threshold",
+                                             "allow_network")
+                 if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+        cli_prefs = {}
+        if "cores" in given:
+            cli_prefs["cores"] = given["cores"]
+        if "memory" in given:
+            cli_prefs["memory"] = given["memory"]
+        if given.get("no_battery"):
+            cli_prefs["on_battery"] = False
+        if given.get("no_idle_check"):
+            cli_prefs["suspend_while_busy"] = False
+        if "idle_threshold" in given:
+            cli_prefs["busy_percent"] = max(1, round(given["idle_threshold"] * 100))
+        if given.get("allow_network"):
+            cli_prefs["network_apps"] = True
+        try:
+            resolved = vp.resolve(vp.read_file(prefs_file) if prefs_file else {}, cli_prefs,
+                                  str(prefs_file) if prefs_file else "")
+            import psutil
+
+            vp.check_machine(resolved, os.cpu_count() or 1, psutil.virtual_memory().total)
+        except vp.PrefsError as e:
+            fail(str(e))
+        return resolved
+
+    @worker.command("prefs")
+    @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="The preferences file (as `xwpy worker --prefs`).")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_context
+    def worker_prefs(ctx, prefs_file, as_json):
+        """Print the preferences in force, each with its source (default, file or command line),
+        and what the worker lends of this machine. Options of `xwpy worker` given before `prefs`
+        count as they would for the worker."""
+        from xwpy.sizes import human_size
+        from xwpy.worker import prefs as vp
+
+        resolved = _worker_prefs(ctx.parent, prefs_file) if prefs_file is not None else ctx.meta["xwpy.worker.prefs"]
+        import psutil
+
+        cpus, mem = os.cpu_count() or 1, psutil.virtual_memory().total
+        rows = vp.describe(resolved)
+        lends = (f"lends {vp.lent_cores(resolved.prefs, cpus)} of {cpus} cores and "
+                 f"{human_size(vp.lent_memory(resolved.prefs, mem))} of {human_size(mem)} of memory")
+        if as_json:
+            click.echo(json.dumps({"prefs": [{"key": k, "value": v, "source": s} for k, v, s in rows],
+                                  "lends": {"cores": vp.lent_cores(resolved.prefs, cpus),
+                                            "memory": vp.lent_memory(resolved.prefs, mem)}}, indent=2))
+            return
+        click.echo(table([list(r) for r in rows], ["KEY", "VALUE", "SOURCE"]))
+        click.echo(lends)
 
     @cli.command("demo")
     @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),

@@ -504,7 +504,7 @@ class Engine:
             memory_needed=job.memory,
             largest_memory=max((h.memory for h in alive), default=0),
             ends_in=ends_in,
-            suspended=sum(1 for h in alive if h.suspended),
+            suspended=[h.suspended for h in alive if h.suspended],
         )
 
     def _check_stuck(self, now: float, ch: Changes) -> None:

@@ -9,8 +9,10 @@ the no-quorum rule documented in :mod:`policy`).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Sequence
 
 from xwpy.server.scheduler import policy as pol
 
@@ -40,12 +42,12 @@ def explain(
     memory_needed: int = 0,
     largest_memory: int = 0,
     ends_in: float | None = None,
-    suspended: int = 0,
+    suspended: Sequence[str] = (),
 ) -> Why:
     """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
     it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
-    no-quorum rule, when it is counting down. ``suspended``: hosts alive whose workers suspended
-    their jobs (their owners are using them)."""
+    no-quorum rule, when it is counting down. ``suspended``: why the hosts alive whose workers
+    suspended their jobs did (their owners are using them, the volunteers' windows, battery)."""
     if status in FINAL or wanted <= 0:
         return Why(False, "")
     if not refusals:
@@ -56,8 +58,7 @@ def explain(
         return Why(not active, f"{active} running; for more: {line}" if active else line)
     if None in refusals:
         running = f"{active} running; " if active else ""
-        owners = "its owner is using it" if suspended == 1 else "their owners are using them"
-        busy = f" ({_plural(suspended, 'host')} suspended: {owners})" if suspended else ""
+        busy = f" ({_suspended(suspended)})" if suspended else ""
         return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot{busy}")
     counts = Counter(refusals)
     n = len(refusals)
@@ -86,3 +87,30 @@ def explain(
     if ends_in is not None and not active:
         line += f"; ends in ERROR in {max(ends_in, 0):.0f} s unless a host that may run it appears"
     return Why(not active, line)
+
+
+def _suspended(reasons: Sequence[str]) -> str:
+    """"2 hosts suspended: their owners are using them", "3 hosts suspended: 2 outside their
+    computing windows, 1 on battery" (a worker's reasons: xwpy.worker.prefs.suspension)."""
+    kinds = Counter(_kind(r) for r in reasons)
+    if len(kinds) == 1:
+        [(kind, n)] = kinds.items()
+        return f"{_plural(n, 'host')} suspended: {_PHRASES.get(kind, (kind, kind))[n != 1]}"
+    parts = ", ".join(f"{n} {_LISTED.get(kind, _PHRASES.get(kind, (kind, kind)))[n != 1]}"
+                      for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{_plural(len(reasons), 'host')} suspended: {parts}"
+
+
+_OWNER = "owner busy"
+_PHRASES = {  # (one host, several)
+    _OWNER: ("its owner is using it", "their owners are using them"),
+    "outside its computing window": ("outside its computing window", "outside their computing windows"),
+}
+_LISTED = {_OWNER: ("in use by its owner", "in use by their owners")}  # "3 hosts suspended: 2 ..., 1 in use by its owner"
+
+
+def _kind(reason: str) -> str:
+    """The reason without what changes from host to host (a load, an opening time)."""
+    if reason.startswith("owner"):
+        return _OWNER
+    return re.sub(r" \(.*\)$", "", reason)

@@ -1,0 +1,172 @@
+"""A volunteer's preferences file, end to end: `xwpy worker prefs`, and workers that keep to their
+computing windows, their battery rule and their shares of the machine, and say so to the site."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import psutil
+import pytest
+
+from tests.harness import wait_for
+from xwpy.localgrid import child_env
+
+pytestmark = pytest.mark.slow
+
+MARK = "xwpy-prefs-test-job"
+# Needs 3 s of CPU: a suspended job makes no progress, whatever the clock says.
+BUSY = ["{python}", "-c", f"import time  # {MARK}\nwhile time.process_time() < 3: pass\nprint('done')"]
+
+
+def xwpy(*args, env=None):
+    r = subprocess.run([sys.executable, "-m", "xwpy", *args], capture_output=True, text=True,
+                       env={**child_env(), **(env or {})}, timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def job_process():
+    for p in psutil.process_iter(["cmdline"]):
+        if any(MARK in part for part in (p.info["cmdline"] or [])):
+            return p
+    return None
+
+
+def test_worker_prefs_shows_each_preference_and_its_source(tmp_path):
+    prefs = tmp_path / "prefs.toml"
+    prefs.write_text('[compute]\ncpu_percent = 50\ncores = 1\n[disk]\nbudget = "1G"\n')
+    r = xwpy("worker", "--no-battery", "prefs", "--prefs", str(prefs), "--json")
+    assert r.returncode == 0, r.stderr
+    shown = {p["key"]: (p["value"], p["source"]) for p in json.loads(r.stdout)["prefs"]}
+    assert shown["compute.cpu_percent"] == ("50%", f"file {prefs}")
+    assert shown["disk.budget"] == ("1G", f"file {prefs}")
+    assert shown["compute.on_battery"] == ("no (suspend)", "command line (--no-battery)")
+    assert shown["compute.windows"] == ("always", "default")
+    # The command line beats the file, key by key; the table says where each value comes from.
+    r = xwpy("worker", "--prefs", str(prefs), "--cores", "2", "prefs")
+    assert r.returncode == 0, r.stderr
+    [cores] = [ln for ln in r.stdout.splitlines() if ln.startswith("compute.cores ")]
+    assert cores.split() == ["compute.cores", "2", "command", "line", "(--cores)"]
+    assert "lends " in r.stdout.splitlines()[-1]
+
+
+def test_bad_preferences_are_one_line_naming_the_key_and_nothing_starts(grid, tmp_path):
+    cases = {
+        '[compute]\nwindows = ["18:00-18:00"]': "compute.windows[0]: '18:00-18:00' is empty",
+        '[compute]\nwindows = ["8:00-25:00"]': "compute.windows[0]: '8:00-25:00': 25:00 is not a time of day",
+        '[disk]\nbudget = "1M"': "disk.budget: '1M' is less than 64M",
+        '[compute]\ncpu_percent = 120': "compute.cpu_percent: 120 is not a percentage",
+        '[compute]\ncores = 4096': "compute.cores 4096: this machine has",
+        '[transfer]\nupload_limit = "fast"': "transfer.upload_limit: 'fast' is not a size",
+        '[compute]\nbattery = false': "compute.battery: unknown key",
+        '[compute': "not valid TOML",
+    }
+    prefs = tmp_path / "prefs.toml"
+    for text, why in cases.items():
+        prefs.write_text(text)
+        for args in (["worker", "prefs", "--prefs", str(prefs)],
+                     ["worker", "--coordinator", grid.url, "--ca", str(grid.cfg.ca_cert), "--state",
+                      str(tmp_path / "state"), "--prefs", str(prefs)]):
+            r = xwpy(*args, env={"XWPY_TOKEN": "x"})
+            lines = [ln for ln in r.stderr.strip().splitlines() if not ln.startswith("warning:")]
+            assert r.returncode == 1 and lines == [f"error: {prefs}: {lines[0].split(': ', 2)[2]}"], (text, r.stderr)
+            assert why in lines[0], (text, lines)
+    assert not (tmp_path / "state" / "host.json").exists()
+
+
+def window_around(now: datetime, start_in: timedelta, length: timedelta) -> str:
+    return f"{(now + start_in):%H:%M}-{(now + start_in + length):%H:%M}"
+
+
+def test_a_worker_outside_its_computing_window_takes_no_work_and_says_why(grid, tmp_path):
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="busy", command=BUSY, replication=1, quorum=1)
+    vol = grid.user("vol", "worker")
+    now = datetime.now()
+    closed, opened = tmp_path / "evenings.toml", tmp_path / "now.toml"
+    # Opens two hours from now (this test ends long before) and closes an hour later.
+    closed.write_text(f'[compute]\nwindows = ["{window_around(now, timedelta(hours=2), timedelta(hours=1))}"]\n')
+    grid.start_worker("closed", vol, "--prefs", str(closed))
+    host = wait_for(lambda: [h for h in grid.client().hosts() if h["suspended"]], 60, "the host shown suspended",
+                    interval=0.5)[0]
+    assert host["suspended"] == f"outside its computing window (opens at {now + timedelta(hours=2):%H:%M})"
+    [jid] = alice.submit([{"app": "busy"}])
+    why = wait_for(lambda: alice.job(jid)["why"], 30, "the job to say why it waits")
+    assert why.endswith("(1 host suspended: outside its computing window)"), why
+    r = xwpy("--url", grid.url, "--token", grid.admin_token, "--ca", str(grid.cfg.ca_cert), "hosts")
+    assert "suspended: outside its computing window (opens at" in r.stdout, r.stdout
+    # A worker whose window is open (it began an hour ago) runs it; the first never took it.
+    opened.write_text(f'[compute]\nwindows = ["{window_around(now, -timedelta(hours=1), timedelta(hours=3))}"]\n')
+    grid.start_worker("open", vol, "--prefs", str(opened))
+    job = grid.wait_final(alice, [jid], timeout=90)[jid]
+    assert job["status"] == "COMPLETED"
+    names = {h["id"]: h["name"] for h in grid.client().hosts()}
+    assert [names[r["host_id"]] for r in alice.job(jid)["replicas"]] == ["open"]
+
+
+def test_a_worker_suspends_its_jobs_on_battery_and_resumes_on_mains(grid, tmp_path):
+    supplies = tmp_path / "power_supply"
+    for name, files in {"AC": {"type": "Mains", "online": "1"}, "BAT0": {"type": "Battery", "status": "Full"}}.items():
+        (supplies / name).mkdir(parents=True)
+        for k, v in files.items():
+            (supplies / name / k).write_text(v + "\n")
+    prefs = tmp_path / "prefs.toml"
+    prefs.write_text("[compute]\non_battery = false\n")
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="busy", command=BUSY, replication=1, quorum=1)
+    worker = grid.spawn("laptop", "worker", "--coordinator", grid.url, "--ca", str(grid.cfg.ca_cert),
+                        "--state", str(grid.work_root / "laptop"), "--wait", "2", "--no-idle-check",
+                        "--idle-period", "0.2", "--prefs", str(prefs),
+                        env={"XWPY_TOKEN": grid.user("vol", "worker"), "XWPY_POWER_SUPPLY": str(supplies)})
+    [jid] = alice.submit([{"app": "busy"}])
+    proc = wait_for(job_process, 60, "the job to start")
+    # Unplugged.
+    (supplies / "AC" / "online").write_text("0\n")
+    (supplies / "BAT0" / "status").write_text("Discharging\n")
+    wait_for(lambda: proc.status() == psutil.STATUS_STOPPED, 30, "the job to be suspended")
+    cpu_while_suspended = proc.cpu_times().user
+    wait_for(lambda: grid.client().hosts()[0]["suspended"] == "on battery", 30, "the host shown on battery",
+             interval=0.5)
+    assert "suspending jobs: on battery" in worker.output()
+    assert alice.job(jid)["status"] == "RUNNING"
+    # Plugged in again.
+    (supplies / "AC" / "online").write_text("1\n")
+    wait_for(lambda: proc.status() != psutil.STATUS_STOPPED, 30, "the job to be resumed", interval=0.2)
+    job = grid.wait_final(alice, [jid], timeout=90)[jid]
+    assert job["status"] == "COMPLETED"
+    assert cpu_while_suspended < 3
+    assert "resuming jobs (were suspended: on battery)" in worker.output()
+
+
+def test_a_worker_lends_its_shares_of_the_machine(grid, tmp_path):
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    cpus, memory = os.cpu_count() or 1, psutil.virtual_memory().total
+    prefs = tmp_path / "prefs.toml"
+    prefs.write_text("[compute]\ncpu_percent = 50\nmemory_percent = 25\n")
+    grid.start_worker("half", vol, "--prefs", str(prefs))
+    # The command line's --cores combines with the file's share: the smaller wins.
+    grid.start_worker("one", vol, "--prefs", str(prefs), "--cores", "1", "--memory", "64M")
+    hosts = {h["name"]: h for h in wait_for(lambda: len(grid.client().hosts()) == 2 and grid.client().hosts(), 60,
+                                            "two workers")}
+    assert hosts["half"]["cpus"] == max(1, cpus // 2)
+    assert hosts["half"]["memory"] == memory // 4
+    assert (hosts["one"]["cpus"], hosts["one"]["memory"]) == (1, 64 << 20)
+
+
+def test_networked_apps_allowed_from_the_file(grid, tmp_path):
+    if os.geteuid() != 0 or shutil.which("slirp4netns") is None:
+        pytest.skip("networked jobs need a root worker and slirp4netns")
+    grid.start_coordinator()
+    prefs = tmp_path / "prefs.toml"
+    prefs.write_text("[compute]\nnetwork_apps = true\n")
+    grid.start_worker("net", grid.user("vol", "worker"), "--prefs", str(prefs))
+    [host] = wait_for(lambda: grid.client().hosts(), 60, "the worker")
+    assert host["network"] is True
