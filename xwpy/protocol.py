@@ -384,6 +384,7 @@ class DataInfo:
 class InputRef:
     name: str = field(FileName)
     sha256: str = field(Sha256)
+    size: int | None = field(Optional(Int(0, 1 << 50)), default=None)  # bytes (in assignments: the worker's disk budget)
 
 
 @message
@@ -453,6 +454,7 @@ class Hello:
     platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
     images: bool | None = field(Optional(Bool()), default=None)
     network: bool | None = field(Optional(Bool()), default=None)  # it gives the network to apps that need it
+    disk: int | None = field(Optional(Int(0, 1 << 60)), default=None)  # bytes of inputs it holds for its jobs (0: no limit)
 
 
 @message

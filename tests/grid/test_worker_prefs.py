@@ -59,7 +59,7 @@ def test_bad_preferences_are_one_line_naming_the_key_and_nothing_starts(grid, tm
     cases = {
         '[compute]\nwindows = ["18:00-18:00"]': "compute.windows[0]: '18:00-18:00' is empty",
         '[compute]\nwindows = ["8:00-25:00"]': "compute.windows[0]: '8:00-25:00': 25:00 is not a time of day",
-        '[disk]\nbudget = "1M"': "disk.budget: '1M' is less than 64M",
+        '[disk]\nbudget = "1M"': "disk.budget: '1M' is less than 16M",
         '[compute]\ncpu_percent = 120': "compute.cpu_percent: 120 is not a percentage",
         '[compute]\ncores = 4096': "compute.cores 4096: this machine has",
         '[transfer]\nupload_limit = "fast"': "transfer.upload_limit: 'fast' is not a size",
@@ -98,8 +98,10 @@ def test_a_worker_outside_its_computing_window_takes_no_work_and_says_why(grid, 
     assert host["suspended"] == f"outside its computing window (opens at {now + timedelta(hours=2):%H:%M})"
     [jid] = alice.submit([{"app": "busy"}])
     why = wait_for(lambda: alice.job(jid)["why"], 30, "the job to say why it waits")
-    assert why.endswith("(1 host suspended: outside its computing window)"), why
-    r = xwpy("--url", grid.url, "--token", grid.admin_token, "--ca", str(grid.cfg.ca_cert), "hosts")
+    assert why == "queued: every host alive is suspended (1 host suspended: outside its computing window)", why
+    site = ("--url", grid.url, "--token", grid.admin_token, "--ca", str(grid.cfg.ca_cert))
+    assert f"waiting: {why}" in xwpy(*site, "status", str(jid)).stdout
+    r = xwpy(*site, "hosts")
     assert "suspended: outside its computing window (opens at" in r.stdout, r.stdout
     # A worker whose window is open (it began an hour ago) runs it; the first never took it.
     opened.write_text(f'[compute]\nwindows = ["{window_around(now, -timedelta(hours=1), timedelta(hours=3))}"]\n')
@@ -170,3 +172,61 @@ def test_networked_apps_allowed_from_the_file(grid, tmp_path):
     grid.start_worker("net", grid.user("vol", "worker"), "--prefs", str(prefs))
     [host] = wait_for(lambda: grid.client().hosts(), 60, "the worker")
     assert host["network"] is True
+
+
+# A job that reads its input whole (its size proves it was staged) and says so.
+WC = ["{python}", "-c", "import os; print(os.path.getsize('data.bin'))"]
+MiB = 1 << 20
+
+
+def test_a_worker_over_its_disk_budget_evicts_least_recently_used_inputs_and_keeps_going(grid, tmp_path):
+    prefs = tmp_path / "prefs.toml"
+    prefs.write_text('[disk]\nbudget = "32M"\n')  # its jobs' inputs may take 16M, summed
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="wc", command=WC, replication=1, quorum=1)
+    shas = [alice.put_bytes(bytes([i]) * (8 * MiB), access="public")["sha256"] for i in range(4)]
+    worker = grid.start_worker("w", grid.user("vol", "worker"), "--prefs", str(prefs))
+    [host] = wait_for(lambda: grid.client().hosts(), 60, "the worker")
+    wait_for(lambda: grid.client().hosts()[0]["disk"] == 16 * MiB, 30, "its hello to say its disk")
+    done = []
+    for sha in shas:  # one after the other: the cache fills, then the oldest input goes
+        [jid] = alice.submit([{"app": "wc", "inputs": [{"name": "data.bin", "sha256": sha}]}])
+        job = grid.wait_final(alice, [jid], timeout=90)[jid]
+        assert job["status"] == "COMPLETED", job
+        done.append(jid)
+    cache = grid.work_root / "w" / "cache"
+    kept = {p.name for p in cache.iterdir()}
+    # 3 x 8M cached + 8M copied into the 4th job's directory = 32M: the first input went.
+    assert kept == set(shas[1:]), kept
+    assert sum(p.stat().st_size for p in cache.iterdir()) <= 32 * MiB
+    assert "disk budget: evicted blob:" in worker.output()
+
+
+def test_a_worker_whose_budget_is_smaller_than_a_jobs_inputs_never_takes_it(grid, tmp_path):
+    small, large = tmp_path / "small.toml", tmp_path / "large.toml"
+    small.write_text('[disk]\nbudget = "16M"\n')  # inputs up to 8M
+    large.write_text('[disk]\nbudget = "64M"\n')
+    grid.start_coordinator()
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="wc", command=WC, replication=1, quorum=1)
+    sha = alice.put_bytes(b"y" * (10 * MiB), access="public")["sha256"]
+    vol = grid.user("vol", "worker")
+    grid.start_worker("small", vol, "--prefs", str(small))
+    wait_for(lambda: [h for h in grid.client().hosts() if h["disk"] == 8 * MiB], 60, "the small worker's hello")
+    # The only host alive could never run it: refused at once, with the reason.
+    from xwpy.client.api import ClientError
+
+    with pytest.raises(ClientError) as e:
+        alice.submit([{"app": "wc", "inputs": [{"name": "data.bin", "sha256": sha}]}])
+    assert e.value.status == 400 and "its inputs take 10 MiB, the host's disk budget holds 8 MiB of inputs" in str(e.value)
+    grid.start_worker("large", vol, "--prefs", str(large))
+    wait_for(lambda: len(grid.client().hosts()) == 2, 60, "the large worker")
+    ids = alice.submit([{"app": "wc", "args": [str(i)], "inputs": [{"name": "data.bin", "sha256": sha}]}
+                        for i in range(3)])
+    jobs = grid.wait_final(alice, ids, timeout=120)
+    assert all(j["status"] == "COMPLETED" for j in jobs.values()), jobs
+    names = {h["id"]: h["name"] for h in grid.client().hosts()}
+    ran = {names[r["host_id"]] for i in ids for r in alice.job(i)["replicas"]}
+    assert ran == {"large"}
+    assert not (grid.work_root / "small" / "cache" / sha).exists()

@@ -152,3 +152,44 @@ def test_a_networked_app_goes_only_to_a_host_that_gives_the_network():
     assert "needs the network" in never(Offer(4, GiB, "linux-x86_64"), need)
     assert never(Offer(4, GiB, "linux-x86_64", network=True), need) is None
     assert never(Offer(4, GiB, "linux-x86_64"), Need()) is None
+
+
+# -- the disk budget: a job's inputs must fit what a host's volunteer lets its cache hold ----------
+
+MiB = 1 << 20
+
+
+def test_a_job_whose_inputs_exceed_the_disk_offered_never_goes_there_and_says_why():
+    host = Offer(4, GiB, "linux-x86_64", disk=100 * MiB)
+    assert never(host, Need(disk=100 * MiB)) is None
+    assert never(host, Need(disk=101 * MiB)) == "its inputs take 101 MiB, the host's disk budget holds 100 MiB of inputs"
+    assert never(Offer(4, GiB, "linux-x86_64"), Need(disk=1 << 40)) is None  # no budget said: no limit
+    assert not fits(host, 0, 0, Need(disk=60 * MiB), used_disk=50 * MiB)  # beside what runs: a wait
+    assert fits(host, 0, 0, Need(disk=50 * MiB), used_disk=50 * MiB)
+
+
+@given(st.integers(0, 1 << 30), st.lists(st.integers(0, 1 << 29), max_size=12))
+def test_disk_packing_never_exceeds_the_offer(offered, inputs):
+    host, used = Offer(64, 0, disk=offered), 0
+    for size in inputs:
+        if fits(host, 0, 0, Need(disk=size), used):
+            used += size
+    assert not offered or used <= offered
+
+
+def disk_engine(offered: int) -> Engine:
+    return grid_engine({1: app()}, [HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=8, disk=offered)])
+
+
+def test_the_engine_never_gives_a_host_a_job_whose_inputs_exceed_its_disk():
+    e = disk_engine(100 * MiB)
+    [big] = e.add_jobs([NewJob(99, 1, Policy(1, 1, 3, 3), PUBLIC, GiB, {}, disk=200 * MiB)], 0.0)[0]
+    assert e.assign(1, 4, 1.0)[0] == []
+    why = e.why(big, 1.0)
+    assert why.stalled and why.line == f"no host alive may run it (1 host {pol.NO_DISK})", why
+    # Three 40 MiB jobs: two fit beside each other, the third waits for room.
+    small = e.add_jobs([NewJob(99, 1, Policy(1, 1, 3, 3), PUBLIC, GiB, {}, disk=40 * MiB) for _ in range(3)], 0.0)[0]
+    got = e.assign(1, 4, 1.0)[0]
+    assert sorted(r.job_id for r in got) == small[:2]
+    e.offer(1, disk=0)  # its volunteer lifted the budget (a new hello)
+    assert sorted(r.job_id for r in e.assign(1, 4, 2.0)[0]) == [big, small[2]]

@@ -67,7 +67,7 @@ def test_an_empty_file_is_the_defaults():
     ("[compute]\ncores = 0", "compute.cores: 0 is not a number of cores"),
     ("[compute]\nmemory = \"1M\"", "compute.memory: '1M' is less than 16M"),
     ("[compute]\nmemory = \"lots\"", "compute.memory: 'lots' is not a size"),
-    ("[disk]\nbudget = \"10M\"", "disk.budget: '10M' is less than 64M (0: no limit)"),
+    ("[disk]\nbudget = \"10M\"", "disk.budget: '10M' is less than 16M (0: no limit)"),
     ("[disk]\nbudget = -5", "disk.budget: -5 is negative"),
     ("[transfer]\nupload_limit = \"100\"", "transfer.upload_limit: '100' is less than 1K"),
     ("[compute]\ncpus = 2", "compute.cpus: unknown key (known: windows, cores"),

@@ -188,8 +188,12 @@ def test_a_queued_job_says_when_the_hosts_that_may_run_it_are_suspended():
                   suspended=["owner load 80% above 50%", "owner load 60% above 50%"])
     assert not why.stalled and why.line.endswith("waiting for a free slot (2 hosts suspended: their owners are using them)")
     one = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3,
-                  suspended=["outside its computing window (opens at 18:00)"])
+                  suspended=["outside its computing window (opens at 18:00)"], alive=3)
     assert one.line.endswith("waiting for a free slot (1 host suspended: outside its computing window)")
+    every = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=3,
+                    suspended=["outside its computing window (opens at 18:00)", "on battery"], alive=2)
+    assert every.line == "queued: every host alive is suspended (2 hosts suspended: 1 on battery, " \
+                         "1 outside its computing window)", every.line
     mixed = explain(status="PENDING", active=0, wanted=1, quorum=1, digests=[], refusals=[None], hosts_known=4,
                     suspended=["outside its computing window (opens at 18:00)", "on battery",
                                "outside its computing window (opens at 22:30)", "owner load 90% above 50%"])

@@ -439,7 +439,7 @@ class Grid:
             job_id=x.replica.job_id,
             command=x.app.command,
             args=tuple(x.args),
-            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"]) for i in x.inputs),
+            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"], size=i.get("size")) for i in x.inputs),
             bundle=x.app.bundle,
             limits=protocol.Limits(**x.app.limits),
             lease_expires=x.replica.lease_expires,

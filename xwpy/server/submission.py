@@ -36,8 +36,10 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
     """The jobs ``msg`` asks for, checked: ``readable`` holds the rows of its inputs that the user
     may read, ``usable_app(user, name)`` the app of that name if the user may use it."""
     widest: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     for row in readable:
         widest[row.sha256] = max(widest.get(row.sha256, -1), _WIDTH[row.access])
+        sizes[row.sha256] = row.size
     new = []
     for i, spec in enumerate(msg.jobs):
         app = usable_app(user, spec.app)
@@ -53,6 +55,7 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
         # Any volunteer's host may run it: a host reads only the inputs and bundles of the replicas
         # it holds, and users' rights on the data are checked above and in the data API.
         visibility = PUBLIC
+        disk = sum(sizes[x.sha256] for x in spec.inputs)
         new.append(
             NewJob(
                 owner_id=user.id,
@@ -60,14 +63,16 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
                 policy=policy,
                 visibility=visibility,
                 memory=app.limits["memory_bytes"],
+                disk=disk,
                 row={
                     "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "request": msg.request,
                     "args": list(spec.args),
-                    "inputs": [{"name": x.name, "sha256": x.sha256} for x in spec.inputs],
+                    "inputs": [{"name": x.name, "sha256": x.sha256, "size": sizes[x.sha256]} for x in spec.inputs],
                     "replication": policy.replication, "quorum": policy.quorum,
                     "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
                     "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
                     "vis_group": visibility.group, "adaptive": policy.adaptive,
+                    "disk": disk,
                 },
             )
         )
@@ -81,11 +86,11 @@ def check_runnable(engine: Engine, now: float, new: list[NewJob]) -> None:
     alive = engine.alive_hosts(now)
     if not alive:
         return
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int, int]] = set()
     for i, nj in enumerate(new):
-        if (nj.app_id, nj.memory) in seen:
+        if (nj.app_id, nj.memory, nj.disk) in seen:
             continue
-        seen.add((nj.app_id, nj.memory))
+        seen.add((nj.app_id, nj.memory, nj.disk))
         need = engine.need(nj)
         reasons = [capacity.never(h.view().offer, need) for h in alive]
         if all(reasons):

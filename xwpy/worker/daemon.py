@@ -35,6 +35,7 @@ from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker import power, prefs as vp
+from xwpy.worker.disk import DiskBudget, NoRoom, tree_size
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
@@ -118,6 +119,7 @@ class Worker(service.Service):
         os.chmod(self.state / "results", 0o700)
         os.chmod(self.state / "images", 0o700)
         self.images = ImageCache(self.state / "images")
+        self.disk = DiskBudget(self.opts.prefs.disk_budget)
         if self.opts.confinement == "bwrap":
             self._sandbox = sandbox_settings(self.state)
             log.info("jobs run in a bubblewrap sandbox (network for apps that need it: {net})",
@@ -148,6 +150,8 @@ class Worker(service.Service):
             platform=platforms.this_platform(),
             images=self._sandbox is not None,  # an image runs only as the root of a sandbox
             network=self._sandbox is not None and self.opts.allow_network,
+            # Its jobs' inputs, summed: each is held twice while its job stages (cached, and copied).
+            disk=self.opts.prefs.disk_budget // 2,
         )
 
     def _fatal(self, failure):
@@ -241,6 +245,9 @@ class Worker(service.Service):
     # -- main loop -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        for key, path, size, mtime in await deferToThread(_scan_cache, self.state):
+            self.disk.found(key, path, size, mtime)
+        self.disk.settle()  # the budget may have shrunk since the last run
         await self._connect()
         hb = task.LoopingCall(lambda: Deferred.fromCoroutine(self._heartbeat()))
         hb.clock = self.reactor
@@ -308,6 +315,14 @@ class Worker(service.Service):
                 if t.run is not None:
                     t.run.kill("aborted by the coordinator")
 
+    def snapshot(self):
+        """What the status line shows (xwpy.worker.status)."""
+        from xwpy.worker.status import Snapshot
+
+        running = tuple((rid, read_progress(self.state / "jobs" / str(rid))) for rid in sorted(self.tasks))
+        change = vp.next_change(self.opts.prefs.compute_windows, self._clock())
+        return Snapshot(self.completed, running, self.suspended, change, self.host_id is not None)
+
     def transfer_wait(self) -> float:
         """Seconds before a download or an upload may start (0: now), by the volunteer's transfer
         windows: the hook for the transfer code, which caps rates at opts.prefs.download_limit and
@@ -360,6 +375,11 @@ class Worker(service.Service):
         workdir = self.state / "jobs" / str(a.replica_id)
         result_path = self.state / "results" / f"{a.replica_id}.tar"
         cpus: tuple[int, ...] = ()
+        # Its directory holds a copy of each input (the coordinator says their sizes).
+        self.disk.reserve(a.replica_id, sum(i.size or 0 for i in a.inputs))
+        image_key = f"image:{a.image.id}" if a.image is not None else None
+        if image_key:
+            self.disk.pin(image_key)  # its root while it runs
         try:
             try:
                 argv = expand_command(a.command, a.args)
@@ -382,11 +402,14 @@ class Worker(service.Service):
                 if t.aborted:
                     return
                 outcome = await deferToThread(t.run.pack, outcome, result_path)
-            except (Unreachable, Refused, archive.ArchiveError, ImageError, OSError) as e:
+            except (Unreachable, Refused, archive.ArchiveError, ImageError, OSError, NoRoom) as e:
                 outcome = Outcome(None, "", f"worker could not run the job: {e}")
             if not t.aborted:
                 await self._report(t, outcome)
         finally:
+            self.disk.release(a.replica_id)
+            if image_key:
+                self.disk.unpin(image_key)
             self.tasks.pop(a.replica_id, None)
             self._free_cpus = sorted(self._free_cpus + list(cpus))
             self._free_slots.append(t.slot)
@@ -400,13 +423,15 @@ class Worker(service.Service):
             await deferToThread(shutil.rmtree, workdir)
         workdir.mkdir(mode=0o700)
         if a.bundle is not None:
-            bundle = await self._cached(a.bundle)
-            await deferToThread(archive.extract, bundle, workdir)
+            with self._pinned(a.bundle):
+                bundle = await self._cached(a.bundle)
+                await deferToThread(archive.extract, bundle, workdir)
         staged = {}
         for inp in a.inputs:
-            src = await self._cached(inp.sha256)
-            dest = workdir / inp.name
-            await deferToThread(shutil.copyfile, src, dest)
+            with self._pinned(inp.sha256):
+                src = await self._cached(inp.sha256, inp.size)
+                dest = workdir / inp.name
+                await deferToThread(shutil.copyfile, src, dest)
             os.chmod(dest, 0o444)
             staged[inp.name] = inp.sha256
         # The same clock in every replica: what a job reads of its files' times (gzip stores its
@@ -424,16 +449,34 @@ class Worker(service.Service):
             return root
 
         async def fetch_and_unpack() -> Path:
-            path = await self._cached(spec.sha256)
-            points = (*MOUNT_POINTS, _job_dir(spec).lstrip("/"))
-            return await deferToThread(self.images.unpack, spec.id, path, points)
+            with self._pinned(spec.sha256):
+                path = await self._cached(spec.sha256)
+                points = (*MOUNT_POINTS, _job_dir(spec).lstrip("/"))
+                root = await deferToThread(self.images.unpack, spec.id, path, points)
+            self.disk.add(f"image:{spec.id}", root, await deferToThread(tree_size, root))
+            self.disk.settle()
+            return root
 
-        return await self._fetching.run(("image", spec.id), fetch_and_unpack)
+        root = await self._fetching.run(("image", spec.id), fetch_and_unpack)
+        self.disk.use(f"image:{spec.id}")
+        return root
 
-    async def _cached(self, sha256: str) -> Path:
+    def _pinned(self, sha256: str):
+        """A cached blob in use (being copied or unpacked): the disk budget evicts it only after."""
+        return _Pin(self.disk, f"blob:{sha256}")
+
+    async def _cached(self, sha256: str, size: int | None = None) -> Path:
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
-        copy is fetched again); downloads are checked by the link."""
-        return await self._fetching.run(sha256, lambda: self._fetch(sha256))
+        copy is fetched again); downloads are checked by the link. Room is made for it first when
+        its size is known (the disk budget), else after it lands."""
+        key, path = f"blob:{sha256}", self.state / "cache" / sha256
+        if size is not None and not path.exists():
+            self.disk.make_room(size, f"input {sha256[:12]} ({size} bytes)")
+        path = await self._fetching.run(sha256, lambda: self._fetch(sha256))
+        self.disk.add(key, path, path.stat().st_size)
+        if size is None:
+            self.disk.settle()
+        return path
 
     async def _fetch(self, sha256: str) -> Path:
         path = self.state / "cache" / sha256
@@ -481,6 +524,30 @@ class Worker(service.Service):
             except Refused as e:
                 log.warn("coordinator refused the result of replica {rid}: {e}", rid=a.replica_id, e=e)
                 return
+
+
+class _Pin:
+    def __init__(self, disk: DiskBudget, key: str):
+        self.disk, self.key = disk, key
+
+    def __enter__(self):
+        self.disk.pin(self.key)
+
+    def __exit__(self, *exc):
+        self.disk.unpin(self.key)
+
+
+def _scan_cache(state: Path) -> list[tuple[str, Path, int, float]]:
+    """What the cache holds from a previous run: (key, path, size, last use). Blocking."""
+    out = []
+    for p in (state / "cache").iterdir():
+        if len(p.name) == 64 and p.is_file():
+            st = p.stat()
+            out.append((f"blob:{p.name}", p, st.st_size, st.st_mtime))
+    for p in (state / "images").iterdir():
+        if not p.name.startswith(".") and p.is_dir():
+            out.append((f"image:sha256:{p.name}", p, tree_size(p), p.stat().st_mtime))
+    return out
 
 
 PROGRESS_FILE = "progress"

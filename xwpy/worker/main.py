@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 from pathlib import Path
 
+from twisted.internet import task
+
 from xwpy.logs import start_logging
+from xwpy.worker import status
+from xwpy.worker.status import Terminal
 from xwpy.worker.daemon import Worker, WorkerOptions
 from xwpy.worker.idle import Sampler
 
@@ -38,13 +43,29 @@ def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool
         print(f"xwpy worker: {opts.state_dir} is in use by another worker (pid {holder or '?'}): "
               "give each worker a --state directory of its own", file=sys.stderr)
         return 1
-    start_logging(log_level)
+    terminal = Terminal(sys.stderr, shutil.get_terminal_size().columns - 1) if _is_terminal(sys.stderr) else None
+    start_logging(log_level, terminal)
     sampler = Sampler() if watch_idle else None
     worker = Worker(reactor, opts, sampler=(sampler.sample if sampler else None))
     reactor.callWhenRunning(worker.startService)
     reactor.addSystemEventTrigger("before", "shutdown", worker.stopService)
+    if terminal is not None:
+        def draw():
+            terminal.width = shutil.get_terminal_size().columns - 1
+            terminal.show(status.line(worker.snapshot(), terminal.width))
+
+        ticker = task.LoopingCall(draw)
+        reactor.callWhenRunning(ticker.start, 1.0)
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: ticker.running and ticker.stop())
     reactor.run()
+    if terminal is not None:
+        terminal.close()
     if worker.exit_error:
         print(f"xwpy worker: {worker.exit_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _is_terminal(stream) -> bool:
+    """A volunteer watching: a terminal that understands erasing a line (not TERM=dumb)."""
+    return stream.isatty() and os.environ.get("TERM", "") not in ("", "dumb")

@@ -40,7 +40,7 @@ from xwpy.sizes import format_size, parse_size
 
 DAY = 24 * 3600
 MIN_MEMORY = 16 << 20
-MIN_DISK_BUDGET = 64 << 20  # less holds no job's directory beside a cache worth having
+MIN_DISK_BUDGET = 16 << 20
 MIN_RATE = 1 << 10  # bytes per second: below, a transfer cap is a mistake, not a preference
 
 
@@ -104,7 +104,7 @@ class Prefs:
     suspend_while_busy: bool = True
     busy_percent: int = 50
     network_apps: bool = False
-    disk_budget: int = 0  # bytes for the cache and the job directories; 0 = no limit
+    disk_budget: int = 0  # bytes for the cache and the job directories; 0 = no limit (xwpy.worker.disk)
     # For the transfers (downloads of inputs, uploads of results): see transfer_wait().
     transfer_windows: tuple[Window, ...] = ()
     download_limit: int = 0  # bytes per second; 0 = no cap

@@ -19,6 +19,7 @@ def install(api: Api, grid) -> None:
                     "memory": state.memory if state else h.memory, "os": h.os,
                     "platform": state.platform if state else h.platform,
                     "images": state.images if state else h.images, "network": state.network if state else h.network,
+                    "disk": state.disk if state else h.disk,  # bytes of inputs it holds for its jobs (0: no limit)
                     "last_alive": state.last_alive if state else h.last_alive,
                     "alive": seen.alive,
                     "running": len(state.active) if state else 0,

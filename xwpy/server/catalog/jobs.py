@@ -130,6 +130,7 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
         jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
+        jobs.c.disk,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
     for r in conn.execute(q):
         job_states.append(
@@ -142,6 +143,7 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
                 memory=r.memory,
                 status=JobStatus(r.status),
                 solo=bool(r.solo),
+                disk=r.disk or 0,
             )
         )
     reps = []

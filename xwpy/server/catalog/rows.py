@@ -87,6 +87,7 @@ class Host:
     platform: str = ""
     images: bool = False
     network: bool = False
+    disk: int = 0
 
 
 @dataclass(frozen=True, slots=True)

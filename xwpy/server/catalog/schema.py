@@ -126,6 +126,7 @@ hosts = Table(
     Column("platform", String(40), nullable=False, server_default=text("''")),
     Column("images", Boolean, nullable=False, server_default=false()),
     Column("network", Boolean, nullable=False, server_default=false()),  # given to apps that need it
+    Column("disk", BigInteger, nullable=False, server_default=text("0")),  # bytes of inputs it holds (0: not said)
 )
 
 jobs = Table(
@@ -144,6 +145,7 @@ jobs = Table(
     Column("max_replicas", Integer, nullable=False),
     Column("max_errors", Integer, nullable=False),
     Column("memory", BigInteger, nullable=False),  # from the app's limits, for host capacity
+    Column("disk", BigInteger, nullable=False, server_default=text("0")),  # its inputs' sizes, for host capacity
     Column("adaptive", Boolean, nullable=False, server_default=false()),  # adaptive replication allowed
     Column("solo", Boolean, nullable=False, server_default=false()),  # trusted host's result alone
     Column("visibility", String(8), nullable=False),  # public | owner | group

@@ -148,7 +148,7 @@ class Dispatcher(service.Service):
         ch = self.engine.load(
             hosts=[
                 HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive, cores=h.cpus,
-                          platform=h.platform, images=h.images, network=h.network) for h in hosts
+                          platform=h.platform, images=h.images, network=h.network, disk=h.disk) for h in hosts
             ],
             jobs=job_states,
             replicas=reps,

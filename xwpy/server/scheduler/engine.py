@@ -12,6 +12,7 @@ tests that check the scheduler's invariants.
 
 from __future__ import annotations
 
+
 import hashlib
 import heapq
 import os
@@ -69,6 +70,7 @@ class JobState:
     last_stderr: str = ""
     solo: bool = False  # adaptive replication: its one replica went to a trusted host
     stuck_since: float | None = None  # no host alive may take it since then (policy: no quorum)
+    disk: int = 0  # bytes: its inputs' sizes, summed (capacity.Need.disk)
 
     @property
     def hosts_used(self) -> set[int]:
@@ -103,6 +105,7 @@ class HostState:
     images: bool = False
     network: bool = False
     suspended: str = ""  # why its worker suspended its jobs, as its last heartbeat said
+    disk: int = 0  # bytes of inputs its volunteer's disk budget holds (capacity.Offer.disk; 0: not said)
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
@@ -110,7 +113,8 @@ class HostState:
         return self.last_alive >= now - lease_seconds or self.presumed_until >= now
 
     def view(self) -> pol.HostView:
-        offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images, self.network)
+        offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images, self.network,
+                               self.disk)
         return pol.HostView(self.id, self.owner_id, self.group, self.memory, offer)
 
 
@@ -122,6 +126,7 @@ class NewJob:
     visibility: pol.Visibility
     memory: int
     row: dict  # the catalog row, less id and status
+    disk: int = 0  # bytes: its inputs' sizes, summed
 
 
 @dataclass(slots=True)
@@ -311,6 +316,7 @@ class Engine:
                 visibility=self._intern(nj.visibility),
                 memory=nj.memory,
                 status=JobStatus.PENDING,
+                disk=nj.disk,
                 wanted=nj.policy.replication,
             )
             self.jobs[jid] = job
@@ -348,7 +354,7 @@ class Engine:
             if job is None:
                 break
             need = self.need(job)
-            used = (used[0] + need.cores, used[1] + need.memory)
+            used = (used[0] + need.cores, used[1] + need.memory, used[2] + need.disk)
             rid = self.next_replica_id
             self.next_replica_id += 1
             r = ReplicaState(
@@ -384,7 +390,7 @@ class Engine:
             out.append(r)
         return out, ch
 
-    def _next_job_for(self, host: HostState, used: tuple[int, int] = (0, 0)) -> JobState | None:
+    def _next_job_for(self, host: HostState, used: tuple[int, int, int] = (0, 0, 0)) -> JobState | None:
         view = host.view()
         owners = [o for o, heap in self._ready.items() if heap]
         for owner in pol.fair_order(self._running, owners):
@@ -399,7 +405,8 @@ class Engine:
                         job.in_queue = False
                     continue
                 # (The refusal covers what the host lacks even idle; here, only room beside what it runs.)
-                if self._refusal(view, job) is None and capacity.has_room(view.offer, *used, self.need(job)):
+                if self._refusal(view, job) is None and capacity.has_room(view.offer, used[0], used[1], self.need(job),
+                                                                          used[2]):
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
@@ -419,39 +426,43 @@ class Engine:
         app = self._apps(job.app_id) if self._apps is not None else None
         key = (job.app_id, job.memory)
         hit = self._needs.get(key)
-        if hit is not None and hit[0] is app:
-            return hit[1]
-        if app is None:
-            n = capacity.Need(1, job.memory)
-        else:
-            n = capacity.Need(int(app.limits.get("cores", 1)), job.memory,
-                              tuple(capacity.Version(v.runs_on, v.image is not None) for v in app.versions),
-                              bool(getattr(app, "network", False)))
-        self._needs[key] = (app, n)
-        return n
+        if hit is None or hit[0] is not app:
+            if app is None:
+                n = capacity.Need(1, job.memory)
+            else:
+                n = capacity.Need(int(app.limits.get("cores", 1)), job.memory,
+                                  tuple(capacity.Version(v.runs_on, v.image is not None) for v in app.versions),
+                                  bool(getattr(app, "network", False)))
+            self._needs[key] = hit = (app, n)
+        n = hit[1]
+        # Inputs differ from job to job: not cached (a new Need for each job with inputs, each time).
+        return capacity.Need(n.cores, n.memory, n.versions, n.network, job.disk) if job.disk else n
 
     def offer(self, host_id: int, *, cpus: int | None = None, memory: int | None = None,
-              platform: str | None = None, images: bool | None = None, network: bool | None = None) -> None:
+              platform: str | None = None, images: bool | None = None, network: bool | None = None,
+              disk: int | None = None) -> None:
         """A worker's new offer (at its hello)."""
         h = self.hosts.get(host_id)
         if h is None:
             return
+        h.disk = h.disk if disk is None else disk
         h.network = h.network if network is None else network
         h.cores = h.cores if cpus is None else cpus
         h.memory = h.memory if memory is None else memory
         h.platform = h.platform if platform is None else platform
         h.images = h.images if images is None else images
 
-    def _room(self, host: HostState) -> tuple[int, int]:
-        """The cores and memory the replicas running on a host need, summed."""
-        cores = memory = 0
+    def _room(self, host: HostState) -> tuple[int, int, int]:
+        """The cores, memory and disk the replicas running on a host need, summed."""
+        cores = memory = disk = 0
         for rid in host.active:
             job = self.jobs.get(self.replicas[rid].job_id)
             if job is not None:
                 n = self.need(job)
                 cores += n.cores
                 memory += n.memory
-        return cores, memory
+                disk += n.disk
+        return cores, memory, disk
 
     def _refusal(self, view: pol.HostView, job: JobState) -> str | None:
         return self._refusals_until_one_may((view,), job)[0]
@@ -505,6 +516,7 @@ class Engine:
             largest_memory=max((h.memory for h in alive), default=0),
             ends_in=ends_in,
             suspended=[h.suspended for h in alive if h.suspended],
+            alive=len(alive),
         )
 
     def _check_stuck(self, now: float, ch: Changes) -> None:

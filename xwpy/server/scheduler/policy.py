@@ -71,6 +71,7 @@ TOO_SMALL = "has too little memory"
 FEW_CORES = "has too few cores"
 NO_VERSION = "has no version of its app for its platform"
 NO_NETWORK = "gives no network to jobs"
+NO_DISK = "has too small a disk budget for its inputs"
 NOT_ADMITTED = "may not read its inputs"
 SAME_VOLUNTEER = "its volunteer already runs or ran it"
 
@@ -95,7 +96,7 @@ def refusal(
         lack = capacity.lacking(host.offer, need)
         if lack is not None:
             return {capacity.VERSION: NO_VERSION, capacity.CORES: FEW_CORES, capacity.MEMORY: TOO_SMALL,
-                    capacity.NETWORK: NO_NETWORK}[lack]
+                    capacity.NETWORK: NO_NETWORK, capacity.DISK: NO_DISK}[lack]
     if not visibility.admits(host.owner_id, host.group):
         return NOT_ADMITTED
     # Another volunteer could still take it: keep volunteers distinct.

@@ -43,11 +43,13 @@ def explain(
     largest_memory: int = 0,
     ends_in: float | None = None,
     suspended: Sequence[str] = (),
+    alive: int = 0,
 ) -> Why:
     """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
     it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
     no-quorum rule, when it is counting down. ``suspended``: why the hosts alive whose workers
-    suspended their jobs did (their owners are using them, the volunteers' windows, battery)."""
+    suspended their jobs did (their owners are using them, the volunteers' windows, battery);
+    ``alive``: how many hosts are alive."""
     if status in FINAL or wanted <= 0:
         return Why(False, "")
     if not refusals:
@@ -58,6 +60,8 @@ def explain(
         return Why(not active, f"{active} running; for more: {line}" if active else line)
     if None in refusals:
         running = f"{active} running; " if active else ""
+        if suspended and alive and len(suspended) >= alive:
+            return Why(False, f"queued: {running}every host alive is suspended ({_suspended(suspended)})")
         busy = f" ({_suspended(suspended)})" if suspended else ""
         return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot{busy}")
     counts = Counter(refusals)

@@ -1,0 +1,105 @@
+"""The worker's disk budget: which cache entries go to make room (pure), and the index that keeps
+the cache and the jobs' directories within the budget."""
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from xwpy.worker.disk import DiskBudget, Entry, NoRoom, to_evict
+
+
+def test_least_recently_used_go_first_and_only_as_many_as_needed():
+    entries = [Entry("a", 10, 3.0), Entry("b", 10, 1.0), Entry("c", 10, 2.0)]
+    assert to_evict(entries, 100, 0, 10) == []
+    assert to_evict(entries, 35, 0, 10) == ["b"]
+    assert to_evict(entries, 30, 5, 10) == ["b", "c"]
+
+
+def test_pinned_entries_stay_and_impossible_is_none():
+    entries = [Entry("a", 10, 1.0, pinned=True), Entry("b", 10, 2.0)]
+    assert to_evict(entries, 20, 0, 10) == ["b"]
+    assert to_evict(entries, 15, 0, 10) is None  # "a" is in use: 10 + 10 > 15 whatever goes
+
+
+entries = st.lists(st.builds(Entry, st.text("abcdefgh", min_size=1, max_size=3), st.integers(0, 100),
+                             st.floats(0, 1000), st.booleans()), max_size=10, unique_by=lambda e: e.key)
+
+
+@given(entries, st.integers(0, 600), st.integers(0, 100), st.integers(0, 100))
+def test_what_stays_fits_and_nothing_more_recent_goes_than_needed(es, budget, reserved, incoming):
+    victims = to_evict(es, budget, reserved, incoming)
+    pinned_total = sum(e.size for e in es if e.pinned)
+    if victims is None:
+        assert pinned_total + reserved + incoming > budget
+        return
+    gone = set(victims)
+    assert not any(e.pinned for e in es if e.key in gone)
+    assert sum(e.size for e in es if e.key not in gone) + reserved + incoming <= budget
+    # Least recently used first: every entry evicted is older than (or tied with) every one kept...
+    kept = [e for e in es if e.key not in gone and not e.pinned]
+    assert all((v.last_used, v.key) <= (k.last_used, k.key) for v in es if v.key in gone for k in kept)
+    # ...and no more than needed: without the last one evicted, it would not fit.
+    if victims:
+        last = next(e for e in es if e.key == victims[-1])
+        assert sum(e.size for e in es if e.key not in gone) + last.size + reserved + incoming > budget
+
+
+def blob(tmp: Path, name: str, size: int) -> Path:
+    p = tmp / name
+    p.write_bytes(b"x" * size)
+    return p
+
+
+def test_the_index_evicts_files_least_recently_used_first(tmp_path):
+    now = [0.0]
+    d = DiskBudget(100, clock=lambda: now[0])
+    for i, name in enumerate("abc"):
+        now[0] = float(i)
+        d.add(name, blob(tmp_path, name, 30), 30)
+    now[0] = 10.0
+    d.use("a")  # used again: now the most recent
+    d.make_room(30)  # 90 + 30 > 100: "b" goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "c"] and d.evicted == 1
+    assert d.used == 60
+
+
+def test_pinned_and_reserved_bytes_count(tmp_path):
+    d = DiskBudget(100)
+    d.add("a", blob(tmp_path, "a", 40), 40)
+    d.pin("a")
+    d.reserve("job 1", 50)
+    with pytest.raises(NoRoom, match=r"input x would not fit the disk budget \(100\)"):
+        d.make_room(20, "input x")
+    assert (tmp_path / "a").exists()  # nothing evicted when it cannot help
+    d.unpin("a")
+    d.make_room(20)
+    assert not (tmp_path / "a").exists()
+    d.release("job 1")
+    assert d.used == 0
+
+
+def test_a_pin_before_the_entry_lands_is_dropped_if_it_never_does(tmp_path):
+    d = DiskBudget(100)
+    d.pin("a")
+    assert d.known("a")
+    d.unpin("a")
+    assert not d.known("a")
+
+
+def test_settle_after_an_unknown_size_landed(tmp_path):
+    now = [0.0]
+    d = DiskBudget(100, clock=lambda: now[0])
+    d.add("old", blob(tmp_path, "old", 60), 60)
+    now[0] = 1.0
+    d.add("image", blob(tmp_path, "image", 70), 70)
+    d.settle()
+    assert [p.name for p in tmp_path.iterdir()] == ["image"]
+
+
+def test_no_budget_evicts_nothing(tmp_path):
+    d = DiskBudget(0)
+    d.add("a", blob(tmp_path, "a", 10), 10)
+    d.make_room(1 << 40)
+    d.settle()
+    assert (tmp_path / "a").exists()
