@@ -35,7 +35,7 @@ from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker import power, prefs as vp
-from xwpy.worker.disk import DiskBudget, NoRoom, tree_size
+from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, tree_size
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
@@ -377,9 +377,9 @@ class Worker(service.Service):
         cpus: tuple[int, ...] = ()
         # Its directory holds a copy of each input (the coordinator says their sizes).
         self.disk.reserve(a.replica_id, sum(i.size or 0 for i in a.inputs))
-        image_key = f"image:{a.image.id}" if a.image is not None else None
-        if image_key:
-            self.disk.pin(image_key)  # its root while it runs
+        image = image_key(a.image.id) if a.image is not None else None
+        if image:
+            self.disk.pin(image)  # its root while it runs
         try:
             try:
                 argv = expand_command(a.command, a.args)
@@ -408,8 +408,8 @@ class Worker(service.Service):
                 await self._report(t, outcome)
         finally:
             self.disk.release(a.replica_id)
-            if image_key:
-                self.disk.unpin(image_key)
+            if image:
+                self.disk.unpin(image)
             self.tasks.pop(a.replica_id, None)
             self._free_cpus = sorted(self._free_cpus + list(cpus))
             self._free_slots.append(t.slot)
@@ -423,12 +423,12 @@ class Worker(service.Service):
             await deferToThread(shutil.rmtree, workdir)
         workdir.mkdir(mode=0o700)
         if a.bundle is not None:
-            with self._pinned(a.bundle):
+            with self.disk.pinned(blob_key(a.bundle)):
                 bundle = await self._cached(a.bundle)
                 await deferToThread(archive.extract, bundle, workdir)
         staged = {}
         for inp in a.inputs:
-            with self._pinned(inp.sha256):
+            with self.disk.pinned(blob_key(inp.sha256)):
                 src = await self._cached(inp.sha256, inp.size)
                 dest = workdir / inp.name
                 await deferToThread(shutil.copyfile, src, dest)
@@ -449,27 +449,23 @@ class Worker(service.Service):
             return root
 
         async def fetch_and_unpack() -> Path:
-            with self._pinned(spec.sha256):
+            with self.disk.pinned(blob_key(spec.sha256)):
                 path = await self._cached(spec.sha256)
                 points = (*MOUNT_POINTS, _job_dir(spec).lstrip("/"))
                 root = await deferToThread(self.images.unpack, spec.id, path, points)
-            self.disk.add(f"image:{spec.id}", root, await deferToThread(tree_size, root))
+            self.disk.add(image_key(spec.id), root, await deferToThread(tree_size, root))
             self.disk.settle()
             return root
 
         root = await self._fetching.run(("image", spec.id), fetch_and_unpack)
-        self.disk.use(f"image:{spec.id}")
+        self.disk.use(image_key(spec.id))
         return root
-
-    def _pinned(self, sha256: str):
-        """A cached blob in use (being copied or unpacked): the disk budget evicts it only after."""
-        return _Pin(self.disk, f"blob:{sha256}")
 
     async def _cached(self, sha256: str, size: int | None = None) -> Path:
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
         copy is fetched again); downloads are checked by the link. Room is made for it first when
         its size is known (the disk budget), else after it lands."""
-        key, path = f"blob:{sha256}", self.state / "cache" / sha256
+        key, path = blob_key(sha256), self.state / "cache" / sha256
         if size is not None and not path.exists():
             self.disk.make_room(size, f"input {sha256[:12]} ({size} bytes)")
         path = await self._fetching.run(sha256, lambda: self._fetch(sha256))
@@ -526,27 +522,16 @@ class Worker(service.Service):
                 return
 
 
-class _Pin:
-    def __init__(self, disk: DiskBudget, key: str):
-        self.disk, self.key = disk, key
-
-    def __enter__(self):
-        self.disk.pin(self.key)
-
-    def __exit__(self, *exc):
-        self.disk.unpin(self.key)
-
-
 def _scan_cache(state: Path) -> list[tuple[str, Path, int, float]]:
     """What the cache holds from a previous run: (key, path, size, last use). Blocking."""
     out = []
     for p in (state / "cache").iterdir():
         if len(p.name) == 64 and p.is_file():
             st = p.stat()
-            out.append((f"blob:{p.name}", p, st.st_size, st.st_mtime))
+            out.append((blob_key(p.name), p, st.st_size, st.st_mtime))
     for p in (state / "images").iterdir():
         if not p.name.startswith(".") and p.is_dir():
-            out.append((f"image:sha256:{p.name}", p, tree_size(p), p.stat().st_mtime))
+            out.append((image_key(f"sha256:{p.name}"), p, tree_size(p), p.stat().st_mtime))
     return out
 
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -40,6 +41,14 @@ class Entry:
     size: int
     last_used: float
     pinned: bool = False
+
+
+def blob_key(sha256: str) -> str:
+    return f"blob:{sha256}"
+
+
+def image_key(image_id: str) -> str:
+    return f"image:{image_id}"
 
 
 def to_evict(entries: Iterable[Entry], budget: int, reserved: int, incoming: int) -> list[str] | None:
@@ -133,6 +142,14 @@ class DiskBudget:
         if item is None:
             item = self._items[key] = _Item(Path(), 0, self._clock())
         item.pins += 1
+
+    @contextmanager
+    def pinned(self, key: str):
+        self.pin(key)
+        try:
+            yield
+        finally:
+            self.unpin(key)
 
     def unpin(self, key: str) -> None:
         item = self._items.get(key)
