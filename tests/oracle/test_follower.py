@@ -115,3 +115,20 @@ async def test_a_changed_block_hash_under_the_cursor_reads_the_range_again(stack
     assert await task_ids(catalog, link) == [1, 2]
     cursor = await catalog.chain.cursor(link.chain_id, link.hub_address)
     assert cursor.block_hash == "0x" + bytes(stack.w3.eth.get_block(cursor.block)["hash"]).hex()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_strangers_app_with_one_of_our_names_gets_no_task(stack, catalog, make_link):
+    """Issue 18, 1: registerApp is open and names are not unique. A stranger's price-0 app named
+    "hashchain" must not get grid work (nor an oracle-paid commit): only the deployment's app ids
+    are served."""
+    stranger = stack.sender("stranger")
+    squat = stack.hub.register_app(stranger, "hashchain", 0)
+    assert squat != stack.deployment.apps["hashchain"]
+    stack.hub.request(stranger, squat, b'{"text":"free work","rounds":100000}', None, stack.now() + 3600)
+    ours = stack.request(app="hashchain", params=b'{"text":"x","rounds":1}')
+    link = make_link(stack.w3, stack.deployment)
+    [pk] = await follower(link, catalog, stack).poll()
+    t = await catalog.chain.get(pk)
+    assert (t.task_id, t.app_id, t.app) == (ours, stack.deployment.apps["hashchain"], "hashchain")
+    assert await task_ids(catalog, link) == [ours]

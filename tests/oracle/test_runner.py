@@ -154,3 +154,16 @@ async def test_requests_it_cannot_run_end_at_once_with_the_reason(coordinator, a
     t = await run(runner, coordinator, pk)
     assert t.status is status and needle in t.error
     assert await oracle_jobs(coordinator, runner) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_row_of_a_foreign_app_left_by_an_older_version_gets_no_work(coordinator):
+    """Issue 18, 1: a version that picked handlers by name ingested a stranger's "hashchain"."""
+    grid = GridLink(coordinator.grid)
+    await grid.setup(HANDLERS)
+    runner = Runner(coordinator.catalog, grid, HANDLERS, chain_now=lambda: 100.0, wall=lambda: 1.0, margin=10.0,
+                    on_jobs=lambda pk, ids: None, served={2: "hashchain"})
+    pk = await request(coordinator, 1)  # app id 1, named "hashchain"
+    t = await run(runner, coordinator, pk)
+    assert t.status is TaskStatus.FAILED and "#1" in t.error
+    assert await oracle_jobs(coordinator, runner) == []

@@ -34,6 +34,16 @@ class Block:
     timestamp: int
 
 
+def served_apps(deployment: Deployment) -> dict[int, str]:
+    """The hub apps this oracle runs, by app id: those of its own deployment file.
+
+    Never by name: ``registerApp`` is open to anyone and names are not unique, so a stranger's
+    app called "hashchain" (price 0, a callback that burns its stipend) would get grid work and
+    oracle-paid commits. The operator approves another app by adding its id to the file.
+    """
+    return {app_id: name for name, app_id in deployment.apps.items()}
+
+
 def commit_gas_for(callback_gas: int) -> int:
     """A gas limit that always covers the hub's callback stipend (EIP-150's 63/64 included)."""
     return callback_gas * 64 // 63 + COMMIT_GAS_BESIDES_CALLBACK
@@ -50,7 +60,7 @@ class ChainLink:
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="xwpy-oracle-chain")
         self._trigger = None
-        self._app_names: dict[int, str] = {}
+        self.served = served_apps(deployment)
 
     @property
     def address(self) -> str:
@@ -104,13 +114,9 @@ class ChainLink:
     async def requests(self, first: int, last: int) -> list[TaskRequested]:
         return await self._run(self.hub.requested_events, first, last)
 
-    async def app_name(self, app_id: int) -> str | None:
-        if app_id not in self._app_names:
-            info = await self._run(self.hub.app, app_id)
-            if info is None:
-                return None
-            self._app_names[app_id] = info.name  # names never change
-        return self._app_names[app_id]
+    def app_name(self, app_id: int) -> str | None:
+        """The handler's name for APP_ID, None for an app this oracle does not serve."""
+        return self.served.get(app_id)
 
     async def task(self, task_id: int) -> TaskInfo:
         return await self._run(self.hub.task, task_id)

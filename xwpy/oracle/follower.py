@@ -4,7 +4,8 @@ The cursor (the last block whose requests are all in the catalog) lives in the c
 pass writes its new tasks and the cursor that covers them in one transaction: a follower killed
 anywhere before that commit leaves the old cursor, and the next one fetches the same range again;
 one killed after it starts past it. A task seen twice (after a rewind) is skipped by its
-(chain, hub, task id) key. Blocks closer than ``confirmations`` to the head are left for later,
+(chain, hub, task id) key. Requests for an app that is not one of this oracle's deployment
+(``ChainLink.served``) are left alone: its requester gets a refund after the deadline. Blocks closer than ``confirmations`` to the head are left for later,
 so a short reorganisation never reaches the catalog; a deeper one is noticed (the cursor's block
 hash changed) and the range is fetched again.
 """
@@ -68,6 +69,7 @@ class Follower:
         self.clock = ChainClock()
         self.head: int | None = None  # the node's head at the last poll
         self.read_to: int | None = None  # the last block whose requests are in the catalog
+        self._ignored: set[int] = set()  # foreign app ids already reported
 
     async def poll(self) -> list[int]:
         """Catch up to the confirmed head; the catalog ids of the tasks that are new."""
@@ -102,8 +104,14 @@ class Follower:
         events = await self.link.requests(first, last)
         tasks = []
         for e in events:
-            name = await self.link.app_name(e.app_id)
-            tasks.append(new_task(e, name or f"#{e.app_id}"))
+            name = self.link.app_name(e.app_id)
+            if name is None:
+                if e.app_id not in self._ignored:
+                    self._ignored.add(e.app_id)
+                    log.warn("ignoring requests for hub app #{app}: not an app of this oracle's deployment",
+                             app=e.app_id)
+                continue
+            tasks.append(new_task(e, name))
         end = await self.link.block(last)
         ids = await chain.ingest(cid, hub, cursor, tasks, last, end.hash, self.wall())
         self.read_to = last

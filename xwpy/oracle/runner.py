@@ -42,8 +42,10 @@ def batch_name(task_pk: int, round_: int) -> str:
 
 class Runner:
     def __init__(self, catalog, grid, handlers: dict[str, Handler], *, chain_now: Callable[[], float],
-                 wall: Callable[[], float], margin: float, on_jobs: Callable[[int, list[int]], None]):
+                 wall: Callable[[], float], margin: float, on_jobs: Callable[[int, list[int]], None],
+                 served: dict[int, str] | None = None):
         self.catalog = catalog
+        self.served = served  # app id -> name (ChainLink.served); None: trust the rows
         self.grid = grid
         self.handlers = handlers
         self.chain_now = chain_now
@@ -65,10 +67,17 @@ class Runner:
             return await self._step(t)
         raise ValueError(f"the runner does not handle {t.status.value} tasks")
 
+    def _handler(self, t: ChainTask) -> Handler | None:
+        """T's handler; None also for a row of a foreign app (ingested by a version that picked
+        handlers by the hub app's name, which anyone can register)."""
+        if self.served is not None and self.served.get(t.app_id) != t.app:
+            return None
+        return self.handlers.get(t.app)
+
     async def _start(self, t: ChainTask) -> Outcome:
-        handler = self.handlers.get(t.app)
+        handler = self._handler(t)
         if handler is None:
-            await self._set(t, TaskStatus.FAILED, error=f"this oracle runs no app {t.app!r}")
+            await self._set(t, TaskStatus.FAILED, error=f"this oracle runs no app {t.app!r} #{t.app_id}")
             return Outcome.PROGRESS
         if t.app in self.grid.unusable:
             await self._set(t, TaskStatus.FAILED, error=self.grid.unusable[t.app])
@@ -114,7 +123,7 @@ class Runner:
     async def _step(self, t: ChainTask) -> Outcome:
         if t.pending:
             return await self._submit_pending(t)
-        handler = self.handlers.get(t.app)
+        handler = self._handler(t)
         ctx = self._ctx(t)
         jobs = [await self.grid.view(j, tag) for j, tag in t.jobs]
         active = [j.job_id for j in jobs if not j.final]

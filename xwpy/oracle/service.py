@@ -96,7 +96,8 @@ class OracleService(service.MultiService):
         self.follower = Follower(self.link, self.catalog, start_block=deployment.block,
                                  confirmations=cfg.confirmations, block_range=cfg.block_range, wall=wall)
         self.runner = Runner(self.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
-                             margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs)
+                             margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs,
+                             served=self.link.served)
         self.committer = Committer(self.catalog, self.link, wall=wall, chain_now=self.chain_now)
         self._loop = ttask.LoopingCall(self._tick)
         self._loop.clock = self.reactor
