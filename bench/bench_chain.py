@@ -27,6 +27,8 @@ from typing import Callable
 from eth_keys import keys
 
 from xwpy.chain.accounts import demo_accounts
+from xwpy.chain.artifacts import load_artifact
+from xwpy.chain.contracts import callback_fee_for
 from xwpy.chain.deploy import Deployment, deploy_consumer, deploy_contract, deploy_demo
 from xwpy.chain.node import latest_timestamp
 from xwpy.chain.nodeproc import NodeProcess, ganache_dir, start_embedded, start_ganache
@@ -42,11 +44,12 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return out, time.perf_counter() - t
 
 
-def measure(node: NodeProcess, repeat: int, oracle: Callable | None) -> tuple[list[tuple[str, int, int, float]], str]:
+def measure(node: NodeProcess, repeat: int, oracle: Callable | None) -> tuple[list[tuple[str, int, int, float]], str, int]:
     w3 = node.web3()
     acc = demo_accounts()
     tx = {role: TxSender(w3, a.key) for role, a in acc.items()}
     rows: list[tuple[str, int, int, float]] = []
+    net: list[int] = []  # per callback commit: what it cost the oracle, less the fee it was paid (wei)
 
     def record(name: str, runs: list[tuple[int, float]]) -> None:
         # The first run can cost more: it turns storage slots from zero to non-zero (a
@@ -76,7 +79,7 @@ def measure(node: NodeProcess, repeat: int, oracle: Callable | None) -> tuple[li
     for _ in range(repeat):
         token.approve(tx["requester"], hub.address, hub.app(app_id).price)
         deadline = latest_timestamp(w3) + 3600
-        fn = hub.contract.functions.request(app_id, params, "0x" + "00" * 20, deadline)
+        fn = hub.contract.functions.request(app_id, params, "0x" + "00" * 20, deadline, hub.app(app_id).price)
         receipt, secs = timed(lambda: tx["requester"].transact(fn))
         requests.append((receipt["gasUsed"], secs))
         (ev,) = hub.contract.events.TaskRequested().process_receipt(receipt, errors=_discard())
@@ -87,17 +90,19 @@ def measure(node: NodeProcess, repeat: int, oracle: Callable | None) -> tuple[li
     ])
 
     consumer = deploy_consumer(tx["deployer"], d, PUBKEY)
+    fee = callback_fee_for(w3, d.callback_gas)
     vanity, vtasks = [], []
     for _ in range(repeat):
-        token.approve(tx["requester"], consumer.address, hub.app(app_id).price)
-        fn = consumer.contract.functions.requestVanity("1a", latest_timestamp(w3) + 3600)
-        receipt, secs = timed(lambda: tx["requester"].transact(fn))
+        price = hub.app(app_id).price
+        token.approve(tx["requester"], consumer.address, price)
+        fn = consumer.contract.functions.requestVanity("1a", latest_timestamp(w3) + 3600, price)
+        receipt, secs = timed(lambda: tx["requester"].transact(fn, value=fee))
         vanity.append((receipt["gasUsed"], secs))
         (ev,) = consumer.contract.events.VanityRequested().process_receipt(receipt, errors=_discard())
         vtasks.append(ev["args"]["taskId"])
     record("requestVanity via consumer", vanity)
     record(f"commit + consumer callback ({len(VANITY_RESULT)} B)", [
-        receipt_run(lambda t=t: _commit_receipt(hub, tx["oracle"], t, VANITY_RESULT)) for t in vtasks
+        receipt_run(lambda t=t: _commit_receipt(hub, tx["oracle"], t, VANITY_RESULT, net)) for t in vtasks
     ])
     assert all(consumer.result(t) == VANITY_RESULT for t in vtasks)
 
@@ -107,19 +112,35 @@ def measure(node: NodeProcess, repeat: int, oracle: Callable | None) -> tuple[li
     for _ in range(repeat):
         token.approve(tx["requester"], consumer.address, hub.app(app_id).price)
         vtasks.append(consumer.request_vanity(tx["requester"], "1a", latest_timestamp(w3) + 3600))
-    probe = hub.contract.functions.commit(vtasks[0], b"\x01" * 32, VANITY_RESULT)
+    probe = _commit_call(hub, vtasks[0], VANITY_RESULT)
     gas_limit = w3.eth.estimate_gas({"from": tx["oracle"].address, "to": hub.address, "data": probe._encode_transaction_data()})
     record("commit + callback, gas limit given", [
-        receipt_run(lambda t=t: tx["oracle"].transact(hub.contract.functions.commit(t, b"\x01" * 32, VANITY_RESULT), gas=gas_limit))
+        receipt_run(lambda t=t: tx["oracle"].transact(_commit_call(hub, t, VANITY_RESULT), gas=gas_limit))
         for t in vtasks
     ])
     assert all(consumer.result(t) == VANITY_RESULT for t in vtasks)
+
+    # A requester whose callback burns all the gas it gets: what does the oracle pay for it?
+    hostile = deploy_contract(tx["deployer"], "HostileCallback", hub.address, token.address)[0]
+    hostile = w3.eth.contract(address=hostile, abi=load_artifact("HostileCallback").abi)
+    tx["requester"].transact(hostile.functions.setMode(2, 0, 0))  # MODE_BURN
+    price = hub.app(app_id).price
+    token.transfer(tx["requester"], hostile.address, price * repeat)
+    tx["requester"].transact(hostile.functions.approveHub(price * repeat))
+    burn_tasks = []
+    for _ in range(repeat):
+        receipt = tx["requester"].transact(hostile.functions.requestTask(app_id, latest_timestamp(w3) + 3600), value=fee)
+        (ev,) = hub.contract.events.TaskRequested().process_receipt(receipt, errors=_discard())
+        burn_tasks.append(ev["args"]["taskId"])
+    record("commit + callback burning its stipend", [
+        receipt_run(lambda t=t: _commit_receipt(hub, tx["oracle"], t, b"r", net)) for t in burn_tasks
+    ])
 
     if oracle is None:
         latency = "n/a: needs the oracle (pass --oracle MOD:FUNC)"
     else:
         latency = _round_trip(node, d, consumer, tx, oracle)
-    return rows, latency
+    return rows, latency, max(net)
 
 
 class _Transfer:
@@ -145,8 +166,17 @@ def _receipt_of(hub, fn_name, sender, *args):
     return sender.transact(getattr(hub.contract.functions, fn_name)(*args))
 
 
-def _commit_receipt(hub, oracle, task_id, result=b"result"):
-    return oracle.transact(hub.contract.functions.commit(task_id, b"\x01" * 32, result))
+def _commit_call(hub, task_id, result):
+    return hub.commit_call(task_id, hub.task(task_id).request_hash, b"\x01" * 32, result)
+
+
+def _commit_receipt(hub, oracle, task_id, result=b"result", net: list | None = None):
+    w3 = hub.w3
+    before = w3.eth.get_balance(oracle.address)
+    receipt = oracle.transact(_commit_call(hub, task_id, result))
+    if net is not None:  # gas paid minus the callback fee received: > 0 is the oracle's loss
+        net.append(before - w3.eth.get_balance(oracle.address))
+    return receipt
 
 
 def _round_trip(node, d: Deployment, consumer, tx, start_oracle) -> str:
@@ -197,15 +227,17 @@ def main(argv: list[str] | None = None) -> int:
         with starter() as node:
             results[name] = measure(node, args.repeat, oracle)
 
-    for name, (rows, latency) in results.items():
+    for name, (rows, latency, net) in results.items():
         ref_gas, ref_secs = rows[0][2], rows[0][3]
         print(f"\n== {name}: gas from receipts, time = median send-to-receipt of {args.repeat} runs ==")
         print(f"{'operation':46} {'gas 1st':>9} {'gas then':>9} {'x xfer':>7} {'ms':>8} {'x xfer':>7}")
         for op, first, steady, secs in rows:
             print(f"{op:46} {first:9d} {steady:9d} {steady / ref_gas:7.2f} {secs * 1000:8.1f} {secs / ref_secs:7.2f}")
         print(f"{'request -> result in consumer (prefix 1a)':46} {latency}")
+        print(f"the oracle's worst net cost of a callback commit: {net} wei (ether spent on gas less the callback "
+              "fee received; above 0 is a loss)")
     if len(results) == 2:
-        (a, (ra, _)), (b, (rb, _)) = results.items()
+        (a, (ra, _, _)), (b, (rb, _, _)) = results.items()
         print(f"\ntime per transaction, {b} / {a}:")
         for (op, _, _, sa), (_, _, _, sb) in zip(ra, rb):
             print(f"  {op:46} {sb / sa:6.2f}")

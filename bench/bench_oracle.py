@@ -33,6 +33,7 @@ from web3.logs import DISCARD
 from xwpy.apps.vanitygen import combine
 from xwpy.apps.vanitygen.search import SearchSpec, plan_search
 from xwpy.chain.accounts import demo_accounts
+from xwpy.chain.contracts import callback_fee_for
 from xwpy.chain.deploy import Deployment, deploy_consumer
 from xwpy.chain.node import connect, latest_timestamp
 from xwpy.chain.nodeproc import ganache_dir, start_ganache
@@ -108,10 +109,11 @@ def measure(grid: LocalGrid, repeat: int, prefix: str) -> dict:
 
     consumer = deploy_consumer(TxSender(w3, acc["deployer"].key), d, pub.hex())
     for _ in range(repeat):
-        token.approve(requester, consumer.address, hub.app(d.apps["vanitygen"]).price)
-        fn = consumer.contract.functions.requestVanity(prefix, latest_timestamp(w3) + 3600)
+        price = hub.app(d.apps["vanitygen"]).price
+        token.approve(requester, consumer.address, price)
+        fn = consumer.contract.functions.requestVanity(prefix, latest_timestamp(w3) + 3600, price)
         t0 = time.perf_counter()
-        receipt = requester.transact(fn)
+        receipt = requester.transact(fn, value=callback_fee_for(w3, d.callback_gas))
         out["vanity_tx"].append(time.perf_counter() - t0)
         (event,) = consumer.contract.events.VanityRequested().process_receipt(receipt, errors=DISCARD)
         task_id = event["args"]["taskId"]
@@ -125,7 +127,9 @@ def measure(grid: LocalGrid, repeat: int, prefix: str) -> dict:
     for i in range(repeat):
         params = b'{"text":"bench %d","rounds":1000}' % i
         token.approve(requester, hub.address, hub.app(d.apps["hashchain"]).price)
-        fn = hub.contract.functions.request(d.apps["hashchain"], params, "0x" + "00" * 20, latest_timestamp(w3) + 3600)
+        price = hub.app(d.apps["hashchain"]).price
+        fn = hub.contract.functions.request(d.apps["hashchain"], params, "0x" + "00" * 20, latest_timestamp(w3) + 3600,
+                                            price)
         t0 = time.perf_counter()
         receipt = requester.transact(fn)
         out["hashchain_tx"].append(time.perf_counter() - t0)

@@ -2,11 +2,13 @@
 """
 @title xwpy task hub
 @notice Apps are registered with a price in RLC. A requester approves the price and calls
-        `request`; the hub holds the RLC in escrow and logs `TaskRequested`, which the
-        off-chain oracle follows. Only the oracle may `commit` the certified result, before
-        the deadline: that pays the app owner and the worker pool, stores the result digest,
-        logs `TaskCompleted` and calls the requester's callback with a bounded gas stipend.
-        After the deadline an uncommitted task can only be refunded to its requester.
+        `request` with the most it agrees to pay; the hub holds the RLC in escrow and logs
+        `TaskRequested`, which the off-chain oracle follows. Only the oracle may `commit` the
+        certified result of that very request (its id and its content hash), before the
+        deadline: that pays the app owner and the worker pool, stores the result digest, logs
+        `TaskCompleted` and calls the requester's callback with the gas the requester paid
+        for (ether sent with the request, the oracle's at commit). After the deadline an
+        uncommitted task can only be refunded to its requester, ether included.
 
         Fee split: the pool gets floor(price * poolFeeBps / 10000), the app owner gets the
         rest, so the two always add up to the escrowed price exactly.
@@ -26,7 +28,7 @@ STATUS_COMPLETED: constant(uint8) = 2
 STATUS_REFUNDED: constant(uint8) = 3
 
 # Gas spent between the stipend check and the CALL itself (encoding the result, the CALL's
-# own cost for a cold account), with a margin.
+# own cost for a cold account), with a margin. The requester's callback fee pays for it too.
 CALLBACK_OVERHEAD: constant(uint256) = 20000
 
 
@@ -44,6 +46,8 @@ struct Task:
     deadline: uint256
     status: uint8
     digest: bytes32
+    requestHash: bytes32
+    callbackFee: uint256
 
 
 event AppRegistered:
@@ -64,6 +68,8 @@ event TaskRequested:
     params: Bytes[MAX_PARAMS]
     deadline: uint256
     price: uint256
+    callbackFee: uint256
+    requestHash: bytes32
 
 event TaskCompleted:
     taskId: indexed(uint256)
@@ -180,32 +186,54 @@ def appPrice(_appId: uint256) -> uint256:
     return self.apps[_appId].price
 
 
+@internal
+@view
+def _poolShare(_price: uint256) -> uint256:
+    # floor(price * poolFeeBps / BPS) without the product, which overflows for huge prices
+    # (a commit that reverts leaves the task only refundable): price = q * BPS + r.
+    return _price // BPS * poolFeeBps + _price % BPS * poolFeeBps // BPS
+
+
 @view
 @external
 def poolShare(_price: uint256) -> uint256:
-    return _price * poolFeeBps // BPS
+    return self._poolShare(_price)
 
 
 # --- tasks ------------------------------------------------------------------------------
 
 @external
+@payable
 @nonreentrant
 def request(
     _appId: uint256,
     _params: Bytes[MAX_PARAMS],
     _callback: address,
     _deadline: uint256,
+    _maxPrice: uint256,
 ) -> uint256:
     """
     @notice Escrow the app's price (approved beforehand) and open a task.
     @param _callback Contract to receive `receiveResult(uint256,bytes)`, or the zero address.
     @param _deadline Unix time after which the task can no longer be committed, only refunded.
+    @param _maxPrice The most the requester pays: an app owner raising the price in front of
+           this transaction makes it revert instead of charging more.
+    @dev The ether sent (only with a callback) is the callback's fee, paid to the oracle at
+         commit: the callback gets the gas it buys at the commit's gas price, at most
+         `callbackGas` (see `commit`).
     """
     app: App = self.apps[_appId]
     assert app.owner != empty(address), "hub: unknown app"
+    assert app.price <= _maxPrice, "hub: price above the maximum"
     assert _deadline > block.timestamp, "hub: deadline not in the future"
+    assert msg.value == 0 or _callback != empty(address), "hub: callback fee without a callback"
     taskId: uint256 = self.taskCount + 1
     self.taskCount = taskId
+    # What the oracle must commit for: after a reorganisation the same id can name another
+    # request, and a result computed for the first must not reach the second.
+    requestHash: bytes32 = keccak256(
+        abi_encode(_appId, msg.sender, _callback, _params, _deadline, app.price, msg.value)
+    )
     self.tasks[taskId] = Task(
         appId=_appId,
         requester=msg.sender,
@@ -214,6 +242,8 @@ def request(
         deadline=_deadline,
         status=STATUS_REQUESTED,
         digest=empty(bytes32),
+        requestHash=requestHash,
+        callbackFee=msg.value,
     )
     if app.price > 0:
         assert extcall token.transferFrom(msg.sender, self, app.price, default_return_value=True), "hub: payment failed"
@@ -225,23 +255,26 @@ def request(
         params=_params,
         deadline=_deadline,
         price=app.price,
+        callbackFee=msg.value,
+        requestHash=requestHash,
     )
     return taskId
 
 
 @external
 @nonreentrant
-def commit(_taskId: uint256, _digest: bytes32, _result: Bytes[MAX_RESULT]):
+def commit(_taskId: uint256, _requestHash: bytes32, _digest: bytes32, _result: Bytes[MAX_RESULT]):
     assert msg.sender == self.oracle, "hub: caller is not the oracle"
     task: Task = self.tasks[_taskId]
     assert task.status == STATUS_REQUESTED, "hub: task is not open"
+    assert task.requestHash == _requestHash, "hub: not this request"
     assert block.timestamp <= task.deadline, "hub: deadline passed"
 
     # Effects first: the task is closed before any external call.
     self.tasks[_taskId].status = STATUS_COMPLETED
     self.tasks[_taskId].digest = _digest
 
-    toPool: uint256 = task.price * poolFeeBps // BPS
+    toPool: uint256 = self._poolShare(task.price)
     toOwner: uint256 = task.price - toPool
     if toOwner > 0:
         assert extcall token.transfer(self.apps[task.appId].owner, toOwner, default_return_value=True), "hub: payment failed"
@@ -252,18 +285,37 @@ def commit(_taskId: uint256, _digest: bytes32, _result: Bytes[MAX_RESULT]):
     # code (an account, or a contract since destroyed) is not called: a call would "succeed"
     # without delivering anything.
     callbackOk: bool = False
+    stipend: uint256 = 0
     if task.callback.is_contract:
+        stipend = self._stipend(task.callbackFee)
+    if stipend > 0:
         # EIP-150 forwards at most 63/64 of the gas left; refuse to start unless the callback
         # can get its whole stipend, so an oracle short of gas cannot make it fail on purpose.
-        assert msg.gas >= callbackGas * 64 // 63 + CALLBACK_OVERHEAD, "hub: not enough gas for the callback"
+        assert msg.gas >= stipend * 64 // 63 + CALLBACK_OVERHEAD, "hub: not enough gas for the callback"
         # max_outsize=0: the callee's return data is never copied (no return-data bomb).
         callbackOk = raw_call(
             task.callback,
             abi_encode(_taskId, _result, method_id=method_id("receiveResult(uint256,bytes)")),
-            gas=callbackGas,
+            gas=stipend,
             revert_on_failure=False,
         )
+    # The requester pays for the callback, not the oracle: its fee covers (stipend + overhead)
+    # at this transaction's gas price, whatever the callback does with it.
+    if task.callbackFee > 0:
+        send(msg.sender, task.callbackFee)
     log TaskCompleted(taskId=_taskId, digest=_digest, result=_result, callbackOk=callbackOk)
+
+
+@internal
+@view
+def _stipend(_fee: uint256) -> uint256:
+    """The callback's gas: what FEE buys at this transaction's gas price, at most callbackGas."""
+    # One path whatever the price (a node estimating gas at price 0 must take the path the
+    # transaction takes); on a chain without gas fees a wei buys a unit of gas.
+    bought: uint256 = _fee // max(tx.gasprice, 1)
+    if bought <= CALLBACK_OVERHEAD:
+        return 0
+    return min(bought - CALLBACK_OVERHEAD, callbackGas)
 
 
 @external
@@ -277,4 +329,6 @@ def refund(_taskId: uint256):
     self.tasks[_taskId].status = STATUS_REFUNDED
     if task.price > 0:
         assert extcall token.transfer(task.requester, task.price, default_return_value=True), "hub: refund failed"
+    if task.callbackFee > 0:
+        raw_call(task.requester, b"", value=task.callbackFee)
     log TaskRefunded(taskId=_taskId, requester=task.requester, amount=task.price)

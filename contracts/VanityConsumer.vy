@@ -18,7 +18,7 @@ PUBKEY_HEX: constant(uint256) = 66
 
 interface TaskHub:
     def appPrice(_appId: uint256) -> uint256: view
-    def request(_appId: uint256, _params: Bytes[MAX_PARAMS], _callback: address, _deadline: uint256) -> uint256: nonpayable
+    def request(_appId: uint256, _params: Bytes[MAX_PARAMS], _callback: address, _deadline: uint256, _maxPrice: uint256) -> uint256: payable
     def refund(_taskId: uint256): nonpayable
 
 
@@ -44,6 +44,7 @@ pubkey: public(String[PUBKEY_HEX])
 
 payer: public(HashMap[uint256, address])
 paid: public(HashMap[uint256, uint256])
+fee: public(HashMap[uint256, uint256])
 received: public(HashMap[uint256, bool])
 results: public(HashMap[uint256, Bytes[MAX_RESULT]])
 lastTaskId: public(uint256)
@@ -90,9 +91,12 @@ def __init__(_hub: TaskHub, _token: IERC20, _appId: uint256, _pubkey: String[PUB
 
 
 @external
-def requestVanity(_prefix: String[MAX_PREFIX], _deadline: uint256) -> uint256:
+@payable
+def requestVanity(_prefix: String[MAX_PREFIX], _deadline: uint256, _maxPrice: uint256) -> uint256:
     """
-    @notice Pull the app's price from the caller and request a vanity search for `_prefix`.
+    @notice Pull the app's price, at most `_maxPrice`, from the caller and request a vanity
+            search for `_prefix`. The ether sent is the hub's callback fee (the gas of the
+            delivery to this contract, paid to the oracle).
     @dev The prefix is checked against the Base58 alphabet, which also keeps the JSON built
          below well-formed (no quote, no backslash).
     """
@@ -103,13 +107,16 @@ def requestVanity(_prefix: String[MAX_PREFIX], _deadline: uint256) -> uint256:
         assert self._is_base58(c), "consumer: prefix is not base58"
 
     price: uint256 = staticcall hub.appPrice(appId)
+    assert price <= _maxPrice, "consumer: price above the maximum"
     if price > 0:
         assert extcall token.transferFrom(msg.sender, self, price, default_return_value=True), "consumer: payment failed"
         assert extcall token.approve(hub.address, price, default_return_value=True), "consumer: approve failed"
     params: String[MAX_PARAMS] = concat('{"prefix":"', _prefix, '","pubkey":"', self.pubkey, '"}')
-    taskId: uint256 = extcall hub.request(appId, convert(params, Bytes[MAX_PARAMS]), self, _deadline)
+    taskId: uint256 = extcall hub.request(appId, convert(params, Bytes[MAX_PARAMS]), self, _deadline, price, value=msg.value)
     self.payer[taskId] = msg.sender
     self.paid[taskId] = price
+    if msg.value > 0:
+        self.fee[taskId] = msg.value
     log VanityRequested(taskId=taskId, payer=msg.sender, prefix=_prefix)
     return taskId
 
@@ -137,8 +144,19 @@ def reclaim(_taskId: uint256):
     payer: address = self.payer[_taskId]
     assert payer == msg.sender, "consumer: caller is not the payer"
     amount: uint256 = self.paid[_taskId]
+    fee: uint256 = self.fee[_taskId]
     self.paid[_taskId] = 0
+    self.fee[_taskId] = 0
     extcall hub.refund(_taskId)
     if amount > 0:
         assert extcall token.transfer(payer, amount, default_return_value=True), "consumer: transfer failed"
+    if fee > 0:
+        send(payer, fee)
     log Reclaimed(taskId=_taskId, payer=payer, amount=amount)
+
+
+@external
+@payable
+def __default__():
+    """@notice The hub returns an unspent callback fee here (reclaim); nobody else sends ether."""
+    assert msg.sender == hub.address, "consumer: ether only from the hub"

@@ -15,7 +15,7 @@ MODE_REENTER: constant(uint8) = 3
 
 
 interface TaskHub:
-    def request(_appId: uint256, _params: Bytes[1024], _callback: address, _deadline: uint256) -> uint256: nonpayable
+    def request(_appId: uint256, _params: Bytes[1024], _callback: address, _deadline: uint256, _maxPrice: uint256) -> uint256: payable
     def refund(_taskId: uint256): nonpayable
 
 
@@ -52,9 +52,11 @@ def approveHub(_amount: uint256):
 
 
 @external
+@payable
 def requestTask(_appId: uint256, _deadline: uint256) -> uint256:
-    """@notice Request a task with this contract as requester and callback."""
-    return extcall hub.request(_appId, b"hostile", self, _deadline)
+    """@notice Request a task with this contract as requester and callback (the ether sent is
+    its callback fee)."""
+    return extcall hub.request(_appId, b"hostile", self, _deadline, max_value(uint256), value=msg.value)
 
 
 @external
@@ -79,7 +81,8 @@ def receiveResult(_taskId: uint256, _result: Bytes[1024]):
                 b"reentered",
                 self,
                 self.reenterDeadline,
-                method_id=method_id("request(uint256,bytes,address,uint256)"),
+                max_value(uint256),
+                method_id=method_id("request(uint256,bytes,address,uint256,uint256)"),
             ),
             revert_on_failure=False,
         )
@@ -90,3 +93,9 @@ def receiveResult(_taskId: uint256, _result: Bytes[1024]):
         )
     self.calls += 1
     self.lastTaskId = _taskId
+
+
+@external
+@payable
+def __default__():
+    pass  # an unspent callback fee, refunded

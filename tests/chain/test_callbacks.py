@@ -9,7 +9,7 @@ from chainhelp import FORCE_GAS, reverts
 from eth_keys import keys
 from web3.logs import DISCARD
 
-from xwpy.chain.contracts import TaskStatus, VanityConsumer, fee_split
+from xwpy.chain.contracts import TaskStatus, VanityConsumer, callback_fee_for, fee_split
 from xwpy.chain.deploy import deploy_consumer
 from xwpy.chain.tx import TxReverted
 
@@ -122,10 +122,11 @@ def hostile(stack):
     return contract
 
 
-def hostile_task(stack, hostile, mode: int) -> int:
+def hostile_task(stack, hostile, mode: int, fee: int | None = None) -> int:
     deadline = stack.now() + 3600
     stack.tx["stranger"].transact(hostile.functions.setMode(mode, stack.app_id, deadline))
-    receipt = stack.tx["stranger"].transact(hostile.functions.requestTask(stack.app_id, deadline))
+    fee = callback_fee_for(stack.w3, stack.deployment.callback_gas) if fee is None else fee
+    receipt = stack.tx["stranger"].transact(hostile.functions.requestTask(stack.app_id, deadline), value=fee)
     (event,) = stack.hub.contract.events.TaskRequested().process_receipt(receipt, errors=DISCARD)
     return event["args"]["taskId"]
 
@@ -162,7 +163,7 @@ def test_the_oracle_cannot_starve_the_callback_of_gas(stack, consumer):
     """A commit with too little gas for the full stipend reverts instead of quietly
     failing the callback (EIP-150 would hand the callee only 63/64 of what is left)."""
     task_id, _ = request_vanity(stack, consumer)
-    fn = stack.hub.contract.functions.commit(task_id, DIGEST, b"result")
+    fn = stack.hub.commit_call(task_id, stack.hub.task(task_id).request_hash, DIGEST, b"result")
     estimate = stack.w3.eth.estimate_gas({"from": stack.addr("oracle"), "to": stack.hub.address, "data": fn._encode_transaction_data()})
     assert estimate > stack.deployment.callback_gas
     reverts(lambda: stack.tx["oracle"].transact(fn, gas=estimate - 30_000), "hub: not enough gas for the callback")
@@ -185,5 +186,52 @@ def test_the_hub_cannot_be_reentered_from_a_callback(stack, hostile):
     assert after[hostile.address] == before[hostile.address]
     # Control: the very same request, made outside a callback, is accepted, so it was the
     # lock that refused it, not a missing allowance or balance.
-    second = stack.tx["stranger"].transact(hostile.functions.requestTask(stack.app_id, stack.now() + 3600))
+    second = stack.tx["stranger"].transact(hostile.functions.requestTask(stack.app_id, stack.now() + 3600),
+                                           value=callback_fee_for(stack.w3, stack.deployment.callback_gas))
     assert second["status"] == 1 and stack.hub.task_count() == task_id + 1
+
+
+# --- who pays for a callback (issue 18) --------------------------------------------------
+
+def commit_cost(stack, task_id: int, result: bytes = b"r") -> tuple[int, object]:
+    """What a commit cost the oracle in ether (gas paid less any fee received), and its event."""
+    oracle = stack.addr("oracle")
+    before = stack.w3.eth.get_balance(oracle)
+    completed = stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, result)
+    return before - stack.w3.eth.get_balance(oracle), completed
+
+
+def test_the_requester_pays_for_its_callback_not_the_oracle(stack, hostile):
+    """A callback that burns all the gas it gets costs the oracle nothing more than a commit
+    without callback: the requester's fee, sent with the request, pays for the gas it burns."""
+    plain_id, _ = stack.request()
+    plain_cost, _ = commit_cost(stack, plain_id)
+    burning = hostile_task(stack, hostile, MODE_BURN)
+    fee = stack.hub.task(burning).callback_fee
+    assert fee > 0
+    burn_cost, completed = commit_cost(stack, burning)
+    receipt = stack.w3.eth.get_transaction_receipt(completed.ref.tx_hash)
+    assert not completed.callback_ok and receipt["gasUsed"] > stack.deployment.callback_gas  # it did burn
+    assert burn_cost <= plain_cost, (burn_cost, plain_cost)
+
+
+def test_a_callback_gets_only_the_gas_its_fee_buys(stack, hostile):
+    """No fee, no gas: the oracle does not spend its ether on a callback nobody paid for."""
+    unpaid = hostile_task(stack, hostile, MODE_BURN, fee=0)
+    _, completed = commit_cost(stack, unpaid)
+    receipt = stack.w3.eth.get_transaction_receipt(completed.ref.tx_hash)
+    assert not completed.callback_ok and receipt["gasUsed"] < stack.deployment.callback_gas
+    assert hostile.functions.calls().call() == 0
+
+
+def test_an_unspent_callback_fee_is_refunded_with_the_price(stack, consumer):
+    task_id, deadline = request_vanity(stack, consumer, ttl=60)
+    fee = stack.hub.task(task_id).callback_fee
+    assert fee > 0 and consumer.contract.functions.fee(task_id).call() == fee
+    stack.advance(120)
+    payer = stack.addr("requester")
+    before = stack.w3.eth.get_balance(payer)
+    receipt = consumer.reclaim(stack.tx["requester"], task_id)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert stack.w3.eth.get_balance(payer) == before - gas + fee
+    assert stack.w3.eth.get_balance(consumer.address) == 0 and stack.w3.eth.get_balance(stack.hub.address) == 0

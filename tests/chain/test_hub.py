@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from chainhelp import FORCE_GAS, reverts
 
-from xwpy.chain.contracts import TaskStatus, fee_split
+from xwpy.chain.contracts import TaskStatus, fee_split, request_hash
 from xwpy.chain.deploy import DEFAULT_CALLBACK_GAS, RLC
 from xwpy.chain.tx import TxReverted
 
@@ -51,6 +51,8 @@ def test_request_escrows_the_price_and_logs_the_task(stack):
     (event,) = stack.hub.requested_events(stack.deployment.block)
     assert (event.task_id, event.app_id, event.requester) == (task_id, stack.app_id, stack.addr("requester"))
     assert (event.callback, event.params, event.deadline, event.price) == (stack.addr("stranger"), params, deadline, stack.price)
+    assert event.request_hash == task.request_hash == request_hash(
+        stack.app_id, stack.addr("requester"), stack.addr("stranger"), params, deadline, stack.price, 0)
 
 
 def test_request_ids_are_sequential_and_events_filter_by_block(stack):
@@ -221,7 +223,7 @@ def test_oversized_result_or_params_are_refused(stack):
     with pytest.raises(ValueError, match="at most 1024"):
         stack.hub.request(stack.tx["requester"], stack.app_id, b"p" * 1025, None, stack.now() + 60)
     # Past the client-side check, the contract's own bound refuses it too.
-    fn = stack.hub.contract.functions.commit(task_id, DIGEST, b"x" * 1025)
+    fn = stack.hub.contract.functions.commit(task_id, stack.hub.task(task_id).request_hash, DIGEST, b"x" * 1025)
     reverts(lambda: stack.tx["oracle"].transact(fn, gas=FORCE_GAS), "execution reverted")
     assert stack.hub.task(task_id).status is TaskStatus.REQUESTED
 
@@ -236,3 +238,64 @@ def test_python_bounds_match_the_contract_source():
     for name in ("MAX_PARAMS", "MAX_RESULT", "BPS"):
         (value,) = re.findall(rf"^{name}: constant\(uint256\) = (\d+)$", source, re.M)
         assert int(value) == getattr(contracts, name), name
+
+
+# --- issue 18: prices, overflow, request identity ----------------------------------------------
+
+def test_an_owner_raising_the_price_in_front_of_a_request_cannot_charge_more(stack):
+    """The owner front-runs a request with setAppPrice: the requester approved generously (as
+    wallets do), but its maximum price makes the request revert instead of paying 20,000,000x."""
+    req = stack.tx["requester"]
+    offered = stack.price
+    stack.token.approve(req, stack.hub.address, 10**18)
+    stack.hub.set_app_price(stack.tx["app_owner"], stack.app_id, offered * 20_000_000)
+    before = stack.balances("requester")
+    reverts(lambda: stack.hub.request(req, stack.app_id, b"", None, stack.now() + 3600, max_price=offered,
+                                      gas=FORCE_GAS), "hub: price above the maximum")
+    assert stack.balances("requester") == before and stack.hub.task_count() == 0
+    # At the price asked, or with a maximum above it, the request goes through.
+    stack.hub.set_app_price(stack.tx["app_owner"], stack.app_id, offered)
+    task_id = stack.hub.request(req, stack.app_id, b"", None, stack.now() + 3600, max_price=offered + 1)
+    assert stack.hub.task(task_id).price == offered
+
+
+def test_the_same_front_run_through_the_vanity_consumer(stack):
+    from xwpy.chain.deploy import deploy_consumer
+    from eth_keys import keys
+
+    consumer = deploy_consumer(stack.tx["deployer"], stack.deployment,
+                               keys.PrivateKey(b"\x07" * 32).public_key.to_compressed_bytes().hex())
+    req = stack.tx["requester"]
+    offered = stack.price
+    stack.token.approve(req, consumer.address, 10**18)
+    stack.hub.set_app_price(stack.tx["app_owner"], stack.app_id, offered * 20_000_000)
+    before = stack.balances("requester")
+    reverts(lambda: consumer.request_vanity(req, "1ab", stack.now() + 3600, max_price=offered, gas=FORCE_GAS),
+            "consumer: price above the maximum")
+    assert stack.balances("requester") == before
+
+
+def test_a_huge_price_is_split_without_overflow(stack):
+    """price * poolFeeBps overflowed uint256: such a task could only be refunded."""
+    huge = 2**255 + 12_345
+    app_id = stack.hub.register_app(stack.tx["app_owner"], "huge", huge)
+    stack.token.mint(stack.tx["deployer"], stack.addr("requester2"), huge)
+    roles = ("app_owner", "pool")
+    task_id, _ = stack.request("requester2", app_id=app_id)
+    before = stack.balances(*roles)
+    stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, b"")
+    after = stack.balances(*roles)
+    to_owner, to_pool = fee_split(huge, stack.deployment.pool_fee_bps)
+    assert (after["app_owner"] - before["app_owner"], after["pool"] - before["pool"]) == (to_owner, to_pool)
+    assert stack.hub.pool_share(huge) == to_pool
+
+
+def test_a_commit_names_the_request_not_only_its_id(stack):
+    """After a reorganisation the same task id can be another request: a commit computed for the
+    first names its hash, and the hub refuses it for the second."""
+    task_id, deadline = stack.request(params=b'{"prefix":"1x"}')
+    other = request_hash(stack.app_id, stack.addr("requester"), None, b'{"prefix":"1y"}', deadline, stack.price, 0)
+    reverts(lambda: stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, b"r", request_hash=other, gas=FORCE_GAS),
+            "hub: not this request")
+    assert stack.hub.task(task_id).status is TaskStatus.REQUESTED
+    stack.hub.commit(stack.tx["oracle"], task_id, DIGEST, b"r", request_hash=stack.hub.task(task_id).request_hash)

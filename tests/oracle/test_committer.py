@@ -218,3 +218,33 @@ async def test_a_key_that_is_not_the_hubs_oracle_is_refused_and_given_up(stack, 
     assert receipt["status"] == 0
     reason = TxSender(stack.w3, stack.accounts["stranger"].key).explain(receipt)
     assert "caller is not the oracle" in reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reorganisation_that_gives_the_id_to_another_request_never_delivers_ours(ganache_node, catalog, make_link):
+    """Issue 18, 4: a request is its id and its content hash. On ganache (evm_snapshot/revert: the
+    embedded chain cannot reorganise), request A is ingested and certified, the chain is
+    reorganised, and B, another requester's, gets the same task id: A's result is not committed
+    for B, and the follower starts the row again for B."""
+    stack = deploy(ganache_node.web3())
+    link = make_link(stack.w3, stack.deployment)
+    snapshot = stack.w3.provider.make_request("evm_snapshot", [])["result"]
+    pk = await certified(stack, catalog, link, params=b'{"prefix":"1A"}')
+    a = await catalog.chain.get(pk)
+    assert stack.w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+    b_id = stack.request(params=b'{"prefix":"1B"}', role="requester2")
+    for _ in range(3):
+        stack.w3.provider.make_request("evm_mine", [])  # the new branch is the longer one
+    assert b_id == a.task_id and stack.hub.task(b_id).request_hash.hex() != a.request_hash[2:]
+    before = oracle_nonce(stack)
+    t = await drive(Committer(catalog, link, wall=lambda: 2.0), catalog, pk)
+    assert t.status is TaskStatus.FAILED and "another request" in t.error
+    assert oracle_nonce(stack) == before and stack.hub.task(b_id).status is OnChain.REQUESTED
+    # The follower sees the reorganisation and the row starts again, for B.
+    follower = Follower(link, catalog, start_block=stack.deployment.block, confirmations=0, block_range=1000,
+                        wall=lambda: 3.0)
+    assert await follower.poll() == [pk]  # rewound, read again: B, in A's row
+    row = await catalog.chain.get(pk)
+    assert (row.status, row.params, row.requester, row.digest) == (
+        TaskStatus.NEW, b'{"prefix":"1B"}', stack.accounts["requester2"].address, None)
+    assert row.request_hash == "0x" + stack.hub.task(b_id).request_hash.hex()

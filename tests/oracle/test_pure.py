@@ -62,6 +62,7 @@ def test_the_chain_clock_runs_from_the_last_block_even_ahead_of_the_wall():
 # -- committer plan -------------------------------------------------------------------------
 
 DIGEST = bytes(range(32))
+REQUEST = b"\xcd" * 32
 
 
 def row(status=TaskStatus.CERTIFIED, **kw) -> ChainTask:
@@ -70,14 +71,14 @@ def row(status=TaskStatus.CERTIFIED, **kw) -> ChainTask:
         price=10, deadline=1_000, status=status, state={}, round=1, pending=None, jobs=[(1, "0")], result_job=1,
         digest=DIGEST.hex(), result=b"r", commit_tx=None, commit_raw=None, commit_nonce=None, commit_attempts=0,
         commit_block=None, commit_gas=None, error=None, block_number=1, log_tx="0x", log_index=0, created_at=0.0,
-        updated_at=0.0,
+        updated_at=0.0, request_hash="0x" + REQUEST.hex(),
     )
     fields.update(kw)
     return ChainTask(**fields)
 
 
-def onchain(status=OnChain.REQUESTED, digest=b"\0" * 32, deadline=1_000) -> TaskInfo:
-    return TaskInfo(9, 1, "0xr", "0xc", 10, deadline, status, digest)
+def onchain(status=OnChain.REQUESTED, digest=b"\0" * 32, deadline=1_000, request=REQUEST) -> TaskInfo:
+    return TaskInfo(9, 1, "0xr", "0xc", 10, deadline, status, digest, request)
 
 
 COMMITTING = dict(status=TaskStatus.COMMITTING, commit_tx="0x" + "aa" * 32, commit_raw=b"raw", commit_nonce=4, commit_attempts=1)
@@ -91,6 +92,11 @@ COMMITTING = dict(status=TaskStatus.COMMITTING, commit_tx="0x" + "aa" * 32, comm
         (row(**COMMITTING), onchain(OnChain.COMPLETED, DIGEST), 10, TxState("unknown"), 4, "committed"),
         (row(), onchain(OnChain.REFUNDED), 2_000, None, None, "expire"),
         (row(), onchain(OnChain.NONE), 10, None, None, "fail"),
+        # The id is another request now (a reorganisation): never our result for it.
+        (row(), onchain(request=b"\xee" * 32), 10, None, None, "fail"),
+        (row(**COMMITTING), onchain(OnChain.COMPLETED, DIGEST, request=b"\xee" * 32), 10, TxState("unknown"), 4, "fail"),
+        (row(request_hash=None), onchain(), 10, None, None, "fail"),  # an older row: by its fields
+        (row(request_hash=None, requester="0xR", callback="0xc"), onchain(), 10, None, None, "sign"),
         (row(), onchain(), 1_001, None, None, "expire"),
         (row(**COMMITTING), onchain(), 1_001, TxState("pending"), None, "expire"),
         # Open on chain, in time.

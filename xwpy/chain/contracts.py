@@ -16,6 +16,8 @@ import dataclasses
 import enum
 from typing import Any
 
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -28,6 +30,8 @@ BPS = 10_000
 MAX_PARAMS = 1024
 MAX_RESULT = 1024
 ZERO_ADDRESS = "0x" + "00" * 20
+# TaskHub's CALLBACK_OVERHEAD: gas around the callback's CALL, paid by the callback fee too.
+CALLBACK_OVERHEAD = 20_000
 
 
 class TaskStatus(enum.IntEnum):
@@ -43,6 +47,22 @@ def fee_split(price: int, pool_fee_bps: int) -> tuple[int, int]:
         raise ValueError(f"bad price {price} or pool fee {pool_fee_bps} bps")
     to_pool = price * pool_fee_bps // BPS
     return price - to_pool, to_pool
+
+
+def request_hash(app_id: int, requester: str, callback: str | None, params: bytes, deadline: int, price: int,
+                 callback_fee: int) -> bytes:
+    """TaskHub's requestHash: what a commit names besides the task id (a reorganisation can give
+    the id to another request)."""
+    return keccak(abi_encode(
+        ["uint256", "address", "address", "bytes", "uint256", "uint256", "uint256"],
+        [app_id, requester, callback or ZERO_ADDRESS, params, deadline, price, callback_fee],
+    ))
+
+
+def callback_fee_for(w3: Web3, callback_gas: int, *, headroom: int = 2) -> int:
+    """A callback fee that buys CALLBACK_GAS at HEADROOM times the node's gas price now (the
+    commit comes later, when fees may have risen)."""
+    return (callback_gas + CALLBACK_OVERHEAD) * max(w3.eth.gas_price, 1) * headroom
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +83,8 @@ class TaskInfo:
     deadline: int
     status: TaskStatus
     digest: bytes
+    request_hash: bytes = b""
+    callback_fee: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +107,8 @@ class TaskRequested:
     deadline: int
     price: int
     ref: EventRef
+    callback_fee: int = 0
+    request_hash: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,10 +230,10 @@ class Hub(_Bound):
 
     def task(self, task_id: int, block: int | str = "latest") -> TaskInfo:
         """The task's on-chain record; status NONE for an id never requested."""
-        app_id, requester, callback, price, deadline, status, digest = self.contract.functions.tasks(task_id).call(
-            block_identifier=block
-        )
-        return TaskInfo(task_id, app_id, requester, callback, price, deadline, TaskStatus(status), bytes(digest))
+        app_id, requester, callback, price, deadline, status, digest, req_hash, fee = self.contract.functions.tasks(
+            task_id).call(block_identifier=block)
+        return TaskInfo(task_id, app_id, requester, callback, price, deadline, TaskStatus(status), bytes(digest),
+                        bytes(req_hash), fee)
 
     def pool_share(self, price: int) -> int:
         return self.contract.functions.poolShare(price).call()
@@ -224,22 +248,39 @@ class Hub(_Bound):
     def set_app_price(self, sender: TxSender, app_id: int, price: int, **kw):
         return sender.transact(self.contract.functions.setAppPrice(app_id, price), **kw)
 
-    def request(self, sender: TxSender, app_id: int, params: bytes, callback: str | None, deadline: int, **kw) -> int:
-        """Open a task (the price must be approved for the hub); returns the task id."""
+    def request(self, sender: TxSender, app_id: int, params: bytes, callback: str | None, deadline: int, *,
+                max_price: int | None = None, fee: int = 0, **kw) -> int:
+        """Open a task (the price must be approved for the hub); returns the task id.
+
+        MAX_PRICE: the most paid (default: the app's price read now, so a price raised before the
+        request is mined makes it revert). FEE: ether for the callback's gas.
+        """
         if len(params) > MAX_PARAMS:
             raise ValueError(f"params of {len(params)} bytes: the hub takes at most {MAX_PARAMS}")
-        fn = self.contract.functions.request(app_id, params, callback or ZERO_ADDRESS, deadline)
-        receipt = sender.transact(fn, **kw)
+        if max_price is None:
+            app = self.app(app_id)
+            max_price = 0 if app is None else app.price
+        fn = self.contract.functions.request(app_id, params, callback or ZERO_ADDRESS, deadline, max_price)
+        receipt = sender.transact(fn, value=fee, **kw)
         event = self._one_event("TaskRequested", receipt)
         return event["args"]["taskId"]
 
-    def commit(self, sender: TxSender, task_id: int, digest: bytes, result: bytes, **kw) -> TaskCompleted:
-        """Commit a certified result (oracle only); returns the TaskCompleted event."""
-        if len(digest) != 32:
-            raise ValueError(f"digest must be 32 bytes, got {len(digest)}")
+    def commit_call(self, task_id: int, request_hash: bytes, digest: bytes, result: bytes):
+        if len(digest) != 32 or len(request_hash) != 32:
+            raise ValueError(f"digest and request hash must be 32 bytes, got {len(digest)} and {len(request_hash)}")
         if len(result) > MAX_RESULT:
             raise ValueError(f"result of {len(result)} bytes: the hub takes at most {MAX_RESULT}")
-        receipt = sender.transact(self.contract.functions.commit(task_id, digest, result), **kw)
+        return self.contract.functions.commit(task_id, request_hash, digest, result)
+
+    def commit(self, sender: TxSender, task_id: int, digest: bytes, result: bytes, *,
+               request_hash: bytes | None = None, **kw) -> TaskCompleted:
+        """Commit a certified result (oracle only); returns the TaskCompleted event.
+
+        REQUEST_HASH: the request's (default: the one on chain now; the oracle passes the one of
+        the request it computed for)."""
+        if request_hash is None:
+            request_hash = self.task(task_id).request_hash
+        receipt = sender.transact(self.commit_call(task_id, request_hash, digest, result), **kw)
         event = self._one_event("TaskCompleted", receipt)
         return _completed(event)
 
@@ -270,6 +311,8 @@ class Hub(_Bound):
                     deadline=a["deadline"],
                     price=a["price"],
                     ref=_ref(e),
+                    callback_fee=a["callbackFee"],
+                    request_hash=bytes(a["requestHash"]),
                 )
             )
         return out
@@ -300,9 +343,23 @@ class VanityConsumer(_Bound):
     def app_id(self) -> int:
         return self.contract.functions.appId().call()
 
-    def request_vanity(self, sender: TxSender, prefix: str, deadline: int, **kw) -> int:
-        """Pay (the consumer must be approved for the app's price) and request; the task id."""
-        receipt = sender.transact(self.contract.functions.requestVanity(prefix, deadline), **kw)
+    def hub_address(self) -> str:
+        return self.contract.functions.hub().call()
+
+    def request_vanity(self, sender: TxSender, prefix: str, deadline: int, *, max_price: int | None = None,
+                       fee: int | None = None, **kw) -> int:
+        """Pay (the consumer must be approved for the app's price) and request; the task id.
+
+        MAX_PRICE defaults to the app's price now; FEE (ether for the delivery's gas) to what buys
+        the hub's whole callback stipend at twice the node's gas price."""
+        if max_price is None or fee is None:
+            hub = Hub(self.w3, self.hub_address())
+            if max_price is None:
+                max_price = hub.app(self.app_id()).price
+            if fee is None:
+                fee = callback_fee_for(self.w3, hub.callback_gas())
+        call = self.contract.functions.requestVanity(prefix, deadline, max_price)
+        receipt = sender.transact(call, value=fee, **kw)
         event = self._one_event("VanityRequested", receipt)
         return event["args"]["taskId"]
 

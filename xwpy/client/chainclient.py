@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from xwpy.chain.contracts import Hub, TaskStatus, Token, VanityConsumer
+from xwpy.chain.contracts import Hub, TaskStatus, Token, VanityConsumer, callback_fee_for
 from xwpy.chain.deploy import RLC_DECIMALS, Deployment
 from xwpy.chain.node import connect, latest_timestamp
 from xwpy.chain.tx import TxSender
@@ -127,7 +127,8 @@ def request_direct(t: ChainTarget, sender: TxSender, app: str, params: bytes, tt
     if price:
         token.approve(sender, hub.address, price)
     deadline = latest_timestamp(t.w3) + ttl
-    fn = hub.contract.functions.request(app_id, params, "0x" + "00" * 20, deadline)
+    # The price read above is the most paid: an owner raising it meanwhile makes this revert.
+    fn = hub.contract.functions.request(app_id, params, "0x" + "00" * 20, deadline, price)
     receipt = sender.transact(fn)
     (event,) = [e for e in hub.contract.events.TaskRequested().process_receipt(receipt, errors=_discard())]
     return Requested(event["args"]["taskId"], price, deadline, "0x" + bytes(receipt["transactionHash"]).hex())
@@ -147,7 +148,9 @@ def request_vanity(t: ChainTarget, sender: TxSender, consumer_address: str, pref
     if price:
         token.approve(sender, consumer.address, price)
     deadline = latest_timestamp(t.w3) + ttl
-    receipt = sender.transact(consumer.contract.functions.requestVanity(prefix, deadline))
+    # At most the price read above; the ether pays the gas of the result's delivery.
+    fee = callback_fee_for(t.w3, hub.callback_gas())
+    receipt = sender.transact(consumer.contract.functions.requestVanity(prefix, deadline, price), value=fee)
     (event,) = consumer.contract.events.VanityRequested().process_receipt(receipt, errors=_discard())
     return Requested(event["args"]["taskId"], price, deadline, "0x" + bytes(receipt["transactionHash"]).hex())
 

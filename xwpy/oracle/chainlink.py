@@ -123,8 +123,8 @@ class ChainLink:
 
     # -- the commit, in steps ----------------------------------------------------------------
 
-    async def prepare_commit(self, task_id: int, digest: bytes, result: bytes) -> PreparedTx:
-        call = self.hub.contract.functions.commit(task_id, digest, result)
+    async def prepare_commit(self, task_id: int, request_hash: bytes, digest: bytes, result: bytes) -> PreparedTx:
+        call = self.hub.commit_call(task_id, request_hash, digest, result)
         return await self._run(self.sender.prepare, call, gas=self.commit_gas)
 
     async def broadcast(self, raw: bytes) -> bytes:

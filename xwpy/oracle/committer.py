@@ -44,6 +44,10 @@ def plan(t: ChainTask, on_chain: TaskInfo, chain_time: int, tx: TxState | None, 
     TX: the state of the stored commit transaction (COMMITTING only); NODE_NONCE: the oracle's
     next nonce on the node (needed only when that transaction is unknown there).
     """
+    if on_chain.status is OnChain.NONE:
+        return Action("fail", "the hub has no such task (a reorganisation removed its request?)")
+    if not same_request(t, on_chain):
+        return Action("fail", "the hub's task is another request now (a reorganisation gave its id away)")
     if on_chain.status is OnChain.COMPLETED:
         ours = bytes.fromhex(t.digest or "")
         if on_chain.digest != ours:
@@ -51,8 +55,6 @@ def plan(t: ChainTask, on_chain: TaskInfo, chain_time: int, tx: TxState | None, 
         return Action("committed")
     if on_chain.status is OnChain.REFUNDED:
         return Action("expire", "refunded to the requester")
-    if on_chain.status is OnChain.NONE:
-        return Action("fail", "the hub has no such task (a reorganisation removed its request?)")
     if chain_time > on_chain.deadline:
         return Action("expire", "deadline passed before the result was committed")
     if t.status is TaskStatus.CERTIFIED or t.commit_tx is None:
@@ -70,6 +72,15 @@ def plan(t: ChainTask, on_chain: TaskInfo, chain_time: int, tx: TxState | None, 
     if node_nonce is not None and t.commit_nonce == node_nonce:
         return Action("resend")
     return Action("sign", "the stored commit can no longer be mined (its nonce moved on)")
+
+
+def same_request(t: ChainTask, on_chain: TaskInfo) -> bool:
+    """Whether the hub's task T.task_id is the request T was computed for: its content hash (rows
+    of older versions have none: then the fields the hub keeps)."""
+    if t.request_hash is not None:
+        return on_chain.request_hash == _b(t.request_hash)
+    return (on_chain.app_id, on_chain.requester.lower(), on_chain.callback.lower(), on_chain.price, on_chain.deadline) == (
+        t.app_id, t.requester.lower(), t.callback.lower(), t.price, t.deadline)
 
 
 class Committer:
@@ -117,7 +128,7 @@ class Committer:
         if action.reason:
             log.info("task {task}: signing a new commit: {why}", task=t.task_id, why=action.reason)
         async with self._send:
-            tx_hash = await self._sign_and_send(t)
+            tx_hash = await self._sign_and_send(t, on_chain)
         if tx_hash is None:
             return Outcome.PROGRESS
         return await self._await_receipt(t, tx_hash)
@@ -128,8 +139,10 @@ class Committer:
         except NonceTaken:
             return None  # the next look signs anew
 
-    async def _sign_and_send(self, t: ChainTask) -> bytes | None:
-        prepared = await self.link.prepare_commit(t.task_id, _b(t.digest), t.result or b"")
+    async def _sign_and_send(self, t: ChainTask, on_chain: TaskInfo) -> bytes | None:
+        # plan() checked that the hub's task is T's request (by the fields for an older row).
+        request_hash = _b(t.request_hash) if t.request_hash else on_chain.request_hash
+        prepared = await self.link.prepare_commit(t.task_id, request_hash, _b(t.digest), t.result or b"")
         await self._set(
             t, TaskStatus.COMMITTING, commit_tx="0x" + prepared.tx_hash.hex(), commit_raw=prepared.raw,
             commit_nonce=prepared.nonce, commit_attempts=t.commit_attempts + 1,

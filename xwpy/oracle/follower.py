@@ -4,7 +4,8 @@ The cursor (the last block whose requests are all in the catalog) lives in the c
 pass writes its new tasks and the cursor that covers them in one transaction: a follower killed
 anywhere before that commit leaves the old cursor, and the next one fetches the same range again;
 one killed after it starts past it. A task seen twice (after a rewind) is skipped by its
-(chain, hub, task id) key. Requests for an app that is not one of this oracle's deployment
+(chain, hub, task id) key, unless its content hash changed: a reorganisation gave the id to
+another request, and the row starts again for that one. Requests for an app that is not one of this oracle's deployment
 (``ChainLink.served``) are left alone: its requester gets a refund after the deadline. Blocks closer than ``confirmations`` to the head are left for later,
 so a short reorganisation never reaches the catalog; a deeper one is noticed (the cursor's block
 hash changed) and the range is fetched again.
@@ -37,6 +38,7 @@ def new_task(event: TaskRequested, app: str) -> NewTask:
         task_id=event.task_id, app_id=event.app_id, app=app, params=event.params, requester=event.requester,
         callback=event.callback, price=event.price, deadline=event.deadline,
         block_number=event.ref.block_number, log_tx="0x" + event.ref.tx_hash.hex(), log_index=event.ref.log_index,
+        request_hash="0x" + event.request_hash.hex() if event.request_hash else None,
     )
 
 

@@ -41,6 +41,7 @@ class NewTask:
     block_number: int
     log_tx: str
     log_index: int
+    request_hash: str | None = None  # 0x-hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class ChainTask:
     created_at: float
     updated_at: float
     finished_at: float | None = None
+    request_hash: str | None = None
 
     @property
     def job_ids(self) -> list[int]:
@@ -93,7 +95,7 @@ def _task(r) -> ChainTask:
         commit_raw=None if r.commit_raw is None else bytes(r.commit_raw), commit_nonce=r.commit_nonce,
         commit_attempts=r.commit_attempts, commit_block=r.commit_block, commit_gas=r.commit_gas,
         error=r.error, block_number=r.block_number, log_tx=r.log_tx, log_index=r.log_index,
-        created_at=r.created_at, updated_at=r.updated_at, finished_at=r.finished_at,
+        created_at=r.created_at, updated_at=r.updated_at, finished_at=r.finished_at, request_hash=r.request_hash,
     )
 
 
@@ -118,6 +120,13 @@ def _set_cursor(conn, chain_id: int, hub: str, block: int, block_hash: str, now:
         )
 
 
+# A task as it starts (its round stays: batch names must not repeat).
+_FRESH = dict(
+    status=TaskStatus.NEW.value, state={}, pending=None, jobs=[], result_job=None, digest=None, result=None,
+    commit_tx=None, commit_raw=None, commit_nonce=None, commit_attempts=0, commit_block=None, commit_gas=None,
+)
+
+
 def ingest(
     conn, chain_id: int, hub: str, expect: Cursor | None, tasks: Iterable[NewTask], block: int, block_hash: str,
     now: float,
@@ -125,26 +134,37 @@ def ingest(
     """Insert the tasks not seen before and move the cursor to BLOCK, atomically.
 
     EXPECT is the cursor the caller read before fetching the events: if another follower moved it
-    since, nothing is written and ``ValueError`` says so. Returns the ids of the new rows.
+    since, nothing is written and ``ValueError`` says so. Returns the ids of the new rows, and of
+    the rows whose id a reorganisation gave to another request: such a row starts again, as NEW,
+    for the new request (whatever was computed or committed was for the one that is gone).
     """
     current = get_cursor(conn, chain_id, hub)
     if current != expect:
         raise ValueError(f"cursor moved from {expect} to {current} meanwhile")
     new = []
     for t in tasks:
+        request = dict(
+            app_id=t.app_id, app=t.app[:64], params=t.params, requester=t.requester, callback=t.callback,
+            price=str(t.price), deadline=min(t.deadline, MAX_INT64), block_number=t.block_number, log_tx=t.log_tx,
+            log_index=t.log_index, request_hash=t.request_hash,
+        )
         exists = conn.execute(
-            select(chain_tasks.c.id).where(
+            select(chain_tasks.c.id, chain_tasks.c.request_hash).where(
                 chain_tasks.c.chain_id == chain_id, chain_tasks.c.hub == hub, chain_tasks.c.task_id == t.task_id
             )
         ).first()
         if exists is not None:
-            continue  # seen in an earlier pass (a rewind after a reorganisation)
+            if t.request_hash is None or exists.request_hash in (None, t.request_hash):
+                continue  # seen in an earlier pass (a rewind after a reorganisation)
+            conn.execute(chain_tasks.update().where(chain_tasks.c.id == exists.id).values(
+                **request, **_FRESH, error=f"request replaced by a reorganisation (was {exists.request_hash})",
+                updated_at=now, finished_at=None,
+            ))
+            new.append(exists.id)
+            continue
         res = conn.execute(
             chain_tasks.insert().values(
-                chain_id=chain_id, hub=hub, task_id=t.task_id, app_id=t.app_id, app=t.app[:64], params=t.params,
-                requester=t.requester, callback=t.callback, price=str(t.price), deadline=min(t.deadline, MAX_INT64),
-                status=TaskStatus.NEW.value, state={}, round=0, pending=None, jobs=[], commit_attempts=0,
-                block_number=t.block_number, log_tx=t.log_tx, log_index=t.log_index, created_at=now,
+                chain_id=chain_id, hub=hub, task_id=t.task_id, **request, **_FRESH, round=0, created_at=now,
                 updated_at=now,
             )
         )

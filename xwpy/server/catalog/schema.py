@@ -242,6 +242,9 @@ chain_tasks = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float),
+    # The hub's requestHash (hex): with the task id, names the request (a reorganisation can give
+    # the id to another one). NULL in rows of versions before it.
+    Column("request_hash", String(66)),
     UniqueConstraint("chain_id", "hub", "task_id", name="uq_chain_tasks_task"),
     Index("ix_chain_tasks_status", "status", "id"),
 )
