@@ -88,6 +88,9 @@ class OracleConfig:
     commit_gas: int = 0  # gas limit of a commit; 0: enough for the hub's callback stipend, no estimate
     block_range: int = 1000  # blocks per event query (nodes cap log ranges)
     deadline_margin_seconds: float = 30.0  # no new work this close to a task's deadline
+    commit_margin_seconds: float = 30.0  # no commit signed this close to a task's deadline
+    replace_after_blocks: int = 3  # a commit pending this many blocks is sent again with higher fees
+    max_fee_gwei: int = 1000  # the most a (replacement) commit offers per gas
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,12 @@ def _check_oracle(o: OracleConfig) -> None:
         raise ConfigError("[oracle] block_range must be >= 1")
     if o.deadline_margin_seconds < 0:
         raise ConfigError("[oracle] deadline_margin_seconds must be >= 0")
+    if o.commit_margin_seconds < 0:
+        raise ConfigError("[oracle] commit_margin_seconds must be >= 0")
+    if o.replace_after_blocks < 1:
+        raise ConfigError("[oracle] replace_after_blocks must be >= 1")
+    if o.max_fee_gwei < 1:
+        raise ConfigError("[oracle] max_fee_gwei must be >= 1")
     if o.enabled and o.chain != "embedded" and not o.key_file:
         raise ConfigError("[oracle] key_file is required with a chain URL (the demo key is for the embedded chain)")
 

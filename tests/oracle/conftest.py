@@ -116,3 +116,26 @@ def ganache_node():
     n = start_chain("ganache")
     yield n
     n.stop()
+
+
+@pytest.fixture
+def hardhat_node():
+    """A node that queues transactions as geth does (hardhat, automining off once the stack is
+    deployed: blocks are mined when a test says so); skipped when missing, failed when
+    XWPY_REQUIRE_HARDHAT=1."""
+    if nodeproc.hardhat_dir() is None:
+        if os.environ.get("XWPY_REQUIRE_HARDHAT") == "1":
+            pytest.fail("XWPY_REQUIRE_HARDHAT=1 but hardhat is not installed: run .ci/install-hardhat")
+        pytest.skip("hardhat not installed (run .ci/install-hardhat)")
+    n = nodeproc.start_hardhat()
+    yield n
+    n.stop()
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    for _ in range(blocks):
+        w3.provider.make_request("evm_mine", [])
+
+
+def automine(w3: Web3, on: bool) -> None:
+    assert "error" not in w3.provider.make_request("evm_setAutomine", [on])

@@ -248,3 +248,16 @@ async def test_a_reorganisation_that_gives_the_id_to_another_request_never_deliv
     assert (row.status, row.params, row.requester, row.digest) == (
         TaskStatus.NEW, b'{"prefix":"1B"}', stack.accounts["requester2"].address, None)
     assert row.request_hash == "0x" + stack.hub.task(b_id).request_hash.hex()
+
+
+@pytest_twisted.ensureDeferred
+async def test_nothing_is_signed_too_close_to_the_deadline(stack, catalog, make_link):
+    """Issue 18, 7: a commit mined after the deadline reverts, yet publishes the result, and the
+    requester gets its price back: within the margin nothing is signed."""
+    link = make_link(stack.w3, stack.deployment)
+    pk = await certified(stack, catalog, link, ttl=120)
+    stack.advance(100)
+    before = oracle_nonce(stack)
+    t = await drive(Committer(catalog, link, wall=lambda: 2.0, margin=60), catalog, pk)
+    assert t.status is TaskStatus.EXPIRED and "too late" in t.error and oracle_nonce(stack) == before
+    assert completions(stack, t.task_id) == []

@@ -16,10 +16,10 @@ from xwpy.apps.hashchain.hashchain import main as hashchain_main
 from xwpy import config
 from xwpy.chain.contracts import TaskInfo
 from xwpy.chain.contracts import TaskStatus as OnChain
-from xwpy.chain.tx import TxState
+from xwpy.chain.tx import Fees, TxState
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.chainsetup import read_key_file, write_key_file
-from xwpy.oracle.committer import MAX_ATTEMPTS, plan
+from xwpy.oracle.committer import BUMP, MAX_ATTEMPTS, bumped_fees, plan
 from xwpy.oracle.follower import ChainClock, next_range
 from xwpy.oracle.handlers.base import MAX_RESULT, BadParams, Context, Done, Fail, JobView, Submit, Wait
 from xwpy.oracle.handlers.hashchain import ATTEMPTS, HashChainHandler, parse_params
@@ -100,18 +100,53 @@ COMMITTING = dict(status=TaskStatus.COMMITTING, commit_tx="0x" + "aa" * 32, comm
         (row(), onchain(), 1_001, None, None, "expire"),
         (row(**COMMITTING), onchain(), 1_001, TxState("pending"), None, "expire"),
         # Open on chain, in time.
-        (row(), onchain(), 1_000, None, None, "sign"),
+        (row(), onchain(), 980, None, None, "sign"),  # just outside the margin
         (row(**COMMITTING), onchain(), 10, TxState("pending"), None, "wait"),
         (row(**COMMITTING), onchain(), 10, TxState("mined", {"status": 1}), None, "wait"),
         (row(**COMMITTING), onchain(), 10, TxState("mined", {"status": 0}), None, "sign"),
         (row(**dict(COMMITTING, commit_attempts=MAX_ATTEMPTS)), onchain(), 10, TxState("mined", {"status": 0}), None, "fail"),
         (row(**COMMITTING), onchain(), 10, TxState("unknown"), 4, "resend"),  # lost by a restarted node
         (row(**COMMITTING), onchain(), 10, TxState("unknown"), 5, "sign"),  # its nonce went elsewhere
-        (row(**COMMITTING), onchain(), 10, TxState("unknown"), 3, "sign"),  # a gap below it
+        (row(**COMMITTING), onchain(), 10, TxState("unknown"), 3, "sign"),  # a gap below it: signed into it
+        # A node that queues: a free nonce below a pending commit is a hole to fill (issue 18, 2).
+        (row(**COMMITTING), onchain(), 10, TxState("pending"), 3, "fill"),
+        (row(**COMMITTING), onchain(), 10, TxState("pending"), 4, "wait"),
+        # Too close to the deadline: nothing is signed or sent again (it would publish the result
+        # in a commit that reverts); a pending one is left to its fate.
+        (row(), onchain(), 990, None, None, "expire"),
+        (row(**COMMITTING), onchain(), 990, TxState("unknown"), 4, "expire"),
+        (row(**COMMITTING), onchain(), 990, TxState("mined", {"status": 0}), None, "expire"),
+        (row(**COMMITTING, commit_sent_block=1), onchain(), 990, TxState("pending"), 4, "wait"),
     ],
 )
 def test_commit_plan(task, chain, time, tx, nonce, kind):
-    assert plan(task, chain, time, tx, nonce).kind == kind
+    assert plan(task, chain, time, tx, nonce, 100, margin=20).kind == kind
+
+
+@given(sent=st.integers(0, 10**6), waited=st.integers(0, 50), after=st.integers(1, 20), nonce=st.integers(0, 10))
+def test_a_pending_commit_is_replaced_once_it_waited_replace_after_blocks(sent, waited, after, nonce):
+    """Issue 18, 3: the bound. A commit pending for REPLACE_AFTER blocks (and its nonce the next
+    one: no hole below) is replaced; before that it waits."""
+    t = row(**dict(COMMITTING, commit_nonce=nonce), commit_sent_block=sent)
+    kind = plan(t, onchain(), 10, TxState("pending"), nonce, sent + waited, replace_after=after).kind
+    assert kind == ("replace" if waited >= after else "wait")
+
+
+fees = st.builds(lambda tip, extra: Fees(tip + extra, tip), st.integers(0, 10**12), st.integers(0, 10**12))
+
+
+@given(old=fees, now=fees, cap=st.integers(1, 10**13))
+def test_a_replacement_outbids_what_it_replaces_and_never_the_cap(old, now, cap):
+    new = bumped_fees(old, now, cap)
+    num, den = BUMP
+    floor = Fees(-(-old.max_fee * num // den), -(-old.tip * num // den))
+    if new is None:
+        assert max(floor.max_fee, now.max_fee, floor.tip, now.tip) > cap
+        return
+    assert new.max_fee <= cap and new.tip <= new.max_fee
+    # What geth and hardhat ask of a replacement: +10% in both parts.
+    assert new.max_fee * 10 >= old.max_fee * 11 and new.tip * 10 >= old.tip * 11
+    assert new.max_fee >= now.max_fee and new.tip >= now.tip
 
 
 def test_a_completion_with_another_digest_is_recorded_as_such():

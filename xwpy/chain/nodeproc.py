@@ -1,4 +1,4 @@
-"""Start a local chain node as a child process: the embedded chain or ganache.
+"""Start a local chain node as a child process: the embedded chain, ganache, or hardhat.
 
 Both print ``listening on URL ...`` as their first stdout line once they accept
 connections; :func:`start_node` waits for that line (or for the process to die, whichever
@@ -31,6 +31,7 @@ from xwpy.chain.node import NodeUnavailable, connect, wait_until_ready
 REPO = Path(__file__).resolve().parents[2]
 GANACHE_VERSION = "7.9.2"
 GANACHE_CHAIN_ID = 1337
+HARDHAT_CHAIN_ID = 31337
 _LISTENING = re.compile(r"^listening on (http://\S+)")
 
 
@@ -191,3 +192,49 @@ def start_ganache(
     # process on a test machine, never in a log line.
     argv = [node_bin, str(launcher), str(module), json.dumps(options), "127.0.0.1", str(port)]
     return start_node("ganache", argv, timeout=timeout)
+
+
+# --- hardhat: a node that queues transactions, as geth does --------------------------------
+
+def hardhat_dir() -> Path | None:
+    """The hardhat package installed by .ci/install-hardhat (or XWPY_HARDHAT_DIR), if any."""
+    candidates = [os.environ.get("XWPY_HARDHAT_DIR"), str(REPO / ".tools" / "node_modules" / "hardhat")]
+    for c in candidates:
+        if c and (Path(c) / "package.json").is_file():
+            return Path(c)
+    return None
+
+
+def start_hardhat(*, accounts: dict[str, DemoAccount] | None = None, timeout: float = 60.0, port: int = 0) -> NodeProcess:
+    """hardhat on loopback (PORT 0: a free one), funding the demo accounts.
+
+    It mines a block per transaction until told ``evm_setAutomine false``; from then on
+    transactions wait in its pool until a block is mined (``evm_mine``, or on an interval:
+    ``evm_setIntervalMining``): future nonces until the gap is filled, underpriced ones until the
+    base fee falls, as on geth.
+    """
+    module = hardhat_dir()
+    if module is None:
+        raise NodeUnavailable("hardhat is not installed: run .ci/install-hardhat")
+    node_bin = shutil.which("node")
+    if node_bin is None:
+        raise NodeUnavailable("node is not on PATH")
+    acc = accounts or demo_accounts()
+    config = {
+        "chainId": HARDHAT_CHAIN_ID,
+        "hardfork": "shanghai",
+        "accounts": [{"privateKey": a.key_hex, "balance": str(DEMO_ETH_WEI)} for a in acc.values()],
+        "mining": {"auto": True, "interval": 0, "mempool": {"order": "fifo"}},
+        "loggingEnabled": False,
+    }
+    config_dir = Path(tempfile.mkdtemp(prefix="xwpy-hardhat-"))
+    # The demo keys (public) in a loopback-only test node's config, never in a log line.
+    (config_dir / "hardhat.config.js").write_text(
+        "module.exports = " + json.dumps({"networks": {"hardhat": config}}) + ";\n")
+    launcher = Path(__file__).with_name("hardhat-server.js")
+    argv = [node_bin, str(launcher), str(module), str(config_dir), "127.0.0.1", str(port)]
+    env = dict(os.environ, HARDHAT_DISABLE_TELEMETRY_PROMPT="true", DO_NOT_TRACK="1")
+    try:
+        return start_node("hardhat", argv, timeout=timeout, env=env)
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)

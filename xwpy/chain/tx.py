@@ -64,12 +64,36 @@ class NonceTaken(TxError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Fees:
+    """EIP-1559 fees of a transaction, in wei per gas."""
+
+    max_fee: int
+    tip: int
+
+
+@dataclasses.dataclass(frozen=True)
 class PreparedTx:
     """A signed transaction not sent yet (``TxSender.prepare``)."""
 
     tx_hash: bytes
     nonce: int
     raw: bytes = dataclasses.field(repr=False)
+
+
+def fees_of(raw: bytes) -> Fees:
+    """The fees a signed transaction offers (a legacy one's gas price is both)."""
+    from eth_account.typed_transactions import TypedTransaction
+
+    if raw and raw[0] < 0x80:
+        d = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        if "maxFeePerGas" in d:
+            return Fees(d["maxFeePerGas"], d["maxPriorityFeePerGas"])
+        return Fees(d["gasPrice"], d["gasPrice"])
+    import rlp
+
+    price = rlp.decode(raw)[1]
+    value = int.from_bytes(price, "big")
+    return Fees(value, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,18 +196,40 @@ class TxSender:
 
     # --- two steps, for what must happen once: store the hash, then send -----------------
 
-    def prepare(self, call: Any, *, gas: int | None = None, value: int = 0) -> PreparedTx:
-        """Build and sign CALL with the next nonce, without sending it.
+    def prepare(self, call: Any, *, gas: int | None = None, value: int = 0, nonce: int | None = None,
+                fees: Fees | None = None) -> PreparedTx:
+        """Build and sign CALL, without sending it, on NONCE (default: the node's next one,
+        counting its pending transactions), with FEES (default: the node's suggestion).
 
         A caller that must not send twice (the oracle's commit) stores the hash and the bytes
         before :meth:`broadcast`, so after a crash it can look the transaction up, or send the
-        very same bytes again: one nonce, so at most one of them is ever mined.
+        very same bytes again: one nonce, so at most one of them is ever mined. No nonce is
+        reserved here: one is used only once the node has a transaction on it, so a caller that
+        failed to store what it signed signs the same nonce again, and leaves no hole.
         """
-        with self._lock:
-            tx = self._build(call, gas, value)
-            signed = self._account.sign_transaction(tx)
-            self._next_nonce = tx["nonce"] + 1
+        params: dict[str, Any] = {"from": self.address, "value": value, "chainId": self.chain_id()}
+        if gas is not None:
+            params["gas"] = gas
+        params["nonce"] = self.pending_nonce() if nonce is None else nonce
+        if fees is not None:
+            params.update(maxFeePerGas=fees.max_fee, maxPriorityFeePerGas=fees.tip)
+        tx = self._build_at(call, params)
+        signed = self._account.sign_transaction(tx)
         return PreparedTx(bytes(signed.hash), tx["nonce"], bytes(signed.raw_transaction))
+
+    def prepare_filler(self, nonce: int, fees: Fees | None = None) -> PreparedTx:
+        """A transfer of nothing to ourselves on NONCE: fills a hole below queued transactions."""
+        tx: dict[str, Any] = {"to": self.address, "value": 0, "gas": 21_000, "nonce": nonce, "chainId": self.chain_id()}
+        f = fees or self.suggested_fees()
+        tx.update(maxFeePerGas=f.max_fee, maxPriorityFeePerGas=f.tip)
+        signed = self._account.sign_transaction(tx)
+        return PreparedTx(bytes(signed.hash), nonce, bytes(signed.raw_transaction))
+
+    def suggested_fees(self) -> Fees:
+        """What web3 would offer now: twice the next block's base fee plus the node's tip."""
+        base = self.w3.eth.get_block("pending").get("baseFeePerGas") or 0
+        tip = self.w3.eth.max_priority_fee
+        return Fees(2 * base + tip, tip)
 
     def _build(self, call: Any, gas: int | None, value: int) -> dict:
         """With the lock held: CALL as a transaction on the next free nonce (the node estimates
@@ -192,6 +238,9 @@ class TxSender:
         if gas is not None:
             params["gas"] = gas
         params["nonce"] = self._reserve_nonce()
+        return self._build_at(call, params)
+
+    def _build_at(self, call: Any, params: dict) -> dict:
         try:
             return call.build_transaction(params)
         except (ContractLogicError, Web3RPCError) as exc:

@@ -16,7 +16,7 @@ from web3 import Web3
 
 from xwpy.chain.contracts import Hub, TaskInfo, TaskRequested
 from xwpy.chain.deploy import Deployment
-from xwpy.chain.tx import PreparedTx, TxSender, TxState
+from xwpy.chain.tx import Fees, PreparedTx, TxSender, TxState
 
 # Gas the commit needs besides the callback's stipend: checks, two token transfers, the digest,
 # the event with up to 400 bytes of result (about 150k measured; the rest is margin).
@@ -123,9 +123,16 @@ class ChainLink:
 
     # -- the commit, in steps ----------------------------------------------------------------
 
-    async def prepare_commit(self, task_id: int, request_hash: bytes, digest: bytes, result: bytes) -> PreparedTx:
+    async def prepare_commit(self, task_id: int, request_hash: bytes, digest: bytes, result: bytes, *,
+                             nonce: int | None = None, fees: Fees | None = None) -> PreparedTx:
         call = self.hub.commit_call(task_id, request_hash, digest, result)
-        return await self._run(self.sender.prepare, call, gas=self.commit_gas)
+        return await self._run(self.sender.prepare, call, gas=self.commit_gas, nonce=nonce, fees=fees)
+
+    async def prepare_filler(self, nonce: int) -> PreparedTx:
+        return await self._run(self.sender.prepare_filler, nonce)
+
+    async def suggested_fees(self) -> Fees:
+        return await self._run(self.sender.suggested_fees)
 
     async def broadcast(self, raw: bytes) -> bytes:
         return await self._run(self.sender.broadcast, raw)

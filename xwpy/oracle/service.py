@@ -98,7 +98,9 @@ class OracleService(service.MultiService):
         self.runner = Runner(self.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
                              margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs,
                              served=self.link.served)
-        self.committer = Committer(self.catalog, self.link, wall=wall, chain_now=self.chain_now)
+        self.committer = Committer(self.catalog, self.link, wall=wall, chain_now=self.chain_now,
+                                   margin=cfg.commit_margin_seconds, replace_after=cfg.replace_after_blocks,
+                                   max_fee=cfg.max_fee_gwei * 10**9)
         self._loop = ttask.LoopingCall(self._tick)
         self._loop.clock = self.reactor
         self._loop.start(cfg.poll_seconds, now=True).addErrback(lambda f: log.failure("oracle loop stopped", f))

@@ -79,6 +79,7 @@ class ChainTask:
     updated_at: float
     finished_at: float | None = None
     request_hash: str | None = None
+    commit_sent_block: int | None = None
 
     @property
     def job_ids(self) -> list[int]:
@@ -96,6 +97,7 @@ def _task(r) -> ChainTask:
         commit_attempts=r.commit_attempts, commit_block=r.commit_block, commit_gas=r.commit_gas,
         error=r.error, block_number=r.block_number, log_tx=r.log_tx, log_index=r.log_index,
         created_at=r.created_at, updated_at=r.updated_at, finished_at=r.finished_at, request_hash=r.request_hash,
+        commit_sent_block=r.commit_sent_block,
     )
 
 
@@ -124,6 +126,7 @@ def _set_cursor(conn, chain_id: int, hub: str, block: int, block_hash: str, now:
 _FRESH = dict(
     status=TaskStatus.NEW.value, state={}, pending=None, jobs=[], result_job=None, digest=None, result=None,
     commit_tx=None, commit_raw=None, commit_nonce=None, commit_attempts=0, commit_block=None, commit_gas=None,
+    commit_sent_block=None,
 )
 
 
@@ -223,7 +226,7 @@ def listing(conn, chain_id: int, hub: str, *, after: int = 0, limit: int = 100) 
 _FIELDS = frozenset(
     {
         "state", "round", "pending", "jobs", "result_job", "digest", "result", "commit_tx", "commit_raw",
-        "commit_nonce", "commit_attempts", "commit_block", "commit_gas", "error",
+        "commit_nonce", "commit_attempts", "commit_block", "commit_gas", "error", "commit_sent_block",
     }
 )
 

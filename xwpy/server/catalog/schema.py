@@ -245,6 +245,7 @@ chain_tasks = Table(
     # The hub's requestHash (hex): with the task id, names the request (a reorganisation can give
     # the id to another one). NULL in rows of versions before it.
     Column("request_hash", String(66)),
+    Column("commit_sent_block", BigInteger),  # the head when the stored commit was signed
     UniqueConstraint("chain_id", "hub", "task_id", name="uq_chain_tasks_task"),
     Index("ix_chain_tasks_status", "status", "id"),
 )
