@@ -284,3 +284,89 @@ def test_http_refuses_get_and_oversized_bodies(embedded_node):
     assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
     r = requests.post(embedded_node.url, json={"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber"}, timeout=10)
     assert r.status_code == 200 and r.json()["id"] == 3
+
+
+# --- issue 18, 6 and 7: what a web page can do to the chain, and a failed journal write ----------
+
+def test_web_pages_cannot_use_the_chain(tmp_path):
+    """Any page may POST text/plain to 127.0.0.1 without a preflight, and a page whose name
+    resolves to 127.0.0.1 (DNS rebinding) reads the answers: requests with an Origin, or a Host
+    that is not the chain's address, are refused before anything runs."""
+    node = start_embedded(tmp_path / "chain")
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "evm_increaseTime", "params": [3600]})
+        port = node.url.rsplit(":", 1)[1]
+        attacks = [
+            {"Content-Type": "text/plain", "Origin": "https://evil.example"},  # a cross-origin simple POST
+            {"Content-Type": "application/json", "Origin": "null"},  # a sandboxed frame
+            {"Content-Type": "text/plain", "Host": f"rebound.evil.example:{port}"},  # DNS rebinding
+        ]
+        for headers in attacks:
+            r = requests.post(node.url, data=body, headers=headers, timeout=10)
+            assert r.status_code == 403, (headers, r.text)
+            assert "result" not in r.json()
+        assert node.web3().eth.get_block("latest")["number"] == 0  # nothing ran
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            r = requests.post(node.url, data=body, headers={"Content-Type": "application/json", "Host": host}, timeout=10)
+            assert r.status_code == 200 and "result" in r.json()
+    finally:
+        node.stop()
+
+
+def test_time_travel_is_bounded(chain, clock):
+    from xwpy.chain.embedded import MAX_TIME_TRAVEL
+
+    assert "result" in rpc(chain, "evm_increaseTime", MAX_TIME_TRAVEL // 2)
+    out = rpc(chain, "evm_increaseTime", MAX_TIME_TRAVEL)
+    assert out["error"]["code"] == -32602 and "ahead of real time" in out["error"]["message"]
+    out = rpc(chain, "evm_mine", T0 + 2 * MAX_TIME_TRAVEL)
+    assert out["error"]["code"] == -32602
+    clock.t += MAX_TIME_TRAVEL  # real time catches up: the chain may go on
+    assert "result" in rpc(chain, "evm_increaseTime", MAX_TIME_TRAVEL // 2)
+
+
+def test_a_failed_journal_write_leaves_a_chain_that_restarts(tmp_path, clock, monkeypatch):
+    """The disk fills while a transaction is journaled: the client gets an error and the chain
+    in memory does not keep the transaction (before, it did: the journal lacked that block, every
+    later record diverged on replay, and the chain could not start again)."""
+    import xwpy.chain.journal as journal
+
+    chain = EmbeddedChain.create(tmp_path / "state", clock=clock)
+    w3 = web3_for(chain)
+    acc = demo_accounts()
+    sender = TxSender(w3, acc["requester"].key)
+    stranger = acc["stranger"].address
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")  # the line is written, not on disk for sure
+
+    class Send:
+        def __init__(self, value):
+            self.value = value
+
+        def build_transaction(self, params):
+            return {**params, "to": stranger, "value": self.value, "gas": 21000, "maxFeePerGas": 10**10,
+                    "maxPriorityFeePerGas": 10**9}
+
+    sender.transact(Send(1))
+    monkeypatch.setattr(journal.os, "fsync", disk_full)
+    with pytest.raises(Exception, match="internal error"):
+        sender.transact(Send(2))
+    monkeypatch.undo()
+    sender.resync()
+    sender.transact(Send(3))
+    balance, head = w3.eth.get_balance(stranger), w3.eth.get_block("latest")
+    chain.close()
+    again = EmbeddedChain.create(tmp_path / "state", clock=clock)
+    try:
+        w3 = web3_for(again)
+        assert w3.eth.get_block("latest")["hash"] == head["hash"]
+        assert w3.eth.get_balance(stranger) == balance == demo_accounts_balance() + 1 + 3
+    finally:
+        again.close()
+
+
+def demo_accounts_balance() -> int:
+    from xwpy.chain.accounts import DEMO_ETH_WEI
+
+    return DEMO_ETH_WEI

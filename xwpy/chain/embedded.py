@@ -19,6 +19,7 @@ Served standalone by :mod:`xwpy.chain.serve`, in the coordinator by ``rpc.Embedd
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -31,6 +32,9 @@ from xwpy.chain.accounts import DEMO_ETH_WEI, demo_accounts
 from xwpy.chain.journal import Genesis, Journal, JournalError, MineRecord, OffsetRecord, TxRecord
 
 ZERO_ADDRESS = b"\x00" * 20
+# How far evm_increaseTime / evm_mine(timestamp) may move the clock past real time: enough for
+# tests and demos of deadlines; the clock is journaled, so a jump of years would stay for good.
+MAX_TIME_TRAVEL = 30 * 24 * 3600
 
 
 class TransactionRejected(Exception):
@@ -212,21 +216,43 @@ class EmbeddedChain:
             # timestamps must strictly increase, so a burst of transactions (one block
             # each) pushes them past real time. "Now + SECONDS" is then what callers mean.
             base = max(self._latest_header().timestamp, self.now())
-            self._offset = base + int(seconds) - int(self._clock())
+            offset = base + int(seconds) - int(self._clock())
+            if offset > MAX_TIME_TRAVEL:
+                raise ValueError(f"the chain's clock may run at most {MAX_TIME_TRAVEL} s ahead of real time")
             if self.journal is not None:
-                self.journal.append(OffsetRecord(self._offset))
+                self.journal.append(OffsetRecord(offset))  # first: a failed write changes nothing
+            self._offset = offset
             return self._offset
 
     def mine(self, timestamp: int | None = None) -> int:
         """Mine an empty block, at TIMESTAMP if given and later than the head; returns its number."""
         with self.lock:
             ts = self._next_timestamp(timestamp)
-            self._set_pending_timestamp(ts)
-            self.tester.mine_block()
-            head = self._latest_header()
-            if self.journal is not None:
-                self.journal.append(MineRecord(ts, head.block_number, "0x" + head.hash.hex()))
+            if ts > int(self._clock()) + MAX_TIME_TRAVEL:
+                raise ValueError(f"a block may be at most {MAX_TIME_TRAVEL} s ahead of real time")
+            with self._journaled() as record:
+                self._set_pending_timestamp(ts)
+                self.tester.mine_block()
+                head = self._latest_header()
+                record(MineRecord(ts, head.block_number, "0x" + head.hash.hex()))
             return head.block_number
+
+    @contextlib.contextmanager
+    def _journaled(self):
+        """Apply a change and journal it, or neither: a failed append (disk full) reverts the
+        change, so the chain in memory never runs ahead of its journal (a block missing from
+        the journal would make every later record diverge on replay: no restart)."""
+        snapshot = self.tester.take_snapshot()
+        records = []
+        yield records.append
+        if self.journal is None:
+            return
+        try:
+            for rec in records:
+                self.journal.append(rec)
+        except BaseException:
+            self.tester.revert_to_snapshot(snapshot)
+            raise
 
     # --- transactions ------------------------------------------------------------------
 
@@ -237,7 +263,7 @@ class EmbeddedChain:
         from eth_utils import ValidationError as UtilsValidationError
         from rlp.exceptions import DecodingError, DeserializationError
 
-        with self.lock:
+        with self.lock, self._journaled() as record:
             ts = self._next_timestamp()
             self._set_pending_timestamp(ts)
             try:
@@ -253,10 +279,7 @@ class EmbeddedChain:
             ) as exc:
                 raise TransactionRejected(str(exc) or type(exc).__name__) from exc
             head = self._latest_header()
-            if self.journal is not None:
-                self.journal.append(
-                    TxRecord("0x" + raw.hex(), ts, head.block_number, "0x" + head.hash.hex())
-                )
+            record(TxRecord("0x" + raw.hex(), ts, head.block_number, "0x" + head.hash.hex()))
             return bytes.fromhex(tx_hash[2:])
 
     def _check_nonce(self, raw: bytes) -> None:

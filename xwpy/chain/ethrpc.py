@@ -477,7 +477,10 @@ def _evm_mine(chain, params):
         ts = ts.get("timestamp")
     if ts is not None and not isinstance(ts, int):
         ts = parse_quantity(ts, "timestamp")
-    chain.mine(ts)
+    try:
+        chain.mine(ts)
+    except ValueError as exc:
+        raise RpcError(INVALID_PARAMS, f"timestamp: {exc}") from None
     return "0x0"
 
 
@@ -488,7 +491,10 @@ def _evm_increase_time(chain, params):
         seconds = parse_quantity(seconds, "seconds")
     if seconds < 0:
         raise RpcError(INVALID_PARAMS, "seconds: time only moves forward")
-    return chain.increase_time(seconds)
+    try:
+        return chain.increase_time(seconds)
+    except ValueError as exc:
+        raise RpcError(INVALID_PARAMS, f"seconds: {exc}") from None
 
 
 def dispatch(chain: EmbeddedChain, name: Any, params: Any) -> Any:

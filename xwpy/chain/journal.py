@@ -158,11 +158,21 @@ class Journal:
         _fsync_dir(self.path.parent)
 
     def append(self, record: Record) -> None:
+        """Write RECORD durably, or raise with the file as it was (a half-written line would
+        sit in the middle of the journal once a later append succeeds)."""
         if self._file is None:
             self._file = open(self.path, "a")
-        self._file.write(encode(record))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        end = self._file.tell()
+        try:
+            self._file.write(encode(record))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except BaseException:
+            self._file.close()
+            self._file = None
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+            raise
 
     def close(self) -> None:
         if self._file is not None:

@@ -8,6 +8,12 @@ land in order. Bodies above ``MAX_BODY`` are refused before parsing.
 Loopback by default: the demo keys are public, so anyone who reaches the chain can spend
 them. Serving on another interface requires a bearer token (``Authorization: Bearer T``),
 compared in constant time; a request without it gets 401 before any parsing.
+
+Loopback is not enough against a browser: any web page can POST ``text/plain`` to
+127.0.0.1 without a preflight, and a page whose name resolves to 127.0.0.1 (DNS rebinding)
+even reads the answers. So a request that carries an ``Origin`` (only browsers send one) is
+refused, and so is one whose ``Host`` is not the address the chain listens on or a loopback
+name (without a token): 403, before any parsing. No client of the chain is a web page.
 """
 
 from __future__ import annotations
@@ -77,18 +83,46 @@ def handle_body(chain, body: bytes) -> bytes | None:
     return json.dumps(out).encode()
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(header: bytes) -> str:
+    """The name in a Host header, without its port: "localhost", "::1", "10.0.0.5"..."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):  # [::1]:8545
+        return text[1:text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+def browser_refusal(origin: bytes | None, host: bytes | None, allowed_hosts: frozenset[str] | None) -> str | None:
+    """Why a request must be refused as coming from a web page, or None (ALLOWED_HOSTS None:
+    any Host)."""
+    if origin is not None:
+        return "requests from web pages (with an Origin header) are refused"
+    if allowed_hosts is not None and host is not None and host_name(host) not in allowed_hosts:
+        return f"Host {host.decode('latin-1')[:80]!r} is not this chain's address"
+    return None
+
+
 class JsonRpcResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, chain, threadpool: ThreadPool, reactor, max_body: int = MAX_BODY, token: str | None = None):
+    def __init__(self, chain, threadpool: ThreadPool, reactor, max_body: int = MAX_BODY, token: str | None = None,
+                 hosts: frozenset[str] | None = LOOPBACK_NAMES):
         super().__init__()
         self._chain = chain
         self._pool = threadpool
         self._reactor = reactor
         self._max_body = max_body
         self._expected_auth = None if token is None else b"Bearer " + token.encode()
+        self._hosts = hosts
 
     def render(self, request):
+        why = browser_refusal(request.getHeader(b"origin"), request.getHeader(b"host"), self._hosts)
+        if why is not None:
+            request.setResponseCode(403)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(_error(None, RpcError(INVALID_REQUEST, why))).encode()
         if self._expected_auth is not None:
             got = request.getHeader(b"authorization") or b""
             if not hmac.compare_digest(got, self._expected_auth):
@@ -207,7 +241,9 @@ def start_server(chain, port: int = 0, interface: str = "127.0.0.1", *, reactor=
         from twisted.internet import reactor  # noqa: F811
     pool = chain_threadpool()
     pool.start()
-    site = _QuietSite(JsonRpcResource(chain, pool, reactor, token=token))
+    # Off loopback the bearer token keeps web pages out (they cannot know it), whatever the Host.
+    hosts = None if token is not None else LOOPBACK_NAMES | {interface.lower()}
+    site = _QuietSite(JsonRpcResource(chain, pool, reactor, token=token, hosts=hosts))
     site.displayTracebacks = False
     try:
         listening = reactor.listenTCP(port, site, interface=interface)
