@@ -132,3 +132,25 @@ def test_rlc_amounts_round_trip(units):
 def test_bad_rlc_amounts(text):
     with pytest.raises(ChainClientError):
         parse_rlc(text)
+
+
+def test_demo_keys_are_refused_on_a_chain_that_is_not_local(chain_node, tmp_path):
+    """Issue 18, 7: `--account` on a public test net's chain id made the public demo keys its
+    hub's admin and oracle. ganache started as Sepolia (chain 11155111) stands for that net."""
+    from xwpy.chain import nodeproc
+    from xwpy.chain.accounts import EMBEDDED_CHAIN_ID
+
+    assert connect(chain_node.url).eth.chain_id == EMBEDDED_CHAIN_ID  # the constant is the chain's
+    if nodeproc.ganache_dir() is None and os.environ.get("XWPY_REQUIRE_GANACHE") != "1":
+        pytest.skip("ganache not installed (run .ci/install-ganache)")
+    node = nodeproc.start_ganache(chain_id=11155111)
+    try:
+        out = xwpy("--rpc", node.url, "deploy", "--account", "deployer", "--out", str(tmp_path / "d.json"), code=1)
+        assert "refused on chain 11155111" in out.output and "--key-file" in out.output
+        assert not (tmp_path / "d.json").exists()
+        key = tmp_path / "deployer.key"
+        write_key_file(key, ACC["deployer"].key)  # a key of one's own is the operator's business
+        xwpy("--rpc", node.url, "deploy", "--key-file", str(key), "--oracle", ACC["oracle"].address,
+             "--pool", ACC["pool"].address, "--out", str(tmp_path / "d.json"))
+    finally:
+        node.stop()

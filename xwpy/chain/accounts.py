@@ -20,6 +20,21 @@ ROLES = ("deployer", "oracle", "app_owner", "pool", "requester", "requester2", "
 # Ether given to each demo account at genesis: plenty for gas, an obviously fake amount.
 DEMO_ETH_WEI = 10_000 * 10**18
 
+# The chains the demo keys are for: the embedded one (eth-tester's id), ganache and hardhat as
+# the tests start them. Anywhere else the keys are refused: anyone can sign with them, so a
+# deployment on a public test net whose admin or oracle they are belongs to everybody.
+EMBEDDED_CHAIN_ID = 131277322940537
+GANACHE_CHAIN_ID = 1337
+HARDHAT_CHAIN_ID = 31337
+LOCAL_CHAIN_IDS = frozenset({EMBEDDED_CHAIN_ID, GANACHE_CHAIN_ID, HARDHAT_CHAIN_ID})
+
+
+def check_demo_chain(chain_id: int) -> None:
+    """Raise ValueError unless CHAIN_ID is a local chain, where the public demo keys may sign."""
+    if chain_id not in LOCAL_CHAIN_IDS:
+        local = ", ".join(str(c) for c in sorted(LOCAL_CHAIN_IDS))
+        raise ValueError(f"the demo accounts' keys are public: refused on chain {chain_id} (local chains only: {local})")
+
 
 @dataclasses.dataclass(frozen=True)
 class DemoAccount:

@@ -25,13 +25,11 @@ from pathlib import Path
 
 from web3 import Web3
 
-from xwpy.chain.accounts import DEMO_ETH_WEI, DemoAccount, demo_accounts
+from xwpy.chain.accounts import DEMO_ETH_WEI, GANACHE_CHAIN_ID, HARDHAT_CHAIN_ID, DemoAccount, demo_accounts
 from xwpy.chain.node import NodeUnavailable, connect, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 GANACHE_VERSION = "7.9.2"
-GANACHE_CHAIN_ID = 1337
-HARDHAT_CHAIN_ID = 31337
 _LISTENING = re.compile(r"^listening on (http://\S+)")
 
 

@@ -67,7 +67,7 @@ pass_chain = click.make_pass_decorator(ChainOptions)
 
 
 def _sender(w3, key_file: Path | None, account: str | None, default: str | None = None):
-    from xwpy.chain.accounts import demo_account
+    from xwpy.chain.accounts import check_demo_chain, demo_account
     from xwpy.chain.tx import TxSender
     from xwpy.client.chainclient import ChainClientError
     from xwpy.oracle.chainsetup import read_key_file
@@ -79,6 +79,10 @@ def _sender(w3, key_file: Path | None, account: str | None, default: str | None 
     role = account or default
     if role is None:
         raise ChainClientError("give --key-file FILE, or --account ROLE on a local chain (demo accounts)")
+    try:
+        check_demo_chain(w3.eth.chain_id)
+    except ValueError as e:
+        raise ChainClientError(f"--account {role}: {e}; sign with --key-file") from None
     return TxSender(w3, demo_account(role).key)
 
 
