@@ -52,7 +52,8 @@ def start_grid(root: Path, workers: int, chain_url: str | None = None, deploymen
         grid.enable_oracle(rpc_port=0, poll_seconds=0.1)
     else:
         write_key_file(grid.cfg.dir / "oracle.key", demo_accounts()["oracle"].key)
-        grid.enable_oracle(chain=chain_url, deployment=str(deployment), key_file="oracle.key", poll_seconds=0.1)
+        grid.enable_oracle(chain=chain_url, deployment=str(deployment), key_file="oracle.key", poll_seconds=0.1,
+                           confirmations=0)  # ganache never reorganises
     grid.start_coordinator()
     grid.chain_info()
     admin = grid.client()

@@ -75,7 +75,9 @@ class LimitsConfig:
 class OracleConfig:
     enabled: bool = False
     chain: str = "embedded"  # "embedded" (in this process, state under the site) or a JSON-RPC URL
-    confirmations: int = 0  # follow events this many blocks behind the head
+    # Follow events this many blocks behind the head; -1: URL_CONFIRMATIONS on a node (a request a
+    # reorganisation removes must not be worked for), 0 on the embedded chain (it never reorganises).
+    confirmations: int = -1
     poll_seconds: float = 1.0
     # Token + hub addresses: written at the first start on the embedded chain, made by
     # `xwpy chain deploy --out` for a node of your own.
@@ -91,6 +93,16 @@ class OracleConfig:
     commit_margin_seconds: float = 30.0  # no commit signed this close to a task's deadline
     replace_after_blocks: int = 3  # a commit pending this many blocks is sent again with higher fees
     max_fee_gwei: int = 1000  # the most a (replacement) commit offers per gas
+
+
+URL_CONFIRMATIONS = 12  # the default depth on a node: a couple of minutes of Ethereum blocks
+
+
+def confirmations_for(o: "OracleConfig") -> int:
+    """The confirmation depth the oracle follows with: the configured one, or the chain's default."""
+    if o.confirmations >= 0:
+        return o.confirmations
+    return 0 if o.chain == "embedded" else URL_CONFIRMATIONS
 
 
 @dataclass(frozen=True)
@@ -209,8 +221,8 @@ def _check_limits(lim: LimitsConfig) -> None:
 def _check_oracle(o: OracleConfig) -> None:
     if o.chain != "embedded" and not o.chain.startswith(("http://", "https://")):
         raise ConfigError(f'[oracle] chain must be "embedded" or an http(s):// URL, got {o.chain!r}')
-    if o.confirmations < 0:
-        raise ConfigError("[oracle] confirmations must be >= 0")
+    if o.confirmations < -1:
+        raise ConfigError("[oracle] confirmations must be >= 0 (or -1: the default for the chain)")
     if not 0 < o.poll_seconds <= 3600:
         raise ConfigError("[oracle] poll_seconds must be in (0, 3600]")
     if not 0 <= o.rpc_port <= 65535:

@@ -25,6 +25,7 @@ class OracleGrid:
     kind: str  # embedded | ganache
     node: object = None  # the ganache NodeProcess
     accounts: dict = field(default_factory=demo_accounts)
+    chain_url: str | None = None  # the node's URL as the site's configuration gives it (ganache)
 
     def start(self, workers: int = 3) -> "OracleGrid":
         g = self.grid
@@ -33,7 +34,9 @@ class OracleGrid:
             path.parent.mkdir(parents=True, exist_ok=True)
             ensure_demo_deployment(self.node.web3(), path, default_handlers())
             write_key_file(g.cfg.dir / "oracle.key", self.accounts["oracle"].key)
-            g.enable_oracle(chain=self.node.url, deployment=str(path), key_file="oracle.key", poll_seconds=0.2)
+            # ganache mines a block per transaction and never reorganises: no confirmations to wait.
+            g.enable_oracle(chain=self.chain_url or self.node.url, deployment=str(path), key_file="oracle.key",
+                            poll_seconds=0.2, confirmations=0)
         else:
             g.enable_oracle(rpc_port=0, poll_seconds=0.2)
         self.start_coordinator()
@@ -47,7 +50,7 @@ class OracleGrid:
     def start_coordinator(self):
         proc = self.grid.start_coordinator()
         info = self.grid.chain_info()
-        self.url = info["url"]
+        self.url = self.node.url if info.get("url_in_config") else info["url"]
         self.w3 = connect(self.url)
         self.deployment = Deployment.load(info["deployment"])
         self.target = ChainTarget(self.url, self.w3, self.deployment)

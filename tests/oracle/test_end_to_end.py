@@ -195,3 +195,30 @@ def test_the_cli_requests_waits_and_shows_the_result(oracle_grid):
     assert og.grid.coordinator.stop(signal.SIGTERM) == 0
     gone = runner.invoke(cli, ["--site", site, "chain", "status", str(task_id)])
     assert gone.exit_code == 1 and "no oracle chain running for site" in gone.output
+
+
+def test_a_node_url_with_a_key_is_never_logged_nor_written_in_clear(grid, ganache_node):
+    """Issue 18, 7: providers put the API key in the URL (user info, path or query); the
+    coordinator logged it and wrote it to run/chain.json. The CLI finds the node all the same."""
+    port = ganache_node.url.rsplit(":", 1)[1]
+    secrets = ("PASSWORDX", "QUERYKEYX")  # (ganache serves no other path than /: see the unit test)
+    url = f"http://xwpy:{secrets[0]}@127.0.0.1:{port}/?apikey={secrets[1]}"
+    og = OracleGrid(grid, "ganache", ganache_node, chain_url=url).start(workers=0)
+    req = hashchain_request(og, "secret url", 10)
+    wait_for(lambda: (r := og.task_row(req.task_id)) is not None and r.status.value == "RUNNING", 30,
+             "the oracle to follow the node through that URL")
+    run = (grid.cfg.dir / "run" / "chain.json").read_text()
+    assert json.loads(run)["url"] == f"http://127.0.0.1:{port}/…"
+    log = grid.coordinator.output()
+    assert "follows hub" in log and f"127.0.0.1:{port}" in log
+    for secret in secrets:
+        assert secret not in run and secret not in log
+    from click.testing import CliRunner
+
+    from xwpy.client.cli import cli
+    from xwpy.client.commands import register
+
+    register(cli)
+    out = CliRunner().invoke(cli, ["--site", str(grid.cfg.dir), "chain", "status", str(req.task_id), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["status"] == "REQUESTED"

@@ -234,7 +234,7 @@ def test_any_params_either_parse_or_raise_bad_params(data):
     "text,needle",
     [
         ('[oracle]\nchain = "ftp://x"\n', "http(s)://"),
-        ("[oracle]\nconfirmations = -1\n", "confirmations"),
+        ("[oracle]\nconfirmations = -2\n", "confirmations"),
         ("[oracle]\npoll_seconds = 0\n", "poll_seconds"),
         ("[oracle]\nblock_range = 0\n", "block_range"),
         ('[oracle]\nenabled = true\nchain = "http://127.0.0.1:8545"\n', "key_file is required"),
@@ -266,3 +266,30 @@ def test_key_files_must_be_private_and_well_formed(tmp_path):
     assert "12" * 31 not in str(e.value)  # a key (even a broken one) is never repeated
     with pytest.raises(config.ConfigError, match="cannot read"):
         read_key_file(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("text,depth", [
+    ("[oracle]\n", 0),  # the embedded chain never reorganises
+    ('[oracle]\nchain = "https://node.example/v3/key"\n', config.URL_CONFIRMATIONS),  # issue 18, 4
+    ('[oracle]\nchain = "https://node.example"\nconfirmations = 0\n', 0),  # the operator's choice
+    ('[oracle]\nchain = "https://node.example"\nconfirmations = 3\n', 3),
+])
+def test_a_node_url_is_followed_behind_confirmations_by_default(tmp_path, text, depth):
+    (tmp_path / "xwpy.toml").write_text(text)
+    assert config.URL_CONFIRMATIONS > 0
+    assert config.confirmations_for(config.load(tmp_path).oracle) == depth
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+    ("https://mainnet.infura.io/v3/0123abcd", "https://mainnet.infura.io/…"),
+    ("https://user:pa55@node.example:8545/?apikey=S3CRET#frag", "https://node.example:8545/…"),
+    ("https://user:pa55@node.example", "https://node.example"),
+])
+def test_a_node_url_is_shown_without_what_may_be_a_key(url, shown):
+    from xwpy.chain.node import redact_url, scrub
+
+    assert redact_url(url) == shown
+    error = f"HTTPSConnectionPool(host='node.example'): Max retries exceeded with url: {url.split('node.example')[-1]}"
+    for secret in ("0123abcd", "pa55", "S3CRET"):
+        assert secret not in scrub(error, url) and secret not in scrub(f"failed: {url}", url)

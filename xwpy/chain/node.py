@@ -13,6 +13,40 @@ class NodeUnavailable(Exception):
     pass
 
 
+def _secrets(url: str) -> list[str]:
+    """The parts of URL that may carry a credential: user:password@, the path (providers put the
+    API key there: /v3/KEY), the query (?apikey=...) and the fragment."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    found = []
+    if "@" in parts.netloc:
+        found.append(parts.netloc.rsplit("@", 1)[0])
+    if parts.path not in ("", "/"):
+        found.append(parts.path)
+    found += [p for p in (parts.query, parts.fragment) if p]
+    return found
+
+
+def redact_url(url: str) -> str:
+    """URL fit for a log line or a file others read: scheme, host and port; "…" stands for a
+    path, query or user info, which may hold an API key."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    tail = "/…" if parts.path not in ("", "/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{tail}"
+
+
+def scrub(text: str, url: str) -> str:
+    """TEXT (an error message, say) without the secret parts of URL."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        if len(secret) > 1:
+            text = text.replace(secret, "…")
+    return text
+
+
 def connect(url: str, *, timeout: float = 30.0, token: str | None = None) -> Web3:
     """A Web3 for URL (http:// or https://); no request is made yet.
 

@@ -85,6 +85,10 @@ def resolve(rpc: str | None, deployment: Path | None, site: Path | None) -> Chai
             info = json.loads(run.read_text())
             rpc = info["url"]
             deployment = deployment or Path(info["deployment"])
+            if info.get("url_in_config"):  # a node URL with a key in it is not in the run file
+                from xwpy import config
+
+                rpc = config.load(Path(site)).oracle.chain
         except FileNotFoundError:
             raise ChainClientError(f"no oracle chain running for site {site} (missing {run})") from None
         except (ValueError, KeyError):

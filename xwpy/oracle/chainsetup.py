@@ -20,6 +20,7 @@ from web3 import Web3
 
 from xwpy.chain.accounts import demo_accounts, demo_key
 from xwpy.chain.deploy import DEMO_APPS, DEMO_MINT, Deployment, deploy_stack
+from xwpy.chain.node import redact_url
 from xwpy.chain.tx import TxSender
 from xwpy.config import ConfigError, OracleConfig, SiteConfig
 
@@ -106,11 +107,15 @@ def load_deployment(w3: Web3, path: Path) -> Deployment:
 
 
 def write_run_file(site: SiteConfig, url: str, d: Deployment, deployment_path: Path) -> Path:
+    """Where the CLI finds the chain. A node URL that may carry an API key is not written in
+    clear: the file says it is in the site's configuration (which readers of the site have)."""
     path = site.path(RUN_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    shown = redact_url(url)
+    where = {"url": url} if shown == url else {"url": shown, "url_in_config": True}
     tmp.write_text(json.dumps({
-        "url": url, "chain_id": d.chain_id, "hub": d.hub, "token": d.token, "deployment": str(deployment_path),
+        **where, "chain_id": d.chain_id, "hub": d.hub, "token": d.token, "deployment": str(deployment_path),
         "pid": os.getpid(),
     }, indent=2) + "\n")
     os.replace(tmp, path)

@@ -21,7 +21,8 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from xwpy.backoff import Backoff
-from xwpy.chain.node import connect
+from xwpy.chain.node import connect, redact_url, scrub
+from xwpy.config import confirmations_for
 from xwpy.chain.rpc import EmbeddedChainService
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.chainlink import ChainLink, ChainMismatch
@@ -94,7 +95,7 @@ class OracleService(service.MultiService):
         self.grid.on_final(self._on_final)
         wall = self.reactor.seconds
         self.follower = Follower(self.link, self.catalog, start_block=deployment.block,
-                                 confirmations=cfg.confirmations, block_range=cfg.block_range, wall=wall)
+                                 confirmations=confirmations_for(cfg), block_range=cfg.block_range, wall=wall)
         self.runner = Runner(self.catalog, self.grid, self.handlers, chain_now=self.chain_now, wall=wall,
                              margin=cfg.deadline_margin_seconds, on_jobs=self._on_jobs,
                              served=self.link.served)
@@ -105,8 +106,8 @@ class OracleService(service.MultiService):
         self._loop.clock = self.reactor
         self._loop.start(cfg.poll_seconds, now=True).addErrback(lambda f: log.failure("oracle loop stopped", f))
         log.info("oracle {address} follows hub {hub} on {url} (chain {cid}, {n} confirmations), apps: {apps}",
-                 address=self.link.address, hub=deployment.hub, url=self.url, cid=deployment.chain_id,
-                 n=cfg.confirmations, apps=", ".join(sorted(self.handlers)))
+                 address=self.link.address, hub=deployment.hub, url=redact_url(self.url), cid=deployment.chain_id,
+                 n=confirmations_for(cfg), apps=", ".join(sorted(self.handlers)))
 
     def chain_now(self) -> float:
         return self.follower.clock.now(self.reactor.seconds())
@@ -151,7 +152,7 @@ class OracleService(service.MultiService):
                 self.kick(pk)
             await self._sweep()
         except Exception as e:  # noqa: BLE001 - node or catalog away: say so once, keep trying
-            why = f"{type(e).__name__}: {str(e)[:300]}"
+            why = f"{type(e).__name__}: {scrub(str(e), self.url or '')[:300]}"
             if why != self._trouble:
                 if isinstance(e, ChainMismatch):
                     log.error("oracle: {why}", why=why)
@@ -248,7 +249,8 @@ class OracleService(service.MultiService):
             except Exception as e:  # noqa: BLE001 - transient (node, catalog) or a bug: retry, say why
                 delay = self._retry(pk)
                 if _transient(e):
-                    log.warn("task #{pk}: {e}; retrying in {d:.1f} s", pk=pk, e=f"{type(e).__name__}: {str(e)[:200]}", d=delay)
+                    log.warn("task #{pk}: {e}; retrying in {d:.1f} s", pk=pk,
+                             e=f"{type(e).__name__}: {scrub(str(e), self.url or '')[:200]}", d=delay)
                 else:
                     log.failure("task #{pk}: unexpected error; retrying in {d:.1f} s", pk=pk, d=delay)
                 return
