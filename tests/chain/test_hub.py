@@ -235,7 +235,7 @@ def test_python_bounds_match_the_contract_source():
     from xwpy.chain.artifacts import source_path
 
     source = source_path("TaskHub").read_text()
-    for name in ("MAX_PARAMS", "MAX_RESULT", "BPS"):
+    for name in ("MAX_PARAMS", "MAX_RESULT", "BPS", "CALLBACK_OVERHEAD"):
         (value,) = re.findall(rf"^{name}: constant\(uint256\) = (\d+)$", source, re.M)
         assert int(value) == getattr(contracts, name), name
 
