@@ -48,6 +48,9 @@ class SchedulerConfig:
     # A job that has been tried and that no host alive may run any more (its replicas disagree, or
     # it needs more distinct hosts than are alive) ends in ERROR after this long (policy.py).
     no_quorum_seconds: float = 300.0
+    # Leases a host must have been silent (asleep, offline) before a job whose quorum waits on it
+    # gets an extra replica elsewhere (scheduler/silence.py); its replicas count until their deadline.
+    silent_leases: float = 3.0
     max_wait_seconds: float = 30.0  # upper bound of a worker's long poll
     # Adaptive replication (apps registered with --adaptive): consecutive valid results that make
     # a host trusted, and the share of a trusted host's jobs replicated all the same.
@@ -201,6 +204,8 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
         raise ConfigError("[catalog] busy_timeout_seconds must be in (0, 3600]")
     if not cfg.scheduler.no_quorum_seconds > 0:
         raise ConfigError("[scheduler] no_quorum_seconds must be > 0")
+    if not cfg.scheduler.silent_leases >= 1:
+        raise ConfigError("[scheduler] silent_leases must be >= 1")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
     _check_limits(cfg.limits)

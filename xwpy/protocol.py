@@ -37,6 +37,10 @@ MAX_RESULTS_PER_REPORT = 1024
 MAX_SLOTS = 256
 MAX_INLINE_RESULT = 64 * 1024
 STDERR_TAIL = 4096
+# A replica's deadline, from its assignment: its host may fall silent (asleep, offline) and come
+# back with its result until then. Per app (xwpy app register --deadline); hours by default.
+DEFAULT_DEADLINE = 24 * 3600
+MAX_DEADLINE = 90 * 24 * 3600
 MAX_JSON_DEPTH = 64  # arrays and objects within one another; the protocol's messages need 5
 
 
@@ -328,6 +332,7 @@ class NewApp:
     image: str | None = field(Optional(Sha256), default=None)  # an image archive uploaded as data
     platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"), default="any")
     network: bool = field(Bool(), default=False)  # its jobs need the network (workers that allow it)
+    deadline: int = field(Int(1, MAX_DEADLINE), default=DEFAULT_DEADLINE)  # seconds a replica may take, see above
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
@@ -481,6 +486,9 @@ class Assignment:
     lease_expires: float = field(Float(0, 1e12))
     image: ImageSpec | None = field(Optional(Nested(ImageSpec)), default=None)
     network: bool = field(Bool(), default=False)  # the app needs the network
+    # When the coordinator stops waiting for this replica (its clock, like lease_expires): until
+    # then a worker that was silent may come back with it, and its result counts.
+    deadline: float = field(Float(0, 1e12), default=0.0)
 
 
 @message

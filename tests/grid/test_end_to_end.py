@@ -77,7 +77,9 @@ def test_slots_of_one_worker_share_the_download_of_a_new_input(grid, tmp_path):
     assert [stdout_of(alice, j, tmp_path) for j in ids] == [text.decode().upper() + f" {i}\n" for i in range(4)]
 
 
-def test_worker_killed_mid_job_is_rescheduled(grid, tmp_path):
+def test_worker_killed_mid_job_and_never_back_is_replaced_by_an_extra_replica(grid, tmp_path):
+    """Its host silent (for all the scheduler knows, asleep), the victim keeps its replica until the
+    deadline; an extra replica started elsewhere completes the job, and the victim's is aborted."""
     grid.start_coordinator()
     vol = grid.user("vol", "worker")
     alice = grid.client(grid.user("alice"))
@@ -91,7 +93,8 @@ def test_worker_killed_mid_job_is_rescheduled(grid, tmp_path):
     job = grid.wait_final(alice, [jid], timeout=60)[jid]
     assert job["status"] == "COMPLETED"
     reps = {r["id"]: r for r in alice.job(jid)["replicas"]}
-    assert reps[running[0]["id"]]["status"] == "LOST"
+    assert reps[running[0]["id"]]["status"] == "ABORTED"
+    assert [r["covers"] for r in reps.values() if r["covers"]] == [running[0]["id"]]
     assert stdout_of(alice, jid, tmp_path) == "done x\n"
 
 

@@ -230,14 +230,17 @@ def host_ids(grid) -> dict[str, int]:
     return {h["name"]: h["id"] for h in grid.client().hosts()}
 
 
-def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger, tmp_path):
-    """A worker SIGSTOPped mid-job keeps its connections but stops heartbeating: its lease expires,
-    the job is finished by others; a result for the lost replica — forged with its host token
-    while it hangs, then its own once SIGCONTed — changes nothing, and the worker works on."""
+def test_hung_worker_loses_its_replica_at_the_deadline_and_its_late_report_is_refused(grid, ledger, tmp_path):
+    """A worker SIGSTOPped mid-job keeps its connections but stops heartbeating: silent past its
+    replica's deadline (the app's: short here), it loses the replica, and the job is finished by
+    others; a result for the lost replica — forged with its host token while it hangs, then its
+    own once SIGCONTed — changes nothing, and the worker works on. (Back before the deadline, it
+    would have kept it: tests/grid/test_sleep.py.)"""
     configure(grid, heartbeat_seconds=0.25)
     grid.start_coordinator()
     alice = grid.client(grid.user("alice"))
-    alice.register_app(name="slow", command=SLOW, replication=2, quorum=2)
+    # A deadline far beyond what an honest replica needs here (a second's sleep), and short.
+    alice.register_app(name="slow", command=SLOW, replication=2, quorum=2, deadline=10)
     victim = grid.start_worker("hung", grid.user("vol0", "worker"), "--log-level", "debug")
     grid.start_worker("w1", grid.user("vol1", "worker"))
     started = time.monotonic()
@@ -248,8 +251,8 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
                               if r["host_id"] == hung and r["status"] == "RUNNING"], 30, "the victim's replica running")
     victim.send(signal.SIGSTOP)
     lost = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["id"] == rep["id"] and r["status"] == "LOST"],
-                    30, "the hung worker's lease to expire")
-    assert lost[0]["error"] == "lease expired"
+                    60, "the hung worker's replica to pass its deadline")
+    assert lost[0]["error"] == "deadline passed"
     assert alice.job(jid)["status"] == "RUNNING"  # no third host yet: the job waits for one
 
     # A forged result for the lost replica, with the hung host's own token: refused, not stored.
@@ -283,7 +286,7 @@ def test_hung_worker_loses_its_lease_and_its_late_report_is_refused(grid, ledger
     after = {r["id"]: r for r in alice.job(jid)["replicas"]}
     late = sorted({a or b for a, b in stale.findall(victim.output())})
     ledger.record(
-        scenario="hung worker (SIGSTOP) loses its lease; late reports refused",
+        scenario="hung worker (SIGSTOP) loses its replica at its deadline; late reports refused",
         load="2 jobs, 3 workers",
         faults=f"1 worker SIGSTOPped; late reports: 1 forged, 1 real ({'+'.join(late)})",
         bad_inputs=1,

@@ -1,5 +1,6 @@
 """The scheduler engine driven by hypothesis through arbitrary histories — hosts joining, jobs
-submitted and cancelled, results true and false, leases lost, the coordinator restarting — with the
+submitted and cancelled, results true and false, leases lost, hosts falling silent and coming back
+(with extra replicas started meanwhile), deadlines passing, the coordinator restarting — with the
 scheduler's invariants checked after every step.
 
 The test keeps its own copy of "the catalog": every Changes record the engine returns is applied
@@ -9,6 +10,7 @@ to it, as the dispatcher does. A restart rebuilds the engine from that copy only
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -20,6 +22,16 @@ from xwpy.server.scheduler.policy import PUBLIC, Visibility
 from xwpy.server.scheduler.quorum import Policy
 
 LEASE = 10.0
+DEADLINE = 6 * LEASE  # short, so that hypothesis reaches replicas lost at their deadline
+
+
+class App:
+    """What the engine reads of an app: any platform, one core, a deadline."""
+
+    limits: dict = {}
+    versions = (SimpleNamespace(runs_on="any", image=None),)
+    network = False
+    deadline = DEADLINE
 TRUST = 2  # low, so that hypothesis reaches trusted hosts and solo certification
 SALT = b"fixed salt for tests"
 
@@ -60,7 +72,8 @@ class EngineMachine(RuleBasedStateMachine):
 
     @staticmethod
     def new_engine():
-        return Engine(lease_seconds=LEASE, trust_threshold=TRUST, spot_check=0.3, salt=SALT)
+        app = App()
+        return Engine(lease_seconds=LEASE, trust_threshold=TRUST, spot_check=0.3, salt=SALT, apps=lambda _: app)
 
     def commit(self, ch):
         for jid, fields in ch.jobs.items():
@@ -70,6 +83,12 @@ class EngineMachine(RuleBasedStateMachine):
                 event("a trusted host took a job alone")
             if fields.get("status") == "COMPLETED":
                 event("a job was certified")
+        for row in ch.replicas_new:
+            if row["covers"] is not None:
+                event("an extra replica started beside a silent one")
+        for fields in ch.replicas.values():
+            if fields.get("error") == "deadline passed":
+                event("a replica was lost at its deadline")
         self.db.apply(ch)
 
     @initialize(n=st.integers(1, 6), owners=st.integers(1, 3), veterans=st.integers(0, 3))
@@ -168,13 +187,48 @@ class EngineMachine(RuleBasedStateMachine):
         self.commit(self.engine.lose(host, None, self.now, "worker restarted"))
         assert not self.engine.hosts[host].active
 
-    @rule(dt=st.floats(0.1, 3 * LEASE))
+    @rule(dt=st.one_of(st.floats(0.1, LEASE), st.floats(LEASE, 4 * LEASE)))
     def time_passes(self, dt):
+        """Time passes; hosts that do not heartbeat fall silent. A silent host keeps its replicas
+        until their deadline; a host alive keeps only those it holds (heartbeats extend them)."""
         self.now += dt
         self.commit(self.engine.reap(self.now))
         for h in self.engine.hosts.values():
             for rid in h.active:
-                assert self.engine.replicas[rid].lease_expires >= self.now
+                r = self.engine.replicas[rid]
+                assert r.deadline >= self.now
+                assert r.lease_expires >= self.now or not h.alive(self.now, LEASE)
+
+    @precondition(lambda self: self.active())
+    @rule(data=st.data(), leases=st.integers(1, 8))
+    def host_sleeps(self, data, leases):
+        """A host holding work falls silent for a while; the others heartbeat all along, holding
+        what they hold, and ask for work (a silent host's work may go to them as extras)."""
+        sleeper = self.engine.replicas[data.draw(st.sampled_from(self.active()))].host_id
+        for _ in range(2 * leases):
+            self.now += LEASE / 2
+            for h in sorted(self.engine.hosts):
+                if h != sleeper:
+                    self.commit(self.engine.heartbeat(h, sorted(self.engine.hosts[h].active), self.now)[1])
+            self.commit(self.engine.reap(self.now))
+            for h in sorted(self.engine.hosts):
+                if h != sleeper:
+                    self.commit(self.engine.assign(h, 1, self.now)[1])
+
+    @rule(data=st.data())
+    def host_comes_back(self, data):
+        """A silent host (asleep) heartbeats again, holding all it held: it keeps every replica
+        whose deadline has not passed."""
+        silent = sorted(h.id for h in self.engine.hosts.values() if not h.alive(self.now, LEASE))
+        if not silent:
+            return
+        host = data.draw(st.sampled_from(silent))
+        held = sorted(self.engine.hosts[host].active)
+        abort, ch = self.engine.heartbeat(host, held, self.now)
+        assert abort == [] and sorted(self.engine.hosts[host].active) == held
+        if held:
+            event("a silent host came back with its replicas")
+        self.commit(ch)
 
     @precondition(lambda self: self.engine.jobs)
     @rule(data=st.data())
@@ -189,8 +243,11 @@ class EngineMachine(RuleBasedStateMachine):
         """Rebuild from the catalog copy alone: the engine must carry on exactly."""
         active = {jid for jid, row in self.db.jobs.items() if row["status"] in ("PENDING", "RUNNING")}
         assert active == set(self.engine.jobs)
-        before = {jid: (j.status, j.wanted, sorted(j.hosts_used), j.solo) for jid, j in self.engine.jobs.items()}
+        # (Extra replicas wanted are planned again by the next reap: not part of what is compared.)
+        before = {jid: (j.status, j.wanted - len(j.extra_for), sorted(j.hosts_used), j.solo)
+                  for jid, j in self.engine.jobs.items()}
         hosts = [HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive) for h in self.engine.hosts.values()]
+        # (A replica whose host was silent long enough has its lease extended at load: presumed.)
         jobs = [
             JobState(
                 id=jid, owner_id=row["owner_id"], app_id=1,
@@ -206,6 +263,7 @@ class EngineMachine(RuleBasedStateMachine):
                 id=rid, job_id=row["job_id"], host_id=row["host_id"], status=ReplicaStatus(row["status"]),
                 lease_expires=row.get("lease_expires", 0.0), digest=row.get("result_sha256"),
                 size=row.get("result_size") or 0, validation=Validation(row["validation"]),
+                deadline=row["deadline"], covers=row["covers"],
             )
             for rid, row in sorted(self.db.replicas.items()) if row["job_id"] in active
         ]
@@ -252,9 +310,15 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def budget_respected(self):
+        """At most max_replicas replicas count, besides the extras started beside silent ones:
+        at most one at a time per silent replica."""
         for jid, job in self.db.jobs.items():
-            counted = [r for r in self.db.replicas.values() if r["job_id"] == jid and r["status"] not in ("LOST", "ABORTED")]
+            counted = [r for r in self.db.replicas.values() if r["job_id"] == jid and r["status"] not in ("LOST", "ABORTED")
+                       and r["covers"] is None]
             assert len(counted) <= job["max_replicas"]
+        covering = Counter(r["covers"] for r in self.db.replicas.values()
+                           if r["covers"] is not None and r["status"] in ("ASSIGNED", "RUNNING"))
+        assert all(n == 1 for n in covering.values()), "two extras at once beside one silent replica"
 
     @invariant()
     def fair_share_counters_match(self):

@@ -73,6 +73,26 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+class Duration(click.ParamType):
+    """Seconds, as a number with an optional s, m, h or d suffix (6h, 90m, 2d, 3600)."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self._UNITS else (text, "s")
+        try:
+            n = round(float(number) * self._UNITS[unit])
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (e.g. 6h, 90m, 2d, 3600)", param, ctx)
+        if n < 1:
+            self.fail(f"{value!r} is less than a second", param, ctx)
+        return n
+
+
 class Size(click.ParamType):
     """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024)."""
 

@@ -84,6 +84,7 @@ class Coordinator(service.MultiService):
             heartbeat_seconds=cfg.scheduler.heartbeat_seconds,
             reap_seconds=cfg.scheduler.reap_seconds,
             no_quorum_seconds=cfg.scheduler.no_quorum_seconds,
+            silent_leases=cfg.scheduler.silent_leases,
             max_wait_seconds=cfg.scheduler.max_wait_seconds,
             trust_threshold=cfg.scheduler.trust_threshold,
             spot_check=cfg.scheduler.spot_check,

@@ -144,7 +144,7 @@ class Grid:
             user, name=msg.name, access=msg.access, bundle=msg.bundle, command=tuple(msg.command),
             limits=protocol.encode(msg.limits), validator=msg.validator, replication=msg.replication,
             quorum=msg.quorum, adaptive=msg.adaptive, network=msg.network, image=image,
-            platform=_platform(msg.platform, image),
+            platform=_platform(msg.platform, image), deadline=msg.deadline,
         )
 
     async def ensure_app(self, user: User, *, name: str, command: Iterable[str], limits: dict, validator: str,
@@ -161,17 +161,18 @@ class Grid:
 
     async def _add_app(self, user: User, *, name: str, access: str, bundle: str | None, command: tuple,
                        limits: dict, validator: str, replication: int, quorum: int, adaptive: bool = False,
-                       network: bool = False, image: dict | None = None, platform: str = "any") -> App:
+                       network: bool = False, image: dict | None = None, platform: str = "any",
+                       deadline: int = protocol.DEFAULT_DEADLINE) -> App:
         try:
             app_id = await self.catalog.apps.add(
                 name=name, owner_id=user.id, access=access, bundle=bundle, command=list(command), limits=limits,
                 validator=validator, replication=replication, quorum=quorum, now=self.now(), adaptive=adaptive,
-                network=network, image=image, platform=platform,
+                network=network, image=image, platform=platform, deadline=deadline,
             )
         except IntegrityError:
             raise Conflict(f"app {name!r} exists", "name") from None
         app = App(app_id, name, user.id, user.login, access, bundle, command, limits, validator, replication, quorum,
-                  adaptive, network, image, platform)
+                  adaptive, network, image, platform, deadline=deadline)
         self.directory.add_app(app)
         return app
 
@@ -445,6 +446,7 @@ class Grid:
             lease_expires=x.replica.lease_expires,
             image=protocol.parse(protocol.ImageSpec, x.app.image) if x.app.image else None,
             network=x.app.network,
+            deadline=x.replica.deadline,
         )
 
     async def alive(self, host_id: int, msg: protocol.Alive) -> list[int]:

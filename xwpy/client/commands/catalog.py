@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from xwpy import archive
-from xwpy.client.context import Settings, Size, emit, pass_settings, table
+from xwpy import archive, protocol
+from xwpy.client.context import Duration, Settings, Size, emit, pass_settings, table
 
 
 def upload_bundle(client, path: Path, access: str) -> str:
@@ -44,6 +44,9 @@ def register(cli: click.Group) -> None:
                   help="Adaptive replication: a trusted host's result may certify alone (spot-checked).")
     @click.option("--network", is_flag=True,
                   help="Its jobs need the network: they go only to workers whose volunteer allows it (--allow-network).")
+    @click.option("--deadline", type=Duration(), default=f"{protocol.DEFAULT_DEADLINE // 3600}h", show_default=True,
+                  help="How long a replica may take, its host asleep or offline included (6h, 2d): a host back "
+                       "before then resumes it and its result counts; meanwhile an extra replica may run elsewhere.")
     @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
@@ -55,7 +58,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
     def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive,
-                     network, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
+                     network, deadline, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
 
@@ -69,6 +72,7 @@ def register(cli: click.Group) -> None:
         info = client.register_app(
             name=name, command=list(command), bundle=sha, image=image_sha, platform=platform, access=access,
             validator=validator, replication=replication, quorum=quorum, adaptive=adaptive, network=network or None,
+            deadline=deadline,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes, "cores": cores},
         )

@@ -209,6 +209,13 @@ def _exit_status(statuses) -> int:
     return EXIT_ERROR if "ERROR" in statuses else EXIT_CANCELLED if "CANCELLED" in statuses else 0
 
 
+def _note(replica: dict) -> str:
+    """Its error, or what it stands in for (an extra replica started beside a silent host's)."""
+    if replica["error"]:
+        return one_line(replica["error"])[:50]
+    return f"extra beside replica {replica['covers']}" if replica.get("covers") else ""
+
+
 def _show_job(job: dict) -> None:
     click.echo(f"job {job['id']}  app {job['app']}  status {job['status']}  quorum {job['quorum']}/{job['replication']}")
     if job["result_sha256"]:
@@ -220,7 +227,7 @@ def _show_job(job: dict) -> None:
     if job.get("why"):
         click.echo(f"{'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}")
     click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
-                       (r["result_sha256"] or "")[:12], one_line(r["error"] or "")[:50]] for r in job["replicas"]],
+                       (r["result_sha256"] or "")[:12], _note(r)] for r in job["replicas"]],
                      ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
     failed = [r for r in job["replicas"] if r["status"] == "FAILED" and r["stderr_tail"]]
     if failed:

@@ -33,6 +33,7 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> dict
                 "assigned_at": r.assigned_at, "started_at": r.started_at, "finished_at": r.finished_at,
                 "exit_code": r.exit_code, "result_sha256": r.result_sha256, "stderr_tail": r.stderr_tail,
                 "error": r.error,
+                "deadline": r.deadline, "covers": r.covers,  # covers: the silent replica it was started beside
             }
             for r in j.replicas
         ]

@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from twisted.internet.defer import Deferred
 
+from xwpy.protocol import DEFAULT_DEADLINE
 from xwpy.server.catalog.rows import App, AppVersion
 from xwpy.server.catalog.schema import app_versions, apps, users
 
@@ -16,7 +17,7 @@ def _row(r, extra: tuple[AppVersion, ...] = ()) -> App:
     return App(
         r.id, r.name, r.owner_id, r.login, r.access, r.bundle_sha256, tuple(r.command), dict(r.limits),
         r.validator, r.replication, r.quorum, bool(r.adaptive), bool(r.network), dict(r.image) if r.image else None,
-        r.platform or "any", extra,
+        r.platform or "any", extra, deadline=r.deadline,
     )
 
 
@@ -33,13 +34,13 @@ class AppsComponent:
         self.catalog = catalog
 
     def add(self, *, name, owner_id, access, bundle, command, limits, validator, replication, quorum, now,
-            adaptive=False, network=False, image=None, platform="any") -> Deferred:
+            adaptive=False, network=False, image=None, platform="any", deadline=DEFAULT_DEADLINE) -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 apps.insert().values(
                     name=name, owner_id=owner_id, access=access, bundle_sha256=bundle, command=list(command),
                     limits=limits, validator=validator, replication=replication, quorum=quorum, adaptive=adaptive,
-                    network=network, created_at=now, image=image, platform=platform,
+                    network=network, created_at=now, image=image, platform=platform, deadline=deadline,
                 )
             )
             return res.inserted_primary_key[0]

@@ -31,6 +31,7 @@ def _replica(r) -> Replica:
     return Replica(
         r.id, r.job_id, r.host_id, r.status, r.validation, r.verdict, r.lease_expires, r.assigned_at,
         r.started_at, r.finished_at, r.exit_code, r.result_sha256, r.result_size, r.stderr_tail, r.error,
+        r.deadline, r.covers,
     )
 
 
@@ -165,6 +166,8 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
                 size=r.result_size or 0,
                 verdict=Verdict(r.verdict) if r.verdict else None,
                 validation=Validation(r.validation),
+                deadline=r.deadline,
+                covers=r.covers,
             )
         )
     next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1

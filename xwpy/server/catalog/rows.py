@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xwpy.protocol import DEFAULT_DEADLINE
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -49,6 +51,7 @@ class App:
     image: dict | None = None  # protocol.ImageSpec, encoded
     platform: str = "any"  # of the bundle or image above
     extra: tuple[AppVersion, ...] = ()  # versions for other platforms
+    deadline: int = DEFAULT_DEADLINE  # seconds a replica may take (protocol.NewApp.deadline)
 
     @property
     def versions(self) -> tuple[AppVersion, ...]:
@@ -107,6 +110,8 @@ class Replica:
     result_size: int | None
     stderr_tail: str | None
     error: str | None
+    deadline: float | None = None  # see scheduler/silence.py
+    covers: int | None = None  # the silent replica it was started beside
 
 
 @dataclass(frozen=True, slots=True)

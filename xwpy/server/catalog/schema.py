@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 
+from xwpy.protocol import DEFAULT_DEADLINE
+
 SCHEMA_VERSION = 1
 
 metadata = MetaData()
@@ -71,6 +73,8 @@ apps = Table(
     # The platform the app's bundle or image above is built for; app_versions holds the others.
     Column("platform", String(40), nullable=False, server_default=text("'any'")),
     Column("network", Boolean, nullable=False, server_default=false()),  # its jobs need the network
+    # Seconds a replica of its jobs may take, its host asleep or offline included (protocol.NewApp).
+    Column("deadline", Integer, nullable=False, server_default=text(str(DEFAULT_DEADLINE))),
 )
 
 app_versions = Table(
@@ -190,6 +194,9 @@ replicas = Table(
     Column("result_size", BigInteger),
     Column("stderr_tail", Text),
     Column("error", Text),
+    # When the scheduler stops waiting for it (null: a replica of an earlier xwpy, its lease only).
+    Column("deadline", Float),
+    Column("covers", Integer),  # the replica of a silent host this one was started beside (silence.py)
     Index("ix_replicas_job", "job_id"),
 )
 

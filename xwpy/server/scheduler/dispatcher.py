@@ -96,6 +96,7 @@ class Dispatcher(service.Service):
         trust_threshold: int = 10,
         spot_check: float = 0.1,
         no_quorum_seconds: float | None = None,
+        silent_leases: float = 3.0,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -105,7 +106,7 @@ class Dispatcher(service.Service):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_wait = max_wait_seconds
         self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check,
-                             patience=no_quorum_seconds, apps=apps)
+                             patience=no_quorum_seconds, apps=apps, silent_leases=silent_leases)
         self._reap_seconds = reap_seconds
         self._reaper: task.LoopingCall | None = None
         self._waiters: deque[_Waiter] = deque()
@@ -481,6 +482,7 @@ class Dispatcher(service.Service):
         now = self.reactor.seconds()
         ch = self.engine.reap(now)
         if not ch:
+            self._wake()  # extra replicas may be wanted now, or a host may take one now (silence.py)
             return None
         self.stats.lost += _lost(ch)
         d = Deferred.fromCoroutine(self._commit(ch, now))

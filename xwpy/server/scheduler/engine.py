@@ -22,8 +22,10 @@ from typing import Any, Callable, Iterable
 from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.lifecycle import job as job_fsm
 from xwpy.lifecycle import replica as replica_fsm
+from xwpy.protocol import DEFAULT_DEADLINE
 from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import policy as pol
+from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
 from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
 from xwpy.verify import Verdict
@@ -51,6 +53,10 @@ class ReplicaState:
     verdict: Verdict | None = None
     validation: Validation = Validation.PENDING
     progress: float | None = None  # the fraction done its job last reported (heartbeats; not stored)
+    # When the scheduler stops waiting for it, its host asleep or not (None: its lease only: a
+    # replica of an earlier xwpy). See silence.py.
+    deadline: float | None = None
+    covers: int | None = None  # the replica of a silent host it was started beside (silence.extras)
 
 
 @dataclass(slots=True)
@@ -71,6 +77,9 @@ class JobState:
     solo: bool = False  # adaptive replication: its one replica went to a trusted host
     stuck_since: float | None = None  # no host alive may take it since then (policy: no quorum)
     disk: int = 0  # bytes: its inputs' sizes, summed (capacity.Need.disk)
+    # Silent replicas whose extra replica is wanted (part of ``wanted``), and since when.
+    extra_for: list[int] | tuple = ()
+    extra_since: float = 0.0
 
     @property
     def hosts_used(self) -> set[int]:
@@ -180,8 +189,10 @@ class Changes:
 
 class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
-                 salt: bytes | None = None, patience: float | None = None, apps: Callable[[int], Any] | None = None):
+                 salt: bytes | None = None, patience: float | None = None, apps: Callable[[int], Any] | None = None,
+                 silent_leases: float = silence.SILENT_LEASES):
         self.lease_seconds = lease_seconds
+        self.silent_leases = silent_leases  # before a silent host's work gets an extra replica (silence.py)
         # How long a tried job that no host alive may take waits before it ends in ERROR (policy).
         self.patience = lease_seconds if patience is None else patience
         # Consecutive valid results that make a host trusted (after each lie caught, that many more).
@@ -273,8 +284,18 @@ class Engine:
             self._count(host)
 
     def touch(self, host_id: int, now: float) -> None:
-        """A sign of life from the host (hello, heartbeat, report): it counts in the pool at once."""
+        """A sign of life from the host (hello, heartbeat, report): it counts in the pool at once.
+        Back from silence, its replicas get a lease for its worker to say which it still holds,
+        and the extra replicas wanted beside them and not started yet are no longer wanted."""
         host = self.hosts[host_id]
+        if not host.alive(now, self.lease_seconds):
+            for rid in host.active:
+                r = self.replicas[rid]
+                r.lease_expires = max(r.lease_expires, now + self.lease_seconds)
+                job = self.jobs.get(r.job_id)
+                if job is not None and rid in job.extra_for:
+                    job.extra_for.remove(rid)
+                    job.wanted -= 1
         host.last_alive = now
         self._count(host)
 
@@ -350,7 +371,7 @@ class Engine:
         out: list[ReplicaState] = []
         used = self._room(host)
         for _ in range(slots):
-            job = self._next_job_for(host, used)
+            job = self._next_job_for(host, used, now)
             if job is None:
                 break
             need = self.need(job)
@@ -363,7 +384,10 @@ class Engine:
                 host_id=host.id,
                 status=ReplicaStatus.ASSIGNED,
                 lease_expires=now + self.lease_seconds,
+                deadline=now + self.deadline_seconds(job),
             )
+            if job.wanted <= len(job.extra_for):  # the replicas the quorum wants first, then extras
+                r.covers = job.extra_for.pop(0)
             if job.policy.adaptive and not job.replicas and self._trusted(host, job.id):
                 job.solo = True
                 job.wanted = 1
@@ -382,6 +406,8 @@ class Engine:
                     "validation": r.validation.value,
                     "assigned_at": now,
                     "lease_expires": r.lease_expires,
+                    "deadline": r.deadline,
+                    "covers": r.covers,
                 }
             )
             if job.status is JobStatus.PENDING:
@@ -390,7 +416,8 @@ class Engine:
             out.append(r)
         return out, ch
 
-    def _next_job_for(self, host: HostState, used: tuple[int, int, int] = (0, 0, 0)) -> JobState | None:
+    def _next_job_for(self, host: HostState, used: tuple[int, int, int] = (0, 0, 0),
+                      now: float = 0.0) -> JobState | None:
         view = host.view()
         owners = [o for o, heap in self._ready.items() if heap]
         for owner in pol.fair_order(self._running, owners):
@@ -405,8 +432,10 @@ class Engine:
                         job.in_queue = False
                     continue
                 # (The refusal covers what the host lacks even idle; here, only room beside what it runs.)
-                if self._refusal(view, job) is None and capacity.has_room(view.offer, used[0], used[1], self.need(job),
-                                                                          used[2]):
+                if (self._refusal(view, job) is None
+                        and capacity.has_room(view.offer, used[0], used[1], self.need(job), used[2])
+                        and (job.wanted > len(job.extra_for)
+                             or silence.may_take_extra(host.reputation, now - job.extra_since, self.lease_seconds))):
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
@@ -419,6 +448,11 @@ class Engine:
                 # It stays queued; once its wanted count reaches 0 the next scan drops it.
                 return found
         return None
+
+    def deadline_seconds(self, job: JobState) -> float:
+        """How long a replica of this job may take: its app's deadline."""
+        app = self._apps(job.app_id) if self._apps is not None else None
+        return getattr(app, "deadline", None) or DEFAULT_DEADLINE
 
     # -- capacity ----------------------------------------------------------------------------------
 
@@ -517,6 +551,9 @@ class Engine:
             ends_in=ends_in,
             suspended=[h.suspended for h in alive if h.suspended],
             alive=len(alive),
+            silent=[self._silent_for(r, now) for r in job.replicas if r.status.active and self._silent_for(r, now)],
+            extras=sum(1 for r in job.replicas if r.covers is not None and r.status.active),
+            extras_wanted=len(job.extra_for),
         )
 
     def _check_stuck(self, now: float, ch: Changes) -> None:
@@ -665,20 +702,60 @@ class Engine:
         return ch
 
     def reap(self, now: float) -> Changes:
-        """Replicas whose lease ran out are lost; their jobs get new ones."""
+        """Replicas past their deadline, or whose host is alive without them, are lost; their jobs
+        get new ones. Jobs waiting on silent hosts may get extra replicas (silence.py)."""
         ch = Changes()
         touched = {}
+        silent: dict[int, JobState] = {}
         for host in self.hosts.values():
-            for rid in [i for i in host.active if self.replicas[i].lease_expires < now]:
+            if not host.active:
+                continue
+            alive = host.alive(now, self.lease_seconds)
+            for rid in list(host.active):
                 r = self.replicas[rid]
                 job = self.jobs[r.job_id]
-                self._finish_replica(job, r, ReplicaStatus.LOST, now, ch, error="lease expired")
-                touched[job.id] = job
+                why = silence.fate(now=now, lease_expires=r.lease_expires, deadline=r.deadline, host_alive=alive)
+                if why is not None:
+                    self._finish_replica(job, r, ReplicaStatus.LOST, now, ch, error=why)
+                    touched[job.id] = job
+                elif not alive:
+                    silent[job.id] = job
         for job in touched.values():
             self._settle(job, now, ch)
+        for job in silent.values():
+            if job.id in self.jobs:
+                self._plan_extras(job, now)
         self.refresh_pool(now)
         self._check_stuck(now, ch)
         return ch
+
+    def _silent_for(self, r: ReplicaState, now: float) -> float:
+        host = self.hosts.get(r.host_id)
+        if host is None or host.alive(now, self.lease_seconds):
+            return 0.0
+        return now - host.last_alive
+
+    def _plan_extras(self, job: JobState, now: float) -> None:
+        """Want an extra replica for each silent replica the job's quorum waits on (silence.py)."""
+        held = [silence.Held(r.id, self._silent_for(r, now)) for r in job.replicas if r.status.active]
+        covered = {r.covers for r in job.replicas
+                   if r.covers is not None and (r.status.active or r.status is ReplicaStatus.DONE)}
+        more = silence.extras(held, covered | set(job.extra_for), agreeing=self._agreeing(job),
+                              quorum=(SOLO if job.solo else job.policy).quorum, lease=self.lease_seconds,
+                              silent_leases=self.silent_leases)
+        if not more:
+            return
+        if not job.extra_for:
+            job.extra_for, job.extra_since = [], now
+        job.extra_for.extend(more)
+        job.wanted += len(more)
+        self._enqueue(job)
+
+    @staticmethod
+    def _agreeing(job: JobState) -> int:
+        digests = [r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
+                   and r.verdict is not Verdict.REJECTED]
+        return max((digests.count(d) for d in set(digests)), default=0)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -727,7 +804,9 @@ class Engine:
             tail = f": {job.last_stderr}" if job.last_stderr else ""
             self._end(job, JobStatus.ERROR, now, ch, error=d.error + tail)
         else:
-            job.wanted = d.spawn
+            if job.extra_for:  # an extra is wanted only while its silent replica is still awaited
+                job.extra_for = [i for i in job.extra_for if by_id[i].status.active]
+            job.wanted = d.spawn + len(job.extra_for)
             self._enqueue(job)
             if job.wanted > 0 and job.replicas and not any(r.status.active for r in job.replicas):
                 self._watch.add(job.id)

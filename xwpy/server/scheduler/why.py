@@ -44,13 +44,39 @@ def explain(
     ends_in: float | None = None,
     suspended: Sequence[str] = (),
     alive: int = 0,
+    silent: list[float] = (),
+    extras: int = 0,
+    extras_wanted: int = 0,
 ) -> Why:
     """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
     it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
     no-quorum rule, when it is counting down. ``suspended``: why the hosts alive whose workers
     suspended their jobs did (their owners are using them, the volunteers' windows, battery);
-    ``alive``: how many hosts are alive."""
-    if status in FINAL or wanted <= 0:
+    ``alive``: how many hosts are alive. ``silent``: for each running replica whose host is
+    silent (asleep, offline), for how long; ``extras``: replicas running beside silent ones, and
+    ``extras_wanted``: those wanted (silence.py)."""
+    if status in FINAL:
+        return Why(False, "")
+    if silent:
+        why = _waiting(status=status, active=active, wanted=wanted, quorum=quorum, digests=digests,
+                       refusals=refusals, hosts_known=hosts_known, memory_needed=memory_needed,
+                       largest_memory=largest_memory, ends_in=ends_in, suspended=suspended, alive=alive)
+        n = len(silent)
+        note = (f"waiting on {_plural(n, 'silent host')} (silent {max(silent):.0f} s; "
+                f"its replica{'' if n == 1 else 's'} count until {'its' if n == 1 else 'their'} deadline)")
+        if extras:
+            note += f"; {_plural(extras, 'extra replica')} started elsewhere"
+        elif extras_wanted:
+            note += f"; {_plural(extras_wanted, 'extra replica')} wanted elsewhere"
+        return Why(False, f"{note}; {why.line}" if why.line else note)
+    return _waiting(status=status, active=active, wanted=wanted, quorum=quorum, digests=digests, refusals=refusals,
+                    hosts_known=hosts_known, memory_needed=memory_needed, largest_memory=largest_memory,
+                    ends_in=ends_in, suspended=suspended, alive=alive)
+
+
+def _waiting(*, status, active, wanted, quorum, digests, refusals, hosts_known, memory_needed, largest_memory,
+             ends_in, suspended, alive) -> Why:
+    if wanted <= 0:
         return Why(False, "")
     if not refusals:
         if hosts_known == 0:
