@@ -40,14 +40,15 @@ def _info(name: str, size: int, *, executable: bool = False, directory: bool = F
 
 def walk(root: Path, exclude: Iterable[str] = ()) -> list[tuple[str, Path]]:
     """Regular files and directories below ``root`` as (posix relative name, path), sorted.
-    ``exclude`` names relative paths to leave out."""
+    ``exclude`` names relative paths to leave out (a directory with all it holds)."""
     skip = set(exclude)
     out: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
+        rel_of = (lambda n: n) if rel_dir == "." else (lambda n: f"{rel_dir}/{n}".replace(os.sep, "/"))
+        dirnames[:] = sorted(n for n in dirnames if rel_of(n) not in skip)  # not walked into
         for name in dirnames + filenames:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+            rel = rel_of(name)
             if rel in skip:
                 continue
             p = Path(dirpath, name)

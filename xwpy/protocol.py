@@ -41,6 +41,10 @@ STDERR_TAIL = 4096
 # back with its result until then. Per app (xwpy app register --deadline); hours by default.
 DEFAULT_DEADLINE = 24 * 3600
 MAX_DEADLINE = 90 * 24 * 3600
+# What becomes of a job's checkpoint/ directory: kept with its job directory on its host (a job
+# resumes there after a restart), or also uploaded, so that a replica moved to another host
+# resumes from it there (xwpy app register --checkpoints upload).
+CHECKPOINTS = ("keep", "upload")
 MAX_JSON_DEPTH = 64  # arrays and objects within one another; the protocol's messages need 5
 
 
@@ -333,6 +337,7 @@ class NewApp:
     platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"), default="any")
     network: bool = field(Bool(), default=False)  # its jobs need the network (workers that allow it)
     deadline: int = field(Int(1, MAX_DEADLINE), default=DEFAULT_DEADLINE)  # seconds a replica may take, see above
+    checkpoints: str = field(OneOf(*CHECKPOINTS), default="keep")  # see above
 
     def __attrs_post_init__(self) -> None:
         if self.quorum > self.replication:
@@ -451,8 +456,8 @@ class HostRegistered:
 
 @message
 class Hello:
-    """A (re)started worker: whatever it held before is gone. It says what it offers now (its
-    volunteer may have changed it since it registered)."""
+    """A (re)started worker: whatever it held before is gone, but for the replicas it kept (``held``).
+    It says what it offers now (its volunteer may have changed it since it registered)."""
 
     cpus: int | None = field(Optional(Int(1, 4096)), default=None)
     memory: int | None = field(Optional(Int(0, 1 << 50)), default=None)
@@ -460,6 +465,8 @@ class Hello:
     images: bool | None = field(Optional(Bool()), default=None)
     network: bool | None = field(Optional(Bool()), default=None)  # it gives the network to apps that need it
     disk: int | None = field(Optional(Int(0, 1 << 60)), default=None)  # bytes of inputs it holds for its jobs (0: no limit)
+    # The replicas whose job directories it kept and resumes (None, an earlier worker: none).
+    held: tuple[int, ...] | None = field(Optional(ListOf(Id, 4096)), default=None)
 
 
 @message
@@ -489,6 +496,8 @@ class Assignment:
     # When the coordinator stops waiting for this replica (its clock, like lease_expires): until
     # then a worker that was silent may come back with it, and its result counts.
     deadline: float = field(Float(0, 1e12), default=0.0)
+    checkpoints: str = field(OneOf(*CHECKPOINTS), default="keep")  # "upload": send its checkpoints (Alive)
+    checkpoint: str | None = field(Optional(Sha256), default=None)  # resume from this checkpoint archive
 
 
 @message
@@ -503,9 +512,16 @@ class Progress:
 
 
 @message
+class Checkpoint:
+    replica_id: int = field(Id)
+    sha256: str = field(Sha256)  # its checkpoint/ directory as a canonical archive, uploaded first
+
+
+@message
 class Alive:
     held: tuple[int, ...] = field(ListOf(Id, 4096), default=())
     progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), 4096), default=())
+    checkpoints: tuple[Checkpoint, ...] = field(ListOf(Nested(Checkpoint), 4096), default=())
     suspended: str = field(Str(200), default="")  # why its jobs are suspended ("": they are not)
 
 

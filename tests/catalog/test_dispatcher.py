@@ -90,3 +90,23 @@ async def test_a_refused_result_is_not_stored(setup):
     late = protocol.ResultReport(replica_id=rid, exit_code=0, result_sha256=digest, inline=data)
     assert (await d.report(1, [late])) == {rid: "lost"}
     assert await cat.read(blobs_catalog.get, digest) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_hello_keeps_the_replicas_the_worker_still_holds_and_a_rebuild_keeps_them_too(setup):
+    """A restarted worker that kept a job's directory says so at hello: its replica goes on (with
+    its deadline, its last checkpoint), also in the catalog a restarted coordinator reads."""
+    cat, d = setup
+    jid, rid = await prepare(cat, d)
+    assert await d.alive(1, [rid], checkpoints={rid: "c" * 64}) == []
+    await d.hello(1, {}, held=[rid])
+    assert d.engine.replicas[rid].status.active
+    [row] = (await cat.read(jobs_catalog.get, jid)).replicas
+    assert (row.status, row.checkpoint, row.error) == ("RUNNING", "c" * 64, None)
+    assert row.deadline == pytest.approx(row.assigned_at + protocol.DEFAULT_DEADLINE)
+    await d._rebuild()
+    r = d.engine.replicas[rid]
+    assert (r.checkpoint, r.deadline) == ("c" * 64, row.deadline)
+    await d.hello(1, {}, held=[])  # and a worker that kept nothing loses it
+    [row] = (await cat.read(jobs_catalog.get, jid)).replicas
+    assert (row.status, row.error) == ("LOST", "worker restarted")

@@ -87,3 +87,10 @@ def test_copy_member_streams_one_file_and_says_when_it_is_absent(tmp_path):
     out = io.BytesIO()
     assert arc.copy_member(path, "stdout", out, chunk=4096) and out.getvalue() == big
     assert not arc.copy_member(path, "missing", io.BytesIO())
+
+
+def test_an_excluded_directory_leaves_out_all_it_holds(tmp_path):
+    (tmp_path / "checkpoint" / "deep").mkdir(parents=True)
+    (tmp_path / "checkpoint" / "deep" / "state").write_text("s")
+    (tmp_path / "out.txt").write_text("o")
+    assert [rel for rel, _ in archive.walk(tmp_path, {"checkpoint"})] == ["out.txt"]

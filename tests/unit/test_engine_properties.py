@@ -86,6 +86,8 @@ class EngineMachine(RuleBasedStateMachine):
         for row in ch.replicas_new:
             if row["covers"] is not None:
                 event("an extra replica started beside a silent one")
+            if row["origin"] is not None:
+                event("a replica resumed from another's checkpoint")
         for fields in ch.replicas.values():
             if fields.get("error") == "deadline passed":
                 event("a replica was lost at its deadline")
@@ -177,7 +179,11 @@ class EngineMachine(RuleBasedStateMachine):
         held = sorted(self.engine.hosts[host].active)
         claimed = data.draw(st.lists(st.sampled_from(held), unique=True)) if held else []
         bogus = data.draw(st.lists(st.integers(10_000, 10_010), max_size=2))
-        abort, ch = self.engine.heartbeat(host, claimed + bogus, self.now)
+        # Some say they uploaded a checkpoint (apps with checkpoints = upload): a replica that
+        # replaces theirs resumes from it, and the two are one vote.
+        saved = data.draw(st.lists(st.sampled_from(held), unique=True)) if held else []
+        abort, ch = self.engine.heartbeat(host, claimed + bogus, self.now,
+                                          checkpoints={rid: f"ckpt-{rid}-{self.now}" for rid in saved})
         assert set(abort) == set(bogus)
         self.commit(ch)
 
@@ -263,7 +269,8 @@ class EngineMachine(RuleBasedStateMachine):
                 id=rid, job_id=row["job_id"], host_id=row["host_id"], status=ReplicaStatus(row["status"]),
                 lease_expires=row.get("lease_expires", 0.0), digest=row.get("result_sha256"),
                 size=row.get("result_size") or 0, validation=Validation(row["validation"]),
-                deadline=row["deadline"], covers=row["covers"],
+                deadline=row["deadline"], covers=row["covers"], checkpoint=row.get("checkpoint"),
+                resume=row["resume"], origin=row["origin"],
             )
             for rid, row in sorted(self.db.replicas.items()) if row["job_id"] in active
         ]
@@ -303,8 +310,10 @@ class EngineMachine(RuleBasedStateMachine):
             job = self.db.jobs[jid]
             agree = [r for r in self.db.replicas.values()
                      if r["job_id"] == jid and r["status"] == "DONE" and r.get("result_sha256") == job["result_sha256"]]
-            # Quorum agreement — or a trusted host's result alone, for an adaptive job (solo).
-            assert len(agree) >= (1 if job["solo"] else job["quorum"])
+            # Quorum agreement of independent results (one per lineage: a replica resumed from
+            # another's checkpoint is one vote with it) — or a trusted host's alone (solo).
+            lineages = {r["origin"] or r["id"] for r in agree}
+            assert len(lineages) >= (1 if job["solo"] else job["quorum"])
             assert not job["solo"] or job["adaptive"]
             assert all(r["validation"] == "VALID" for r in agree)
 

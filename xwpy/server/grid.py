@@ -144,7 +144,7 @@ class Grid:
             user, name=msg.name, access=msg.access, bundle=msg.bundle, command=tuple(msg.command),
             limits=protocol.encode(msg.limits), validator=msg.validator, replication=msg.replication,
             quorum=msg.quorum, adaptive=msg.adaptive, network=msg.network, image=image,
-            platform=_platform(msg.platform, image), deadline=msg.deadline,
+            platform=_platform(msg.platform, image), deadline=msg.deadline, checkpoints=msg.checkpoints,
         )
 
     async def ensure_app(self, user: User, *, name: str, command: Iterable[str], limits: dict, validator: str,
@@ -162,17 +162,17 @@ class Grid:
     async def _add_app(self, user: User, *, name: str, access: str, bundle: str | None, command: tuple,
                        limits: dict, validator: str, replication: int, quorum: int, adaptive: bool = False,
                        network: bool = False, image: dict | None = None, platform: str = "any",
-                       deadline: int = protocol.DEFAULT_DEADLINE) -> App:
+                       deadline: int = protocol.DEFAULT_DEADLINE, checkpoints: str = "keep") -> App:
         try:
             app_id = await self.catalog.apps.add(
                 name=name, owner_id=user.id, access=access, bundle=bundle, command=list(command), limits=limits,
                 validator=validator, replication=replication, quorum=quorum, now=self.now(), adaptive=adaptive,
-                network=network, image=image, platform=platform, deadline=deadline,
+                network=network, image=image, platform=platform, deadline=deadline, checkpoints=checkpoints,
             )
         except IntegrityError:
             raise Conflict(f"app {name!r} exists", "name") from None
         app = App(app_id, name, user.id, user.login, access, bundle, command, limits, validator, replication, quorum,
-                  adaptive, network, image, platform, deadline=deadline)
+                  adaptive, network, image, platform, deadline=deadline, checkpoints=checkpoints)
         self.directory.add_app(app)
         return app
 
@@ -239,6 +239,8 @@ class Grid:
     async def host_may_read(self, host_id: int, sha256: str) -> bool:
         """A host may download the inputs and bundles of the replicas it holds, nothing else."""
         jobs = self.dispatcher.jobs_held(host_id)
+        if sha256 in self.dispatcher.checkpoints_held(host_id):
+            return True
         return bool(jobs) and sha256 in await self.catalog.jobs.blobs_of(jobs)
 
     def result_limit(self, host_id: int) -> int:
@@ -423,10 +425,10 @@ class Grid:
                                      lease_seconds=self.config.lease_seconds)
 
     async def hello(self, host_id: int, msg: protocol.Hello) -> None:
-        """A worker (re)started: what its host held is rescheduled; what it offers now replaces what
-        it offered before."""
-        offer = {k: v for k, v in protocol.encode(msg).items() if v is not None}
-        await self.dispatcher.hello(host_id, offer)
+        """A worker (re)started: what its host held is rescheduled, but for the replicas it kept and
+        resumes (``msg.held``); what it offers now replaces what it offered before."""
+        offer = {k: v for k, v in protocol.encode(msg).items() if v is not None and k != "held"}
+        await self.dispatcher.hello(host_id, offer, msg.held)
 
     async def request_work(self, host_id: int, want: protocol.WorkRequest) -> list[protocol.Assignment]:
         """Leases for up to ``want.slots`` replicas, waiting up to ``want.wait`` seconds for some;
@@ -447,12 +449,16 @@ class Grid:
             image=protocol.parse(protocol.ImageSpec, x.app.image) if x.app.image else None,
             network=x.app.network,
             deadline=x.replica.deadline,
+            checkpoints=x.app.checkpoints,
+            checkpoint=x.replica.resume,
         )
 
     async def alive(self, host_id: int, msg: protocol.Alive) -> list[int]:
         """Extend the host's leases; the replicas it holds that it should abort."""
+        # A checkpoint counts once stored: the worker uploads it first (as it does a result).
+        checkpoints = {c.replica_id: c.sha256 for c in msg.checkpoints if self.blobs.size(c.sha256) is not None}
         return await self.dispatcher.alive(host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
-                                           msg.suspended)
+                                           msg.suspended, checkpoints)
 
     async def report(self, host_id: int, results: Iterable[protocol.ResultReport]) -> dict[int, str]:
         return await self.dispatcher.report(host_id, list(results))

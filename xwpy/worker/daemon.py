@@ -1,11 +1,17 @@
 """The volunteer's worker daemon.
 
 It registers its host once (the host token is kept in its state directory), says hello at every
-start (so whatever it held before a crash is rescheduled at once), then loops: wait for a free slot
-and for the owner to leave the machine idle, long-poll for work, and run each replica — stage
-inputs (verified, cached by sha256), run confined, archive, upload, report. A heartbeat extends its
-leases and learns which replicas to abort. When the coordinator is away it retries with backoff;
-on SIGTERM it kills its jobs and gives their leases back.
+start, then loops: wait for a free slot and for the owner to leave the machine idle, long-poll for
+work, and run each replica — stage inputs (verified, cached by sha256), run confined, archive,
+upload, report. A heartbeat extends its leases, learns which replicas to abort, and carries the
+checkpoints of apps that upload them. When the coordinator is away it retries with backoff.
+
+Job directories outlive the worker: each replica's directory has a manifest beside it
+(``jobs/<id>.json``: its assignment, its staged inputs), so a worker that was killed, or stopped
+while its jobs had checkpoints, finds them at its next start, says at hello which it holds, and
+runs them again in the same directory — where each job finds its ``checkpoint/``. Whatever it held
+and did not keep is rescheduled at once. On SIGTERM it kills its jobs, keeps those with a
+checkpoint, and gives the others' leases back.
 """
 
 from __future__ import annotations
@@ -38,13 +44,16 @@ from xwpy.worker import power, prefs as vp
 from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, tree_size
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
-from xwpy.worker.runner import SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
+from xwpy.worker.runner import CHECKPOINT_DIR, SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
 from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 
 log = Logger()
 
 INLINE_LIMIT = protocol.MAX_INLINE_RESULT
 REPORT_PATIENCE = 600.0  # seconds to keep trying to report one result
+# A job's checkpoint is uploaded (apps with checkpoints = upload) when it changed, at most once
+# every this many heartbeats: a job that checkpoints often does not saturate its volunteer's uplink.
+CHECKPOINT_HEARTBEATS = 3
 
 
 @dataclass
@@ -75,6 +84,12 @@ class _Task:
     slot: int
     run: Run | None = None
     aborted: bool = False
+    staged: dict[str, str] | None = None  # kept from an earlier life: its directory is ready
+    kept: bool = False  # stopped with the worker, its directory kept to resume at the next start
+    checkpoint: str | None = None  # its latest checkpoint uploaded
+    checkpoint_seen: tuple = ()  # what its checkpoint directory looked like then
+    checkpoint_at: float = float("-inf")
+    uploading: bool = False
 
 
 class Worker(service.Service):
@@ -106,6 +121,7 @@ class Worker(service.Service):
         self.exit_error: str | None = None
         self._uids: UidPool | None = None
         self._sandbox: dict | None = None  # the bwrap settings common to every job
+        self._kept: dict[int, tuple[protocol.Assignment, dict[str, str]]] = {}  # from an earlier life
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -137,14 +153,19 @@ class Worker(service.Service):
             log.info("jobs run as uids {uids}", uids=self._uids.uids)
             if not become_subreaper():
                 log.warn("cannot adopt the orphans of jobs (not Linux?): init reaps them")
-        for leftover in (self.state / "jobs").iterdir():  # from a previous life: its work is gone
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+        # Only a worker whose jobs run as uids of its own can be sure that what a dead worker left
+        # running is gone (the uid pool killed it) before a job runs again in the same directory.
+        self._kept = kept_jobs(self.state / "jobs", self.opts.slots if self._uids is not None else 0)
+        if self._kept:
+            log.info("found the directories of {n} replicas it held: resuming them", n=len(self._kept))
         self._main = Deferred.fromCoroutine(self._run())
         self._main.addErrback(self._fatal)
 
-    def offer(self) -> protocol.Hello:
-        """What this worker lends: the coordinator packs its jobs within it (scheduler.capacity)."""
+    def offer(self, held: list[int] | None = None) -> protocol.Hello:
+        """What this worker lends: the coordinator packs its jobs within it (scheduler.capacity).
+        At hello, ``held``: the replicas it kept (to resume)."""
         return protocol.Hello(
+            held=None if held is None else tuple(held),
             cpus=self.opts.cores or max(os.cpu_count() or 1, self.opts.slots),
             memory=self.opts.memory or _memory(),
             platform=platforms.this_platform(),
@@ -172,11 +193,18 @@ class Worker(service.Service):
             self._poll.cancel()
         if self._capacity is not None and not self._capacity.called:
             self._capacity.callback(None)
-        held = list(self.tasks)
-        for t in self.tasks.values():
+        held = []
+        for rid, t in self.tasks.items():
             t.aborted = True
+            # A job that checkpointed resumes here at the next start (a reboot, an upgrade); the
+            # others are rescheduled now, wherever a host is free.
+            t.kept = has_checkpoint(self.state / "jobs" / str(rid))
+            if not t.kept:
+                held.append(rid)
             if t.run is not None:
                 t.run.kill("worker shutting down")
+        if len(held) < len(self.tasks):
+            log.info("keeping {n} job directories with checkpoints, to resume them", n=len(self.tasks) - len(held))
 
         async def give_back():
             if held and self.link is not None and self.host_id is not None:
@@ -224,7 +252,7 @@ class Worker(service.Service):
                     os.replace(tmp, self._host_file())
                     log.info("registered as host {id}", id=reg.host_id)
                 self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"])
-                timing = await self.link.hello(self.offer())
+                timing = await self.link.hello(self.offer(sorted(self._kept)))
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
                 log.info("connected to {url} as host {id}", url=self.opts.url, id=self.host_id)
@@ -244,6 +272,27 @@ class Worker(service.Service):
 
     # -- main loop -------------------------------------------------------------------------------
 
+    async def _resume_kept(self) -> None:
+        """Run again the replicas whose directories it kept, those the coordinator still awaits."""
+        kept, self._kept = self._kept, {}
+        if not kept:
+            return
+        abort: set[int] = set()
+        try:
+            abort = set((await self.link.alive(sorted(kept))).abort)
+        except (Unreachable, Refused, protocol.ProtocolError) as e:
+            log.info("could not ask which kept replicas are still wanted ({e}); the heartbeat will say", e=e)
+        for rid, (a, staged) in sorted(kept.items()):
+            if rid in abort:
+                log.info("replica {rid} is no longer wanted: its directory is removed", rid=rid)
+                await deferToThread(_remove, self.state / "jobs" / str(rid), self.state / "results" / f"{rid}.tar")
+                continue
+            t = _Task(a, self._free_slots.pop(0), staged=staged)
+            self.tasks[rid] = t
+            log.info("resuming replica {rid} in its kept directory", rid=rid)
+            Deferred.fromCoroutine(self._execute(t)).addErrback(
+                lambda f, rid=rid: log.failure("replica {rid} crashed the worker's handler", f, rid=rid))
+
     async def _run(self) -> None:
         for key, path, size, mtime in await deferToThread(_scan_cache, self.state):
             self.disk.found(key, path, size, mtime)
@@ -258,6 +307,7 @@ class Worker(service.Service):
         idle.clock = self.reactor
         idle.start(self.opts.idle_period, now=False)  # a first sample needs a period to measure
         self._loops.append(idle)
+        await self._resume_kept()  # (suspended from the start if it must be, like any job)
         backoff = Backoff()
         while self.running:
             if not self._free_slots or self.suspended:
@@ -303,7 +353,9 @@ class Worker(service.Service):
         try:
             progress = {rid: done for rid in self.tasks
                         if (done := read_progress(self.state / "jobs" / str(rid))) is not None}
-            reply = await self.link.alive(sorted(self.tasks), progress, self.suspended)
+            checkpoints = {rid: t.checkpoint for rid, t in self.tasks.items() if t.checkpoint}
+            self._upload_checkpoints()
+            reply = await self.link.alive(sorted(self.tasks), progress, self.suspended, checkpoints)
         except (Unreachable, Refused, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
             return
@@ -314,6 +366,34 @@ class Worker(service.Service):
                 log.info("replica {rid} aborted by the coordinator", rid=rid)
                 if t.run is not None:
                     t.run.kill("aborted by the coordinator")
+
+    def _upload_checkpoints(self) -> None:
+        """Start uploading the checkpoints that changed (apps with checkpoints = upload)."""
+        now = self.reactor.seconds()
+        for rid, t in self.tasks.items():
+            if (t.assignment.checkpoints != "upload" or t.run is None or t.uploading or t.aborted
+                    or now - t.checkpoint_at < CHECKPOINT_HEARTBEATS * self.heartbeat_seconds):
+                continue
+            t.uploading = True
+            d = Deferred.fromCoroutine(self._upload_checkpoint(rid, t))
+            d.addErrback(lambda f, rid=rid: log.failure("uploading the checkpoint of replica {rid} failed", f, rid=rid))
+
+    async def _upload_checkpoint(self, rid: int, t: _Task) -> None:
+        path = self.state / "results" / f"{rid}.checkpoint.tar"
+        try:
+            packed = await deferToThread(pack_checkpoint, self.state / "jobs" / str(rid), path, t.checkpoint_seen,
+                                         t.assignment.limits.output_bytes)
+            if packed is None:
+                return
+            seen, digest = packed
+            await self.link.upload(path, digest)
+            t.checkpoint, t.checkpoint_seen, t.checkpoint_at = digest, seen, self.reactor.seconds()
+            log.debug("replica {rid}: checkpoint {sha} uploaded", rid=rid, sha=digest[:12])
+        except (Unreachable, Refused, archive.ArchiveError, OSError) as e:
+            log.info("could not upload the checkpoint of replica {rid} ({e}); later", rid=rid, e=e)
+        finally:
+            t.uploading = False
+            path.unlink(missing_ok=True)
 
     def snapshot(self):
         """What the status line shows (xwpy.worker.status)."""
@@ -391,10 +471,16 @@ class Worker(service.Service):
                     argv = [*a.image.entrypoint, *argv]
                 conf = dataclasses.replace(self._confinement(t.slot, a, image_root), cpus=self._take_cpus(a.limits.cores))
                 cpus = conf.cpus
-                staged = await self._stage(a, workdir, conf)
+                if t.staged is not None:  # its directory, kept: the job resumes from its checkpoint
+                    staged = t.staged
+                    if conf.uid is not None:  # (another slot, another uid)
+                        await deferToThread(_chown_tree, workdir, conf.uid, conf.gid)
+                else:
+                    staged = await self._stage(a, workdir, conf)
+                    await deferToThread(write_manifest, workdir, a, staged)
                 if t.aborted:
                     return
-                t.run = Run(self.reactor, workdir, argv, a.limits, conf, staged)
+                t.run = Run(self.reactor, workdir, argv, a.limits, conf, staged, resumed=t.staged is not None)
                 ended = t.run.start()
                 if self.suspended:
                     t.run.suspend()
@@ -414,7 +500,8 @@ class Worker(service.Service):
             self._free_cpus = sorted(self._free_cpus + list(cpus))
             self._free_slots.append(t.slot)
             self._free_slots.sort()
-            await deferToThread(_remove, workdir, result_path)
+            if not t.kept:
+                await deferToThread(_remove, workdir, result_path)
             self._slot_freed()
 
     async def _stage(self, a: protocol.Assignment, workdir: Path, conf: Confinement) -> dict[str, str]:
@@ -426,6 +513,11 @@ class Worker(service.Service):
             with self.disk.pinned(blob_key(a.bundle)):
                 bundle = await self._cached(a.bundle)
                 await deferToThread(archive.extract, bundle, workdir)
+        if a.checkpoint is not None:  # another host's, uploaded: the job resumes from it here
+            with self.disk.pinned(blob_key(a.checkpoint)):
+                saved = await self._cached(a.checkpoint)
+                (workdir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+                await deferToThread(archive.extract, saved, workdir / CHECKPOINT_DIR)
         staged = {}
         for inp in a.inputs:
             with self.disk.pinned(blob_key(inp.sha256)):
@@ -599,8 +691,71 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 
 def _remove(workdir: Path, result_path: Path) -> None:
+    _manifest(workdir).unlink(missing_ok=True)  # first: a directory without it is never resumed
     shutil.rmtree(workdir, ignore_errors=True)
     result_path.unlink(missing_ok=True)
     stdout = workdir.parent / f"{workdir.name}.stdout"
     stdout.unlink(missing_ok=True)
+
+
+# -- job directories kept across restarts, and their checkpoints -----------------------------------
+
+
+def _manifest(workdir: Path) -> Path:
+    return workdir.parent / f"{workdir.name}.json"
+
+
+def write_manifest(workdir: Path, a: protocol.Assignment, staged: dict[str, str]) -> None:
+    """What a later life of the worker needs to run the replica again in this directory."""
+    path = _manifest(workdir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"assignment": protocol.encode(a), "staged": staged}))
+    os.replace(tmp, path)
+
+
+def kept_jobs(jobs_dir: Path, slots: int) -> dict[int, tuple[protocol.Assignment, dict[str, str]]]:
+    """The replicas an earlier life of the worker left with a manifest and a directory holding a
+    checkpoint (at most ``slots``, lowest ids first); everything else in ``jobs_dir`` is removed
+    (a job without a checkpoint would start over: it may as well do so on any host, at once)."""
+    kept: dict[int, tuple[protocol.Assignment, dict[str, str]]] = {}
+    for path in sorted(jobs_dir.glob("*.json"), key=lambda p: (len(p.stem), p.stem)):
+        if len(kept) >= slots or not path.stem.isdigit() or not has_checkpoint(jobs_dir / path.stem):
+            continue
+        try:
+            saved = json.loads(path.read_text())
+            a = protocol.parse(protocol.Assignment, saved["assignment"])
+            staged = {str(k): str(v) for k, v in saved["staged"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if a.replica_id == int(path.stem):
+            kept[a.replica_id] = (a, staged)
+    names = {str(rid) for rid in kept} | {f"{rid}.json" for rid in kept} | {f"{rid}.stdout" for rid in kept}
+    for leftover in jobs_dir.iterdir():
+        if leftover.name not in names:
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+    return kept
+
+
+def has_checkpoint(workdir: Path) -> bool:
+    """Has the job saved something in its checkpoint directory (a real directory, not a link)?"""
+    folder = workdir / CHECKPOINT_DIR
+    try:
+        return stat.S_ISDIR(folder.lstat().st_mode) and any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def pack_checkpoint(workdir: Path, dest: Path, seen: tuple, limit: int) -> tuple[tuple, str] | None:
+    """The job's checkpoint directory as a canonical archive at ``dest``, and what it looked like
+    (names, sizes, times): None when it is as ``seen``, empty, or larger than ``limit`` bytes."""
+    if not has_checkpoint(workdir):
+        return None
+    folder = workdir / CHECKPOINT_DIR
+    members = archive.walk(folder)
+    look = tuple((rel, p.lstat().st_size, p.lstat().st_mtime_ns) for rel, p in members)
+    if look == seen or sum(size for _, size, _ in look) > limit:
+        return None
+    with open(dest, "wb") as f:
+        archive.write_dir(folder, f)
+    return look, archive.sha256_file(dest)[0]
 

@@ -128,10 +128,11 @@ class Link:
         return protocol.parse(protocol.WorkReply, reply).replicas
 
     async def alive(self, held: list[int], progress: dict[int, float] | None = None,
-                    suspended: str = "") -> protocol.AliveReply:
+                    suspended: str = "", checkpoints: dict[int, str] | None = None) -> protocol.AliveReply:
         body = protocol.encode(protocol.Alive(held=tuple(held), progress=tuple(
             protocol.Progress(replica_id=rid, done=done) for rid, done in sorted((progress or {}).items())),
-            suspended=suspended[:200]))
+            suspended=suspended[:200], checkpoints=tuple(
+                protocol.Checkpoint(replica_id=rid, sha256=sha) for rid, sha in sorted((checkpoints or {}).items()))))
         reply = await self._call("POST", "/work/alive", body)
         return protocol.parse(protocol.AliveReply, reply)
 

@@ -3,8 +3,8 @@
 The replica runs in an empty directory of its own holding only its staged inputs (read-only) and
 its app bundle, through :mod:`xwpy.worker.sandbox` (limits, own session, own user when the worker
 is root), with a scrubbed environment. A wall-clock timer kills it; its process group can be
-suspended and resumed as one. Its result is every file it created or changed in its directory,
-plus its standard output as ``stdout``; its standard error is kept as a tail for diagnosis only
+suspended and resumed as one. Its result is every file it created or changed in its directory
+(but its ``checkpoint/``: see :mod:`xwpy.checkpoint`), plus its standard output as ``stdout``; its standard error is kept as a tail for diagnosis only
 (not part of the result: it often holds noise that differs between honest replicas).
 """
 
@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from xwpy import archive
+from xwpy.checkpoint import DIRECTORY as CHECKPOINT_DIR
 from xwpy.protocol import STDERR_TAIL, Limits
 
 log = Logger()
@@ -97,10 +98,11 @@ def expand_command(command: tuple[str, ...], args: tuple[str, ...]) -> list[str]
 
 
 class _Proto(protocol.ProcessProtocol):
-    def __init__(self, stdout_path: Path, max_stdout: int, on_overflow=lambda: None, on_exit=lambda: None):
+    def __init__(self, stdout_path: Path, max_stdout: int, on_overflow=lambda: None, on_exit=lambda: None,
+                 append: bool = False):
         self.done: Deferred = Deferred()
-        self._out = open(stdout_path, "wb")
-        self._out_left = max_stdout
+        self._out = open(stdout_path, "ab" if append else "wb")
+        self._out_left = max_stdout - self._out.tell()
         self.stdout_overflow = False
         self._err = bytearray()
         self._on_overflow = on_overflow
@@ -136,13 +138,14 @@ class Run:
     """One replica's process, from spawn to archive."""
 
     def __init__(self, reactor, workdir: Path, argv: list[str], limits: Limits, confinement: Confinement,
-                 staged: dict[str, str]):
+                 staged: dict[str, str], resumed: bool = False):
         self.reactor = reactor
         self.workdir = workdir
         self.argv = argv
         self.limits = limits
         self.confinement = confinement
         self.staged = staged  # relative name -> sha256 of what we put there
+        self.resumed = resumed  # run again in its kept directory: its standard output goes on
         self._proc = None
         self._pgid: int | None = None  # the job's process group, until it has ended
         self._timed_out = False
@@ -176,7 +179,7 @@ class Run:
             env.update(sandbox.get("image_env") or {})
             env["HOME"] = sandbox["job_dir"]
         proto = _Proto(
-            stdout_path, self.limits.output_bytes,
+            stdout_path, self.limits.output_bytes, append=self.resumed,
             on_overflow=lambda: self.kill(f"its standard output exceeded the limit of {self.limits.output_bytes} bytes"),
             # The job is over when its first process is: what it left running (holding its output
             # pipes, or not) is killed now, not when the wall-clock limit comes.
@@ -297,7 +300,7 @@ class Run:
         """Archive the job's output (blocking: run in a thread). Unchanged staged files are left out."""
         if outcome.exit_code != 0 or outcome.error:
             return outcome
-        exclude = {".tmp"}
+        exclude = {".tmp", CHECKPOINT_DIR}  # a checkpoint is the job's state, not its result
         for name, sha in self.staged.items():
             p = self.workdir / name
             try:

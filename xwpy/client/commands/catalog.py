@@ -47,6 +47,9 @@ def register(cli: click.Group) -> None:
     @click.option("--deadline", type=Duration(), default=f"{protocol.DEFAULT_DEADLINE // 3600}h", show_default=True,
                   help="How long a replica may take, its host asleep or offline included (6h, 2d): a host back "
                        "before then resumes it and its result counts; meanwhile an extra replica may run elsewhere.")
+    @click.option("--checkpoints", type=click.Choice(protocol.CHECKPOINTS), default="keep", show_default=True,
+                  help="What its jobs write in checkpoint/ (xwpy.checkpoint): kept on their host, where a job resumes "
+                       "after a restart; 'upload' also sends it, so that a replica moved to another host resumes there.")
     @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
     @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
@@ -58,7 +61,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings
     def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive,
-                     network, deadline, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
+                     network, deadline, checkpoints, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
 
@@ -72,7 +75,7 @@ def register(cli: click.Group) -> None:
         info = client.register_app(
             name=name, command=list(command), bundle=sha, image=image_sha, platform=platform, access=access,
             validator=validator, replication=replication, quorum=quorum, adaptive=adaptive, network=network or None,
-            deadline=deadline,
+            deadline=deadline, checkpoints=checkpoints,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes, "cores": cores},
         )

@@ -34,6 +34,7 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> dict
                 "exit_code": r.exit_code, "result_sha256": r.result_sha256, "stderr_tail": r.stderr_tail,
                 "error": r.error,
                 "deadline": r.deadline, "covers": r.covers,  # covers: the silent replica it was started beside
+                "checkpoint": r.checkpoint, "resume": r.resume,  # its latest checkpoint; the one it started from
             }
             for r in j.replicas
         ]

@@ -31,7 +31,7 @@ def _replica(r) -> Replica:
     return Replica(
         r.id, r.job_id, r.host_id, r.status, r.validation, r.verdict, r.lease_expires, r.assigned_at,
         r.started_at, r.finished_at, r.exit_code, r.result_sha256, r.result_size, r.stderr_tail, r.error,
-        r.deadline, r.covers,
+        r.deadline, r.covers, r.checkpoint, r.resume,
     )
 
 
@@ -168,6 +168,9 @@ def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
                 validation=Validation(r.validation),
                 deadline=r.deadline,
                 covers=r.covers,
+                checkpoint=r.checkpoint,
+                resume=r.resume,
+                origin=r.origin,
             )
         )
     next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1

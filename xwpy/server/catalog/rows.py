@@ -52,6 +52,7 @@ class App:
     platform: str = "any"  # of the bundle or image above
     extra: tuple[AppVersion, ...] = ()  # versions for other platforms
     deadline: int = DEFAULT_DEADLINE  # seconds a replica may take (protocol.NewApp.deadline)
+    checkpoints: str = "keep"  # keep | upload (protocol.CHECKPOINTS)
 
     @property
     def versions(self) -> tuple[AppVersion, ...]:
@@ -112,6 +113,8 @@ class Replica:
     error: str | None
     deadline: float | None = None  # see scheduler/silence.py
     covers: int | None = None  # the silent replica it was started beside
+    checkpoint: str | None = None  # its latest checkpoint uploaded
+    resume: str | None = None  # the checkpoint it started from
 
 
 @dataclass(frozen=True, slots=True)

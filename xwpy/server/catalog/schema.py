@@ -75,6 +75,7 @@ apps = Table(
     Column("network", Boolean, nullable=False, server_default=false()),  # its jobs need the network
     # Seconds a replica of its jobs may take, its host asleep or offline included (protocol.NewApp).
     Column("deadline", Integer, nullable=False, server_default=text(str(DEFAULT_DEADLINE))),
+    Column("checkpoints", String(8), nullable=False, server_default=text("'keep'")),  # keep | upload
 )
 
 app_versions = Table(
@@ -197,6 +198,9 @@ replicas = Table(
     # When the scheduler stops waiting for it (null: a replica of an earlier xwpy, its lease only).
     Column("deadline", Float),
     Column("covers", Integer),  # the replica of a silent host this one was started beside (silence.py)
+    Column("checkpoint", String(64)),  # its latest checkpoint uploaded (apps with checkpoints = upload)
+    Column("resume", String(64)),  # the checkpoint it was started from (another replica's)
+    Column("origin", Integer),  # the replica whose work it continues, when resumed: one vote between them
     Index("ix_replicas_job", "job_id"),
 )
 

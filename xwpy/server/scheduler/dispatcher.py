@@ -304,6 +304,12 @@ class Dispatcher(service.Service):
         state = eng.hosts.get(host_id)
         return sorted({eng.replicas[r].job_id for r in state.active}) if state is not None else []
 
+    def checkpoints_held(self, host_id: int) -> set[str]:
+        """The checkpoints the replicas a host holds were started from (it may download them)."""
+        eng = self.engine
+        state = eng.hosts.get(host_id)
+        return {eng.replicas[r].resume for r in state.active if eng.replicas[r].resume} if state is not None else set()
+
     def apps_held(self, host_id: int) -> set[int]:
         """The apps of the replicas a host holds now."""
         eng = self.engine
@@ -384,17 +390,23 @@ class Dispatcher(service.Service):
         return [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
 
     async def alive(self, host_id: int, held: Iterable[int], progress: dict[int, float] | None = None,
-                    suspended: str = "") -> list[int]:
+                    suspended: str = "", checkpoints: dict[int, str] | None = None) -> list[int]:
         self._check()
         now = self.reactor.seconds()
-        abort, ch = self.engine.heartbeat(host_id, held, now, progress, suspended)
+        abort, ch = self.engine.heartbeat(host_id, held, now, progress, suspended, checkpoints)
         await self._commit(ch, now)
         return abort
 
-    async def hello(self, host_id: int, offer: dict | None = None) -> None:
-        """A worker (re)started: whatever its host held is lost, and gets rescheduled now; what it
-        offers (cpus, memory, platform, images) replaces what it offered before."""
-        await self.release(host_id, None, "worker restarted", offer)
+    async def hello(self, host_id: int, offer: dict | None = None, held: Iterable[int] | None = None) -> None:
+        """A worker (re)started: whatever its host held is lost, and gets rescheduled now, but for
+        the replicas it kept (``held``: their job directories, to resume); what it offers (cpus,
+        memory, platform, images) replaces what it offered before."""
+        lost = None
+        state = self.engine.hosts.get(host_id)
+        if held is not None and state is not None:
+            keep = set(held)
+            lost = [rid for rid in state.active if rid not in keep]
+        await self.release(host_id, lost, "worker restarted", offer)
 
     async def release(self, host_id: int, replica_ids: Iterable[int] | None, why: str = "released by worker",
                       offer: dict | None = None) -> None:

@@ -27,7 +27,7 @@ from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
-from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, decide
+from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, agreement, decide
 from xwpy.verify import Verdict
 
 # Replicas that gave no result: their hosts may take the job again (see policy).
@@ -57,6 +57,12 @@ class ReplicaState:
     # replica of an earlier xwpy). See silence.py.
     deadline: float | None = None
     covers: int | None = None  # the replica of a silent host it was started beside (silence.extras)
+    # Checkpoints (apps registered with --checkpoints upload): its latest uploaded, the one it was
+    # started from, and the replica whose work it continues (its result is not an independent vote
+    # beside that one's: quorum.ReplicaView.origin).
+    checkpoint: str | None = None
+    resume: str | None = None
+    origin: int | None = None
 
 
 @dataclass(slots=True)
@@ -388,6 +394,9 @@ class Engine:
             )
             if job.wanted <= len(job.extra_for):  # the replicas the quorum wants first, then extras
                 r.covers = job.extra_for.pop(0)
+            src = self._checkpoint_source(job, r.covers)
+            if src is not None:
+                r.resume, r.origin = src.checkpoint, src.origin or src.id
             if job.policy.adaptive and not job.replicas and self._trusted(host, job.id):
                 job.solo = True
                 job.wanted = 1
@@ -408,6 +417,8 @@ class Engine:
                     "lease_expires": r.lease_expires,
                     "deadline": r.deadline,
                     "covers": r.covers,
+                    "resume": r.resume,
+                    "origin": r.origin,
                 }
             )
             if job.status is JobStatus.PENDING:
@@ -448,6 +459,15 @@ class Engine:
                 # It stays queued; once its wanted count reaches 0 the next scan drops it.
                 return found
         return None
+
+    def _checkpoint_source(self, job: JobState, covers: int | None) -> ReplicaState | None:
+        """The replica whose latest checkpoint a new replica of the job resumes from: the silent
+        one it covers, else the last one lost; None when they uploaded none."""
+        if covers is not None:
+            r = self.replicas.get(covers)
+            return r if r is not None and r.checkpoint else None
+        lost = [r for r in job.replicas if r.status is ReplicaStatus.LOST and r.checkpoint]
+        return lost[-1] if lost else None
 
     def deadline_seconds(self, job: JobState) -> float:
         """How long a replica of this job may take: its app's deadline."""
@@ -626,9 +646,11 @@ class Engine:
     # -- worker reports ----------------------------------------------------------------------------
 
     def heartbeat(self, host_id: int, held: Iterable[int], now: float,
-                  progress: dict[int, float] | None = None, suspended: str = "") -> tuple[list[int], Changes]:
-        """Extend the leases of what the host holds (and note the progress its jobs report, and
-        why they are suspended if they are); return what it holds that it should abort."""
+                  progress: dict[int, float] | None = None, suspended: str = "",
+                  checkpoints: dict[int, str] | None = None) -> tuple[list[int], Changes]:
+        """Extend the leases of what the host holds (and note the progress its jobs report, why
+        they are suspended if they are, and their checkpoints uploaded); return what it holds
+        that it should abort."""
         host = self.hosts[host_id]
         host.suspended = suspended
         self.touch(host_id, now)
@@ -644,6 +666,9 @@ class Engine:
             r.lease_expires = lease
             if progress and rid in progress:
                 r.progress = progress[rid]
+            if checkpoints and rid in checkpoints and checkpoints[rid] != r.checkpoint:
+                r.checkpoint = checkpoints[rid]
+                ch.replica(rid, checkpoint=r.checkpoint)
             if r.status is ReplicaStatus.ASSIGNED:
                 r.status = replica_fsm.transition(r.status, ReplicaStatus.RUNNING)
                 ch.replica(rid, status=r.status.value, started_at=now, lease_expires=lease)
@@ -753,9 +778,8 @@ class Engine:
 
     @staticmethod
     def _agreeing(job: JobState) -> int:
-        digests = [r.digest for r in job.replicas if r.status is ReplicaStatus.DONE and r.digest
-                   and r.verdict is not Verdict.REJECTED]
-        return max((digests.count(d) for d in set(digests)), default=0)
+        return agreement([ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin) for r in job.replicas
+                          if r.status is ReplicaStatus.DONE and r.digest and r.verdict is not Verdict.REJECTED])
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -774,7 +798,7 @@ class Engine:
                 del self._running[job.owner_id]
 
     def _settle(self, job: JobState, now: float, ch: Changes) -> Decision:
-        views = [ReplicaView(r.id, r.status, r.digest, r.verdict) for r in job.replicas]
+        views = [ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin) for r in job.replicas]
         if job.solo and not (views[0].status.active or (views[0].status is ReplicaStatus.DONE
                                                       and views[0].verdict is not Verdict.REJECTED)):
             job.solo = False  # the trusted host did not deliver: back to the quorum

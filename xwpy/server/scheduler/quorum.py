@@ -46,6 +46,13 @@ class ReplicaView:
     status: ReplicaStatus
     digest: str | None = None
     verdict: Verdict | None = None  # None when the app has no verifier
+    # The replica whose work it continues (it resumed from that one's checkpoint): the two are one
+    # vote, or a host could have its lie certified by handing it on in a checkpoint.
+    origin: int | None = None
+
+    @property
+    def lineage(self) -> int:
+        return self.id if self.origin is None else self.origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
     proven = [r for r in candidates if r.verdict is Verdict.VERIFIED]
     if proven:
         return min(proven, key=lambda r: r.id).digest
-    counts = Counter(r.digest for r in candidates)
+    counts = _votes(candidates)
     if not counts:
         return None
     first_seen = {}
@@ -75,6 +82,16 @@ def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
     # Largest agreement wins; among equals, the digest reported first (deterministic).
     digest, n = min(counts.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
     return digest if n >= quorum else None
+
+
+def _votes(candidates: list[ReplicaView]) -> Counter:
+    """Per digest, the independent results that gave it (one per lineage)."""
+    return Counter(digest for digest, _ in {(r.digest, r.lineage) for r in candidates})
+
+
+def agreement(candidates: list[ReplicaView]) -> int:
+    """The most independent results that agree."""
+    return max(_votes(candidates).values(), default=0)
 
 
 SOLO = Policy(1, 1, 1, 1)
@@ -101,7 +118,7 @@ def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
             invalid=frozenset(r.id for r in done),
             abort=active,
         )
-    best = max(Counter(r.digest for r in candidates).values(), default=0)
+    best = agreement(candidates)
     wanted = max(
         policy.quorum - best - len(active),  # enough results to possibly reach quorum
         policy.replication - len(active) - len(candidates),  # the replication floor
