@@ -62,6 +62,14 @@ def tree(proc) -> list[psutil.Process]:
     return [me, *me.children(recursive=True)]
 
 
+def send(procs: list[psutil.Process], sig: int) -> None:
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:  # (a job dies with its worker: killing the one may end the other)
+            pass
+
+
 def job_dir(grid, worker: str, rid: int):
     return grid.work_root / worker / "jobs" / str(rid)
 
@@ -102,16 +110,13 @@ def test_a_replica_moved_to_another_worker_resumes_there_from_its_uploaded_check
     [mine] = wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "RUNNING"], 60, "the job running")
     wait_for(lambda: (alice.job(jid)["progress"] or 0) >= 0.25, 60, "a quarter of the job done")
     # Freeze the job (not its worker), and wait for the coordinator to hold its latest checkpoint.
-    jobs = tree(first)[1:]
-    for p in jobs:
-        p.send_signal(signal.SIGSTOP)
+    send(tree(first)[1:], signal.SIGSTOP)
     work = job_dir(grid, "first", mine["id"])
     _, latest = pack_checkpoint(work, tmp_path / "latest.tar", (), 1 << 30)
     wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["checkpoint"] == latest], 60,
              "the latest checkpoint uploaded")
     ran = [int(s) for s in (work / "steps.log").read_text().split("\n") if s.isdigit()]
-    for p in tree(first):  # the machine is gone for good
-        p.send_signal(signal.SIGKILL)
+    send(tree(first), signal.SIGKILL)  # the machine is gone for good
     second = grid.start_worker("second", grid.user("vol2", "worker"))
     job = grid.wait_final(alice, [jid], timeout=120)[jid]
     assert job["status"] == "COMPLETED"
