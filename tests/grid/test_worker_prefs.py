@@ -64,12 +64,13 @@ def test_bad_preferences_are_one_line_naming_the_key_and_nothing_starts(grid, tm
         '[compute]\ncores = 4096': "compute.cores 4096: this machine has",
         '[transfer]\nupload_limit = "fast"': "transfer.upload_limit: 'fast' is not a size",
         '[compute]\nbattery = false': "compute.battery: unknown key",
+        '[disk]\nbudget = "1000T"': "disk.budget 1000T: the file system of the worker's state holds",
         '[compute': "not valid TOML",
     }
     prefs = tmp_path / "prefs.toml"
     for text, why in cases.items():
         prefs.write_text(text)
-        for args in (["worker", "prefs", "--prefs", str(prefs)],
+        for args in (["worker", "--state", str(tmp_path / "state"), "prefs", "--prefs", str(prefs)],
                      ["worker", "--coordinator", grid.url, "--ca", str(grid.cfg.ca_cert), "--state",
                       str(tmp_path / "state"), "--prefs", str(prefs)]):
             r = xwpy(*args, env={"XWPY_TOKEN": "x"})

@@ -109,6 +109,10 @@ def test_what_the_machine_cannot_lend_is_named_as_set():
     with pytest.raises(PrefsError, match=r"^--memory 64G: this machine has 16G$"):
         vp.check_machine(r, 8, 16 << 30)
     vp.check_machine(vp.resolve({}, {"cores": 8}), 8, 1 << 30)
+    r = vp.resolve(vp.parse("[disk]\nbudget = \"2T\""), {}, "p.toml")
+    with pytest.raises(PrefsError, match=r"^p.toml: disk.budget 2T: the file system of the worker's state holds 1T in all$"):
+        vp.check_machine(r, 8, 1 << 30, disk=1 << 40)
+    vp.check_machine(r, 8, 1 << 30)  # the file system not known (xwpy worker prefs without --state)
 
 
 # -- shares of the machine ------------------------------------------------------------------------

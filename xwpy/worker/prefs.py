@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from xwpy.sizes import format_size, parse_size
+from xwpy.sizes import format_size, human_size, parse_size
 
 DAY = 24 * 3600
 MIN_MEMORY = 16 << 20
@@ -248,13 +248,17 @@ def resolve(from_file: dict[str, Any], from_command_line: dict[str, Any], origin
     return Resolved(Prefs(**values), sources, origin)
 
 
-def check_machine(r: Resolved, cpus: int, memory: int) -> None:
-    """What no machine of this size can lend is an error (named as the volunteer set it)."""
+def check_machine(r: Resolved, cpus: int, memory: int, disk: int = 0) -> None:
+    """What no machine of this size can lend is an error (named as the volunteer set it).
+    ``disk``: the size of the file system that holds the worker's state (0: not known)."""
     p = r.prefs
     if p.cores > cpus:
         raise PrefsError(f"{_name(r, 'cores')} {p.cores}: this machine has {cpus} cores")
     if p.memory > memory:
         raise PrefsError(f"{_name(r, 'memory')} {format_size(p.memory)}: this machine has {format_size(memory)}")
+    if disk and p.disk_budget > disk:
+        raise PrefsError(f"{_name(r, 'disk_budget')} {format_size(p.disk_budget)}: the file system of the worker's "
+                         f"state holds {human_size(disk)} in all")
 
 
 def _name(r: Resolved, fld: str) -> str:

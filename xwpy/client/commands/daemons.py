@@ -248,10 +248,21 @@ def register(cli: click.Group) -> None:
                                   str(prefs_file) if prefs_file else "")
             import psutil
 
-            vp.check_machine(resolved, os.cpu_count() or 1, psutil.virtual_memory().total)
+            vp.check_machine(resolved, os.cpu_count() or 1, psutil.virtual_memory().total,
+                             _file_system_size(ctx.params.get("state_dir")))
         except vp.PrefsError as e:
             fail(str(e))
         return resolved
+
+    def _file_system_size(state_dir: Path | None) -> int:
+        """The size of the file system that holds (or will hold) ``state_dir``; 0 if unknown."""
+        path = state_dir.resolve() if state_dir is not None else None
+        while path is not None and not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            return shutil.disk_usage(path).total if path is not None else 0
+        except OSError:
+            return 0
 
     @worker.command("prefs")
     @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
