@@ -176,9 +176,11 @@ def test_adjacent_windows_make_one():
     assert vp.next_change(w, at(9)) == at(14)
 
 
-windows = st.lists(st.tuples(st.integers(0, 47), st.integers(1, 48)).filter(lambda t: t[0] != t[1] % 48)
-                   .map(lambda t: Window(t[0] * 1800, t[1] * 1800)), max_size=4).map(tuple)
-moments = st.integers(0, DAY - 1).map(lambda s: at(0) + timedelta(seconds=s))
+windows = st.lists(st.tuples(st.integers(0, 47), st.integers(1, 48), st.frozensets(st.integers(0, 6), min_size=1))
+                   .filter(lambda t: t[0] != t[1] % 48)
+                   .map(lambda t: Window(t[0] * 1800, t[1] * 1800, t[2])), max_size=4).map(tuple)
+WEEK = 7 * DAY
+moments = st.integers(0, WEEK - 1).map(lambda s: at(0) + timedelta(seconds=s))  # (7 Dec 2026 is a Monday)
 
 
 @settings(max_examples=300)
@@ -187,7 +189,7 @@ def test_next_change_is_the_first_second_the_answer_changes(ws, now):
     change = vp.next_change(ws, now)
     inside = vp.in_windows(ws, now)
     if change is None:
-        assert all(vp.in_windows(ws, now + timedelta(minutes=m)) == inside for m in range(0, 2 * 24 * 60, 7))
+        assert all(vp.in_windows(ws, now + timedelta(minutes=m)) == inside for m in range(0, 8 * 24 * 60, 7))
         return
     assert change > now and vp.in_windows(ws, change) != inside
     assert vp.in_windows(ws, change - timedelta(seconds=1)) == inside
@@ -196,10 +198,30 @@ def test_next_change_is_the_first_second_the_answer_changes(ws, now):
 
 
 @given(windows, moments)
-def test_in_windows_agrees_with_a_plain_reading(ws, now):
-    s = now.hour * 3600 + now.minute * 60 + now.second
-    plain = not ws or any((w.start <= s < w.end) if w.start < w.end else not (w.end <= s < w.start) for w in ws)
+def test_in_windows_agrees_with_intervals_of_the_week(ws, now):
+    """Each window is, for each of its days, an interval of the week from its start on that day."""
+    t = (now - at(0)).total_seconds() % WEEK
+    intervals = [(d * DAY + w.start, d * DAY + (w.end if w.end > w.start else w.end + DAY))
+                 for w in ws for d in w.days]
+    plain = not ws or any(a <= t < b or a <= t + WEEK < b for a, b in intervals)
     assert vp.in_windows(ws, now) == plain
+
+
+def test_windows_on_days_of_the_week():
+    assert parse_window("mon-fri 18:00-08:00") == Window(18 * 3600, 8 * 3600, frozenset(range(5)))
+    assert parse_window("Sat,Sun 00:00-24:00") == Window(0, DAY, frozenset({5, 6}))
+    assert parse_window("fri-mon 9:00-17:00").days == frozenset({4, 5, 6, 0})
+    assert str(parse_window("mon-fri 18:00-08:00")) == "mon-fri 18:00-08:00"
+    assert str(parse_window("sat,sun 00:00-24:00")) == "sat,sun 00:00-24:00"
+    friday_night = (parse_window("fri 22:00-06:00"),)
+    fri = 11  # 11 Dec 2026
+    assert vp.in_windows(friday_night, at(23, day=fri)) and vp.in_windows(friday_night, at(5, day=fri + 1))
+    assert not vp.in_windows(friday_night, at(23, day=fri + 1)) and not vp.in_windows(friday_night, at(5, day=fri))
+    weeknights = Prefs(compute_windows=(parse_window("mon-fri 18:00-08:00"),))
+    # Saturday noon: Friday's night is over, and the next one begins on Monday.
+    assert vp.suspension(weeknights, at(12, day=12)) == "outside its computing window (opens at Mon 18:00)"
+    with pytest.raises(ValueError, match="'someday' is not a day"):
+        parse_window("someday 10:00-12:00")
 
 
 # -- may jobs run now? ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 One TOML file (``xwpy worker --prefs FILE``), every key optional::
 
     [compute]
-    windows = ["18:00-08:00"]   # when jobs may run, local time (a window may wrap midnight); [] = always
+    windows = ["mon-fri 18:00-08:00", "sat,sun 00:00-24:00"]   # when jobs may run, local time; [] = always
     cpu_percent = 50            # lend at most this share of the machine's cores ...
     memory_percent = 50         # ... and of its memory
     on_battery = false          # suspend jobs while the machine runs on battery
@@ -48,35 +48,64 @@ class PrefsError(ValueError):
     """A preference that cannot be: its message is one line that names the key."""
 
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EVERY_DAY = frozenset(range(7))
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A daily time window, in seconds since local midnight: [start, end), wrapping midnight when
-    end <= start (22:00-06:00)."""
+    """A time window on some days of the week (local time): [start, end) in seconds since
+    midnight, wrapping midnight when end <= start (22:00-06:00: it belongs to the day it starts on,
+    so "fri 22:00-06:00" ends on Saturday morning)."""
 
     start: int
     end: int
+    days: frozenset[int] = EVERY_DAY  # 0 = Monday, as datetime.weekday()
 
-    def contains(self, second: int) -> bool:
+    def contains(self, t: datetime) -> bool:
+        s, day = _second_of_day(t), t.weekday()
         if self.start < self.end:
-            return self.start <= second < self.end
-        return second >= self.start or second < self.end
+            return day in self.days and self.start <= s < self.end
+        return (day in self.days and s >= self.start) or ((day - 1) % 7 in self.days and s < self.end)
 
     def __str__(self) -> str:
-        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+        return f"{_show_days(self.days)}{_hhmm(self.start)}-{_hhmm(self.end)}"
 
 
 def _hhmm(s: int) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
 
 
-_WINDOW_RE = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+def _show_days(days: frozenset[int]) -> str:
+    if days == EVERY_DAY:
+        return ""
+    ds = sorted(days)
+    if len(ds) > 2 and ds == list(range(ds[0], ds[-1] + 1)):
+        return f"{DAYS[ds[0]]}-{DAYS[ds[-1]]} "
+    return ",".join(DAYS[d] for d in ds) + " "
+
+
+_WINDOW_RE = re.compile(r"(?:([a-z,\-]+)\s+)?(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+def _parse_days(text: str, spec: str) -> frozenset[int]:
+    days: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        if first not in DAYS or (last and last not in DAYS):
+            raise ValueError(f"{text!r}: {part!r} is not a day or a range of days (mon, tue, ... sun; mon-fri)")
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])  # fri-mon wraps
+    return frozenset(days)
 
 
 def parse_window(text: str) -> Window:
-    m = _WINDOW_RE.fullmatch(text.replace(" ", ""))
+    """``"18:00-08:00"`` (every day), ``"mon-fri 18:00-08:00"``, ``"sat,sun 00:00-24:00"``."""
+    m = _WINDOW_RE.fullmatch(text.strip().lower())
     if m is None:
-        raise ValueError(f"{text!r} is not a window like \"18:00-08:00\"")
-    h1, m1, h2, m2 = map(int, m.groups())
+        raise ValueError(f"{text!r} is not a window like \"18:00-08:00\" or \"mon-fri 18:00-08:00\"")
+    days = _parse_days(text, m.group(1)) if m.group(1) else EVERY_DAY
+    h1, m1, h2, m2 = map(int, m.groups()[1:])
     for h, mi in ((h1, m1), (h2, m2)):
         if mi > 59 or h > 24 or (h == 24 and mi):
             raise ValueError(f"{text!r}: {h:02d}:{mi:02d} is not a time of day (00:00 to 24:00)")
@@ -85,9 +114,9 @@ def parse_window(text: str) -> Window:
         raise ValueError(f"{text!r}: a window cannot start at 24:00")
     if start == end % DAY:
         if (start, end) == (0, DAY):
-            return Window(0, DAY)
+            return Window(0, DAY, days)
         raise ValueError(f"{text!r} is empty (it ends when it starts; the whole day is \"00:00-24:00\")")
-    return Window(start, end)
+    return Window(start, end, days)
 
 
 # -- the preferences ------------------------------------------------------------------------------
@@ -296,8 +325,7 @@ def _second_of_day(t: datetime) -> int:
 
 def in_windows(windows: tuple[Window, ...], now: datetime) -> bool:
     """No windows: always."""
-    s = _second_of_day(now)
-    return not windows or any(w.contains(s) for w in windows)
+    return not windows or any(w.contains(now) for w in windows)
 
 
 def next_change(windows: tuple[Window, ...], now: datetime) -> datetime | None:
@@ -307,7 +335,7 @@ def next_change(windows: tuple[Window, ...], now: datetime) -> datetime | None:
     inside = in_windows(windows, now)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     edges = sorted({midnight + timedelta(days=d, seconds=s % DAY)
-                    for d in (0, 1, 2) for w in windows for s in (w.start, w.end)})
+                    for d in range(9) for w in windows for s in (w.start, w.end)})  # a week, and a wrap
     for t in edges:
         if t > now and in_windows(windows, t) != inside:
             return t
@@ -319,7 +347,8 @@ def suspension(p: Prefs, now: datetime, *, on_battery: bool = False, busy: str =
     finds the owner busy (:mod:`xwpy.worker.idle`), "" otherwise."""
     if not in_windows(p.compute_windows, now):
         opens = next_change(p.compute_windows, now)
-        return "outside its computing window" + (f" (opens at {opens:%H:%M})" if opens else "")
+        when = f"{opens:%H:%M}" if opens and opens - now < timedelta(hours=24) else f"{opens:%a %H:%M}" if opens else ""
+        return "outside its computing window" + (f" (opens at {when})" if when else "")
     if on_battery and not p.on_battery:
         return "on battery"
     if busy and p.suspend_while_busy:
