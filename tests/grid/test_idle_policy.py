@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import uuid
 
 import psutil
 import pytest
@@ -13,7 +14,8 @@ from tests.harness import wait_for
 
 pytestmark = pytest.mark.slow
 
-MARK = "xwpy-idle-test-job"
+# Unique to this run: other runs on the machine (other checkouts) have jobs of this test too.
+MARK = f"xwpy-idle-test-job-{uuid.uuid4().hex[:12]}"
 # Needs 3 s of CPU: a suspended job makes no progress, whatever the clock says.
 BUSY = ["{python}", "-c", f"import time  # {MARK}\nwhile time.process_time() < 3: pass\nprint('done')"]
 

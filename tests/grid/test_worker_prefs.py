@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timedelta
 
 import psutil
@@ -18,7 +19,8 @@ from xwpy.localgrid import child_env
 
 pytestmark = pytest.mark.slow
 
-MARK = "xwpy-prefs-test-job"
+# Unique to this run: other runs on the machine (other checkouts) have jobs of this test too.
+MARK = f"xwpy-prefs-test-job-{uuid.uuid4().hex[:12]}"
 # Needs 3 s of CPU: a suspended job makes no progress, whatever the clock says.
 BUSY = ["{python}", "-c", f"import time  # {MARK}\nwhile time.process_time() < 3: pass\nprint('done')"]
 
