@@ -184,6 +184,9 @@ def test_the_cli_requests_waits_and_shows_the_result(oracle_grid):
     # The record comes from the coordinator's API, for admins only.
     record = og.grid.client().call("GET", f"/chain/tasks/{task_id}")
     assert record["status"] == "COMMITTED" and record["job_statuses"] == {"COMPLETED": 1}
+    # The dashboard's chain section: every task the oracle saw, with its jobs and commit.
+    [listed] = [t for t in og.grid.client().call("GET", "/chain/tasks")["tasks"] if t["task"] == task_id]
+    assert listed["status"] == "COMMITTED" and listed["jobs"] == record["jobs"] and listed["commit_tx"] == record["commit_tx"]
     stranger = og.grid.client(og.grid.user("eve"))
     with pytest.raises(ClientError) as refused:
         stranger.call("GET", f"/chain/tasks/{task_id}")

@@ -106,6 +106,13 @@ def matrix(ids) -> list[Entry]:
         Entry("GET", "/stats", "/stats", statuses(ok=("admin",), **f403)),
         # This site runs no oracle: an admin learns so (404 no_oracle), the others are refused first.
         Entry("GET", "/chain/tasks/{task:int}", "/chain/tasks/1", statuses(admin=404, **f403)),
+        Entry("GET", "/chain/tasks", "/chain/tasks", statuses(admin=404, **f403)),
+        # The dashboard's reads: any user (each sees their own; the feed and throughput are figures).
+        Entry("GET", "/dashboard/site", "/dashboard/site", statuses(ok=USERS, host=403)),
+        Entry("GET", "/dashboard/feed", "/dashboard/feed?wait=0", statuses(ok=USERS, host=403)),
+        Entry("GET", "/dashboard/jobs", "/dashboard/jobs?all=1", statuses(ok=USERS, host=403)),
+        Entry("GET", "/dashboard/hosts", "/dashboard/hosts", statuses(ok=USERS, host=403)),
+        Entry("GET", "/dashboard/throughput", "/dashboard/throughput", statuses(ok=USERS, host=403)),
         Entry("POST", "/work/register", "/work/register", statuses(ok=USERS, host=403),
               {"name": "host-of-{role}", "cpus": 1, "memory": 1}, per_role=True),
         Entry("POST", "/work/hello", "/work/hello", host_only, {}),

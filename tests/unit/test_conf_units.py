@@ -114,3 +114,18 @@ def test_the_readme_prefs_example_is_conf_worker_prefs_and_valid():
     r = CliRunner().invoke(cli, ["worker", "prefs", "--prefs", str(CONF / "worker-prefs.toml")])
     assert r.exit_code == 0, r.output
     assert sum(" file " in ln for ln in r.output.splitlines()) == len(vp.parse(block))
+
+
+def test_the_coordinator_unit_is_hardened():
+    """Its own unprivileged user, a read-only system with only the site writable, a private /tmp,
+    no new privileges, no capabilities."""
+    s = service_settings(CONF / "xwpy-coordinator.service")
+    assert s["User"] not in ("", "root") and s["Group"] not in ("", "root")
+    for key, value in {"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "NoNewPrivileges": "yes",
+                       "PrivateDevices": "yes", "CapabilityBoundingSet": "", "AmbientCapabilities": "",
+                       "Restart": "on-failure"}.items():
+        assert s.get(key) == value, f"{key}={s.get(key)!r}, want {value!r}"
+    argv = s["ExecStart"].split()
+    site = Path(argv[argv.index("--site") + 1])
+    writable = [Path(p) for p in s["ReadWritePaths"].split()]
+    assert any(site.is_relative_to(w) for w in writable), f"the site {site} is not writable ({writable})"

@@ -12,6 +12,7 @@ import os
 
 from twisted.application import service
 from twisted.internet.defer import Deferred
+from twisted.internet import task
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -29,6 +30,7 @@ from xwpy.server.catalog import users as users_catalog
 from xwpy.server.catalog.connector import Catalog
 from xwpy.server.directory import Directory
 from xwpy.server.grid import Grid
+from xwpy.server.samples import SAMPLE_SECONDS
 from xwpy.server.scheduler.dispatcher import Dispatcher
 
 log = Logger()
@@ -49,6 +51,7 @@ class Coordinator(service.MultiService):
         self.connections: GuardedTLSFactory | None = None
         self.url: str | None = None
         self.ready: Deferred = Deferred()
+        self.sampler: task.LoopingCall | None = None  # throughput for the dashboard
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -93,6 +96,9 @@ class Coordinator(service.MultiService):
         await self.dispatcher.start()
         self.grid = Grid(config=cfg, reactor=self.reactor, catalog=self.catalog, blobs=self.blobs,
                          directory=self.directory, dispatcher=self.dispatcher)
+        self.sampler = task.LoopingCall(self.grid.sample)
+        self.sampler.clock = self.reactor
+        self.sampler.start(SAMPLE_SECONDS, now=True)
         if cfg.oracle.enabled:
             try:
                 import web3  # noqa: F401 - the oracle's chain stack, an extra of its own
@@ -142,6 +148,8 @@ class Coordinator(service.MultiService):
     def stopService(self):
         d = super().stopService()
         steps = []
+        if self.sampler is not None and self.sampler.running:
+            self.sampler.stop()
         if self.port is not None:
             steps.append(self.port.stopListening())
         try:

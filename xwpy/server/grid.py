@@ -31,6 +31,9 @@ from xwpy.server.catalog.connector import Catalog
 from xwpy.server.catalog.rows import App, AppVersion, Data, Host, Job, User
 from xwpy.server.directory import Directory, Principal
 from xwpy.server.errors import BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, Unavailable
+from xwpy.server.feed import Feed
+from xwpy.server.fresh import Fresh
+from xwpy.server.samples import Sample, Samples
 from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
 from xwpy.server.scheduler.engine import HostState
 from xwpy.verify import known_verifiers
@@ -70,6 +73,10 @@ class Grid:
         self.directory = directory
         self.dispatcher = dispatcher
         self.oracle = None  # xwpy.oracle.service.OracleService when it runs (operators' endpoints report on it)
+        self.feed = Feed(reactor)  # what dashboards long-poll: bumped when jobs are submitted or end
+        self.fresh = Fresh(self.feed)  # the dashboards' reads, shared between the pages a change wakes
+        self.samples = Samples()  # throughput over time, sampled by the coordinator (sample())
+        dispatcher.on_final(self.feed.bump)
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -315,8 +322,11 @@ class Grid:
         """New jobs, checked (the user's rights on apps and inputs, a host alive able to run them)
         and committed; BadRequest naming the field at fault. A request key makes it once only."""
         if msg.request is None:
-            return await self._submit(user, msg)
-        return await self.dispatcher.once((user.id, msg.request), lambda: self._submit(user, msg))
+            ids = await self._submit(user, msg)
+        else:
+            ids = await self.dispatcher.once((user.id, msg.request), lambda: self._submit(user, msg))
+        self.feed.bump()
+        return ids
 
     async def _submit(self, user: User, msg: protocol.SubmitJobs) -> list[int]:
         shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
@@ -408,10 +418,37 @@ class Grid:
             "active_replicas": sum(len(h.active) for h in engine.hosts.values()),
             "hosts": len(engine.hosts),
             "waiting_workers": d.waiting_workers,
+            "queued": sum(1 for j in engine.jobs.values() if j.wanted > 0),  # jobs waiting for a host
             "commits": self.catalog.commits,
             "writes": self.catalog.writes,
             "write_seconds": self.catalog.write_seconds,
         }
+
+    # -- what a dashboard shows ------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Record the counters now, for the throughput plots (the coordinator calls this every
+        :data:`xwpy.server.samples.SAMPLE_SECONDS`)."""
+        st = self.stats()
+        self.samples.add(Sample(self.now(), st["certified"], st["reported"], st["queued"], st["active_replicas"]))
+
+    async def shared(self, key, read: Callable[[], Any], seen: int) -> Any:
+        """``await read()``, or the answer of the same read (``key``) that has seen the feed's
+        version ``seen`` (:mod:`xwpy.server.fresh`); ``key`` must name whose view it is."""
+        return await self.fresh.get(key, read, seen)
+
+    async def newest_jobs(self, *, owner_id: int | None, batch: str | None, status: str | None,
+                          limit: int) -> list[Job]:
+        """The latest jobs, newest first (as :meth:`jobs`: of one owner, or every owner's)."""
+        return await self.catalog.jobs.newest(owner_id=owner_id, batch=batch, status=status, limit=limit)
+
+    async def batches(self, *, owner_id: int | None, limit: int) -> list[tuple[str, dict[str, int]]]:
+        """Job counts by status of the latest batches (of one owner, or every owner's)."""
+        return await self.catalog.jobs.by_batch(owner_id=owner_id, limit=limit)
+
+    async def work_done(self, host_ids: list[int]) -> dict[int, int]:
+        """Valid results each of these hosts gave."""
+        return await self.catalog.jobs.valid_by_host(host_ids)
 
     @property
     def certification_latency(self):

@@ -6,6 +6,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -161,6 +162,13 @@ def register(cli: click.Group) -> None:
               one_line(j["error"] or j.get("why") or "")[:70]]
              for j in jobs], ["ID", "APP", "BATCH", "STATUS", "DONE", "RESULT", "ERROR / WHY"]))
 
+    @cli.command("why")
+    @click.argument("job_id", type=int)
+    @pass_settings
+    def why(s: Settings, job_id):
+        """Say why a job is not running, or not certified yet (the scheduler's own reason)."""
+        click.echo(why_text(s.client().job(job_id)))
+
     @cli.command("result")
     @click.argument("job_id", type=int)
     @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Save the result archive here.")
@@ -235,6 +243,28 @@ def _show_job(job: dict) -> None:
         click.echo(f"stderr of replica {last['id']} (exit {last['exit_code']}), last lines:")
         for line in last["stderr_tail"].splitlines()[-10:]:
             click.echo(f"  {one_line(line)}")
+
+
+def why_text(job: dict) -> str:
+    """One line on where a job stands: its end, or the scheduler's reason it waits (the jobs API's
+    ``why``, from the scheduler's decisions), or how far its replicas are from a quorum."""
+    head = f"job {job['id']}"
+    status = job["status"]
+    if status == "COMPLETED":
+        agree = sum(1 for r in job["replicas"] if r["result_sha256"] == job["result_sha256"])
+        return f"{head} is certified: {agree} result{'' if agree == 1 else 's'} agree on {job['result_sha256'][:12]}"
+    if status == "ERROR":
+        return f"{head} ended in ERROR: {one_line(job['error'] or 'no reason recorded')}"
+    if status == "CANCELLED":
+        return f"{head} was cancelled"
+    if job.get("why"):
+        return f"{head} is {status}, {'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}"
+    running = sum(1 for r in job["replicas"] if r["status"] in ("ASSIGNED", "RUNNING"))
+    digests = Counter(r["result_sha256"] for r in job["replicas"] if r["status"] == "DONE" and r["result_sha256"])
+    best = max(digests.values(), default=0)
+    done = "" if job.get("progress") is None else f", {job['progress']:.0%} done"
+    return (f"{head} is {status}: {running} replica{'' if running == 1 else 's'} running{done}; certified when "
+            f"{job['quorum']} results agree ({best} do so far)")
 
 
 def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:

@@ -13,6 +13,20 @@ from xwpy.server.errors import NotFound
 
 
 def install(api: Api, grid) -> None:
+    @api.route("GET", "/chain/tasks", ADMIN)
+    async def tasks(ctx: Ctx):
+        """The tasks of the oracle's hub in the order it saw them, from ``?after=`` (a task's row id),
+        each with its request, jobs and commit (the dashboard's chain section)."""
+        link = grid.oracle.link if grid.oracle is not None else None
+        if link is None:
+            raise NotFound("this coordinator runs no oracle ([oracle] enabled = false)", code="no_oracle")
+        rows = await grid.catalog.chain.list(link.chain_id, link.hub_address, after=ctx.qint("after", 0, 0, 2**62),
+                                             limit=ctx.qint("limit", 100, 1, 1000))
+        return {"tasks": [{"id": t.id, "task": t.task_id, "app": t.app, "status": t.status.value,
+                           "requester": t.requester, "price": str(t.price), "deadline": t.deadline,
+                           "jobs": t.job_ids, "digest": t.digest, "commit_tx": t.commit_tx,
+                           "commit_block": t.commit_block, "error": t.error} for t in rows]}
+
     @api.route("GET", "/chain/tasks/{task:int}", ADMIN)
     async def task(ctx: Ctx, task: int):
         """One task of the hub this coordinator's oracle serves: its status, jobs and commit."""

@@ -5,29 +5,37 @@ from __future__ import annotations
 from xwpy.server.api.router import ADMIN, USER, Api, Ctx
 
 
+async def host_rows(grid, user) -> list[dict]:
+    """The user's hosts (every host for an admin) as the API shows them."""
+    out = []
+    hosts = grid.hosts_for(user)
+    done = await grid.work_done([seen.host.id for seen in hosts])
+    for seen in hosts:
+        h, state = seen.host, seen.state
+        out.append(
+            {
+                "id": h.id, "name": h.name, "owner": seen.owner,
+                # What it lends now (its last hello), else what it said when it registered.
+                "cpus": (state.cores if state and state.cores else h.cpus),
+                "memory": state.memory if state else h.memory, "os": h.os,
+                "platform": state.platform if state else h.platform,
+                "images": state.images if state else h.images, "network": state.network if state else h.network,
+                "disk": state.disk if state else h.disk,  # bytes of inputs it holds for its jobs (0: no limit)
+                "last_alive": state.last_alive if state else h.last_alive,
+                "alive": seen.alive,
+                "running": len(state.active) if state else 0,
+                "reputation": state.reputation if state else h.reputation,
+                "suspended": state.suspended if state else "",
+                "done": done.get(h.id, 0),  # valid results it gave
+            }
+        )
+    return out
+
+
 def install(api: Api, grid) -> None:
     @api.route("GET", "/hosts", USER)
     async def listing(ctx: Ctx):
-        out = []
-        for seen in grid.hosts_for(ctx.user):
-            h, state = seen.host, seen.state
-            out.append(
-                {
-                    "id": h.id, "name": h.name, "owner": seen.owner,
-                    # What it lends now (its last hello), else what it said when it registered.
-                    "cpus": (state.cores if state and state.cores else h.cpus),
-                    "memory": state.memory if state else h.memory, "os": h.os,
-                    "platform": state.platform if state else h.platform,
-                    "images": state.images if state else h.images, "network": state.network if state else h.network,
-                    "disk": state.disk if state else h.disk,  # bytes of inputs it holds for its jobs (0: no limit)
-                    "last_alive": state.last_alive if state else h.last_alive,
-                    "alive": seen.alive,
-                    "running": len(state.active) if state else 0,
-                    "reputation": state.reputation if state else h.reputation,
-                    "suspended": state.suspended if state else "",
-                }
-            )
-        return {"hosts": out}
+        return {"hosts": await host_rows(grid, ctx.user)}
 
     @api.route("GET", "/stats", ADMIN)
     async def stats(ctx: Ctx):

@@ -41,6 +41,22 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> dict
     return out
 
 
+def owner_filter(ctx: Ctx, batch: str | None = None) -> int | None:
+    """Whose jobs a listing shows: the caller's own; every owner's for an admin with ?all=1, and
+    every owner's jobs of a batch (as an admin's cancel --batch cancels them all)."""
+    return None if ctx.user.admin and (ctx.query.get("all") == "1" or batch is not None) else ctx.user.id
+
+
+def filters(ctx: Ctx) -> dict:
+    status = ctx.query.get("status")
+    if status is not None and status not in JobStatus.__members__:
+        raise bad_request(f"status must be one of {', '.join(JobStatus.__members__)}", "status")
+    batch = ctx.query.get("batch")
+    if batch is not None and not protocol.NAME_RE.fullmatch(batch):
+        raise bad_request("not a valid batch name", "batch")
+    return {"owner_id": owner_filter(ctx, batch), "batch": batch, "status": status}
+
+
 def install(api: Api, grid) -> None:
     @api.route("POST", "/jobs", SCIENTIST)
     async def submit(ctx: Ctx):
@@ -48,22 +64,15 @@ def install(api: Api, grid) -> None:
         ids = await grid.submit(ctx.user, msg)
         return {"ids": ids, "batch": msg.batch}
 
-    def filters(ctx: Ctx) -> dict:
-        status = ctx.query.get("status")
-        if status is not None and status not in JobStatus.__members__:
-            raise bad_request(f"status must be one of {', '.join(JobStatus.__members__)}", "status")
-        batch = ctx.query.get("batch")
-        if batch is not None and not protocol.NAME_RE.fullmatch(batch):
-            raise bad_request("not a valid batch name", "batch")
-        # An admin sees every owner's jobs with ?all=1, and every owner's jobs of a batch (as an
-        # admin's cancel --batch cancels them all).
-        owner = None if ctx.user.admin and (ctx.query.get("all") == "1" or batch is not None) else ctx.user.id
-        return {"owner_id": owner, "batch": batch, "status": status}
-
     @api.route("GET", "/jobs", USER)
     async def listing(ctx: Ctx):
+        """Jobs in submission order from ``?after=ID``; ``?newest=1``: the latest first."""
         f = filters(ctx)
-        jobs = await grid.jobs(**f, after=ctx.qint("after", 0, 0, 2**62), limit=ctx.qint("limit", 100, 1, 1000))
+        limit = ctx.qint("limit", 100, 1, 1000)
+        if ctx.query.get("newest") == "1":
+            jobs = await grid.newest_jobs(**f, limit=limit)
+        else:
+            jobs = await grid.jobs(**f, after=ctx.qint("after", 0, 0, 2**62), limit=limit)
         alive = grid.alive_hosts()  # once for the page
         return {"jobs": [job_info(j, grid=grid, alive=alive) for j in jobs]}
 

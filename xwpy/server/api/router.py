@@ -78,6 +78,7 @@ class Raw:
     body: bytes
     content_type: str = "application/octet-stream"
     status: int = 200
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Api(Resource):
         super().__init__()
         self._auth = auth
         self._routes: list[Route] = []
+        self._pages: dict[str, Raw] = {}  # fixed files outside the API (the dashboard's)
         self.access_log: AccessLog | None = None  # [coordinator] access_log
 
     def route(self, method: str, path: str, who: str) -> Callable[[Handler], Handler]:
@@ -182,6 +184,12 @@ class Api(Resource):
             return handler
 
         return register
+
+    def page(self, path: str, page: Raw) -> None:
+        """Serve ``page`` to anyone at ``path`` (GET, outside ``/api/v1``): a file of the web
+        dashboard, which signs in through the API itself."""
+        assert not path.startswith(API_PREFIX)
+        self._pages[path] = page
 
     def routes(self) -> list[Route]:
         """Every registered endpoint (the hostile-input tests fuzz each of them)."""
@@ -229,6 +237,11 @@ class Api(Resource):
     async def _dispatch(self, request: server.Request) -> Any:
         url = urlsplit(request.uri.decode("latin-1"))
         path = url.path.rstrip("/") or "/"
+        page = self._pages.get(path)
+        if page is not None:
+            if request.method not in (b"GET", b"HEAD"):
+                raise ApiError(405, "method_not_allowed", f"use GET on {path}")
+            return page
         allowed = []
         for route in self._routes:
             m = route.pattern.fullmatch(path)
@@ -274,6 +287,11 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def json_raw(value: Any) -> Raw:
+    """A JSON answer encoded once (to be sent many times, as the dashboards' shared reads are)."""
+    return Raw(_dumps(value), "application/json")
+
+
 def _send(request: server.Request, result: Any) -> None:
     if isinstance(result, Stream):
         request.setHeader(b"content-type", result.content_type.encode())
@@ -287,6 +305,8 @@ def _send(request: server.Request, result: Any) -> None:
         result = Raw(_dumps(result), "application/json")
     request.setResponseCode(result.status)
     request.setHeader(b"content-type", result.content_type.encode())
+    for name, value in result.headers:
+        request.setHeader(name, value)
     request.setHeader(b"content-length", str(len(result.body)).encode())
     if request.method != b"HEAD":
         request.write(result.body)
@@ -390,5 +410,5 @@ class BoundedRequest(server.Request):
 
 __all__ = [
     "ADMIN", "ANON", "HOST", "SCIENTIST", "USER", "USER_OR_HOST", "Api", "ApiError", "Authenticator",
-    "BoundedRequest", "Ctx", "Principal", "Raw", "Stream", "bad_request", "forbidden", "not_found",
+    "BoundedRequest", "Ctx", "Principal", "Raw", "Stream", "bad_request", "forbidden", "json_raw", "not_found",
 ]

@@ -190,6 +190,43 @@ def apply(conn, ch: Changes) -> None:
     bulk.update_rows(conn, hosts, ch.hosts)
 
 
+def newest(conn, *, owner_id: int | None, batch: str | None, status: str | None, limit: int) -> list[Job]:
+    """The last ``limit`` jobs submitted (newest first): what a dashboard shows."""
+    q = _jobs_q()
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    if batch is not None:
+        q = q.where(jobs.c.batch == batch)
+    if status is not None:
+        q = q.where(jobs.c.status == status)
+    return [_job(r) for r in conn.execute(q.order_by(jobs.c.id.desc()).limit(limit))]
+
+
+def by_batch(conn, *, owner_id: int | None, limit: int) -> list[tuple[str, dict[str, int]]]:
+    """Job counts by status for each of the ``limit`` most recently started batches (newest
+    first; jobs submitted without a batch are under "")."""
+    q = select(func.coalesce(jobs.c.batch, ""), jobs.c.status, func.count(), func.max(jobs.c.id)).group_by(
+        func.coalesce(jobs.c.batch, ""), jobs.c.status)
+    if owner_id is not None:
+        q = q.where(jobs.c.owner_id == owner_id)
+    out: dict[str, dict[str, int]] = {}
+    last: dict[str, int] = {}
+    for batch, status, n, top in conn.execute(q):
+        out.setdefault(batch, {s.value: 0 for s in JobStatus})[status] = n
+        last[batch] = max(last.get(batch, 0), top)
+    return [(b, out[b]) for b in sorted(out, key=lambda b: -last[b])[:limit]]
+
+
+def valid_by_host(conn, host_ids: list[int]) -> dict[int, int]:
+    """Replicas each host ran whose result was found valid: the work it has done for the grid."""
+    if not host_ids:
+        return {}
+    q = (select(replicas.c.host_id, func.count())
+         .where(replicas.c.host_id.in_(host_ids), replicas.c.validation == Validation.VALID.value)
+         .group_by(replicas.c.host_id))
+    return dict(conn.execute(q).all())
+
+
 class JobsComponent:
     def __init__(self, catalog):
         self.catalog = catalog
@@ -202,6 +239,15 @@ class JobsComponent:
 
     def summary(self, **kw) -> Deferred:
         return self.catalog.read(lambda conn: summary(conn, **kw))
+
+    def newest(self, **kw) -> Deferred:
+        return self.catalog.read(lambda conn: newest(conn, **kw))
+
+    def by_batch(self, *, owner_id: int | None, limit: int) -> Deferred:
+        return self.catalog.read(lambda conn: by_batch(conn, owner_id=owner_id, limit=limit))
+
+    def valid_by_host(self, host_ids: list[int]) -> Deferred:
+        return self.catalog.read(valid_by_host, host_ids)
 
     def ids_in_batch(self, owner_id: int | None, batch: str) -> Deferred:
         return self.catalog.read(ids_in_batch, owner_id, batch)

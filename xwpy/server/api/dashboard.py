@@ -1,0 +1,79 @@
+"""The web dashboard (``/``): its files, and what its pages read — who is signed in, a long poll
+that wakes when jobs change, the jobs (counts, batches, the latest) and hosts, throughput over
+time. Every read goes through the grid with the caller's rights, exactly as the CLI's do; the
+pages one change wakes share their reads, encoded once (``?seen=V``: the feed's version the page
+was woken with; :mod:`xwpy.server.fresh`)."""
+
+from __future__ import annotations
+
+from xwpy import __version__
+from xwpy.lifecycle import JobStatus
+from xwpy.server import web
+from xwpy.server.api.hosts import host_rows
+from xwpy.server.api.jobs import job_info, owner_filter
+from xwpy.server.api.router import USER, Api, Ctx, Raw, json_raw
+from xwpy.server.samples import SAMPLE_SECONDS
+
+FINAL = [s.value for s in JobStatus if s.final]
+LONGEST_WAIT = 25  # seconds a feed request may park (below proxies' and the guard's idle limits)
+BATCHES, JOBS = 20, 50  # the latest batches and jobs a page shows
+
+
+def install(api: Api, grid) -> None:
+    for path, (body, ctype) in web.pages().items():
+        api.page(path, Raw(body, ctype, headers=web.HEADERS))
+
+    def seen(ctx: Ctx) -> int:
+        return ctx.qint("seen", 0, 0, 2**62)
+
+    @api.route("GET", "/dashboard/site", USER)
+    async def site(ctx: Ctx):
+        """Who is signed in, and what this site shows them."""
+        u = ctx.user
+        oracle = grid.oracle is not None and getattr(grid.oracle, "link", None) is not None
+        return {"login": u.login, "role": u.role, "admin": u.admin, "oracle": oracle and u.admin,
+                "sample_seconds": SAMPLE_SECONDS, "version": __version__}
+
+    @api.route("GET", "/dashboard/feed", USER)
+    async def feed(ctx: Ctx):
+        """``?after=V&wait=S``: answers with the jobs' change counter once it is not V, or after S
+        seconds; the page reloads what it shows when the counter moves."""
+        after = ctx.qint("after", -1, -1, 2**62)
+        wait = ctx.qint("wait", 0, 0, LONGEST_WAIT)
+        return {"version": await grid.feed.wait(after, wait)}
+
+    @api.route("GET", "/dashboard/jobs", USER)
+    async def jobs(ctx: Ctx):
+        """The caller's jobs (``?all=1``: an admin's, every owner's): counts by status, the latest
+        batches' counts, and the latest jobs with why they wait."""
+        owner = owner_filter(ctx)
+
+        async def read():
+            counts = await grid.job_counts(owner_id=owner, batch=None)
+            batches = await grid.batches(owner_id=owner, limit=BATCHES)
+            newest = await grid.newest_jobs(owner_id=owner, batch=None, status=None, limit=JOBS)
+            alive = grid.alive_hosts()
+            return json_raw({
+                "counts": counts,
+                "batches": [{"batch": b, "counts": c, "total": sum(c.values()), "final": sum(c[s] for s in FINAL)}
+                            for b, c in batches],
+                "jobs": [job_info(j, grid=grid, alive=alive) for j in newest],
+            })
+
+        return await grid.shared(("jobs", owner), read, seen(ctx))
+
+    @api.route("GET", "/dashboard/hosts", USER)
+    async def hosts(ctx: Ctx):
+        """The caller's hosts (every host for an admin), as ``GET /hosts``."""
+        user = ctx.user
+        key = ("hosts", None if user.admin else user.id)
+        return await grid.shared(key, lambda: _hosts(grid, user), seen(ctx))
+
+    @api.route("GET", "/dashboard/throughput", USER)
+    async def throughput(ctx: Ctx):
+        """The whole site's rates over the last hour (figures, no job of anyone's)."""
+        return {"sample_seconds": SAMPLE_SECONDS, "points": grid.samples.rates()}
+
+
+async def _hosts(grid, user) -> Raw:
+    return json_raw({"hosts": await host_rows(grid, user)})
