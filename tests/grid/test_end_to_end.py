@@ -205,6 +205,8 @@ def test_metrics_count_what_the_catalog_holds(grid):
     assert samples[("xwpy_certification_seconds_bucket", (("le", "+Inf"),))] == 5
     assert samples[("xwpy_replicas_dispatched_total", ())] >= 10
     assert samples[("xwpy_hosts", (("state", "alive"),))] == 2
+    assert samples[("xwpy_hosts", (("state", "suspended"),))] == 0
+    assert samples[("xwpy_queue_jobs", ())] == 0  # all final
     assert samples[("xwpy_catalog_commits_total", ())] > 0
     with pytest.raises(ClientError) as e:
         alice.metrics()  # an operator's view, not a user's

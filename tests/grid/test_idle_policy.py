@@ -45,6 +45,7 @@ def test_jobs_are_suspended_while_the_owner_is_busy_and_resumed_after(grid):
         # Its heartbeats say why, and the site shows it ("xwpy hosts").
         why = wait_for(lambda: grid.client().hosts()[0]["suspended"], 20, "the host shown suspended", interval=0.5)
         assert re.fullmatch(r"owner load \d+% above 30%", why), why  # the idle policy's reason, as it is now
+        assert 'xwpy_hosts{state="suspended"} 1.0' in grid.client().metrics()  # what Prometheus sees
     finally:
         owner.kill()
         owner.wait()

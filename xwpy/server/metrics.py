@@ -78,10 +78,14 @@ async def scrape(grid) -> bytes:
         ("xwpy_catalog_write_seconds", "write_seconds", "Seconds spent in catalog write transactions"),
     ):
         fams.append(CounterMetricFamily(name, text, value=stats[key]))
-    g = GaugeMetricFamily("xwpy_hosts", "Hosts known to the scheduler, and those alive", labels=["state"])
+    alive = grid.alive_hosts()
+    g = GaugeMetricFamily("xwpy_hosts", "Hosts known to the scheduler, those alive, and those alive whose workers "
+                          "suspended their jobs (their owners are using them)", labels=["state"])
     g.add_metric(["known"], stats["hosts"])
-    g.add_metric(["alive"], len(grid.alive_hosts()))
+    g.add_metric(["alive"], len(alive))
+    g.add_metric(["suspended"], sum(1 for h in alive if h.suspended))
     fams.append(g)
+    fams.append(GaugeMetricFamily("xwpy_queue_jobs", "Jobs waiting for a host", value=stats["queued"]))
     fams.append(GaugeMetricFamily("xwpy_replicas_running", "Replicas held by hosts now", value=stats["active_replicas"]))
     fams.append(GaugeMetricFamily("xwpy_waiting_workers", "Work requests parked in the long poll",
                                   value=stats["waiting_workers"]))
