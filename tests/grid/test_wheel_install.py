@@ -33,6 +33,12 @@ def test_a_worker_installed_from_the_wheel_without_the_chain_runs_jobs(grid, tmp
                            capture_output=True, text=True, env=clean, cwd=tmp_path, check=True)
     where, light = probe.stdout.split()
     assert where.startswith(str(venv)) and light == "True"  # xwpy from the wheel, no chain stack
+    # The web dashboard's files are package data: they ship in the wheel.
+    pages = subprocess.run([str(py), "-c", "from xwpy.server import web; print(sorted(web.pages()))"],
+                           capture_output=True, text=True, env=clean, cwd=tmp_path)
+    from xwpy.server import web
+
+    assert pages.returncode == 0 and pages.stdout.strip() == str(sorted(web.FILES)), pages.stderr[-2000:]
 
     grid.start_coordinator()
     alice = grid.client(grid.user("alice"))
