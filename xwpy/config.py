@@ -62,6 +62,8 @@ class SchedulerConfig:
 class LimitsConfig:
     max_body_bytes: int = 32 << 20  # JSON request bodies
     max_upload_bytes: int = 1 << 30  # data blobs
+    max_upload_sessions: int = 8  # resumable uploads open at once per user or host
+    upload_session_seconds: float = 86400.0  # an upload session untouched this long is removed
     max_connections: int = 4096  # open at once; beyond, a new connection is closed as it is accepted
     max_connections_per_peer: int = 256  # from one client address (raise it for many workers behind one NAT)
     limit_loopback: bool = False  # hold clients on this machine to max_connections_per_peer too
@@ -214,11 +216,12 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
 
 
 def _check_limits(lim: LimitsConfig) -> None:
-    for key in ("max_body_bytes", "max_upload_bytes", "max_connections", "max_connections_per_peer", "min_free_bytes",
+    for key in ("max_body_bytes", "max_upload_bytes", "max_upload_sessions", "max_connections", "max_connections_per_peer", "min_free_bytes",
                 "max_image_files", "max_image_bytes"):
         if getattr(lim, key) < 1:
             raise ConfigError(f"[limits] {key} must be >= 1")
-    for key in ("idle_timeout_seconds", "header_timeout_seconds", "min_body_rate", "body_grace_seconds"):
+    for key in ("idle_timeout_seconds", "header_timeout_seconds", "min_body_rate", "body_grace_seconds",
+                "upload_session_seconds"):
         if not getattr(lim, key) > 0:
             raise ConfigError(f"[limits] {key} must be > 0")
 

@@ -36,6 +36,7 @@ MAX_JOBS_PER_SUBMIT = 10_000
 MAX_RESULTS_PER_REPORT = 1024
 MAX_SLOTS = 256
 MAX_INLINE_RESULT = 64 * 1024
+MAX_UPLOAD_CHUNK = 64 << 20  # bytes in one PATCH of an upload session
 STDERR_TAIL = 4096
 # A replica's deadline, from its assignment: its host may fall silent (asleep, offline) and come
 # back with its result until then. Per app (xwpy app register --deadline); hours by default.
@@ -385,6 +386,34 @@ class DataInfo:
     name: str = field(Str(128), default="")
     access: str = field(OneOf(*ACCESS), default="private")
     owner: str = field(Str(64), default="")
+
+
+@message
+class NewUpload:
+    """Open an upload session (``POST /uploads``): the file's sha256 and size; for a user, how the
+    data will be shared and named (as ``PUT /data``'s query). Hosts upload results only."""
+
+    sha256: str = field(Sha256)
+    size: int = field(Int(0))
+    access: str = field(OneOf(*ACCESS), default="private")
+    name: str = field(Str(128), default="")
+
+    def __attrs_post_init__(self) -> None:
+        if self.name and not FILE_RE.fullmatch(self.name):
+            raise ProtocolError("name", "not a valid file name")
+
+
+@message
+class UploadState:
+    """Where an upload session is: ``offset`` bytes of ``size`` stored. Once ``complete`` the data
+    is stored (checked against its sha256) and ``data`` describes it (for a user's upload)."""
+
+    upload: str = field(Str(64))
+    sha256: str = field(Sha256)
+    size: int = field(Int(0))
+    offset: int = field(Int(0))
+    complete: bool = field(Bool(), default=False)
+    data: DataInfo | None = field(Optional(Nested(DataInfo)), default=None)
 
 
 # -- jobs ------------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ from xwpy.backoff import Backoff
 from xwpy.protocol import API_PREFIX, loads
 
 
+UPLOAD_RETRIES = 5  # attempts in a row that move no byte before an upload fails
+
+
 class ClientError(Exception):
     def __init__(self, message: str, *, status: int = 0, code: str = "client", field: str | None = None):
         super().__init__(message)
@@ -96,9 +99,9 @@ class Client:
 
     def _request(self, method: str, path: str, body: bytes | BinaryIO | None = None, *,
                  query: dict | None = None, content_type: str = "application/json",
-                 length: int | None = None) -> http.client.HTTPResponse:
+                 length: int | None = None, headers: dict | None = None) -> http.client.HTTPResponse:
         url = API_PREFIX + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
-        headers = {"Authorization": f"Bearer {self.endpoint.token}"}
+        headers = {"Authorization": f"Bearer {self.endpoint.token}", **(headers or {})}
         if body is not None:
             headers["Content-Type"] = content_type
             headers["Content-Length"] = str(length if length is not None else len(body))  # type: ignore[arg-type]
@@ -188,15 +191,55 @@ class Client:
         return self.call("GET", f"/apps/{name}")
 
     def put_data(self, path: Path, *, access: str = "private", name: str = "") -> dict:
+        """Upload a file through an upload session: after a cut, the rest is sent from where the
+        coordinator is (a cut costs one chunk: at most 8 MiB, or a 32nd of the file)."""
         from xwpy.archive import sha256_file
+        from xwpy.worker.transfer import chunk_size
 
         digest, size = sha256_file(path)
+        spec = {"sha256": digest, "size": size, "access": access}
+        if name:
+            spec["name"] = name
+        session = self._retrying(lambda: self.call("POST", "/uploads", spec))
+        url = f"/uploads/{session['upload']}"
+        chunk = chunk_size(size)
+        stalled = 0
+        backoff = Backoff(0.5, 10.0)
         with open(path, "rb") as f:
-            resp = self._request(
-                "PUT", f"/data/{digest}", f, query={"access": access, "name": name or None},
-                content_type="application/octet-stream", length=size,
-            )
-            return json.loads(self._check(resp).read())
+            while not session["complete"]:
+                offset = session["offset"]
+                f.seek(offset)
+                body = f.read(min(chunk, size - offset))
+                try:
+                    resp = self._request("PATCH", url, body, content_type="application/offset+octet-stream",
+                                         headers={"Upload-Offset": str(offset)})
+                    if resp.status == 409:  # not where the coordinator is: ask it
+                        resp.read()
+                        session = self.call("GET", url)
+                        continue
+                    session = json.loads(self._check(resp).read())
+                    stalled = 0
+                    backoff.reset()
+                except ClientError as e:
+                    if e.code not in ("lost", "unreachable", "unavailable"):
+                        raise
+                    stalled += 1
+                    if stalled > UPLOAD_RETRIES:
+                        raise ClientError(f"upload of {path} failed {stalled} times in a row at byte {offset}: "
+                                          f"{e.message}", code=e.code) from None
+                    time.sleep(backoff.next())  # back-off between attempts, not synchronisation
+                    session = self._retrying(lambda: self.call("GET", url))
+        return session["data"]
+
+    def _retrying(self, attempt):
+        """``attempt()``, tried again (a few times, with back-off) while the connection is lost."""
+        for n in range(UPLOAD_RETRIES + 1):
+            try:
+                return attempt()
+            except ClientError as e:
+                if e.code not in ("lost", "unreachable", "unavailable") or n == UPLOAD_RETRIES:
+                    raise
+                time.sleep(0.5 * (n + 1))  # back-off between attempts, not synchronisation
 
     def put_bytes(self, data: bytes, *, access: str = "private", name: str = "") -> dict:
         import hashlib
@@ -259,10 +302,11 @@ class Client:
         return self.call("GET", "/hosts")["hosts"]
 
     def _download(self, path: str, dest: Path, expect: str | None) -> int:
-        """Stream to ``dest`` via a temporary file; keep it only if its sha256 is the expected one.
+        """Stream to ``dest`` via ``.DEST.part``; keep it only if its sha256 is the expected one.
 
-        A download cut off midway (the coordinator aborts one whose stored copy fails its own
-        check) is tried once more: the second answer says why."""
+        A download cut off midway resumes where it stopped (``Range``), for as long as attempts
+        bring bytes; a part left by an earlier, interrupted run is resumed too. (The coordinator
+        cuts off a download whose stored copy fails its own check: the next answer says why.)"""
         import hashlib
 
         if not dest.name or dest.is_dir():
@@ -271,13 +315,32 @@ class Client:
             # The download is renamed into place: it would replace a device or a FIFO, not write to it.
             raise ClientError(f"{dest} exists and is not a regular file")
         tmp = dest.with_name(f".{dest.name}.part")
-        for attempt in (1, 2):
-            resp = self._check(self._request("GET", path))
+        h, size = hashlib.sha256(), 0
+        if expect is not None and tmp.is_file():  # what an interrupted run left: resumed
+            with open(tmp, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+                    size += len(block)
+        else:
+            tmp.unlink(missing_ok=True)
+        failures = 0
+        while True:
+            resp = self._request("GET", path, headers={"Range": f"bytes={size}-"} if size else None)
+            if resp.status == 416:  # the part is as long as the data (complete), or longer (wrong)
+                resp.read()
+                if (resp.getheader("content-range") or "").rpartition("/")[2] == str(size):
+                    break
+                h, size = hashlib.sha256(), 0
+                continue
+            self._check(resp)
+            if resp.status == 206 and _range_start(resp.getheader("content-range")) == size:
+                mode = "ab"
+            else:  # the whole (a 200; or a range not where we are): start over
+                h, size, mode = hashlib.sha256(), 0, "wb"
             announced = resp.getheader("content-length")
-            h = hashlib.sha256()
-            size = 0
+            before = size
             try:
-                out = open(tmp, "wb")
+                out = open(tmp, mode)
             except OSError as e:
                 self.close()
                 raise ClientError(f"cannot write {dest}: {e.strerror}") from None
@@ -287,26 +350,32 @@ class Client:
                         h.update(block)
                         out.write(block)
                         size += len(block)
-                    cut = announced is not None and announced.isdigit() and size != int(announced)
-                    why = f"{size} of {announced} bytes"
+                    cut = announced is not None and announced.isdigit() and size - before != int(announced)
+                    why = f"{size - before} of {announced} bytes"
                 except (ssl.SSLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
                     cut, why = True, f"{type(e).__name__}: {e}"
                 except OSError as e:  # writing: a full disk, a file removed under us
                     tmp.unlink(missing_ok=True)
                     self.close()
                     raise ClientError(f"cannot write {dest}: {e.strerror or e}") from None
-            if cut:
-                tmp.unlink(missing_ok=True)
-                self.close()
-                if attempt == 2:
-                    raise ClientError(f"the download of {path} was cut off ({why})", code="cut_off")
-                continue
-            if expect is not None and h.hexdigest() != expect:
-                tmp.unlink()
-                raise ClientError(f"downloaded content hashes to {h.hexdigest()}, not {expect}", code="digest_mismatch")
-            os.replace(tmp, dest)
-            return size
-        raise AssertionError("unreachable")
+            if not cut:
+                break
+            self.close()
+            failures = 0 if size > before else failures + 1
+            if failures >= 2:
+                raise ClientError(f"the download of {path} was cut off ({why})", code="cut_off")
+        if expect is not None and h.hexdigest() != expect:
+            tmp.unlink()
+            raise ClientError(f"downloaded content hashes to {h.hexdigest()}, not {expect}", code="digest_mismatch")
+        os.replace(tmp, dest)
+        return size
+
+
+def _range_start(value: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes FIRST-LAST/SIZE``; None if absent or malformed."""
+    unit, _, rest = (value or "").partition(" ")
+    first = rest.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:

@@ -87,7 +87,7 @@ class BlobStore:
             digest = h.hexdigest()
             if expected is not None and digest != expected:
                 raise DigestMismatch(f"content hashes to {digest}, not {expected}")
-            self._install(tmp, digest)
+            self.install(tmp, digest)
             return digest, size
         finally:
             if os.path.exists(tmp):
@@ -114,13 +114,13 @@ class BlobStore:
                     out.flush()
                     os.fsync(out.fileno())
             try:
-                self._install(tmp, digest)
+                self.install(tmp, digest)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         return digest, len(data)
 
-    def _install(self, tmp: str, digest: str) -> None:
+    def install(self, tmp: str, digest: str) -> None:
         """Move a verified blob into place — over a stored copy too, which may have been
         damaged since: storing a blob again repairs it, for the price of a rename."""
         dest = self.path(digest)
@@ -150,6 +150,17 @@ class BlobStore:
 
     def copy_to(self, sha256: str, dest: Path) -> None:
         shutil.copyfile(self.path(sha256), dest)
+
+
+def hash_prefix(path: Path, n: int):
+    """The sha256 state of the first ``n`` bytes of ``path`` (blocking): a resumed download's
+    first part, checked without being sent again."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while n > 0 and (block := f.read(min(n, 1 << 20))):
+            h.update(block)
+            n -= len(block)
+    return h
 
 
 def probe(directory: Path) -> None:

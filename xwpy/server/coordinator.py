@@ -11,6 +11,7 @@ import json
 import os
 
 from twisted.application import service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -31,6 +32,7 @@ from xwpy.server.catalog.connector import Catalog
 from xwpy.server.directory import Directory
 from xwpy.server.grid import Grid
 from xwpy.server.samples import SAMPLE_SECONDS
+from xwpy.server.uploads import UploadSessions
 from xwpy.server.scheduler.dispatcher import Dispatcher
 
 log = Logger()
@@ -99,6 +101,13 @@ class Coordinator(service.MultiService):
         self.sampler = task.LoopingCall(self.grid.sample)
         self.sampler.clock = self.reactor
         self.sampler.start(SAMPLE_SECONDS, now=True)
+        self.grid.uploads = UploadSessions(cfg.blobs / "uploads", self.blobs, max_per_caller=cfg.limits.max_upload_sessions,
+                                           stale_seconds=cfg.limits.upload_session_seconds)
+        await deferToThread(self.grid.uploads.load, self.now())
+        sweep = TimerService(min(cfg.limits.upload_session_seconds / 4, 3600.0),
+                             lambda: Deferred.fromCoroutine(self.grid.sweep_uploads()))
+        sweep.clock = self.reactor
+        sweep.setServiceParent(self)
         if cfg.oracle.enabled:
             try:
                 import web3  # noqa: F401 - the oracle's chain stack, an extra of its own
@@ -120,10 +129,13 @@ class Coordinator(service.MultiService):
         cfg = self.config
         limits = cfg.limits
         upload_prefix = (protocol.API_PREFIX + "/data/").encode()
+        chunk_prefix = (protocol.API_PREFIX + "/uploads/").encode()
 
         class Request(BoundedRequest):
             @staticmethod
             def limit_for(path: bytes) -> int:
+                if path.startswith(chunk_prefix):
+                    return protocol.MAX_UPLOAD_CHUNK
                 return limits.max_upload_bytes if path.startswith(upload_prefix) else limits.max_body_bytes
 
         # The API takes JSON, never HTML forms: do not parse every request's Content-Type with the

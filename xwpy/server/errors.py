@@ -58,6 +58,12 @@ class DigestMismatch(GridError):
     code = "digest_mismatch"
 
 
+class TooMany(GridError):
+    """The caller holds as many of these as it may (open uploads): finish or cancel one first."""
+
+    code = "too_many"
+
+
 class Unavailable(GridError):
     """Not now (storage full, scheduler rebuilding): try again later."""
 
@@ -65,4 +71,4 @@ class Unavailable(GridError):
 
 
 __all__ = ["BadRequest", "Conflict", "DigestMismatch", "Forbidden", "Gone", "GridError", "NotFound", "TooLarge",
-           "Unavailable"]
+           "TooMany", "Unavailable"]

@@ -25,17 +25,20 @@ from xwpy import platforms, protocol, tokens
 from xwpy.config import SiteConfig
 from xwpy.image import Image, ImageError, ImageLimits, inspect
 from xwpy.lifecycle import JobStatus
-from xwpy.server import blobstore, submission
+from xwpy.server import blobstore, submission, uploads
 from xwpy.server.blobstore import BlobStore, Corrupt
 from xwpy.server.catalog.connector import Catalog
 from xwpy.server.catalog.rows import App, AppVersion, Data, Host, Job, User
 from xwpy.server.directory import Directory, Principal
-from xwpy.server.errors import BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, Unavailable
+from xwpy.server.errors import (
+    BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, TooMany, Unavailable,
+)
 from xwpy.server.feed import Feed
 from xwpy.server.fresh import Fresh
 from xwpy.server.samples import Sample, Samples
 from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
 from xwpy.server.scheduler.engine import HostState
+from xwpy.server.uploads import Session, UploadSessions
 from xwpy.verify import known_verifiers
 
 log = Logger()
@@ -77,6 +80,7 @@ class Grid:
         self.fresh = Fresh(self.feed)  # the dashboards' reads, shared between the pages a change wakes
         self.samples = Samples()  # throughput over time, sampled by the coordinator (sample())
         dispatcher.on_final(self.feed.bump)
+        self.uploads: UploadSessions | None = None  # resumable uploads (set by the coordinator)
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -262,11 +266,7 @@ class Grid:
     async def store(self, principal: Principal, content, sha256: str, access: str, name: str) -> protocol.DataInfo:
         """Store an upload (re-hashed as it is written). A user's becomes data they own; a host's is a
         result archive, bounded by what its current work may output."""
-        limit = self.config.limits.max_upload_bytes
-        if principal.host_id is not None:
-            limit = self.result_limit(principal.host_id)
-            if limit == 0:
-                raise Forbidden("this host holds no work to upload results for")
+        limit = self._upload_limit(principal)
         if content is None:
             raise BadRequest("a body is required")
         content.seek(0)
@@ -283,6 +283,96 @@ class Grid:
             access = await self.catalog.data.add(sha256=digest, size=size, owner_id=user.id, access=access,
                                                  name=name, now=self.now())
         return protocol.DataInfo(sha256=digest, size=size, name=name, access=access, owner=user.login)
+
+    def _upload_limit(self, principal: Principal) -> int:
+        """The most a caller may upload at once: a user's max_upload_bytes, a host's result limit."""
+        if principal.host_id is None:
+            if principal.user.role == "worker":
+                raise Forbidden("worker accounts may only register hosts")
+            return self.config.limits.max_upload_bytes
+        limit = self.result_limit(principal.host_id)
+        if limit == 0:
+            raise Forbidden("this host holds no work to upload results for")
+        return limit
+
+    # -- resumable uploads (xwpy.server.uploads) ----------------------------------------------------
+
+    async def open_upload(self, principal: Principal, msg: protocol.NewUpload) -> Session:
+        limit = self._upload_limit(principal)
+        caller = (principal.user.id, principal.host_id)
+        if principal.host_id is not None and self.blobs.size(msg.sha256) == msg.size:
+            # Another replica's identical result is stored: nothing to send. (A user's upload is
+            # always sent: having the bytes is what makes them the data's owner.)
+            return self.uploads.completed(caller, msg.sha256, msg.size, self.now(), {})
+        if msg.size > limit:
+            raise TooLarge(f"{msg.size} bytes is more than the {limit} allowed", "size")
+        try:
+            s = await deferToThread(self.uploads.create, caller, msg.sha256, msg.size, self.now(), msg.access, msg.name)
+        except uploads.TooMany as e:
+            raise TooMany(str(e), code="too_many_uploads") from None
+        except blobstore.StoreFull as e:
+            raise Unavailable(f"the coordinator's storage is full ({e}); retry later") from None
+        if s.size == 0:
+            await self._finish_upload(principal, s)
+        return s
+
+    def upload(self, principal: Principal, sid: str) -> Session:
+        s = self.uploads.get(sid, (principal.user.id, principal.host_id)) if uploads.ID_RE.fullmatch(sid) else None
+        if s is None:
+            raise NotFound.of(f"upload {sid[:64]}")
+        return s
+
+    async def append_upload(self, principal: Principal, sid: str, offset: int, content) -> Session:
+        """Append a chunk at ``offset`` (where the session is, or Conflict ``offset_mismatch``); the
+        chunk that brings it to its size completes it: checked, stored, and a user's made data."""
+        s = self.upload(principal, sid)
+        if content is None:
+            raise BadRequest("a body is required")
+        length = content.seek(0, 2)
+        content.seek(0)
+        async with s.lock:  # one chunk at a time: a second one waits, then learns the new offset
+            if s.done is not None:
+                return s
+            if offset != s.offset:
+                raise Conflict(str(uploads.OffsetMismatch(s.offset)), "offset", code="offset_mismatch")
+            if offset + length > s.size:
+                raise TooLarge(f"the chunk goes past the {s.size} bytes announced", "offset")
+            try:
+                await deferToThread(self.uploads.append, s, content, offset, self.now())
+            except uploads.OffsetMismatch as e:
+                raise Conflict(str(e), "offset", code="offset_mismatch") from None
+            except blobstore.TooLarge as e:
+                raise TooLarge(str(e)) from None
+            except blobstore.StoreFull as e:
+                raise Unavailable(f"the coordinator's storage is full ({e}); retry later") from None
+            if s.offset == s.size:
+                await self._finish_upload(principal, s)
+        return s
+
+    async def _finish_upload(self, principal: Principal, s: Session) -> None:
+        try:
+            await deferToThread(self.uploads.finish, s)
+        except blobstore.DigestMismatch as e:
+            raise DigestMismatch(str(e), "sha256") from None
+        if principal.host_id is None:
+            access = await self.catalog.data.add(sha256=s.sha256, size=s.size, owner_id=principal.user.id,
+                                                 access=s.access, name=s.name, now=self.now())
+            s.done = protocol.encode(protocol.DataInfo(sha256=s.sha256, size=s.size, name=s.name, access=access,
+                                                       owner=principal.user.login))
+        else:
+            s.done = {}
+
+    async def cancel_upload(self, principal: Principal, sid: str) -> Session:
+        s = self.upload(principal, sid)
+        async with s.lock:
+            await deferToThread(self.uploads.drop, s)
+        return s
+
+    async def sweep_uploads(self) -> None:
+        """Remove the upload sessions untouched for ``upload_session_seconds``."""
+        for s in self.uploads.stale(self.now()):
+            log.info("upload {id} untouched for {t:.0f} s: removed", id=s.id, t=self.now() - s.touched)
+            await deferToThread(self.uploads.drop, s)
 
     async def blob(self, sha256: str) -> StoredFile | bytes | None:
         """A stored blob — a file to stream, or the bytes of a small one from the catalog — or None.

@@ -44,6 +44,7 @@ from xwpy.worker import power, prefs as vp
 from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, tree_size
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
+from xwpy.worker.throttle import TransferPolicy
 from xwpy.worker.runner import CHECKPOINT_DIR, SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
 from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 
@@ -251,7 +252,8 @@ class Worker(service.Service):
                     pki.write_private(tmp, json.dumps(saved).encode())
                     os.replace(tmp, self._host_file())
                     log.info("registered as host {id}", id=reg.host_id)
-                self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"])
+                self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"],
+                                 transfers=self.transfers())
                 timing = await self.link.hello(self.offer(sorted(self._kept)))
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
@@ -408,6 +410,14 @@ class Worker(service.Service):
         windows: the hook for the transfer code, which caps rates at opts.prefs.download_limit and
         upload_limit (bytes per second, 0: no cap)."""
         return vp.transfer_wait(self.opts.prefs, self._clock())
+
+    def transfers(self) -> TransferPolicy:
+        """How downloads and uploads run (xwpy.worker.transfer): within the volunteer's transfer
+        windows (transfer_wait), capped at their download_limit and upload_limit (bytes per second,
+        0: no cap)."""
+        p = self.opts.prefs
+        return TransferPolicy(download_rate=p.download_limit, upload_rate=p.upload_limit,
+                              wait=lambda _now: self.transfer_wait())
 
     def _check_idle(self, sample: bool = True) -> None:
         """May jobs run now (the volunteer's windows, battery, the owner's load)? Suspend or resume them."""

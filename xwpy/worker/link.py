@@ -7,23 +7,22 @@ One persistent connection pool (treq). Every call either returns a decoded messa
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
-import treq
-from twisted.internet import error as net_error
 from treq.client import HTTPClient
+from twisted.internet import error as net_error
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, RequestNotSent, RequestTransmissionFailed, ResponseFailed
 
-from twisted.logger import Logger
-
 from xwpy import pki, protocol
+from xwpy.protocol import API_PREFIX
+from xwpy.worker import transfer
+from xwpy.worker.throttle import TransferPolicy
 
 log = Logger()
-from xwpy.protocol import API_PREFIX
 
 
 class Unreachable(Exception):
@@ -61,15 +60,18 @@ def _certificate_refused(e: Exception) -> str | None:
 
 
 class Link:
-    def __init__(self, reactor, url: str, ca_pem: bytes, token: str = "", *, timeout: float = 60.0):
+    def __init__(self, reactor, url: str, ca_pem: bytes, token: str = "", *, timeout: float = 60.0,
+                 transfers: TransferPolicy = TransferPolicy()):
         self.reactor = reactor
+        self.transfers = transfers
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 4
         self._pool.retryAutomatically = False
-        self._http = HTTPClient(Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self._pool))
+        self._agent = Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self._pool)
+        self._http = HTTPClient(self._agent)
 
     async def close(self) -> None:
         await self._pool.closeCachedConnections()
@@ -143,37 +145,31 @@ class Link:
     async def release(self, replica_ids: list[int]) -> None:
         await self._call("POST", "/work/release", {"replicas": replica_ids}, timeout=10)
 
-    async def download(self, sha256: str, dest: Path) -> None:
-        """Fetch a blob to ``dest`` (via a temporary name), checking its sha256."""
-        tmp = dest.with_name(f"{dest.name}.{secrets.token_hex(4)}.part")  # each download its own
-        h = hashlib.sha256()
+    def _error(self, code: int, raw: bytes) -> Exception:
+        """The exception an error answer stands for (Unreachable: retry later; Refused: no)."""
         try:
-            resp = await self._http.get(self.url + API_PREFIX + f"/data/{sha256}", headers=self._headers(), timeout=self.timeout)
-            if resp.code != 200:
-                self._decode(resp.code, await resp.content())
-                raise Unreachable(f"unexpected HTTP {resp.code}")
-            with open(tmp, "wb") as f:
-                def write(block: bytes) -> None:
-                    h.update(block)
-                    f.write(block)
+            self._decode(code, raw)
+        except (Unreachable, Refused) as e:
+            return e
+        return Unreachable(f"unexpected HTTP {code}")
 
-                await treq.collect(resp, write)
-        except _NETWORK_ERRORS as e:
-            tmp.unlink(missing_ok=True)
-            raise Unreachable(f"{type(e).__name__}: {e}") from None
-        if h.hexdigest() != sha256:
-            tmp.unlink(missing_ok=True)
-            raise Refused(0, "digest_mismatch", f"downloaded data hashes to {h.hexdigest()}, not {sha256}")
-        tmp.replace(dest)
-
-    async def upload(self, path: Path, sha256: str) -> None:
+    async def download(self, sha256: str, dest: Path) -> int:
+        """Fetch a blob to ``dest``, streamed to disk, resumed after a cut, checked against its
+        sha256 (:func:`xwpy.worker.transfer.download`). One download per ``dest`` at a time: its
+        part file is ``dest.part`` (the worker's slots share one download of an input)."""
         try:
-            with open(path, "rb") as f:
-                resp = await self._http.put(
-                    self.url + API_PREFIX + f"/data/{sha256}", data=f,
-                    headers=self._headers("application/octet-stream"), timeout=self.timeout,
-                )
-                raw = await resp.content()
-        except _NETWORK_ERRORS as e:
-            raise Unreachable(f"{type(e).__name__}: {e}") from None
-        self._decode(resp.code, raw)
+            return await transfer.download(
+                self._agent, self.reactor, self.url + API_PREFIX + f"/data/{sha256}", self._headers(), dest, sha256,
+                self.transfers, on_error=self._error, unreachable=Unreachable, thread=deferToThread,
+            )
+        except OSError as e:
+            raise Unreachable(f"cannot write {dest}: {e.strerror or e}") from None
+
+    async def upload(self, path: Path, sha256: str, session: transfer.UploadSession | None = None) -> dict:
+        """Send a file through an upload session: resumed from what the coordinator has after a
+        cut (keep ``session`` across calls to resume across them too)."""
+        return await transfer.upload(
+            self._agent, self.reactor, self.url + API_PREFIX, self._headers(), path, sha256, self.transfers,
+            session if session is not None else transfer.UploadSession(), on_error=self._error,
+            unreachable=Unreachable, loads=protocol.loads,
+        )

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from twisted.internet.threads import deferToThread
+
 from xwpy import protocol
-from xwpy.server.api.router import SCIENTIST, USER_OR_HOST, Api, Ctx, Raw, Stream, bad_request, forbidden, not_found
+from xwpy.server.api import ranges
+from xwpy.server.api.router import (
+    SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, Raw, Stream, bad_request, forbidden, not_found,
+)
+from xwpy.server.blobstore import hash_prefix
 
 
 def _sha(value: str) -> str:
@@ -12,11 +18,24 @@ def _sha(value: str) -> str:
     return value
 
 
-def response(found, content_type: str = "application/octet-stream") -> Stream | Raw:
-    """What the grid found stored (a file to stream, or bytes) as a response."""
+async def response(found, request, content_type: str = "application/octet-stream") -> Stream | Raw:
+    """What the grid found stored (a file to stream, or bytes) as a response — a part of it (206)
+    for a ``Range`` that resumes a download (:mod:`xwpy.server.api.ranges`).
+
+    A part is checked as the whole is: the bytes before it are read and hashed, not sent, first
+    (a resumption costs a re-read of what the client has), so the sha256 of the whole file is
+    still checked before the last byte goes out and no blob is ever served unchecked."""
     if isinstance(found, bytes):
-        return Raw(found, content_type)
-    return Stream(str(found.path), found.size, content_type, sha256=found.sha256, on_corrupt=found.on_corrupt)
+        return Raw(found, content_type)  # small, from the catalog: whole, whatever the range
+    header = request.getHeader(b"range")
+    try:
+        start = ranges.tail_start(header.decode("latin-1") if header else None, found.size)
+    except ranges.Unsatisfiable as e:
+        raise ApiError(416, "range_not_satisfiable", str(e), "range",
+                       headers={b"content-range": f"bytes */{found.size}".encode()}) from None
+    prefix = await deferToThread(hash_prefix, found.path, start) if start else None
+    return Stream(str(found.path), found.size, content_type, sha256=found.sha256, on_corrupt=found.on_corrupt,
+                  start=start, prefix_hash=prefix)
 
 
 def install(api: Api, grid) -> None:
@@ -46,7 +65,7 @@ def install(api: Api, grid) -> None:
         found = await grid.blob(sha256)
         if found is None:
             raise not_found(f"data {sha256}")
-        return response(found)
+        return await response(found, ctx.request)
 
     @api.route("GET", "/data", SCIENTIST)
     async def listing(ctx: Ctx):

@@ -94,7 +94,7 @@ def install(api: Api, grid) -> None:
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):
-        return data.response(await grid.result_of(ctx.user, job_id), "application/x-tar")
+        return await data.response(await grid.result_of(ctx.user, job_id), ctx.request, "application/x-tar")
 
     @api.route("POST", "/jobs/cancel", SCIENTIST)
     async def cancel(ctx: Ctx):

@@ -28,6 +28,7 @@ from zope.interface import implementer
 from xwpy.logs import AccessLog
 from xwpy.protocol import API_PREFIX, ProtocolError, loads
 from xwpy.server import errors
+from xwpy.server.api.ranges import content_range
 from xwpy.server.catalog.connector import CatalogUnavailable
 from xwpy.server.catalog.rows import User
 from xwpy.server.directory import Principal
@@ -39,9 +40,11 @@ class ApiError(Exception):
     """An HTTP-level refusal (authentication, method, endpoint): the grid's refusals are
     :class:`xwpy.server.errors.GridError`."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[bytes, bytes] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
 
     def body(self) -> dict:
         out = {"error": self.code, "message": self.message}
@@ -53,7 +56,8 @@ class ApiError(Exception):
 # Each domain error's HTTP status (the first class in its MRO found here).
 STATUS: dict[type, int] = {
     errors.BadRequest: 400, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409, errors.Gone: 410,
-    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.Unavailable: 503, errors.GridError: 400,
+    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.Unavailable: 503,
+    errors.GridError: 400,
 }
 
 
@@ -87,13 +91,19 @@ class Stream:
 
     With ``sha256``, the content is hashed as it is sent and its last block is held back until the
     hash is checked: a damaged file is never delivered whole. The connection is aborted instead
-    (the client sees a cut-off body) and ``on_corrupt(digest)`` is called."""
+    (the client sees a cut-off body) and ``on_corrupt(digest)`` is called.
+
+    With ``start`` (a ``Range`` request resuming a download: 206), the bytes from ``start`` to the
+    end are sent; ``prefix_hash`` is the sha256 state of the bytes before it, read from the file
+    but not sent, so that the whole file is still checked before the last block goes out."""
 
     path: str
     size: int
     content_type: str = "application/octet-stream"
     sha256: str | None = None
     on_corrupt: Callable[[str], None] | None = None
+    start: int | None = None  # None: the whole file (200); else a part to its end (206)
+    prefix_hash: Any = None
 
 
 @dataclass
@@ -204,6 +214,8 @@ class Api(Resource):
         try:
             result = await self._dispatch(request)
         except ApiError as e:
+            for name, value in e.headers.items():
+                request.setHeader(name, value)
             result = Raw(_dumps(e.body()), "application/json", e.status)
         except errors.GridError as e:
             status = status_of(e)
@@ -295,7 +307,11 @@ def json_raw(value: Any) -> Raw:
 def _send(request: server.Request, result: Any) -> None:
     if isinstance(result, Stream):
         request.setHeader(b"content-type", result.content_type.encode())
-        request.setHeader(b"content-length", str(result.size).encode())
+        request.setHeader(b"accept-ranges", b"bytes")
+        if result.start is not None:
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", content_range(result.start, result.size).encode())
+        request.setHeader(b"content-length", str(result.size - (result.start or 0)).encode())
         if request.method == b"HEAD":
             request.finish()
             return
@@ -321,8 +337,12 @@ class _FileSender:
 
     def __init__(self, f, stream: Stream, request: server.Request):
         self.file, self.stream, self.request = f, stream, request
-        self.sent = 0
-        self.hash = hashlib.sha256() if stream.sha256 else None
+        self.sent = stream.start or 0  # bytes of the file behind us (read, hashed), sent or not
+        if self.sent:
+            f.seek(self.sent)
+        self.hash = None
+        if stream.sha256:
+            self.hash = stream.prefix_hash.copy() if stream.prefix_hash is not None else hashlib.sha256()
 
     def begin(self) -> None:
         self.request.registerProducer(self, False)

@@ -1,0 +1,36 @@
+"""Resumable uploads (:mod:`xwpy.server.uploads`): open a session, PATCH chunks at an offset, ask
+where it is, cancel it. Users upload data as with ``PUT /data``; hosts upload results (bounded by
+what their current work may output), as with ``PUT /data`` too."""
+
+from __future__ import annotations
+
+from xwpy import protocol
+from xwpy.server.api.router import USER_OR_HOST, Api, Ctx, bad_request
+from xwpy.server.uploads import Session
+
+
+def state(s: Session) -> dict:
+    data = protocol.parse(protocol.DataInfo, s.done) if s.done else None
+    return protocol.encode(protocol.UploadState(upload=s.id, sha256=s.sha256, size=s.size, offset=s.offset,
+                                                complete=s.done is not None, data=data))
+
+
+def install(api: Api, grid) -> None:
+    @api.route("POST", "/uploads", USER_OR_HOST)
+    async def create(ctx: Ctx):
+        return state(await grid.open_upload(ctx.principal, protocol.parse(protocol.NewUpload, ctx.json())))
+
+    @api.route("GET", "/uploads/{upload}", USER_OR_HOST)
+    async def show(ctx: Ctx, upload: str):
+        return state(grid.upload(ctx.principal, upload))
+
+    @api.route("PATCH", "/uploads/{upload}", USER_OR_HOST)
+    async def append(ctx: Ctx, upload: str):
+        raw = ctx.request.getHeader(b"upload-offset")
+        if raw is None or not raw.isdigit() or len(raw) > 19:
+            raise bad_request("Upload-Offset (a number of bytes) is required", "offset")
+        return state(await grid.append_upload(ctx.principal, upload, int(raw), ctx.request.content))
+
+    @api.route("DELETE", "/uploads/{upload}", USER_OR_HOST)
+    async def cancel(ctx: Ctx, upload: str):
+        return {"cancelled": (await grid.cancel_upload(ctx.principal, upload)).id}
