@@ -54,6 +54,25 @@ def test_compile_errors_name_the_file(tmp_path):
         artifacts.load_artifact("Nope", cache_dir=tmp_path / "cache")
 
 
+def test_a_package_build_ships_artifacts_used_without_a_compiler_while_their_source_is_unchanged(
+        tmp_path, monkeypatch):
+    """What setup.py puts in a wheel; an install without vyper deploys from it."""
+    out = tmp_path / "package"
+    artifacts.build_package(out, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in out.iterdir()) == ["RLC.vy", "TaskHub.vy", "VanityConsumer.vy", "artifacts.json"]
+    built = artifacts.prebuilt(out)
+    import vyper
+
+    assert {a.vyper_version for a in built.values()} == {vyper.__version__}
+    monkeypatch.setitem(__import__("sys").modules, "vyper", None)  # not installed
+    assert artifacts.load_artifact("TaskHub", contracts_dir=out, cache_dir=tmp_path / "empty") == built["TaskHub"]
+    assert not (tmp_path / "empty").exists()
+    # An edited source no longer matches its artifact: it needs the compiler, and says so.
+    (out / "RLC.vy").write_text((out / "RLC.vy").read_text().replace("self.decimals = 9", "self.decimals = 6"))
+    with pytest.raises(artifacts.CompileError, match="RLC.vy is not compiled in this install.*pip install"):
+        artifacts.load_artifact("RLC", contracts_dir=out, cache_dir=tmp_path / "empty")
+
+
 # --- accounts --------------------------------------------------------------------------
 
 def test_demo_accounts_are_deterministic_distinct_and_keep_keys_out_of_repr():

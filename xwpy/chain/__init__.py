@@ -2,7 +2,7 @@
 
 Modules (each one job; all blocking, call them off the reactor thread):
 
-- ``artifacts``  compile contracts/*.vy with vyper, cached by source hash
+- ``artifacts``  the contracts' ABI and bytecode: shipped compiled in a wheel, else compiled and cached
 - ``accounts``   deterministic demo accounts (public keys, local chains only)
 - ``tx``         TxSender: local-key signing, nonces, receipts, typed errors
 - ``contracts``  Token / Hub / VanityConsumer wrappers, event and task dataclasses

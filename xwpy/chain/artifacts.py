@@ -1,10 +1,13 @@
-"""Compile the Vyper contracts with the vyper package, caching artifacts by source hash.
+"""The contracts' compiled artifacts (ABI and bytecode): shipped prebuilt, or compiled and cached.
 
-Compiling takes about a second per contract, and both the tests and the coordinator need the
-same three contracts over and over; the cache makes that a file read. An artifact is keyed by
-the sha256 of (vyper version, EVM version, contract name, source), so editing a contract or
-upgrading the compiler simply misses the cache. Cache files are written atomically, so
-concurrent processes (pytest workers, a coordinator) at worst compile twice.
+A wheel carries the contracts compiled at build time (``build_package``, called by setup.py):
+``xwpy/chain/contracts/`` holds their sources and ``artifacts.json``, with the vyper version that
+compiled them, so an installed xwpy needs no compiler. A checkout has no prebuilt artifacts: the
+contracts in ``contracts/`` are compiled with the vyper package (the ``contracts`` or ``test``
+extra), about a second each, and cached. An artifact is keyed by the sha256 of (vyper version,
+EVM version, contract name, source): a prebuilt one is used only while its source is unchanged,
+and editing a contract or upgrading the compiler simply misses the cache. Cache files are written
+atomically, so concurrent processes (pytest workers, a coordinator) at worst compile twice.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from typing import Any
 # Cancun opcodes (TSTORE, MCOPY). The same bytecode then runs on both chains.
 EVM_VERSION = "shanghai"
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+# The sources and prebuilt artifacts a wheel ships; a checkout's sources otherwise.
+PACKAGED_DIR = Path(__file__).resolve().with_name("contracts")
+PREBUILT = "artifacts.json"
+CONTRACTS_DIR = PACKAGED_DIR if (PACKAGED_DIR / PREBUILT).is_file() else Path(__file__).resolve().parents[2] / "contracts"
 
 # Contract name -> source path relative to CONTRACTS_DIR.
 SOURCES: dict[str, str] = {
@@ -32,6 +38,8 @@ SOURCES: dict[str, str] = {
     # Test doubles: hostile callbacks used by the contract tests.
     "HostileCallback": "test/HostileCallback.vy",
 }
+# What a wheel ships compiled (the test double stays in the checkout).
+PACKAGED = ("RLC", "TaskHub", "VanityConsumer")
 
 
 class CompileError(Exception):
@@ -105,14 +113,22 @@ def load_artifact(
     contracts_dir: Path | None = None,
     evm_version: str = EVM_VERSION,
 ) -> Artifact:
-    """Return the compiled contract NAME, compiling only when the cache has no entry."""
-    import vyper
-
+    """Return the compiled contract NAME: prebuilt if its source is unchanged, else from the cache,
+    compiling only when the cache has no entry."""
     path = source_path(name, contracts_dir)
     try:
         source = path.read_text()
     except OSError as exc:
         raise CompileError(f"cannot read contract source {path}: {exc}") from exc
+    built = prebuilt(contracts_dir or CONTRACTS_DIR).get(name)
+    if built is not None and built.evm_version == evm_version and built.key == cache_key(
+            name, source, built.vyper_version, evm_version):
+        return built
+    try:
+        import vyper
+    except ImportError:
+        raise CompileError(f"{path} is not compiled in this install and vyper is not installed: "
+                           "pip install 'vyper~=0.4.3'") from None
     version = vyper.__version__
     key = cache_key(name, source, version, evm_version)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -135,6 +151,35 @@ def load_artifact(
     )
     _write_atomic(entry, json.dumps(artifact.to_json()))
     return artifact
+
+
+def prebuilt(contracts_dir: Path) -> dict[str, Artifact]:
+    """The artifacts compiled with the package (none in a checkout)."""
+    try:
+        data = json.loads((Path(contracts_dir) / PREBUILT).read_text())
+    except OSError:
+        return {}
+    except ValueError as exc:
+        raise CompileError(f"{contracts_dir / PREBUILT} is corrupt: {exc}") from None
+    return {name: Artifact.from_json(a) for name, a in data.items()}
+
+
+def build_package(out_dir: Path, *, contracts_dir: Path | None = None, cache_dir: Path | None = None) -> list[str]:
+    """Compile the PACKAGED contracts into OUT_DIR: their sources and ``artifacts.json`` (setup.py
+    calls this while it builds a wheel). Returns the files written."""
+    src = contracts_dir or CONTRACTS_DIR
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    built = {}
+    written = []
+    for name in PACKAGED:
+        built[name] = load_artifact(name, contracts_dir=src, cache_dir=cache_dir).to_json()
+        target = out / SOURCES[name]
+        target.write_text(source_path(name, src).read_text())
+        written.append(str(target))
+    (out / PREBUILT).write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
+    written.append(str(out / PREBUILT))
+    return written
 
 
 def _write_atomic(path: Path, text: str) -> None:
