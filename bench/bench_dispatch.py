@@ -135,10 +135,10 @@ def prefill(url: str, completed: int, pending: int) -> None:
     from sqlalchemy import create_engine
 
     from xwpy import tokens
-    from xwpy.server.catalog.connector import ensure_schema
+    from xwpy.server.catalog import revision
 
     eng = create_engine(url)
-    ensure_schema(eng)
+    revision.open_or_create(eng)
     eng.dispose()
     db = sqlite3.connect(url.removeprefix("sqlite:///"))
     db.execute("PRAGMA journal_mode=WAL")

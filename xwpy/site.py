@@ -59,13 +59,16 @@ def init_site(
     cfg.server_cert.write_bytes(cert)
 
     from xwpy.server.catalog import users
-    from xwpy.server.catalog.connector import ensure_schema, make_engine
+    from xwpy.server.catalog import revision
+    from xwpy.server.catalog.connector import make_engine
 
     token = tokens.new_token("xwu")
     engine = make_engine(cfg.database_url)
     try:
-        ensure_schema(engine)
         with engine.begin() as conn:
+            if revision.current(conn) is not None:
+                raise SiteExists(f"{cfg.catalog.url} already holds an xwpy catalog")
+            revision.create(conn)  # today's schema, stamped at the newest migration
             users.insert(conn, login="admin", role="admin", group="", token_hash=tokens.token_hash(token), now=time.time())
     finally:
         engine.dispose()

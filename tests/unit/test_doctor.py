@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,9 +31,14 @@ def test_disk(free, least):
     assert disk(free, least).level == (FAIL if free < least else OK)
 
 
-@given(st.one_of(st.none(), st.integers(0, 5)), st.integers(1, 5))
-def test_schema(found, expected):
-    assert schema(found, expected).level == (OK if found == expected else FAIL)
+@pytest.mark.parametrize("found", [None, "legacy", "0001", "0002", "0003", "9999"])
+def test_schema(found):
+    finding = schema(found, "0003", frozenset({"0001", "0002", "0003"}), "/srv/site")
+    assert finding.level == (OK if found == "0003" else FAIL)
+    if found in ("legacy", "0001", "0002"):  # behind: the command that upgrades it
+        assert finding.fix == "run: xwpy db upgrade --site /srv/site", finding
+    if found == "9999":  # ahead: a newer xwpy wrote it
+        assert "newer xwpy" in finding.text + finding.fix
 
 
 @given(st.floats(-100, 100))

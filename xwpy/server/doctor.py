@@ -57,16 +57,13 @@ def disk(free: int, least: int) -> Finding:
     return Finding("blob store", OK, f"writable, {mib} MiB free")
 
 
-def schema(found: int | None, expected: int) -> Finding:
-    if found is None:
-        return Finding("catalog", FAIL, "no schema version: not an xwpy catalog", "check [catalog] url")
-    if found > expected:
-        return Finding("catalog", FAIL, f"schema version {found} is newer than this xwpy's ({expected})",
-                       "upgrade xwpy to the version that wrote it")
-    if found < expected:
-        return Finding("catalog", FAIL, f"schema version {found}, this xwpy needs {expected}",
-                       "upgrade the catalog before starting the coordinator")
-    return Finding("catalog", OK, f"schema version {found}")
+def schema(found: str | None, head: str, known: frozenset[str], site: str) -> Finding:
+    from xwpy.server.catalog.revision import advice
+
+    problem = advice(found, head, known, site)
+    if problem:
+        return Finding("catalog", FAIL, *problem)
+    return Finding("catalog", OK, f"schema at revision {head}")
 
 
 def clock(skew: float) -> Finding:
@@ -122,11 +119,8 @@ def _certificates(cfg) -> list[Finding]:
 
 
 def _catalog(cfg) -> Finding:
-    from sqlalchemy import select
-
-    from xwpy.server.catalog import health
+    from xwpy.server.catalog import health, revision
     from xwpy.server.catalog.connector import make_engine
-    from xwpy.server.catalog.schema import SCHEMA_VERSION, meta
 
     try:
         engine = make_engine(cfg.database_url, busy_timeout=5.0)
@@ -136,14 +130,13 @@ def _catalog(cfg) -> Finding:
         with engine.connect() as conn:
             trans = conn.begin()
             try:
-                row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
-                verdict = schema(None if row is None else int(row[0]), SCHEMA_VERSION)
+                verdict = schema(revision.current(conn), revision.head(), revision.known(), str(cfg.dir))
                 if verdict.level != OK:
                     return verdict
                 users = health.probe(conn)
             finally:
                 trans.rollback()
-        return Finding("catalog", OK, f"schema version {SCHEMA_VERSION}, writable, {users} users")
+        return Finding("catalog", OK, f"schema at revision {revision.head()}, writable, {users} users")
     except Exception as e:  # noqa: BLE001 - locked, read-only, unreachable, not a catalog
         return Finding("catalog", FAIL, _one_line(e), "is another program holding it locked? is its server up?")
     finally:

@@ -18,6 +18,10 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     # switch interval it then waits behind the reactor thread for each statement.
     sys.setswitchinterval(float(__import__("os").environ.get("XWPY_SWITCH", "0.0005")))
     cfg = config_module.load(site_dir)
+    problem = schema_problem(cfg.database_url, site_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     start_logging(log_level or cfg.coordinator.log_level, fmt=cfg.coordinator.log_format)
     svc = make_service(cfg, reactor)
     failed = []
@@ -26,3 +30,24 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", svc.stopService)
     reactor.run()
     return 1 if failed else 0
+
+
+def schema_problem(url: str, site_dir: Path) -> str | None:
+    """Why the catalog cannot be used as it is (behind or ahead of this xwpy's schema), in one line
+    that names the command to run. A database that cannot be reached is for the start to report."""
+    from xwpy.server.catalog import revision
+    from xwpy.server.catalog.connector import make_engine
+
+    try:
+        engine = make_engine(url, pool_size=1, busy_timeout=5.0)
+    except Exception:  # noqa: BLE001 - reported, with its reason, when the coordinator opens it
+        return None
+    try:
+        state = revision.state(engine)
+    except Exception:  # noqa: BLE001 - as above
+        return None
+    finally:
+        engine.dispose()
+    if state.current is None:
+        return None  # an empty database: the coordinator makes it a catalog
+    return revision.verdict(state.current, state.head, revision.known(), str(site_dir))

@@ -2,9 +2,9 @@
 
 
 def register(cli) -> None:
-    from xwpy.client.commands import admin, catalog, chain, daemons, jobs, site
+    from xwpy.client.commands import admin, catalog, chain, daemons, db, jobs, site
 
-    for module in (daemons, site, admin, catalog, jobs, chain):
+    for module in (daemons, site, db, admin, catalog, jobs, chain):
         module.register(cli)
     try:
         from xwpy.apps.vanitygen.cli import vanity

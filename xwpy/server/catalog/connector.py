@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from twisted.internet.defer import Deferred
@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from xwpy.server.catalog import schema
+from xwpy.server.catalog import revision
 
 log = Logger()
 
@@ -79,40 +79,6 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def ensure_schema(eng: Engine) -> None:
-    """Create the tables of a new catalog, add the columns an older xwpy did not have (those with
-    a default or nullable: e.g. apps.network); refuse a catalog made by a newer xwpy."""
-    with eng.begin() as conn:
-        schema.metadata.create_all(conn)
-        add_missing_columns(conn)
-        row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
-        if row is None:
-            conn.execute(schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
-        elif int(row[0]) > schema.SCHEMA_VERSION:
-            raise RuntimeError(
-                f"catalog schema version {row[0]} is newer than this xwpy ({schema.SCHEMA_VERSION})"
-            )
-
-
-def add_missing_columns(conn) -> list[str]:
-    from sqlalchemy import inspect
-    from sqlalchemy.schema import CreateColumn
-
-    added = []
-    inspector = inspect(conn)
-    for table in schema.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
-                continue
-            if not (column.nullable or column.server_default is not None):
-                raise RuntimeError(f"catalog table {table.name} lacks column {column.name}, which has no default")
-            ddl = CreateColumn(column).compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-            added.append(f"{table.name}.{column.name}")
-    return added
-
-
 class Catalog:
     def __init__(self, engine: Engine, reactor, *, read_threads: int = 4):
         self.engine = engine
@@ -147,7 +113,11 @@ class Catalog:
              busy_timeout: float = 30.0) -> "Catalog":
         eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous,
                           busy_timeout=busy_timeout)
-        ensure_schema(eng)
+        try:
+            revision.open_or_create(eng)  # a new database becomes a catalog; an old one must be upgraded
+        except BaseException:
+            eng.dispose()
+            raise
         cat = cls(eng, reactor, read_threads=read_threads)
         cat.start()
         return cat
@@ -314,4 +284,4 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
-__all__ = ["Catalog", "CatalogUnavailable", "ensure_schema", "make_engine"]
+__all__ = ["Catalog", "CatalogUnavailable", "make_engine"]

@@ -31,16 +31,9 @@ from sqlalchemy import (
 
 from xwpy.protocol import DEFAULT_DEADLINE
 
-SCHEMA_VERSION = 1
-
+# Every change here comes with a migration beside it (migrations/versions/NNNN_*.py), from the
+# first catalog on; tests/catalog/test_migrations.py checks that they build this same schema.
 metadata = MetaData()
-
-meta = Table(
-    "meta",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
 
 users = Table(
     "users",
