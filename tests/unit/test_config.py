@@ -18,6 +18,14 @@ def test_init_writes_a_loadable_site(tmp_path):
     assert (tmp_path / "s" / "admin.token").read_text().strip() == token
     for secret in ("admin.token", "ca.key", "server.key"):
         assert (tmp_path / "s" / secret).stat().st_mode & 0o077 == 0
+    from xwpy.server.catalog import revision
+    from xwpy.server.catalog.connector import make_engine
+
+    engine = make_engine(cfg.database_url)
+    assert revision.state(engine).current == revision.head()  # the catalog is born at the newest migration
+    engine.dispose()
+    with pytest.raises(SiteExists, match="already holds an xwpy catalog"):  # nor does init take over one
+        init_site(tmp_path / "t", database=cfg.database_url)
 
 
 def test_init_never_overwrites(tmp_path):
