@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from xwpy import archive
-from xwpy.lifecycle import JobStatus
+from xwpy.lifecycle import JobStatus, Validation
 from xwpy.client.commands.catalog import upload_bundle
 from xwpy.localgrid import LocalGrid, wait_for
 
@@ -123,7 +123,7 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
                 alice.result(jid, dest)
                 lo, hi, count = archive.read_files(dest.read_bytes())["stdout"].split()
                 total += int(count)
-                agree = sum(r["validation"] == "VALID" for r in job["replicas"])
+                agree = sum(r["validation"] == Validation.VALID.value for r in job["replicas"])
                 hosts = len({r["host_id"] for r in job["replicas"]})
                 click.echo(f"   job {jid:3}: {int(count):6} primes in [{int(lo):>9,}, {int(hi):>9,})"
                            f"   {agree} agreeing replicas on {hosts} hosts")

@@ -47,6 +47,18 @@ MAX_DEADLINE = 90 * 24 * 3600
 # resumes from it there (xwpy app register --checkpoints upload).
 CHECKPOINTS = ("keep", "upload")
 MAX_JSON_DEPTH = 64  # arrays and objects within one another; the protocol's messages need 5
+MAX_CORES = 4096  # cores a host lends, or one replica occupies
+MAX_PROCESSES = 4096  # processes one replica may run at once
+MAX_MEMORY = 1 << 50  # bytes of memory a host lends
+MAX_HELD = 4096  # replicas one host holds, heartbeats, aborts or releases at once
+MAX_COMMAND = 64  # words of an app's command
+MAX_INPUTS = 64  # inputs of one job
+MAX_REPLICATION = 32  # replicas a job starts with, and its quorum
+MAX_REPLICAS = 256  # replicas a job may ever have, and failures it may tolerate
+MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
+MAX_RUN_SECONDS = 7 * 24 * 3600  # a replica's wall-clock and CPU limits
+MAX_HEARTBEAT = 3600.0  # seconds between a worker's heartbeats
+MAX_LEASE = 86400.0  # seconds a lease may last
 
 
 class ProtocolError(ValueError):
@@ -297,12 +309,12 @@ class UserInfo:
 
 @message
 class Limits:
-    wall_seconds: int = field(Int(1, 7 * 24 * 3600), default=3600)
-    cpu_seconds: int = field(Int(1, 7 * 24 * 3600), default=3600)
+    wall_seconds: int = field(Int(1, MAX_RUN_SECONDS), default=3600)
+    cpu_seconds: int = field(Int(1, MAX_RUN_SECONDS), default=3600)
     memory_bytes: int = field(Int(16 << 20, 1 << 40), default=1 << 30)
     output_bytes: int = field(Int(1, 1 << 34), default=256 << 20)
-    processes: int = field(Int(1, 4096), default=64)
-    cores: int = field(Int(1, 4096), default=1)  # the host's cores a replica occupies (packing, pinning)
+    processes: int = field(Int(1, MAX_PROCESSES), default=64)
+    cores: int = field(Int(1, MAX_CORES), default=1)  # the host's cores a replica occupies (packing, pinning)
 
 
 VALIDATOR_RE = re.compile(r"quorum|verifier:[A-Za-z0-9_.-]{1,64}")
@@ -326,13 +338,13 @@ class ImageSpec:
 @message
 class NewApp:
     name: str = field(Name)
-    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64, min_len=1))
+    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_COMMAND, min_len=1))
     bundle: str | None = field(Optional(Sha256), default=None)
     access: str = field(OneOf(*ACCESS), default="public")
     limits: Limits = field(Nested(Limits), factory=Limits)
     validator: str = field(Str(80, pattern=VALIDATOR_RE, what="validator ('quorum' or 'verifier:NAME')"), default="quorum")
-    replication: int = field(Int(1, 32), default=3)
-    quorum: int = field(Int(1, 32), default=2)
+    replication: int = field(Int(1, MAX_REPLICATION), default=3)
+    quorum: int = field(Int(1, MAX_REPLICATION), default=2)
     adaptive: bool = field(Bool(), default=False)  # trusted hosts' results may stand alone
     image: str | None = field(Optional(Sha256), default=None)  # an image archive uploaded as data
     platform: str = field(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH or 'any')"), default="any")
@@ -430,11 +442,11 @@ class InputRef:
 class JobSpec:
     app: str = field(Name)
     args: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGS), default=())
-    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), 64), default=())
-    replication: int | None = field(Optional(Int(1, 32)), default=None)
-    quorum: int | None = field(Optional(Int(1, 32)), default=None)
-    max_replicas: int | None = field(Optional(Int(1, 256)), default=None)
-    max_errors: int | None = field(Optional(Int(1, 256)), default=None)
+    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), MAX_INPUTS), default=())
+    replication: int | None = field(Optional(Int(1, MAX_REPLICATION)), default=None)
+    quorum: int | None = field(Optional(Int(1, MAX_REPLICATION)), default=None)
+    max_replicas: int | None = field(Optional(Int(1, MAX_REPLICAS)), default=None)
+    max_errors: int | None = field(Optional(Int(1, MAX_REPLICAS)), default=None)
 
     def __attrs_post_init__(self) -> None:
         names = [i.name for i in self.inputs]
@@ -467,8 +479,8 @@ class CancelJobs:
 @message
 class RegisterHost:
     name: str = field(Str(64, min_len=1))
-    cpus: int = field(Int(1, 4096))  # the cores its volunteer lends
-    memory: int = field(Int(0, 1 << 50))  # the memory its volunteer lends
+    cpus: int = field(Int(1, MAX_CORES))  # the cores its volunteer lends
+    memory: int = field(Int(0, MAX_MEMORY))  # the memory its volunteer lends
     os: str = field(Str(64), default="")
     platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
     images: bool = field(Bool(), default=False)  # it runs image apps (it has a sandbox for them)
@@ -479,8 +491,8 @@ class RegisterHost:
 class HostRegistered:
     host_id: int = field(Id)
     token: str = field(Str(128))
-    heartbeat_seconds: float = field(Float(0.01, 3600))
-    lease_seconds: float = field(Float(0.01, 86400))
+    heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
+    lease_seconds: float = field(Float(0.01, MAX_LEASE))
 
 
 @message
@@ -488,8 +500,8 @@ class Hello:
     """A (re)started worker: whatever it held before is gone, but for the replicas it kept (``held``).
     It says what it offers now (its volunteer may have changed it since it registered)."""
 
-    cpus: int | None = field(Optional(Int(1, 4096)), default=None)
-    memory: int | None = field(Optional(Int(0, 1 << 50)), default=None)
+    cpus: int | None = field(Optional(Int(1, MAX_CORES)), default=None)
+    memory: int | None = field(Optional(Int(0, MAX_MEMORY)), default=None)
     platform: str | None = field(Optional(Str(40, pattern=PLATFORM_RE, what="platform (OS-ARCH)")), default=None)
     images: bool | None = field(Optional(Bool()), default=None)
     network: bool | None = field(Optional(Bool()), default=None)  # it gives the network to apps that need it
@@ -500,23 +512,23 @@ class Hello:
 
 @message
 class WorkerTiming:
-    heartbeat_seconds: float = field(Float(0.01, 3600))
-    lease_seconds: float = field(Float(0.01, 86400))
+    heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
+    lease_seconds: float = field(Float(0.01, MAX_LEASE))
 
 
 @message
 class WorkRequest:
     slots: int = field(Int(1, MAX_SLOTS), default=1)
-    wait: float = field(Float(0, 120), default=0.0)
+    wait: float = field(Float(0, MAX_WAIT), default=0.0)
 
 
 @message
 class Assignment:
     replica_id: int = field(Id)
     job_id: int = field(Id)
-    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), 64, min_len=1))
+    command: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_COMMAND, min_len=1))
     args: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGS))
-    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), 64))
+    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), MAX_INPUTS))
     bundle: str | None = field(Optional(Sha256))
     limits: Limits = field(Nested(Limits))
     lease_expires: float = field(Float(0, 1e12))
@@ -548,16 +560,16 @@ class Checkpoint:
 
 @message
 class Alive:
-    held: tuple[int, ...] = field(ListOf(Id, 4096), default=())
-    progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), 4096), default=())
-    checkpoints: tuple[Checkpoint, ...] = field(ListOf(Nested(Checkpoint), 4096), default=())
+    held: tuple[int, ...] = field(ListOf(Id, MAX_HELD), default=())
+    progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), MAX_HELD), default=())
+    checkpoints: tuple[Checkpoint, ...] = field(ListOf(Nested(Checkpoint), MAX_HELD), default=())
     suspended: str = field(Str(200), default="")  # why its jobs are suspended ("": they are not)
 
 
 @message
 class AliveReply:
-    abort: tuple[int, ...] = field(ListOf(Id, 4096))
-    heartbeat_seconds: float = field(Float(0.01, 3600))
+    abort: tuple[int, ...] = field(ListOf(Id, MAX_HELD))
+    heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
 
 
 @message
@@ -587,4 +599,4 @@ class Results:
 
 @message
 class Release:
-    replicas: tuple[int, ...] = field(ListOf(Id, 4096))
+    replicas: tuple[int, ...] = field(ListOf(Id, MAX_HELD))

@@ -378,6 +378,16 @@ def _range_start(value: str | None) -> int | None:
     return int(first) if unit == "bytes" and first.isdigit() else None
 
 
+def chain_task(site_dir: Path, task_id: int) -> dict:
+    """The site's oracle's record of one chain task (``GET /api/v1/chain/tasks/{id}``, admins),
+    asked with a client of its own: callers may ask from several threads at once."""
+    client = Client(endpoint_from_site(site_dir))
+    try:
+        return client.call("GET", f"/chain/tasks/{int(task_id)}")
+    finally:
+        client.close()
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
     """Poll ``predicate`` until true or ``timeout`` seconds pass (for scripts polling a coordinator)."""
     deadline = time.monotonic() + timeout

@@ -34,6 +34,9 @@ class JobStatus(str, enum.Enum):
 
 
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.ERROR, JobStatus.CANCELLED})
+# The same, as the wire and the catalog spell them (in the enum's order).
+FINAL_NAMES: tuple[str, ...] = tuple(s.value for s in JobStatus if s in FINAL)
+ACTIVE_NAMES: tuple[str, ...] = tuple(s.value for s in JobStatus if s not in FINAL)
 
 JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset(

@@ -21,11 +21,12 @@ from typing import Callable
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from xwpy.lifecycle import JobStatus
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.handlers.base import BadParams, Context, Done, Fail, Handler, Submit, Unit, Wait
 from xwpy.protocol import ProtocolError
-from xwpy.server.errors import GridError
 from xwpy.server.catalog.chain import ChainTask
+from xwpy.server.errors import GridError
 
 log = Logger()
 
@@ -144,7 +145,7 @@ class Runner:
             return Outcome.PROGRESS
         if isinstance(decision, Done):
             job = next((j for j in jobs if j.job_id == decision.job_id), None)
-            if job is None or job.status != "COMPLETED" or not job.digest:
+            if job is None or job.status != JobStatus.COMPLETED.value or not job.digest:
                 raise RuntimeError(f"handler of {t.app!r} returned a result of job {decision.job_id}, not certified")
             await self._set(t, TaskStatus.CERTIFIED, result_job=job.job_id, digest=job.digest, result=decision.result)
             log.info("task {task}: certified by job {job}", task=t.task_id, job=job.job_id)

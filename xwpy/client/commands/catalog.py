@@ -55,8 +55,8 @@ def register(cli: click.Group) -> None:
     @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
                   help="Memory a job may use (address space), e.g. 512M, 4G.")
     @click.option("--output", "output_bytes", type=click.IntRange(1), default=256 << 20, show_default=True)
-    @click.option("--processes", type=click.IntRange(1, 4096), default=64, show_default=True)
-    @click.option("--cores", type=click.IntRange(1, 4096), default=1, show_default=True,
+    @click.option("--processes", type=click.IntRange(1, protocol.MAX_PROCESSES), default=64, show_default=True)
+    @click.option("--cores", type=click.IntRange(1, protocol.MAX_CORES), default=1, show_default=True,
                   help="Cores a job occupies: a host runs jobs side by side only while their cores fit its offer.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_settings

@@ -214,6 +214,7 @@ def register(cli: click.Group) -> None:
         xwpy chain request hashchain '{"text": "hello", "rounds": 1000}' --account requester
         xwpy chain request vanitygen 1x --consumer 0xCONSUMER --account requester
         """
+        from xwpy.chain.contracts import TaskStatus
         from xwpy.client.chainclient import ChainClientError, describe, format_rlc, request_direct, request_vanity, wait_final
 
         t = c.target()
@@ -234,7 +235,7 @@ def register(cli: click.Group) -> None:
         status = wait_final(t, req.task_id, ttl + 60 if timeout is None else timeout)
         info = describe(t, req.task_id, consumer_address)
         emit(info, as_json, _status_text(info))
-        if status.name != "COMPLETED":
+        if status is not TaskStatus.COMPLETED:
             sys.exit(1)
 
     @chain.command("status")
@@ -300,14 +301,10 @@ def _status_text(info: dict) -> str:
 
 def _oracle_view(c: ChainOptions, info: dict) -> dict | None:
     """The site's own record of the task (asked of its coordinator), if it has one."""
-    from xwpy.client.api import Client, ClientError, endpoint_from_site
+    from xwpy.client.api import ClientError, chain_task
 
     try:
-        client = Client(endpoint_from_site(c.site))
-        try:
-            t = client.call("GET", f"/chain/tasks/{int(info['task'])}")
-        finally:
-            client.close()
+        t = chain_task(c.site, int(info["task"]))
     except ClientError:  # no oracle there, not seen yet, coordinator away: the chain's view stands alone
         return None
     return {"status": t["status"], "error": t["error"], "jobs": t["jobs"], "commit_tx": t["commit_tx"]}

@@ -13,7 +13,7 @@ import click
 
 from click.core import ParameterSource
 
-from xwpy import pki
+from xwpy import pki, protocol
 from xwpy.client.context import Size, fail, table
 from xwpy.worker.power import POWER_SUPPLY
 
@@ -139,8 +139,8 @@ def register(cli: click.Group) -> None:
     @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="The volunteer's preferences (TOML: windows, shares of the machine, disk budget, battery, "
                        "transfers); `xwpy worker prefs` shows the ones in force.")
-    @click.option("--max-cpus", type=click.IntRange(1, 4096), help="Run at most this many jobs at once.")
-    @click.option("--cores", type=click.IntRange(1, 4096),
+    @click.option("--max-cpus", type=click.IntRange(1, protocol.MAX_CORES), help="Run at most this many jobs at once.")
+    @click.option("--cores", type=click.IntRange(1, protocol.MAX_CORES),
                   help="Cores lent to jobs (default: all): jobs run side by side only while their cores fit.")
     @click.option("--memory", type=Size(),
                   help="Memory lent to jobs, e.g. 4G (default: all): jobs run side by side only while theirs fits.")
@@ -151,7 +151,7 @@ def register(cli: click.Group) -> None:
     @click.option("--no-idle-check", is_flag=True, help="Compute whatever the owner's load (dedicated machines).")
     @click.option("--idle-period", type=click.FloatRange(0.1, 600), default=2.0, show_default=True,
                   help="Seconds between two measures of the owner's load.")
-    @click.option("--wait", type=click.FloatRange(0, 120), default=20.0, show_default=True, help="Long-poll seconds.")
+    @click.option("--wait", type=click.FloatRange(0, protocol.MAX_WAIT), default=20.0, show_default=True, help="Long-poll seconds.")
     @click.option("--confinement", type=click.Choice(["bwrap", "uid"]), default="bwrap", show_default=True,
                   help="bwrap: each job in a bubblewrap sandbox (namespaces, no network, only its own files); "
                        "uid: only its own uid and limits (no sandbox; choose it knowingly).")
@@ -211,7 +211,7 @@ def register(cli: click.Group) -> None:
         threshold = vp.idle_threshold(p)
         opts = WorkerOptions(
             url=url, ca_pem=ca.read_bytes(), volunteer_token=token or "", state_dir=state_dir.resolve(),
-            slots=min(max_cpus or cpus, 4096), name=name, wait=wait,
+            slots=min(max_cpus or cpus, protocol.MAX_CORES), name=name, wait=wait,
             idle=IdleSettings(threshold=threshold, resume_below=min(0.3, threshold)),
             idle_period=idle_period,
             confine_uids=root, confinement=confinement, allow_network=allow_network,

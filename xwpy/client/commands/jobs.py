@@ -12,12 +12,13 @@ from pathlib import Path
 import click
 
 from xwpy import archive
+from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
 from xwpy.client.api import Client, ClientError
 from xwpy.client.context import Settings, emit, fail, one_line, pass_settings, table
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
-FINAL = ("COMPLETED", "ERROR", "CANCELLED")
+FINAL = FINAL_NAMES
 
 
 class InputResolver:
@@ -126,7 +127,7 @@ def register(cli: click.Group) -> None:
     @cli.command("status")
     @click.argument("job_id", type=int, required=False)
     @click.option("--batch", help="Only this batch.")
-    @click.option("--status", "status", type=click.Choice(["PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELLED"]))
+    @click.option("--status", "status", type=click.Choice([s.value for s in JobStatus]))
     @click.option("--watch", is_flag=True, help="Wait until the job (or every job listed) is final; exit 3 if one "
                   "ended in ERROR, 4 if cancelled.")
     @click.option("--timeout", type=click.FloatRange(0), default=0, help="With --watch: give up after this many seconds (exit 2).")
@@ -214,7 +215,7 @@ EXIT_ERROR, EXIT_CANCELLED = 3, 4
 
 def _exit_status(statuses) -> int:
     statuses = set(statuses)
-    return EXIT_ERROR if "ERROR" in statuses else EXIT_CANCELLED if "CANCELLED" in statuses else 0
+    return EXIT_ERROR if JobStatus.ERROR.value in statuses else EXIT_CANCELLED if JobStatus.CANCELLED.value in statuses else 0
 
 
 def _note(replica: dict) -> str:
@@ -237,7 +238,7 @@ def _show_job(job: dict) -> None:
     click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
                        (r["result_sha256"] or "")[:12], _note(r)] for r in job["replicas"]],
                      ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
-    failed = [r for r in job["replicas"] if r["status"] == "FAILED" and r["stderr_tail"]]
+    failed = [r for r in job["replicas"] if r["status"] == ReplicaStatus.FAILED.value and r["stderr_tail"]]
     if failed:
         last = failed[-1]
         click.echo(f"stderr of replica {last['id']} (exit {last['exit_code']}), last lines:")
@@ -292,7 +293,7 @@ STALL_SECONDS = 10.0  # without progress for this long, a batch watch says why j
 def _stalled_line(client: Client, batch: str | None) -> str:
     """Why the first unfinished jobs of the batch wait, if some are stalled (one line)."""
     waiting = []
-    for status in ("RUNNING", "PENDING"):
+    for status in (JobStatus.RUNNING.value, JobStatus.PENDING.value):
         waiting += client.call("GET", "/jobs", batch=batch, status=status, limit=50)["jobs"]
     stalled = [j for j in waiting if j.get("stalled")]
     if not stalled:

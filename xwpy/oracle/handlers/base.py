@@ -59,7 +59,7 @@ class JobView:
 
     job_id: int
     tag: str
-    status: str  # PENDING | RUNNING | COMPLETED | ERROR | CANCELLED
+    status: str  # a JobStatus value
     digest: str | None = None
     files: Mapping[str, bytes] | None = None
     error: str | None = None

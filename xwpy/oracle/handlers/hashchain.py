@@ -11,6 +11,7 @@ import json
 import re
 from typing import Mapping
 
+from xwpy.lifecycle import JobStatus
 from xwpy.oracle.handlers.base import BadParams, Context, Decision, Fail, GridApp, JobView, Submit, Unit, Wait, done_or_fail
 
 MAX_TEXT = 512
@@ -53,7 +54,7 @@ class HashChainHandler:
 
     def step(self, params: bytes, state: Mapping, jobs: list[JobView], ctx: Context) -> Decision:
         for job in jobs:
-            if job.status == "COMPLETED":
+            if job.status == JobStatus.COMPLETED.value:
                 out = (job.files or {}).get("stdout", b"")
                 if not _HEX64.fullmatch(out):
                     return Fail(f"job {job.job_id} certified an output that is not a sha256: {out[:80]!r}")

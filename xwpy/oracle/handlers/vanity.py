@@ -29,6 +29,7 @@ from xwpy.apps.vanitygen.search import SearchPlan, SearchSpec, plan_search
 from xwpy.apps.vanitygen.secp256k1 import N
 from xwpy.apps.vanitygen.verify import verify
 from xwpy.chain.deploy import DEMO_APPS
+from xwpy.lifecycle import JobStatus
 from xwpy.oracle.handlers.base import BadParams, Context, Decision, Fail, GridApp, JobView, Submit, Unit, Wait, done_or_fail
 from xwpy.verify import Verdict
 
@@ -103,7 +104,7 @@ class VanityHandler:
         found: list[tuple[int, JobView, dict]] = []
         settled: set[str] = set()  # units with an accepted answer
         for job in jobs:
-            if job.status != "COMPLETED":
+            if job.status != JobStatus.COMPLETED.value:
                 continue
             args = plan.unit_args(int(job.tag))
             data = (job.files or {}).get(RESULT_FILE)

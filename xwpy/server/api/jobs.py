@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from xwpy import protocol
-from xwpy.lifecycle import JobStatus
+from xwpy.lifecycle import FINAL_NAMES, JobStatus
 from xwpy.server.api import data
 from xwpy.server.api.router import SCIENTIST, USER, Api, Ctx, bad_request
 from xwpy.server.catalog.rows import Job
 
-FINAL = {s.value for s in JobStatus if s.final}
+FINAL = frozenset(FINAL_NAMES)
 
 
 def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> dict:

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from xwpy.lifecycle import FINAL_NAMES as FINAL
 from xwpy.server.scheduler import policy as pol
 
-FINAL = ("COMPLETED", "ERROR", "CANCELLED")
 MiB = 1 << 20
 
 

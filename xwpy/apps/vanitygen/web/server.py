@@ -148,6 +148,7 @@ class Shop:
         return self.view(o.task)
 
     def view(self, task: int) -> dict:
+        from xwpy.chain.contracts import TaskStatus
         from xwpy.client.chainclient import describe, format_rlc
 
         o = self.orders.get(task)
@@ -164,7 +165,7 @@ class Shop:
         }
         # Delivered once the hub says so: the consumer's copy may be read a block later than the
         # status (two reads), and a result shown beside "REQUESTED" would contradict it.
-        got = (info.get("consumer_result") or info.get("result")) if info["status"] == "COMPLETED" else None
+        got = (info.get("consumer_result") or info.get("result")) if info["status"] == TaskStatus.COMPLETED.name else None
         if got is not None:
             try:
                 result = json.loads(got)
@@ -182,15 +183,10 @@ class Shop:
         """The oracle's record of the task and its grid jobs (asked of the site's coordinator)."""
         if self.site is None:
             return None
-        from xwpy.client.api import Client, ClientError, endpoint_from_site
+        from xwpy.client.api import ClientError, chain_task
 
         try:
-            # A client per call: views are served from several threads at once.
-            client = Client(endpoint_from_site(self.site))
-            try:
-                t = client.call("GET", f"/chain/tasks/{task}")
-            finally:
-                client.close()
+            t = chain_task(self.site, task)  # a client per call: views are served from several threads
         except ClientError as e:
             if e.status == 404 and e.code == "not_found":
                 return {"status": "NOT_SEEN"}
