@@ -156,6 +156,10 @@ def test_a_lying_worker_is_outvoted(grid, tmp_path):
 
 @pytest.mark.parametrize("grid", ["sqlite", "postgres"], indirect=True)
 def test_coordinator_killed_and_restarted(grid, tmp_path):
+    # No worker dies here, so no replica may be lost: the lease (a minute) outlasts the restart and
+    # the workers' reconnection, however busy the machine (with the 0.6 s lease of a 0.2 s heartbeat
+    # a worker backing off could lose its replica and take the job again, on the same host).
+    grid.configure_scheduler(lease_heartbeats=300)
     coord = grid.start_coordinator()
     vol = grid.user("vol", "worker")
     alice = grid.client(grid.user("alice"))
