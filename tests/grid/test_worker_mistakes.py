@@ -68,3 +68,16 @@ def test_a_site_typed_on_the_command_line_beats_an_exported_token(grid):
     assert whoami("--site", str(grid.cfg.dir), "whoami") == "admin"
     assert whoami("whoami", "--site", str(grid.cfg.dir)) == "admin"
     assert whoami("--site", str(grid.cfg.dir), "--token", alice, "whoami") == "alice"  # typed: it wins
+
+
+def test_a_second_coordinator_on_the_same_site_refuses_to_start_and_leaves_the_first_alone(grid):
+    """Two coordinators on one catalog would each schedule their own copy of every job; the second
+    used to print a traceback (its port taken) and delete the first's run file on its way out."""
+    first = grid.start_coordinator()
+    run_file = grid.cfg.run_file.read_text()
+    r = subprocess.run([sys.executable, "-m", "xwpy", "coordinator", "--site", str(grid.cfg.dir)],
+                       capture_output=True, text=True, env=child_env(), timeout=120)
+    assert "is already served by another coordinator" in one_line(r)
+    assert f"pid {first.popen.pid}" in r.stderr
+    assert first.alive() and grid.cfg.run_file.read_text() == run_file
+    assert grid.client().hosts() == []  # the first still serves

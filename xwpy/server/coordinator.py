@@ -15,6 +15,7 @@ from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web import server
@@ -66,7 +67,10 @@ class Coordinator(service.MultiService):
         d.addCallbacks(self.ready.callback, self._fatal)
 
     def _fatal(self, failure):
-        log.failure("coordinator failed to start", failure)
+        if failure.check(CannotListenError):  # the operator's to fix, in one line, not a traceback
+            log.error("coordinator failed to start: {why}", why=failure.getErrorMessage())
+        else:
+            log.failure("coordinator failed to start", failure)
         self.ready.errback(failure)
         if self.reactor.running:
             self.reactor.stop()
@@ -164,10 +168,11 @@ class Coordinator(service.MultiService):
             self.sampler.stop()
         if self.port is not None:
             steps.append(self.port.stopListening())
-        try:
-            self.config.run_file.unlink()
-        except FileNotFoundError:
-            pass
+        if self.url is not None:  # only the run file this coordinator wrote
+            try:
+                self.config.run_file.unlink()
+            except FileNotFoundError:
+                pass
 
         async def finish():
             for s in steps:

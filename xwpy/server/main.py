@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from xwpy import config as config_module
+from xwpy import lockfile
 from xwpy.logs import start_logging
 
 
@@ -18,6 +19,12 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     # switch interval it then waits behind the reactor thread for each statement.
     sys.setswitchinterval(float(__import__("os").environ.get("XWPY_SWITCH", "0.0005")))
     cfg = config_module.load(site_dir)
+    lock_path = cfg.run_file.parent / "coordinator.lock"
+    lock = lockfile.claim(lock_path)  # held until this process ends
+    if lock is None:
+        print(f"error: site {site_dir} is already served by another coordinator (pid {lockfile.holder(lock_path)}): "
+              "stop it first, or start a site of its own (xwpy init)", file=sys.stderr)
+        return 1
     problem = schema_problem(cfg.database_url, site_dir)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
-from pathlib import Path
 
 from twisted.internet import task
 
+from xwpy import lockfile
 from xwpy.logs import start_logging
 from xwpy.worker import status
 from xwpy.worker.status import Terminal
@@ -17,30 +16,13 @@ from xwpy.worker.daemon import Worker, WorkerOptions
 from xwpy.worker.idle import Sampler
 
 
-def claim(state_dir: Path):
-    """The state directory's lock, held while this worker runs (the kernel drops it however the
-    worker dies); None if another worker holds it: two workers on one state directory would take
-    each other's host identity and kill each other's jobs."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    f = open(state_dir / "worker.lock", "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
-
-
 def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool = True) -> int:
     from twisted.internet import reactor
 
-    lock = claim(opts.state_dir)
+    lock = lockfile.claim(opts.state_dir / "worker.lock")
     if lock is None:
-        holder = (opts.state_dir / "worker.lock").read_text().strip()
-        print(f"xwpy worker: {opts.state_dir} is in use by another worker (pid {holder or '?'}): "
+        holder = lockfile.holder(opts.state_dir / "worker.lock")
+        print(f"xwpy worker: {opts.state_dir} is in use by another worker (pid {holder}): "
               "give each worker a --state directory of its own", file=sys.stderr)
         return 1
     terminal = Terminal(sys.stderr, shutil.get_terminal_size().columns - 1) if _is_terminal(sys.stderr) else None
