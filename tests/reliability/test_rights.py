@@ -89,6 +89,14 @@ def matrix(ids) -> list[Entry]:
         Entry("GET", "/data/{sha256:sha}", f"/data/{ids.alice_data}",
               statuses(ok=("admin", "alice"), bob=404, worker=404, host=404)),
         Entry("GET", "/data", "/data", statuses(ok=("admin", "alice", "bob"), worker=403, host=403)),
+        # Resumable uploads: a user opens one as with PUT /data; a worker account may not, nor a host
+        # that holds no work; a session is its opener's alone (another's id, or an unknown one: 404).
+        Entry("POST", "/uploads", "/uploads", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
+              {"sha256": "ab" * 32, "size": 16}),
+        Entry("GET", "/uploads/{upload}", "/uploads/" + "A" * 22, statuses(**{r: 404 for r in USERS}, host=404)),
+        Entry("PATCH", "/uploads/{upload}", "/uploads/" + "A" * 22,  # without its Upload-Offset header
+              statuses(**{r: 400 for r in USERS}, host=400), b"sixteen bytes..."),
+        Entry("DELETE", "/uploads/{upload}", "/uploads/" + "A" * 22, statuses(**{r: 404 for r in USERS}, host=404)),
         # Another's private input: 400 naming it (bob). A job no host alive could run (alice-app's
         # memory) is refused too, so this submits to the public app: what a host is handed must not
         # carry alice's secrets.
