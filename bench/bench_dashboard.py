@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_dispatch import REPO, Bench
-from xwpy.localgrid import child_env, wait_for
+from bench import clients
+from bench.bench_dispatch import Bench
+from xwpy.localgrid import wait_for
 
 WORKERS = 500
-
-
-def viewers(grid, token: str, n: int, seconds: float) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.viewers", "--url", grid.url, "--ca", str(grid.cfg.ca_cert), "--token", token,
-         "--viewers", str(n), "--seconds", str(seconds)],
-        env=child_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=open(os.devnull, "ab"),
-    )
 
 
 def measure(bench: Bench, label: str, n_viewers: int, seconds: float) -> tuple[float, dict | None]:
@@ -49,7 +39,7 @@ def measure(bench: Bench, label: str, n_viewers: int, seconds: float) -> tuple[f
             alice.submit([{"app": "trivial", "args": [str(i)]} for i in range(start, min(backlog, start + 5000))],
                          batch="b")
         lg = bench.loadgen(grid, grid.user("vol", "worker"), WORKERS, seconds + 15)
-        pages = viewers(grid, grid.admin_token, n_viewers, seconds + 15) if n_viewers else None
+        pages = clients.spawn("bench.viewers", grid, grid.admin_token, seconds + 15, viewers=n_viewers) if n_viewers else None
         wait_for(lambda: admin.call("GET", "/stats")["hosts"] >= WORKERS, 60, "workers to register")
         time.sleep(3)  # warm-up: connections open, queues full (a measurement window, not a sync)
         s0, t0 = admin.call("GET", "/stats"), time.monotonic()

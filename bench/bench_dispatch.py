@@ -27,10 +27,8 @@ from pathlib import Path
 
 import psutil
 
-from xwpy.localgrid import LocalGrid, child_env, fresh_postgres_database, wait_for
-
-REPO = Path(__file__).resolve().parents[1]
-
+from bench import clients
+from xwpy.localgrid import LocalGrid, fresh_postgres_database, wait_for
 
 @dataclass
 class Run:
@@ -59,11 +57,8 @@ class Bench:
         return LocalGrid(root, heartbeat=10.0, database=database)
 
     def loadgen(self, grid: LocalGrid, token: str, workers: int, seconds: float, slots: int = 4) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bench.loadgen", "--url", grid.url, "--ca", str(grid.cfg.ca_cert), "--token", token,
-             "--workers", str(workers), "--slots", str(slots), "--seconds", str(seconds)],
-            env=child_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=open(os.environ.get("XWPY_LOADGEN_LOG", os.devnull), "ab"),
-        )
+        return clients.spawn("bench.loadgen", grid, token, seconds, log=os.environ.get("XWPY_LOADGEN_LOG"),
+                             workers=workers, slots=slots)
 
     def throughput(self, run: Run, seconds: float, prefill_pending: int = 0) -> Run:
         grid = self.grid(run.label.replace(" ", "_"), run.db)

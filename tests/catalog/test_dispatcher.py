@@ -17,6 +17,7 @@ from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog import users as users_catalog
 from xwpy.server.catalog.connector import Catalog
 from xwpy.server.catalog.rows import App
+from xwpy.server.reads import Reads
 from xwpy.server.scheduler.dispatcher import Dispatcher
 from xwpy.server.scheduler.engine import HostState, NewJob
 from xwpy.server.scheduler.policy import PUBLIC
@@ -110,3 +111,42 @@ async def test_hello_keeps_the_replicas_the_worker_still_holds_and_a_rebuild_kee
     await d.hello(1, {}, held=[])  # and a worker that kept nothing loses it
     [row] = (await cat.read(jobs_catalog.get, jid)).replicas
     assert (row.status, row.error) == ("LOST", "worker restarted")
+
+
+async def same_as_catalog(cat, reads: Reads, jid: int) -> None:
+    job = await reads.job(jid)
+    assert job == await cat.read(jobs_catalog.get, jid)
+    assert await reads.counts(None, None) == await cat.read(lambda c: jobs_catalog.summary(c, owner_id=None, batch=None))
+    assert await reads.work_done([1]) == await cat.read(jobs_catalog.valid_by_host, [1])
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_read_cache_serves_every_step_once_committed(setup):
+    """xwpy.server.reads on a real dispatcher and catalog: after every step of a job's life, what
+    it serves from memory is what the catalog holds, and a caller woken by a commit reads the new
+    state."""
+    cat, d = setup
+    reads = Reads(cat, reactor)
+    d.on_commit(reads.changed)
+    jid, rid = await prepare(cat, d)  # submitted, then leased to host 1
+    await same_as_catalog(cat, reads, jid)
+    assert (await reads.job(jid)).replicas[0].status == "ASSIGNED"
+    hits = reads.hits
+    await same_as_catalog(cat, reads, jid)
+    assert reads.hits > hits  # served from memory while nothing changed
+
+    assert await d.alive(1, [rid], {rid: 0.5}) == []  # the host's heartbeat: RUNNING
+    await same_as_catalog(cat, reads, jid)
+    assert (await reads.job(jid)).replicas[0].status == "RUNNING"
+
+    waiting = d.wait_final(jid, 30)
+    seen_when_woken = []
+    waiting.addCallback(lambda _: Deferred.fromCoroutine(reads.job(jid)).addCallback(seen_when_woken.append))
+    data = archive.from_files({"stdout": b"ok\n"})
+    report = protocol.ResultReport(replica_id=rid, exit_code=0, result_sha256=hashlib.sha256(data).hexdigest(),
+                                   inline=data)
+    assert await d.report(1, [report]) == {rid: "accepted"}
+    await waiting
+    assert seen_when_woken[0].status == "COMPLETED"  # woken by the commit: never the row kept before it
+    await same_as_catalog(cat, reads, jid)
+    assert (await reads.work_done([1])) == {1: 1}

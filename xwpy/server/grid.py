@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from xwpy import platforms, protocol, tokens
 from xwpy.config import SiteConfig
 from xwpy.image import Image, ImageError, ImageLimits, inspect
-from xwpy.lifecycle import JobStatus
+from xwpy.lifecycle import FINAL_NAMES, JobStatus
 from xwpy.server import blobstore, submission, uploads
 from xwpy.server.blobstore import BlobStore, Corrupt
 from xwpy.server.catalog.connector import Catalog
@@ -35,6 +35,7 @@ from xwpy.server.errors import (
 )
 from xwpy.server.feed import Feed
 from xwpy.server.fresh import Fresh
+from xwpy.server.reads import Reads
 from xwpy.server.samples import Sample, Samples
 from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
 from xwpy.server.scheduler.engine import HostState
@@ -44,6 +45,7 @@ from xwpy.verify import known_verifiers
 log = Logger()
 
 TAR_MARGIN = 1 << 20  # archive headers on top of a job's output limit
+FINAL_STATUSES = frozenset(FINAL_NAMES)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Grid:
         self.fresh = Fresh(self.feed)  # the dashboards' reads, shared between the pages a change wakes
         self.samples = Samples()  # throughput over time, sampled by the coordinator (sample())
         dispatcher.on_final(self.feed.bump)
+        self.reads = Reads(catalog, reactor)  # jobs, counts and work done, from memory while current
+        dispatcher.on_commit(self.reads.changed)
         self.uploads: UploadSessions | None = None  # resumable uploads (set by the coordinator)
 
     def now(self) -> float:
@@ -431,17 +435,22 @@ class Grid:
 
     async def job_for(self, user: User, job_id: int) -> Job:
         """The job, if the user may see it: theirs, or any for an admin."""
-        job = await self.catalog.jobs.get(job_id)
+        job = await self.reads.job(job_id)
         if job is None or (job.owner_id != user.id and not user.admin):
             raise NotFound.of(f"job {job_id}")  # another user's job does not exist, as far as you know
         return job
+
+    def job_answer(self, job: Job, make: Callable[[Job], Any]) -> Any:
+        """``make(job)`` for a final job, made once while its row is current (many pollers, one
+        encoding); ``make`` must depend on the row only."""
+        return self.reads.answer(job, make) if job.status in FINAL_STATUSES else make(job)
 
     async def jobs(self, *, owner_id: int | None, batch: str | None, status: str | None, after: int,
                    limit: int) -> list[Job]:
         return await self.catalog.jobs.list(owner_id=owner_id, batch=batch, status=status, after=after, limit=limit)
 
     async def job_counts(self, *, owner_id: int | None, batch: str | None) -> dict[str, int]:
-        return await self.catalog.jobs.summary(owner_id=owner_id, batch=batch)
+        return await self.reads.counts(owner_id, batch)
 
     async def result_of(self, user: User, job_id: int) -> StoredFile | bytes:
         job = await self.job_for(user, job_id)
@@ -538,7 +547,7 @@ class Grid:
 
     async def work_done(self, host_ids: list[int]) -> dict[int, int]:
         """Valid results each of these hosts gave."""
-        return await self.catalog.jobs.valid_by_host(host_ids)
+        return await self.reads.work_done(host_ids)
 
     @property
     def certification_latency(self):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xwpy import protocol
 from xwpy.lifecycle import FINAL_NAMES, JobStatus
 from xwpy.server.api import data
-from xwpy.server.api.router import SCIENTIST, USER, Api, Ctx, bad_request
+from xwpy.server.api.router import SCIENTIST, USER, Api, Ctx, bad_request, json_raw
 from xwpy.server.catalog.rows import Job
 
 FINAL = frozenset(FINAL_NAMES)
@@ -90,7 +90,8 @@ def install(api: Api, grid) -> None:
         if wait and job.status not in FINAL:
             await grid.wait_final(job_id, wait)
             job = await grid.job_for(ctx.user, job_id)
-        return job_info(job, with_replicas=True, grid=grid)
+        # A final job's answer is encoded once for all its pollers; an active one's says why it waits now.
+        return grid.job_answer(job, lambda j: json_raw(job_info(j, with_replicas=True, grid=grid)))
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):

@@ -112,6 +112,7 @@ class Dispatcher(service.Service):
         self._waiters: deque[_Waiter] = deque()
         self._frozen: str | None = "starting"
         self._final_listeners: list[Callable[[list[int]], None]] = []
+        self._commit_listeners: list[Callable[[Changes], None]] = []
         self._job_waiters: dict[int, list[Deferred]] = {}
         self._requests = SingleFlight()  # submissions in flight, by (owner, request key)
         self._finishing: set[int] = set()  # final in memory, not yet committed
@@ -166,6 +167,12 @@ class Dispatcher(service.Service):
         )
         self._wake()
 
+    def on_commit(self, listener: Callable[[Changes], None]) -> None:
+        """Call ``listener(changes)`` as each change of the jobs, replicas and hosts tables is
+        committed, before its writer or anyone waiting on it hears of it (caches of those tables
+        drop what it changed: :mod:`xwpy.server.reads`)."""
+        self._commit_listeners.append(listener)
+
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         """Call ``listener(job_ids)`` after jobs reach a final state (committed)."""
         self._final_listeners.append(listener)
@@ -194,6 +201,8 @@ class Dispatcher(service.Service):
             raise
         finally:
             self._finishing.difference_update(ch.finished)
+        for listener in self._commit_listeners:
+            listener(ch)
         if ch.finished:
             self._announce(ch)
         return result
