@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from xwpy.worker.disk import DiskBudget, Entry, NoRoom, to_evict
+from xwpy.worker.disk import DiskBudget, Entry, NoRoom, eviction_order, to_evict
 
 
 def test_least_recently_used_go_first_and_only_as_many_as_needed():
@@ -43,6 +43,63 @@ def test_what_stays_fits_and_nothing_more_recent_goes_than_needed(es, budget, re
     if victims:
         last = next(e for e in es if e.key == victims[-1])
         assert sum(e.size for e in es if e.key not in gone) + last.size + reserved + incoming > budget
+
+
+def test_expired_results_go_first_and_results_still_awaited_last():
+    now = 100.0
+    es = [Entry("cache-old", 10, 1.0), Entry("cache-new", 10, 50.0), Entry("late", 10, 0.0, deadline=90.0),
+          Entry("later", 10, 0.0, deadline=20.0), Entry("awaited", 10, 0.0, deadline=5000.0),
+          Entry("soon", 10, 0.0, deadline=200.0)]
+    assert to_evict(es, 50, 0, 10, now) == ["later", "late"]  # past their deadlines: the oldest first
+    assert to_evict(es, 30, 0, 10, now) == ["later", "late", "cache-old", "cache-new"]
+    # Only when nothing else is left: a result still awaited, the nearest deadline first.
+    assert to_evict(es, 20, 0, 10, now) == ["later", "late", "cache-old", "cache-new", "soon"]
+
+
+results = st.lists(st.builds(Entry, st.text("abcdefgh", min_size=1, max_size=3), st.integers(0, 100),
+                             st.floats(0, 1000), st.booleans(), st.one_of(st.none(), st.floats(0, 1000))),
+                   max_size=10, unique_by=lambda e: e.key)
+
+
+@given(results, st.integers(0, 600), st.integers(0, 100), st.integers(0, 100), st.floats(0, 1000))
+def test_a_result_still_awaited_goes_only_when_nothing_else_would_do(es, budget, reserved, incoming, now):
+    victims = to_evict(es, budget, reserved, incoming, now)
+    if victims is None:
+        assert sum(e.size for e in es if e.pinned) + reserved + incoming > budget
+        return
+    gone = set(victims)
+    assert not any(e.pinned for e in es if e.key in gone)
+    assert sum(e.size for e in es if e.key not in gone) + reserved + incoming <= budget
+    kept = [e for e in es if e.key not in gone and not e.pinned]
+    # In order: whatever stays (and may go) comes after everything that went...
+    assert all(eviction_order(v, now) <= eviction_order(k, now) for v in es if v.key in gone for k in kept)
+    # ...so a result still awaited goes only once no cache entry and no expired result is left.
+    def awaited(e):
+        return e.deadline is not None and e.deadline > now
+    if any(awaited(e) for e in es if e.key in gone):
+        assert all(awaited(k) for k in kept)
+    if victims:  # and no more than needed
+        last = next(e for e in es if e.key == victims[-1])
+        assert sum(e.size for e in es if e.key not in gone) + last.size + reserved + incoming > budget
+
+
+def test_the_budget_drops_a_result_only_when_it_must_and_says_so(tmp_path):
+    now = [100.0]
+    dropped = []
+    d = DiskBudget(100, clock=lambda: now[0])
+    d.add("cache", blob(tmp_path, "cache", 30), 30)
+    d.add_result("result:1", blob(tmp_path, "1.tar", 40), 40, 500.0, lambda: dropped.append(1))
+    d.add_result("result:2", blob(tmp_path, "2.tar", 20), 20, 50.0, lambda: dropped.append(2))
+    d.make_room(20)  # 90 + 20 > 100: the expired result goes, not the cache
+    assert dropped == [2] and (tmp_path / "cache").exists()
+    d.forget("result:2")  # (what the worker's outbox does when it drops one)
+    d.make_room(50)  # 70 + 50: the cache goes, the awaited result stays
+    assert dropped == [2] and not (tmp_path / "cache").exists()
+    d.make_room(80)  # only the awaited result is left to go
+    assert dropped == [2, 1]
+    assert (tmp_path / "1.tar").exists()  # its owner removes it (and its record), not the index
+    with pytest.raises(NoRoom):
+        d.make_room(101)
 
 
 def blob(tmp: Path, name: str, size: int) -> Path:
@@ -103,3 +160,17 @@ def test_no_budget_evicts_nothing(tmp_path):
     d.make_room(1 << 40)
     d.settle()
     assert (tmp_path / "a").exists()
+
+
+def test_a_download_cut_short_counts_from_the_next_start(tmp_path):
+    from xwpy.worker.daemon import _scan_cache
+    from xwpy.worker.disk import blob_key, part_key
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "images").mkdir()
+    sha = "ab" * 32
+    blob(tmp_path / "cache", sha, 10)
+    blob(tmp_path / "cache", "cd" * 32 + ".part", 7)
+    blob(tmp_path / "cache", "not-a-blob.part", 5)
+    found = {key: size for key, _path, size, _mtime in _scan_cache(tmp_path)}
+    assert found == {blob_key(sha): 10, part_key("cd" * 32): 7}

@@ -15,6 +15,8 @@ def test_what_the_line_says():
     assert line(outside) == "xwpy worker: 3 done | suspended: outside its computing window (opens at 18:00)"
     inside = Snapshot(3, (), "", datetime(2026, 12, 8, 8))
     assert line(inside) == "xwpy worker: 3 done | waiting for work | window closes at 08:00"
+    waiting = Snapshot(3, (), to_report=2, dropped=1)
+    assert line(waiting, 100) == "xwpy worker: 3 done | waiting for work | 2 to report | 1 dropped (deadline passed)"
 
 
 def test_the_line_fits_the_terminal():

@@ -4,13 +4,15 @@ It registers its host once (the host token is kept in its state directory), says
 start, then loops: wait for a free slot and for the owner to leave the machine idle, long-poll for
 work, and run each replica — stage inputs (verified, cached by sha256), run confined, archive,
 upload, report. A heartbeat extends its leases, learns which replicas to abort, and carries the
-checkpoints of apps that upload them. When the coordinator is away it retries with backoff.
+checkpoints of apps that upload them. When the coordinator is away it retries with backoff; a
+finished result is kept on disk and retried until its replica's deadline (xwpy.worker.outbox).
 
 Job directories outlive the worker: each replica's directory has a manifest beside it
 (``jobs/<id>.json``: its assignment, its staged inputs), so a worker that was killed, or stopped
 while its jobs had checkpoints, finds them at its next start, says at hello which it holds, and
-runs them again in the same directory — where each job finds its ``checkpoint/``. Whatever it held
-and did not keep is rescheduled at once. On SIGTERM it kills its jobs, keeps those with a
+runs them again in the same directory — where each job finds its ``checkpoint/``. It says at hello
+too which finished results it still has to report. Whatever it held and did not keep is
+rescheduled at once. On SIGTERM it kills its jobs, keeps those with a
 checkpoint, and gives the others' leases back.
 """
 
@@ -41,9 +43,10 @@ from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker import power, prefs as vp
-from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, tree_size
+from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, part_key, result_key, tree_size
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
+from xwpy.worker import outbox
 from xwpy.worker.throttle import TransferPolicy
 from xwpy.worker.runner import CHECKPOINT_DIR, SOURCE_DATE_EPOCH, Confinement, Outcome, Run, expand_command
 from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
@@ -51,7 +54,6 @@ from xwpy.worker.uids import UidPool, become_subreaper, interpreter_usable_by
 log = Logger()
 
 INLINE_LIMIT = protocol.MAX_INLINE_RESULT
-REPORT_PATIENCE = 600.0  # seconds to keep trying to report one result
 # A job's checkpoint is uploaded (apps with checkpoints = upload) when it changed, at most once
 # every this many heartbeats: a job that checkpoints often does not saturate its volunteer's uplink.
 CHECKPOINT_HEARTBEATS = 3
@@ -123,6 +125,9 @@ class Worker(service.Service):
         self._uids: UidPool | None = None
         self._sandbox: dict | None = None  # the bwrap settings common to every job
         self._kept: dict[int, tuple[protocol.Assignment, dict[str, str]]] = {}  # from an earlier life
+        self.outbox = outbox.Outbox(reactor, self.state / "results", lambda: self.link, on_done=self._reported,
+                                    on_drop=lambda rid: self.disk.forget(result_key(rid)), thread=deferToThread)
+        self._heartbeat_failed = False
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -157,6 +162,16 @@ class Worker(service.Service):
         # Only a worker whose jobs run as uids of its own can be sure that what a dead worker left
         # running is gone (the uid pool killed it) before a job runs again in the same directory.
         self._kept = kept_jobs(self.state / "jobs", self.opts.slots if self._uids is not None else 0)
+        # Results finished and not yet reported (xwpy.worker.outbox): reported once connected.
+        pending = outbox.load(self.state / "results")
+        for rid in set(self._kept) & set(pending):  # killed between keeping its result and clearing its directory
+            del self._kept[rid]
+            _remove(self.state / "jobs" / str(rid), None)
+        self.outbox.adopt(pending)
+        for p in pending.values():
+            self._count_result(p)
+        if pending:
+            log.info("found {n} finished results not yet reported: reporting them", n=len(pending))
         if self._kept:
             log.info("found the directories of {n} replicas it held: resuming them", n=len(self._kept))
         self._main = Deferred.fromCoroutine(self._run())
@@ -164,9 +179,9 @@ class Worker(service.Service):
 
     def offer(self, held: list[int] | None = None) -> protocol.Hello:
         """What this worker lends: the coordinator packs its jobs within it (scheduler.capacity).
-        At hello, ``held``: the replicas it kept (to resume)."""
+        At hello, ``held``: the replicas it kept (to resume, or whose results it still has to report)."""
         return protocol.Hello(
-            held=None if held is None else tuple(held),
+            held=None if held is None else tuple(held[:protocol.MAX_HELD]),
             cpus=self.opts.cores or max(os.cpu_count() or 1, self.opts.slots),
             memory=self.opts.memory or _memory(),
             platform=platforms.this_platform(),
@@ -194,6 +209,7 @@ class Worker(service.Service):
             self._poll.cancel()
         if self._capacity is not None and not self._capacity.called:
             self._capacity.callback(None)
+        self.outbox.stop()  # its results stay on disk, for the next start
         held = []
         for rid, t in self.tasks.items():
             t.aborted = True
@@ -254,7 +270,7 @@ class Worker(service.Service):
                     log.info("registered as host {id}", id=reg.host_id)
                 self.link = Link(self.reactor, self.opts.url, self.opts.ca_pem, saved["token"],
                                  transfers=self.transfers())
-                timing = await self.link.hello(self.offer(sorted(self._kept)))
+                timing = await self.link.hello(self.offer(sorted(self._kept) + self.outbox.held()))
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
                 log.info("connected to {url} as host {id}", url=self.opts.url, id=self.host_id)
@@ -300,6 +316,7 @@ class Worker(service.Service):
             self.disk.found(key, path, size, mtime)
         self.disk.settle()  # the budget may have shrunk since the last run
         await self._connect()
+        self.outbox.start()
         hb = task.LoopingCall(lambda: Deferred.fromCoroutine(self._heartbeat()))
         hb.clock = self.reactor
         hb.start(self.heartbeat_seconds, now=False)
@@ -357,11 +374,20 @@ class Worker(service.Service):
                         if (done := read_progress(self.state / "jobs" / str(rid))) is not None}
             checkpoints = {rid: t.checkpoint for rid, t in self.tasks.items() if t.checkpoint}
             self._upload_checkpoints()
-            reply = await self.link.alive(sorted(self.tasks), progress, self.suspended, checkpoints)
+            # The replicas whose results wait to be reported are held too: their leases must last.
+            held = (sorted(self.tasks) + self.outbox.held())[:protocol.MAX_HELD]
+            reply = await self.link.alive(held, progress, self.suspended, checkpoints)
         except (Unreachable, Refused, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
+            self._heartbeat_failed = True
             return
+        if self._heartbeat_failed:  # the coordinator is back: the results waiting need not wait on
+            self._heartbeat_failed = False
+            self.outbox.kick()
         for rid in reply.abort:
+            if rid in self.outbox.items:
+                self.outbox.drop(rid, "the coordinator no longer wants it (aborted)")
+                continue
             t = self.tasks.get(rid)
             if t is not None and not t.aborted:
                 t.aborted = True
@@ -403,7 +429,8 @@ class Worker(service.Service):
 
         running = tuple((rid, read_progress(self.state / "jobs" / str(rid))) for rid in sorted(self.tasks))
         change = vp.next_change(self.opts.prefs.compute_windows, self._clock())
-        return Snapshot(self.completed, running, self.suspended, change, self.host_id is not None)
+        return Snapshot(self.completed, running, self.suspended, change, self.host_id is not None,
+                        to_report=len(self.outbox.items), dropped=self.outbox.dropped_late)
 
     def transfer_wait(self) -> float:
         """Seconds before a download or an upload may start (0: now), by the volunteer's transfer
@@ -465,8 +492,12 @@ class Worker(service.Service):
         workdir = self.state / "jobs" / str(a.replica_id)
         result_path = self.state / "results" / f"{a.replica_id}.tar"
         cpus: tuple[int, ...] = ()
-        # Its directory holds a copy of each input (the coordinator says their sizes).
+        # Its directory holds a copy of each input (the coordinator says their sizes) — a kept
+        # directory holds what it holds.
         self.disk.reserve(a.replica_id, sum(i.size or 0 for i in a.inputs))
+        if t.staged is not None:
+            held = await deferToThread(tree_size, workdir)
+            self.disk.reserve(a.replica_id, max(held, sum(i.size or 0 for i in a.inputs)))
         image = image_key(a.image.id) if a.image is not None else None
         if image:
             self.disk.pin(image)  # its root while it runs
@@ -501,7 +532,14 @@ class Worker(service.Service):
             except (Unreachable, Refused, archive.ArchiveError, ImageError, OSError, NoRoom) as e:
                 outcome = Outcome(None, "", f"worker could not run the job: {e}")
             if not t.aborted:
-                await self._report(t, outcome)
+                pending = await self._keep_result(t, outcome, result_path)
+                # Its directory goes before the report: the result is all that is left of the job.
+                await deferToThread(_remove, workdir, None)
+                self.disk.release(a.replica_id)
+                first = await self.outbox.keep(pending)  # on disk: retried until its deadline
+                self._count_result(pending)
+                self.disk.settle()
+                await first  # (the slot is free once the coordinator has it or it waits)
         finally:
             self.disk.release(a.replica_id)
             if image:
@@ -511,7 +549,7 @@ class Worker(service.Service):
             self._free_slots.append(t.slot)
             self._free_slots.sort()
             if not t.kept:
-                await deferToThread(_remove, workdir, result_path)
+                await deferToThread(_remove, workdir, None if a.replica_id in self.outbox.items else result_path)
             self._slot_freed()
 
     async def _stage(self, a: protocol.Assignment, workdir: Path, conf: Confinement) -> dict[str, str]:
@@ -568,9 +606,18 @@ class Worker(service.Service):
         copy is fetched again); downloads are checked by the link. Room is made for it first when
         its size is known (the disk budget), else after it lands."""
         key, path = blob_key(sha256), self.state / "cache" / sha256
+        part = path.with_name(path.name + ".part")
         if size is not None and not path.exists():
+            self.disk.forget(part_key(sha256))  # what a cut download holds counts within its size
             self.disk.make_room(size, f"input {sha256[:12]} ({size} bytes)")
-        path = await self._fetching.run(sha256, lambda: self._fetch(sha256))
+        try:
+            with self.disk.pinned(part_key(sha256)):  # (resumed: not evicted meanwhile)
+                path = await self._fetching.run(sha256, lambda: self._fetch(sha256))
+        except Exception:
+            if part.exists():  # kept to resume later: it counts until then
+                self.disk.add(part_key(sha256), part, part.stat().st_size)
+            raise
+        self.disk.forget(part_key(sha256))
         self.disk.add(key, path, path.stat().st_size)
         if size is None:
             self.disk.settle()
@@ -587,11 +634,12 @@ class Worker(service.Service):
         await self.link.download(sha256, path)
         return path
 
-    async def _report(self, t: _Task, outcome: Outcome) -> None:
+    async def _keep_result(self, t: _Task, outcome: Outcome, result_path: Path) -> outbox.Pending:
+        """The replica's report, kept with its archive until the coordinator has it (outbox)."""
         a = t.assignment
         inline = None
         if outcome.ok and outcome.size <= INLINE_LIMIT:
-            inline = outcome.archive.read_bytes()
+            inline = await deferToThread(outcome.archive.read_bytes)
         report = protocol.ResultReport(
             replica_id=a.replica_id,
             exit_code=outcome.exit_code,
@@ -600,28 +648,23 @@ class Worker(service.Service):
             stderr_tail=outcome.stderr_tail[-protocol.STDERR_TAIL:],
             error=outcome.error[:1024],
         )
-        backoff = Backoff(cap=10.0)
-        deadline = self.reactor.seconds() + REPORT_PATIENCE
-        uploaded = inline is not None or not outcome.ok
-        while self.running and not t.aborted and self.reactor.seconds() < deadline:
-            try:
-                if not uploaded:
-                    await self.link.upload(outcome.archive, outcome.digest)
-                    uploaded = True
-                verdict = (await self.link.results([report])).get(a.replica_id)
-                if verdict == "missing-result":
-                    uploaded = False
-                    continue
-                self.completed += 1
-                log.debug("replica {rid}: {v}", rid=a.replica_id, v=verdict)
-                return
-            except Unreachable as e:
-                delay = backoff.next()
-                log.info("reporting replica {rid} failed ({e}); retrying in {d:.1f} s", rid=a.replica_id, e=e, d=delay)
-                await task.deferLater(self.reactor, delay, lambda: None)
-            except Refused as e:
-                log.warn("coordinator refused the result of replica {rid}: {e}", rid=a.replica_id, e=e)
-                return
+        upload = outcome.ok and inline is None
+        if not upload:
+            await deferToThread(result_path.unlink, True)
+        # An assignment from a coordinator that did not say its deadline: the default one.
+        deadline = a.deadline or self.reactor.seconds() + protocol.DEFAULT_DEADLINE
+        return outbox.Pending(report, deadline, result_path if upload else None)
+
+    def _count_result(self, p: outbox.Pending) -> None:
+        """A result waiting to be reported counts in the disk budget (and goes if it must)."""
+        if p.archive is None:  # (its report alone: a few kilobytes)
+            return
+        self.disk.add_result(result_key(p.replica_id), p.archive, p.archive.stat().st_size, p.deadline,
+                             lambda rid=p.replica_id: self.outbox.drop(rid, "the disk budget needs its room"))
+
+    def _reported(self, rid: int, verdict: str) -> None:
+        if verdict == outbox.ACCEPTED:
+            self.completed += 1
 
 
 def _scan_cache(state: Path) -> list[tuple[str, Path, int, float]]:
@@ -631,6 +674,9 @@ def _scan_cache(state: Path) -> list[tuple[str, Path, int, float]]:
         if len(p.name) == 64 and p.is_file():
             st = p.stat()
             out.append((blob_key(p.name), p, st.st_size, st.st_mtime))
+        elif len(p.name) == 69 and p.name.endswith(".part") and p.is_file():  # a download cut short
+            st = p.stat()
+            out.append((part_key(p.name[:64]), p, st.st_size, st.st_mtime))
     for p in (state / "images").iterdir():
         if not p.name.startswith(".") and p.is_dir():
             out.append((image_key(f"sha256:{p.name}"), p, tree_size(p), p.stat().st_mtime))
@@ -700,10 +746,11 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
-def _remove(workdir: Path, result_path: Path) -> None:
+def _remove(workdir: Path, result_path: Path | None) -> None:
     _manifest(workdir).unlink(missing_ok=True)  # first: a directory without it is never resumed
     shutil.rmtree(workdir, ignore_errors=True)
-    result_path.unlink(missing_ok=True)
+    if result_path is not None:
+        result_path.unlink(missing_ok=True)
     stdout = workdir.parent / f"{workdir.name}.stdout"
     stdout.unlink(missing_ok=True)
 

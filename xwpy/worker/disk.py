@@ -11,6 +11,12 @@ and its jobs' directories together stay within it.
   known makes its room first; what arrives without a known size (a bundle, an image) is settled
   after it lands.
 - The order of use survives restarts: each use touches the entry's mtime, read back at start.
+- What else takes room counts too: a download cut short (its ``.part``, kept to resume) until it
+  is resumed, when it counts within its blob's size; a directory kept from an earlier life (a job
+  with a checkpoint) for what it holds; a finished result waiting to be reported
+  (:mod:`xwpy.worker.outbox`) until it is. Results go in an order of their own
+  (:func:`eviction_order`): past their deadline, before anything; still awaited, only when nothing
+  else is left — and the worker says so.
 
 :func:`to_evict` is the rule (pure); :class:`DiskBudget` keeps the index. Its methods run on the
 reactor thread and do no more I/O than an unlink or a rename; sizes of directories are measured
@@ -41,6 +47,7 @@ class Entry:
     size: int
     last_used: float
     pinned: bool = False
+    deadline: float | None = None  # a finished result waiting to be reported: wanted until then
 
 
 def blob_key(sha256: str) -> str:
@@ -51,16 +58,35 @@ def image_key(image_id: str) -> str:
     return f"image:{image_id}"
 
 
-def to_evict(entries: Iterable[Entry], budget: int, reserved: int, incoming: int) -> list[str] | None:
-    """The least recently used entries not pinned whose removal lets what stays, plus ``reserved``
-    (the jobs' directories) and ``incoming`` (what is about to land), fit ``budget``; [] if it
-    all fits already; None if even removing every entry not pinned would not do."""
+def part_key(sha256: str) -> str:
+    """A partial download (``cache/<sha256>.part``) left by a cut: resumed when its blob is wanted."""
+    return f"part:{sha256}"
+
+
+def result_key(replica_id: int) -> str:
+    """A finished result kept until it is reported (xwpy.worker.outbox)."""
+    return f"result:{replica_id}"
+
+
+def eviction_order(e: Entry, now: float) -> tuple:
+    """Who goes first: results past their deadline (the oldest first: nobody waits for them), then
+    cached files least recently used first, then — only when nothing else is left — results still
+    within their deadline, the one whose deadline is nearest first."""
+    if e.deadline is None:
+        return (1, e.last_used, e.key)
+    return (0 if e.deadline <= now else 2, e.deadline, e.key)
+
+
+def to_evict(entries: Iterable[Entry], budget: int, reserved: int, incoming: int, now: float = 0.0) -> list[str] | None:
+    """The entries not pinned, in :func:`eviction_order`, whose removal lets what stays, plus
+    ``reserved`` (the jobs' directories) and ``incoming`` (what is about to land), fit ``budget``;
+    [] if it all fits already; None if even removing every entry not pinned would not do."""
     entries = list(entries)
     total = sum(e.size for e in entries) + reserved + incoming
     if total <= budget:
         return []
     out = []
-    for e in sorted((e for e in entries if not e.pinned), key=lambda e: (e.last_used, e.key)):
+    for e in sorted((e for e in entries if not e.pinned), key=lambda e: eviction_order(e, now)):
         out.append(e.key)
         total -= e.size
         if total <= budget:
@@ -78,6 +104,8 @@ class _Item:
     size: int
     last_used: float
     pins: int = 0
+    deadline: float | None = None
+    evicted: Callable[[], None] | None = None  # told when the budget removes it (a result: dropped)
 
 
 def tree_size(path: Path) -> int:
@@ -122,6 +150,11 @@ class DiskBudget:
         else:
             item.size, item.path = size, path
             self.use(key)
+
+    def add_result(self, key: str, path: Path, size: int, deadline: float, evicted: Callable[[], None]) -> None:
+        """A finished result waiting to be reported: it counts, and goes only past its deadline or
+        when nothing else can make room (``evicted`` is called then)."""
+        self._items[key] = _Item(path, size, self._clock(), deadline=deadline, evicted=evicted)
 
     def found(self, key: str, path: Path, size: int, last_used: float) -> None:
         self._items[key] = _Item(path, size, last_used)
@@ -176,13 +209,13 @@ class DiskBudget:
         return sum(i.size for i in self._items.values()) + sum(self._reserved.values())
 
     def _entries(self) -> list[Entry]:
-        return [Entry(k, i.size, i.last_used, i.pins > 0) for k, i in self._items.items()]
+        return [Entry(k, i.size, i.last_used, i.pins > 0, i.deadline) for k, i in self._items.items()]
 
     def make_room(self, incoming: int, what: str = "") -> None:
         """Evict until ``incoming`` more bytes fit; NoRoom (nothing evicted) if they cannot."""
         if not self.budget:
             return
-        victims = to_evict(self._entries(), self.budget, sum(self._reserved.values()), incoming)
+        victims = to_evict(self._entries(), self.budget, sum(self._reserved.values()), incoming, self._clock())
         if victims is None:
             raise NoRoom(f"{what or human_size(incoming)} would not fit the disk budget ({human_size(self.budget)}) "
                          f"beside the jobs running and the files they use")
@@ -193,16 +226,25 @@ class DiskBudget:
         if not self.budget:
             return
         entries = self._entries()
-        victims = to_evict(entries, self.budget, sum(self._reserved.values()), 0)
+        victims = to_evict(entries, self.budget, sum(self._reserved.values()), 0, self._clock())
         if victims is None:  # evict all that may be: the rest is in use
             victims = [e.key for e in entries if not e.pinned]
         self._evict(victims)
 
     def _evict(self, keys: list[str]) -> None:
+        now = self._clock()
         for key in keys:
             item = self._items.pop(key)
-            _remove(item.path)
             self.evicted += 1
+            if item.evicted is not None:  # a result: its owner removes it, and says why
+                if item.deadline is not None and item.deadline > now:
+                    log.warn("disk budget: the result {key} ({size}) is dropped although the coordinator waits "
+                             "for it for {left:.0f} s more: nothing else is left to make room in {budget}",
+                             key=key, size=human_size(item.size), left=item.deadline - now,
+                             budget=human_size(self.budget))
+                item.evicted()
+                continue
+            _remove(item.path)
             log.info("disk budget: evicted {key} ({size}, unused for {age:.0f} s)", key=key[:24],
                      size=human_size(item.size), age=max(0.0, self._clock() - item.last_used))
 

@@ -22,6 +22,8 @@ class Snapshot:
     suspended: str = ""
     window_change: datetime | None = None  # when its computing window next opens or closes
     connected: bool = True
+    to_report: int = 0  # finished results kept until the coordinator has them (xwpy.worker.outbox)
+    dropped: int = 0  # results dropped since start: their deadline passed before they could be reported
 
 
 def line(s: Snapshot, width: int = 80) -> str:
@@ -33,6 +35,10 @@ def line(s: Snapshot, width: int = 80) -> str:
         parts.append(f"running {len(s.running)} ({jobs})")
     elif s.connected and not s.suspended:
         parts.append("waiting for work")
+    if s.to_report:
+        parts.append(f"{s.to_report} to report")
+    if s.dropped:
+        parts.append(f"{s.dropped} dropped (deadline passed)")
     if s.suspended:
         parts.append(f"suspended: {s.suspended}")
     if s.window_change is not None and not s.suspended.startswith("outside"):
