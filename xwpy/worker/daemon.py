@@ -302,6 +302,7 @@ class Worker(service.Service):
             log.info("could not ask which kept replicas are still wanted ({e}); the heartbeat will say", e=e)
         for rid, (a, staged) in sorted(kept.items()):
             if rid in abort:
+                self.disk.release(rid)
                 log.info("replica {rid} is no longer wanted: its directory is removed", rid=rid)
                 await deferToThread(_remove, self.state / "jobs" / str(rid), self.state / "results" / f"{rid}.tar")
                 continue
@@ -314,6 +315,8 @@ class Worker(service.Service):
     async def _run(self) -> None:
         for key, path, size, mtime in await deferToThread(_scan_cache, self.state):
             self.disk.found(key, path, size, mtime)
+        for rid in self._kept:  # job directories kept to resume count from now (the coordinator may be away)
+            self.disk.reserve(rid, await deferToThread(tree_size, self.state / "jobs" / str(rid)))
         self.disk.settle()  # the budget may have shrunk since the last run
         await self._connect()
         self.outbox.start()
