@@ -253,18 +253,10 @@ def _check_oracle(o: OracleConfig) -> None:
 
 def render(cfg: SiteConfig) -> str:
     """The TOML text of a configuration (used by ``xwpy init``)."""
+    import tomli_w
 
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return repr(v)
-
-    lines = ["# xwpy site configuration", "", "[site]", f"name = {value(cfg.name)}"]
+    doc: dict[str, Any] = {"site": {"name": cfg.name}}
     for name in _SECTIONS:
-        lines += ["", f"[{name}]"]
         section = getattr(cfg, name)
-        for f in dataclasses.fields(section):
-            lines.append(f"{f.name} = {value(getattr(section, f.name))}")
-    return "\n".join(lines) + "\n"
+        doc[name] = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    return "# xwpy site configuration\n\n" + tomli_w.dumps(doc)

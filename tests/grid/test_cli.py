@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.harness import wait_for
+from xwpy.client.exits import Exit
 from xwpy.localgrid import child_env
 
 pytestmark = pytest.mark.slow
@@ -88,36 +90,49 @@ def test_cancel_a_batch(cli_grid):
 
 
 @pytest.mark.parametrize(
-    "args, needle",
+    "args, needle, code",
     [
-        (("submit", "nosuchapp"), "jobs[0].app"),
-        (("submit",), "give APP"),
-        (("submit", "x", "-i", "broken"), "NAME=FILE|SHA256"),
-        (("submit", "x", "-i", "f=/no/such/file"), "neither a sha256 nor a file"),
-        (("status", "424242"), "not_found"),
-        (("result", "424242"), "not_found"),
-        (("cancel",), "give job ids or --batch"),
-        (("data", "get", "0" * 64, "out"), "not_found"),
-        (("app", "register", "bad name!", "--", "true"), "name"),
-        (("users", "add", "eve"), "admin only"),
+        (("submit", "nosuchapp"), "jobs[0].app", Exit.REFUSED),
+        (("submit",), "give APP", Exit.USAGE),
+        (("submit", "x", "-i", "broken"), "NAME=FILE|SHA256", Exit.USAGE),
+        (("submit", "x", "-i", "f=/no/such/file"), "neither a sha256 nor a file", Exit.FAILED),
+        (("status", "424242"), "not_found", Exit.REFUSED),
+        (("status", "--nosuch"), "No such option", Exit.USAGE),
+        (("result", "424242"), "not_found", Exit.REFUSED),
+        (("cancel",), "give job ids or --batch", Exit.USAGE),
+        (("data", "get", "0" * 64, "out"), "not_found", Exit.REFUSED),
+        (("app", "register", "bad name!", "--", "true"), "name", Exit.REFUSED),
+        (("app", "register", "sq", "--wall", "2 days", "--", "true"), "not a duration", Exit.USAGE),
+        (("users", "add", "eve"), "admin only", Exit.REFUSED),
     ],
 )
-def test_mistakes_are_one_line_and_exit_1(cli_grid, args, needle):
+def test_mistakes_are_one_line_with_the_exit_status_of_their_kind(cli_grid, args, needle, code):
     grid, alice = cli_grid
     r = run(grid, alice, *args, check=False)
-    assert r.returncode != 0
+    assert r.returncode == code, r.stderr
     assert needle in r.stderr
-    assert len(r.stderr.strip().splitlines()) <= 3
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xwpy: error: "), r.stderr
+
+
+def test_a_coordinator_that_is_not_there(cli_grid):
+    grid, alice = cli_grid
+    with socket.socket() as s:  # a port nobody listens on (bound, never listening)
+        s.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{s.getsockname()[1]}"
+        cmd = [sys.executable, "-m", "xwpy", "--url", url, "--token", alice, "--ca", str(grid.cfg.ca_cert), "status"]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert r.returncode == Exit.UNREACHABLE and r.stderr.startswith(f"xwpy: error: cannot reach coordinator at {url}"), r
 
 
 def test_wrong_ca_or_token(cli_grid, tmp_path):
     grid, alice = cli_grid
     r = run(grid, "xwu_forged", "status", check=False)
-    assert r.returncode == 1 and "invalid or revoked token" in r.stderr
+    assert r.returncode == Exit.REFUSED and "invalid or revoked token" in r.stderr
     from xwpy import pki
 
     other_ca, _ = pki.make_ca("elsewhere")
     (tmp_path / "other.pem").write_bytes(other_ca)
     cmd = [sys.executable, "-m", "xwpy", "--url", grid.url, "--token", alice, "--ca", str(tmp_path / "other.pem"), "status"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=60)
-    assert r.returncode == 1 and "certificate" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == Exit.UNREACHABLE and "certificate" in r.stderr and "Traceback" not in r.stderr

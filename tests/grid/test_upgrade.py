@@ -155,7 +155,7 @@ def test_a_catalog_of_the_first_release_upgrades_keeping_every_row_and_its_jobs_
     # The coordinator will not run on it, and says in one line what to run.
     r = xwpy("coordinator", "--site", site)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
-        f"error: the catalog predates schema migrations (this xwpy needs revision {revision.head()}): "
+        f"xwpy: error: the catalog predates schema migrations (this xwpy needs revision {revision.head()}): "
         f"run: xwpy db upgrade --site {site}"], r.stderr
     r = xwpy("db", "current", "--site", site)
     assert r.returncode == 1 and r.stdout.startswith(f"legacy (this xwpy's: {revision.head()})"), r

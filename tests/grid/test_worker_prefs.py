@@ -77,7 +77,7 @@ def test_bad_preferences_are_one_line_naming_the_key_and_nothing_starts(grid, tm
                       str(tmp_path / "state"), "--prefs", str(prefs)]):
             r = xwpy(*args, env={"XWPY_TOKEN": "x"})
             lines = [ln for ln in r.stderr.strip().splitlines() if not ln.startswith("warning:")]
-            assert r.returncode == 1 and lines == [f"error: {prefs}: {lines[0].split(': ', 2)[2]}"], (text, r.stderr)
+            assert r.returncode == 1 and lines == [f"xwpy: error: {prefs}: {lines[0].split(': ', 3)[3]}"], (text, r.stderr)
             assert why in lines[0], (text, lines)
     assert not (tmp_path / "state" / "host.json").exists()
 

@@ -1,7 +1,7 @@
 """Hostile input to the CLI's parsers (issue 5): ``xwpy`` invoked in-process (click's CliRunner)
 against a live coordinator with bad ids, counts, names, batch files, paths, URLs, tokens and CA
-files. Promise: a bad value is a one-line ``error: ...`` (or click's usage error) and a non-zero
-exit status — never a traceback, i.e. never an exception other than SystemExit escaping."""
+files. Promise: a bad value is a one-line ``xwpy: error: ...`` (or click's usage error) and the exit
+status of its kind — never a traceback, i.e. never an exception other than SystemExit escaping."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.harness import Grid
 from tests.reliability.ledger import server_errors
 from xwpy.client.cli import cli
 from xwpy.client.commands import register
+from xwpy.client.exits import Exit
 
 pytestmark = pytest.mark.slow
 
@@ -62,10 +63,17 @@ def check(result, argv):
     if result.exit_code == 0:
         return
     err = result.stderr.strip()
-    if result.exit_code == 2 and "Error:" in err:  # click's usage error
+    if result.exit_code == Exit.USAGE and "Error:" in err:  # click's usage error (CliRunner shows click's own)
         return
     lines = err.splitlines()
-    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), (argv, result.exit_code, err)
+    assert len(lines) == 1 and lines[0].startswith("xwpy: error: "), (argv, result.exit_code, err)
+    # The exit status names the kind of error the line reports (README, "Exit status").
+    expected = (Exit.REFUSED if lines[0].startswith("xwpy: error: HTTP 4") else
+                Exit.SERVER_FAULT if lines[0].startswith("xwpy: error: HTTP 5") else None)
+    if expected is not None:
+        assert result.exit_code == expected, (argv, result.exit_code, err)
+    else:
+        assert result.exit_code in (Exit.FAILED, Exit.USAGE, Exit.UNREACHABLE), (argv, result.exit_code, err)
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,9 @@ class ClientError(Exception):
 
     def __str__(self) -> str:
         where = f" (field: {self.field})" if self.field else ""
-        status = f"HTTP {self.status} " if self.status else ""
-        return f"{status}{self.code}: {self.message}{where}"
+        if not self.status:  # a local or connection problem: the message says it all
+            return f"{self.message}{where}"
+        return f"HTTP {self.status} {self.code}: {self.message}{where}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def endpoint_from_site(site_dir: Path) -> Endpoint:
     try:
         url = json.loads(run.read_text())["url"]
     except FileNotFoundError:
-        raise ClientError(f"no coordinator running for site {site_dir} (missing {run})") from None
+        raise ClientError(f"no coordinator running for site {site_dir} (missing {run})", code="unreachable") from None
     except (ValueError, KeyError):
         raise ClientError(f"{run} is damaged") from None
     token_file = site_dir / "admin.token"
@@ -69,12 +70,13 @@ class Client:
         except ValueError:
             parts, port = None, None
         if parts is None or parts.scheme != "https" or not parts.hostname:
-            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url[:200]!r}")
+            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url[:200]!r}", code="usage")
         if not endpoint.ca.is_file():
             raise ClientError(f"CA certificate {endpoint.ca} not found")
         token = endpoint.token
         if not token.isascii() or not token.isprintable() or " " in token or len(token) > 1024:
-            raise ClientError("the token is not a bearer token (printable ASCII, no spaces): check --token or XWPY_TOKEN")
+            raise ClientError("the token is not a bearer token (printable ASCII, no spaces): check --token or XWPY_TOKEN",
+                              code="usage")
         self.endpoint = endpoint
         self._host = parts.hostname
         self._port = port or 443
@@ -118,7 +120,8 @@ class Client:
                 return conn.getresponse()
             except ssl.SSLCertVerificationError as e:
                 self.close()
-                raise ClientError(f"TLS: the coordinator's certificate is not from this site's CA ({e.verify_message})") from None
+                raise ClientError(f"TLS: the coordinator's certificate is not from this site's CA ({e.verify_message})",
+                                  code="tls") from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 delivered = delivered or sent
@@ -148,7 +151,7 @@ class Client:
         try:
             return loads(raw) if raw else None
         except ValueError:
-            raise ClientError("the coordinator sent malformed JSON") from None
+            raise ClientError("the coordinator sent malformed JSON", code="malformed") from None
 
     # -- endpoints -------------------------------------------------------------------------------
 
@@ -163,7 +166,7 @@ class Client:
         try:
             return resp.status, loads(resp.read())
         except ValueError:
-            raise ClientError("the coordinator sent malformed JSON") from None
+            raise ClientError("the coordinator sent malformed JSON", code="malformed") from None
 
     def metrics(self) -> str:
         """The coordinator's metrics, Prometheus text format (admins)."""

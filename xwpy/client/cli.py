@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,20 +10,25 @@ import click
 
 from xwpy import __version__
 from xwpy.client.api import ClientError
-from xwpy.client.context import Settings, fail, one_line
+from xwpy.client.context import PREFIX, Settings, fail, one_line
+from xwpy.client.exits import Exit, for_client_error
 from xwpy.config import ConfigError
+from xwpy.refusal import CannotRun
 
 
 class Group(click.Group):
-    """Turns the errors a user can cause into a message and exit status 1, never a traceback."""
+    """Turns the errors a user can cause into one line and an exit status that says what kind of
+    error it was (:mod:`xwpy.client.exits`), never a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ClientError as e:
-            fail(str(e))
+            fail(str(e), for_client_error(e.status, e.code))
         except ConfigError as e:
             fail(f"configuration: {e}")
+        except CannotRun as e:
+            fail(str(e))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +42,8 @@ class Group(click.Group):
 @click.pass_context
 def cli(ctx, site, url, token, ca):
     """xwpy: a desktop grid. Run `xwpy COMMAND -h` for help on a command."""
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        ctx.color = False
     ctx.obj = Settings(url=url, token=token, ca=ca, site=site)
     ctx.obj.from_env = {n for n in ("url", "token", "ca")
                         if ctx.get_parameter_source(n) is click.core.ParameterSource.ENVIRONMENT}
@@ -80,7 +88,7 @@ def add_connection_options(command: click.Command) -> None:
 def usage_error(e: click.UsageError) -> str:
     """A usage mistake in one line, with where to get help."""
     where = f" (see `{e.ctx.command_path} -h`)" if e.ctx is not None else ""
-    return f"xwpy: error: {one_line(e.format_message())}{where}"
+    return f"{PREFIX}{one_line(e.format_message())}{where}"
 
 
 def main() -> None:
@@ -93,11 +101,11 @@ def main() -> None:
         rc = cli.main(prog_name="xwpy", standalone_mode=False)
     except click.UsageError as e:  # BadParameter, NoSuchOption, MissingParameter...: one line, exit 2
         click.echo(usage_error(e), err=True)
-        sys.exit(2)
+        sys.exit(Exit.USAGE)
     except click.ClickException as e:
-        click.echo(f"xwpy: error: {one_line(e.format_message())}", err=True)
+        click.echo(PREFIX + one_line(e.format_message()), err=True)
         sys.exit(e.exit_code)
     except click.Abort:
         click.echo("xwpy: aborted", err=True)
-        sys.exit(1)
+        sys.exit(Exit.FAILED)
     sys.exit(rc if isinstance(rc, int) else 0)

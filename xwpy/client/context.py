@@ -6,11 +6,12 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from xwpy.client.api import Client, ClientError, Endpoint, endpoint_from_site
+from xwpy.client.exits import Exit
 
 
 @dataclass
@@ -40,13 +41,17 @@ class Settings:
             else:
                 missing = [n for n, v in (("--url", self.url), ("--token", self.token), ("--ca", self.ca)) if not v]
                 raise ClientError(
-                    f"no coordinator given: set {', '.join(missing)} (or XWPY_URL, XWPY_TOKEN, XWPY_CA), or --site DIR"
+                    f"no coordinator given: set {', '.join(missing)} (or XWPY_URL, XWPY_TOKEN, XWPY_CA), or --site DIR",
+                    code="usage",
                 )
             self._client = Client(ep)
         return self._client
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+
+JSON_HELP = "Print JSON (for scripts) instead of text."
 
 
 def emit(value: Any, as_json: bool, text: str | None = None) -> None:
@@ -68,9 +73,20 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())  # (a stderr tail ends in \n)
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {one_line(message)}", err=True)
+PREFIX = "xwpy: error: "  # every error the CLI reports starts so, on one line
+
+
+def fail(message: str, code: int = Exit.FAILED) -> NoReturn:
+    click.echo(PREFIX + one_line(message), err=True)
     sys.exit(code)
+
+
+def usage(message: str) -> NoReturn:
+    """A mistake in the command line that click's own checks cannot see (two options that exclude
+    each other): the same line as click's usage errors, and their exit status."""
+    ctx = click.get_current_context(silent=True)
+    where = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+    fail(message + where, Exit.USAGE)
 
 
 class Duration(click.ParamType):
@@ -94,17 +110,21 @@ class Duration(click.ParamType):
 
 
 class Size(click.ParamType):
-    """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024)."""
+    """Bytes, as a number with an optional K, M, G or T suffix (powers of 1024; 4GiB and 4G alike),
+    at least ``minimum`` (a job's memory: 16M)."""
 
     name = "size"
 
+    def __init__(self, minimum: int = 16 << 20):
+        self.minimum = minimum
+
     def convert(self, value, param, ctx):
-        from xwpy.sizes import parse_size
+        from xwpy.sizes import format_size, parse_size
 
         try:
             n = parse_size(value)
         except ValueError as e:
             self.fail(str(e), param, ctx)
-        if n < 16 << 20:
-            self.fail(f"{value!r} is less than 16M", param, ctx)
+        if n < self.minimum:
+            self.fail(f"{value!r} is less than {format_size(self.minimum)}", param, ctx)
         return n

@@ -8,6 +8,7 @@ from pathlib import Path
 from xwpy import config as config_module
 from xwpy import lockfile
 from xwpy.logs import start_logging
+from xwpy.refusal import CannotRun
 
 
 def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
@@ -22,13 +23,11 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     lock_path = cfg.run_file.parent / "coordinator.lock"
     lock = lockfile.claim(lock_path)  # held until this process ends
     if lock is None:
-        print(f"error: site {site_dir} is already served by another coordinator (pid {lockfile.holder(lock_path)}): "
-              "stop it first, or start a site of its own (xwpy init)", file=sys.stderr)
-        return 1
+        raise CannotRun(f"site {site_dir} is already served by another coordinator (pid {lockfile.holder(lock_path)}): "
+                        "stop it first, or start a site of its own (xwpy init)")
     problem = schema_problem(cfg.database_url, site_dir)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
+        raise CannotRun(problem)
     start_logging(log_level or cfg.coordinator.log_level, fmt=cfg.coordinator.log_format)
     svc = make_service(cfg, reactor)
     failed = []

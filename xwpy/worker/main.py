@@ -10,6 +10,7 @@ from twisted.internet import task
 
 from xwpy import lockfile
 from xwpy.logs import start_logging
+from xwpy.refusal import CannotRun
 from xwpy.worker import status
 from xwpy.worker.status import Terminal
 from xwpy.worker.daemon import Worker, WorkerOptions
@@ -22,9 +23,8 @@ def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool
     lock = lockfile.claim(opts.state_dir / "worker.lock")
     if lock is None:
         holder = lockfile.holder(opts.state_dir / "worker.lock")
-        print(f"xwpy worker: {opts.state_dir} is in use by another worker (pid {holder}): "
-              "give each worker a --state directory of its own", file=sys.stderr)
-        return 1
+        raise CannotRun(f"{opts.state_dir} is in use by another worker (pid {holder}): "
+                        "give each worker a --state directory of its own")
     terminal = Terminal(sys.stderr, shutil.get_terminal_size().columns - 1) if _is_terminal(sys.stderr) else None
     start_logging(log_level, terminal)
     sampler = Sampler() if watch_idle else None
@@ -43,8 +43,7 @@ def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool
     if terminal is not None:
         terminal.close()
     if worker.exit_error:
-        print(f"xwpy worker: {worker.exit_error}", file=sys.stderr)
-        return 1
+        raise CannotRun(worker.exit_error)
     return 0
 
 

@@ -16,6 +16,8 @@ from typing import Optional
 
 import click
 
+from xwpy.client.context import JSON_HELP, emit
+
 from xwpy.apps.vanitygen import combine as combine_mod
 from xwpy.apps.vanitygen import kernels
 from xwpy.apps.vanitygen.candidates import describe
@@ -56,14 +58,11 @@ def vanity() -> None:
 @click.option("--icase", is_flag=True, help="Case-insensitive match.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Keys/s for the time estimates (default: measure this machine).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True, help="Processes assumed when measuring.")
-def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int, as_json: bool) -> None:
     """Difficulty of PREFIX: expected tries, probabilities, time to find it."""
     target = _target(prefix, icase)
     e = estimate_of(target)
-    click.echo(f"prefix:           {prefix}" + (" (case-insensitive)" if icase else ""))
-    click.echo(f"per key:          1 in {e.expected_tries:,.0f} (p = {e.probability:.4g})")
-    click.echo(f"expected tries:   {e.expected_tries:,.0f}")
-    click.echo(f"tries for 50/90/99%: {e.tries_50:,.0f} / {e.tries_90:,.0f} / {e.tries_99:,.0f}")
     if rate is None:
         from xwpy.apps.vanitygen.local import calibrate
 
@@ -73,6 +72,15 @@ def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int) -> N
         source = f"this machine: {workers} x {human(per)} keys/s, {name} kernel"
     else:
         source = "given"
+    if as_json:
+        emit({"prefix": prefix, "icase": icase, "probability": e.probability, "expected_tries": e.expected_tries,
+              "tries_50": e.tries_50, "tries_90": e.tries_90, "tries_99": e.tries_99, "keys_per_second": rate,
+              "seconds_50": e.tries_50 / rate, "seconds_90": e.tries_90 / rate, "seconds_99": e.tries_99 / rate}, True)
+        return
+    click.echo(f"prefix:           {prefix}" + (" (case-insensitive)" if icase else ""))
+    click.echo(f"per key:          1 in {e.expected_tries:,.0f} (p = {e.probability:.4g})")
+    click.echo(f"expected tries:   {e.expected_tries:,.0f}")
+    click.echo(f"tries for 50/90/99%: {e.tries_50:,.0f} / {e.tries_90:,.0f} / {e.tries_99:,.0f}")
     click.echo(
         f"at {human(rate)} keys/s ({source}): 50% in {format_duration(e.tries_50 / rate)}, "
         f"90% in {format_duration(e.tries_90 / rate)}, 99% in {format_duration(e.tries_99 / rate)}"
@@ -81,7 +89,8 @@ def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int) -> N
 
 @vanity.command()
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File for the secret (created, mode 0600).")
-def keygen(out: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def keygen(out: str, as_json: bool) -> None:
     """Make a split-key secret q and print its public key Q for --split-key."""
     q, pub = combine_mod.keygen()
     try:
@@ -92,6 +101,9 @@ def keygen(out: str) -> None:
         raise click.ClickException(f"cannot create {out}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as f:
         f.write(f"{q:064x}\n")
+    if as_json:
+        emit({"public_key": pub.hex(), "secret_file": out}, True)
+        return
     click.echo(pub.hex())
     click.echo(f"secret written to {out}; keep it, the grid only ever sees the public key above", err=True)
 
@@ -102,7 +114,9 @@ def keygen(out: str) -> None:
 @click.option("--partial", help="Partial key in hex (instead of --result).")
 @click.option("--candidate", type=click.IntRange(0, 5), help="Candidate index (with --partial).")
 @click.option("--uncompressed", is_flag=True, help="The search used uncompressed keys (with --partial).")
-def combine(secret_file: str, result_file: Optional[str], partial: Optional[str], candidate: Optional[int], uncompressed: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def combine(secret_file: str, result_file: Optional[str], partial: Optional[str], candidate: Optional[int], uncompressed: bool,
+            as_json: bool) -> None:
     """Combine a split-key search's partial key with your secret; print address and WIF."""
     try:
         with open(secret_file) as f:
@@ -129,8 +143,7 @@ def combine(secret_file: str, result_file: Optional[str], partial: Optional[str]
             out = combine_mod.combine_parts(k, candidate, secret, not uncompressed)
     except combine_mod.CombineError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"address: {out.address}")
-    click.echo(f"private key (WIF): {out.wif}")
+    emit({"address": out.address, "wif": out.wif}, as_json, f"address: {out.address}\nprivate key (WIF): {out.wif}")
 
 
 def _progress_printer(stream=None):
@@ -152,13 +165,16 @@ def _progress_printer(stream=None):
     return show
 
 
-def _report(record: dict, out: Optional[str]) -> None:
+def _report(record: dict, out: Optional[str], as_json: bool) -> None:
     """Print a verified match; in split-key mode say how to get the spending key."""
     if out is not None:
         from xwpy.apps.vanitygen.unit import result_bytes
 
         with open(out, "wb") as f:
             f.write(result_bytes(record))
+    if as_json:
+        emit(record, True)
+        return
     click.echo(f"address: {record['address']}")
     if "wif" in record:
         click.echo(f"private key (WIF): {record['wif']}")
@@ -175,11 +191,13 @@ def _report(record: dict, out: Optional[str]) -> None:
 @click.option("--icase", is_flag=True, help="Case-insensitive match.")
 @click.option("--uncompressed", is_flag=True, help="Search uncompressed public keys.")
 @click.option("--split-key", "split_key", metavar="PUBKEY", help="Your public key Q from keygen: the search finds a partial key only.")
-@click.option("--workers", "-w", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True)
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Processes to search with.")
 @click.option("--kernel", type=click.Choice(list(kernels.available())), help="Search kernel (default: fastest).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the match record here (for combine).")
 @click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
-def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys) -> None:
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys, as_json) -> None:
     """Search PREFIX on this machine's cores, without a coordinator."""
     from xwpy.apps.vanitygen.local import LocalBackend, calibrate
 
@@ -199,7 +217,7 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
     click.echo("", err=True)
     if found is None:
         raise click.ClickException(f"no match within {max_keys:,} keys")
-    _report(found, out)
+    _report(found, out, as_json)
 
 
 @vanity.command()
@@ -214,12 +232,11 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
 @click.option("--parallel", type=click.IntRange(min=1), help="Units in flight (default: twice the live job slots).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the match record here (for combine).")
 @click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_context
-def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, parallel, out, max_keys) -> None:
+def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, parallel, out, max_keys, as_json) -> None:
     """Search PREFIX on the grid (coordinator from the main options: --site, or --url/--token/--ca)."""
     import secrets as _secrets
-
-    from xwpy.client.api import ClientError
 
     from xwpy.apps.vanitygen.grid import GridBackend, capacity, ensure_app
 
@@ -243,18 +260,16 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
         sys.exit(130)
     except SearchError as exc:
         raise click.ClickException(str(exc)) from None
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo("", err=True)
     if found is None:
         raise click.ClickException(f"no match within {max_keys:,} keys")
-    _report(found, out)
+    _report(found, out, as_json)
 
 
 @vanity.command()
 @click.option("--site", "site_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="The site whose running coordinator's oracle serves the chain (default: xwpy --site).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port of the shop (0: a free one).")
 @click.option("--interface", default="127.0.0.1", show_default=True,
               help="Address to listen on; any but loopback is served over TLS with the site's certificate.")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from xwpy import archive, protocol
-from xwpy.client.context import Duration, Settings, Size, emit, pass_settings, table
+from xwpy.client.context import JSON_HELP, Duration, Settings, Size, emit, pass_settings, table
 
 
 def upload_bundle(client, path: Path, access: str) -> str:
@@ -36,9 +36,12 @@ def register(cli: click.Group) -> None:
                   help="A container image archive (podman/docker save, skopeo copy oci-archive:) the command runs in.")
     @click.option("--platform", default="any", show_default=True,
                   help="What the bundle is built for (linux-x86_64, darwin-arm64, ...); an image's own by default.")
-    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="public", show_default=True)
-    @click.option("--replication", type=click.IntRange(1, 32), default=3, show_default=True)
-    @click.option("--quorum", type=click.IntRange(1, 32), default=2, show_default=True)
+    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="public", show_default=True,
+                  help="Who may run jobs of this app.")
+    @click.option("--replication", type=click.IntRange(1, 32), default=3, show_default=True,
+                  help="Replicas of each job, each on a distinct host.")
+    @click.option("--quorum", type=click.IntRange(1, 32), default=2, show_default=True,
+                  help="Agreeing results that certify a job.")
     @click.option("--validator", default="quorum", show_default=True, help="'quorum' or 'verifier:NAME'.")
     @click.option("--adaptive", is_flag=True,
                   help="Adaptive replication: a trusted host's result may certify alone (spot-checked).")
@@ -50,15 +53,19 @@ def register(cli: click.Group) -> None:
     @click.option("--checkpoints", type=click.Choice(protocol.CHECKPOINTS), default="keep", show_default=True,
                   help="What its jobs write in checkpoint/ (xwpy.checkpoint): kept on their host, where a job resumes "
                        "after a restart; 'upload' also sends it, so that a replica moved to another host resumes there.")
-    @click.option("--wall", "wall_seconds", type=click.IntRange(1), default=3600, show_default=True)
-    @click.option("--cpu", "cpu_seconds", type=click.IntRange(1), default=3600, show_default=True)
+    @click.option("--wall", "wall_seconds", type=Duration(), default="1h", show_default=True,
+                  help="Wall-clock limit of one replica (90s, 30m, 2h).")
+    @click.option("--cpu", "cpu_seconds", type=Duration(), default="1h", show_default=True,
+                  help="CPU time limit of one replica (90s, 30m, 2h).")
     @click.option("--memory", "memory_bytes", type=Size(), default="1G", show_default=True,
                   help="Memory a job may use (address space), e.g. 512M, 4G.")
-    @click.option("--output", "output_bytes", type=click.IntRange(1), default=256 << 20, show_default=True)
-    @click.option("--processes", type=click.IntRange(1, protocol.MAX_PROCESSES), default=64, show_default=True)
+    @click.option("--output", "output_bytes", type=Size(minimum=1), default="256M", show_default=True,
+                  help="Largest result one replica may write (512K, 256M, 2GiB).")
+    @click.option("--processes", type=click.IntRange(1, protocol.MAX_PROCESSES), default=64, show_default=True,
+                  help="Most processes a replica may run at once.")
     @click.option("--cores", type=click.IntRange(1, protocol.MAX_CORES), default=1, show_default=True,
                   help="Cores a job occupies: a host runs jobs side by side only while their cores fit its offer.")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive,
                      network, deadline, checkpoints, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
@@ -86,7 +93,7 @@ def register(cli: click.Group) -> None:
     @click.option("--platform", required=True, help="linux-x86_64, linux-aarch64, darwin-arm64, windows-x86_64, or any.")
     @click.option("--bundle", type=click.Path(exists=True, path_type=Path), help="This platform's bundle.")
     @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="This platform's image.")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def app_version(s: Settings, name, platform, bundle, image, as_json):
         """Add NAME's build for another platform: workers of that platform get it."""
@@ -100,7 +107,7 @@ def register(cli: click.Group) -> None:
         emit(info, as_json, f"app {name}: versions for {', '.join(v['platform'] for v in info['versions'])}")
 
     @app.command("list")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def app_list(s: Settings, as_json):
         rows = s.client().apps()
@@ -129,11 +136,12 @@ def register(cli: click.Group) -> None:
     @click.option("--env", multiple=True, help="NAME=VALUE in the image's environment (repeatable).")
     @click.option("--workdir", default="", help="Absolute directory the command starts in.")
     @click.option("--format", "fmt", type=click.Choice(["oci-archive", "docker-archive"]), default="oci-archive",
-                  show_default=True)
+                  show_default=True, help="oci-archive (skopeo, podman) or docker-archive (docker save).")
     @click.option("--add-program", "programs", multiple=True,
                   help="Copy this program (a path, or a name on PATH) into ROOT's bin/ with the libraries it "
                        "loads (repeatable).")
-    def image_build(root, command, output, entrypoint, env, workdir, fmt, programs):
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def image_build(root, command, output, entrypoint, env, workdir, fmt, programs, as_json):
         """Write an image of directory ROOT (one layer) running COMMAND (after --) by default."""
         from xwpy.image import build, inspect
 
@@ -150,7 +158,8 @@ def register(cli: click.Group) -> None:
         build.write(output, [build.layer_from_dir(root)], entrypoint=list(entrypoint) or None, cmd=list(command) or None,
                     env=["PATH=/usr/local/bin:/usr/bin:/bin", *env], workdir=workdir, fmt=fmt)
         img = inspect(output)
-        click.echo(f"{output}: image {img.id[:19]}, {img.files} files, {img.unpacked_bytes} bytes, {img.platform}")
+        emit({"archive": str(output), "format": img.format, **img.to_json(), "tags": list(img.tags)}, as_json,
+             f"{output}: image {img.id[:19]}, {img.files} files, {img.unpacked_bytes} bytes, {img.platform}")
 
     @image.command("inspect")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -170,9 +179,10 @@ def register(cli: click.Group) -> None:
 
     @data.command("put")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="private", show_default=True)
-    @click.option("--name", default="")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--access", type=click.Choice(["private", "group", "public"]), default="private", show_default=True,
+                  help="Who may read the file (and use it as a job input).")
+    @click.option("--name", default="", help="A label to find it by in `xwpy data list`.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def data_put(s: Settings, path, access, name, as_json):
         """Upload a file; prints its sha256."""
@@ -189,7 +199,7 @@ def register(cli: click.Group) -> None:
         click.echo(f"{dest}: {size} bytes")
 
     @data.command("list")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def data_list(s: Settings, as_json):
         rows = s.client().data()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from xwpy.client.context import Settings, emit, fail, pass_settings
+from xwpy.client.context import JSON_HELP, Settings, emit, fail, pass_settings
+from xwpy.client.exits import Exit
 
 ROLES = ("deployer", "oracle", "app_owner", "pool", "requester", "requester2", "stranger")
 
@@ -43,9 +44,10 @@ def _errors(fn):
         except (ChainClientError, ConfigError, TxError) as e:
             fail(str(e))
         except requests.ConnectionError:
-            fail(f"cannot reach the chain {click.get_current_context().find_object(ChainOptions).where()}")
+            fail(f"cannot reach the chain {click.get_current_context().find_object(ChainOptions).where()}",
+                 Exit.UNREACHABLE)
         except (Web3Exception, requests.RequestException) as e:
-            fail(f"the chain answered with an error: {type(e).__name__}: {str(e)[:300]}")
+            fail(f"the chain answered with an error: {type(e).__name__}: {str(e)[:300]}", Exit.REFUSED)
 
     return wrapper
 
@@ -119,9 +121,11 @@ def register(cli: click.Group) -> None:
                   help="Register an app at a price in RLC (default: the oracle's apps at their demo prices).")
     @click.option("--mint", multiple=True, metavar="ADDRESS=AMOUNT",
                   help="Mint RLC to an address (default with --account: 1000 RLC to each demo requester).")
-    @click.option("--pool-fee-bps", type=click.IntRange(0, 10_000), default=3_000, show_default=True)
-    @click.option("--callback-gas", type=click.IntRange(1, 10_000_000), default=400_000, show_default=True)
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--pool-fee-bps", type=click.IntRange(0, 10_000), default=3_000, show_default=True,
+                  help="The site's share of each price, in basis points (the rest goes to the volunteers).")
+    @click.option("--callback-gas", type=click.IntRange(1, 10_000_000), default=400_000, show_default=True,
+                  help="Gas the hub gives a consumer's result callback.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_chain
     @_errors
     def deploy(c: ChainOptions, key_file, account, out, oracle_address, pool_address, apps, mint, pool_fee_bps,
@@ -178,8 +182,8 @@ def register(cli: click.Group) -> None:
     @chain.command("consumer")
     @click.argument("pubkey")
     @_key_options
-    @click.option("--app", default="vanitygen", show_default=True)
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--app", default="vanitygen", show_default=True, help="The app whose results the consumer asks for.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_chain
     @_errors
     def consumer(c: ChainOptions, pubkey, key_file, account, app, as_json):
@@ -204,7 +208,7 @@ def register(cli: click.Group) -> None:
                   help="Seconds (of chain time) until the deadline.")
     @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the result (or the deadline).")
     @click.option("--timeout", type=click.FloatRange(0), help="Give up waiting after this many seconds (default: the TTL + 60).")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_chain
     @_errors
     def request(c: ChainOptions, app, params, consumer_address, key_file, account, ttl, wait, timeout, as_json):
@@ -241,7 +245,7 @@ def register(cli: click.Group) -> None:
     @chain.command("status")
     @click.argument("task_id", type=click.IntRange(1))
     @click.option("--consumer", "consumer_address", help="Also show what this consumer contract received.")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_chain
     @_errors
     def status(c: ChainOptions, task_id, consumer_address, as_json):
@@ -256,10 +260,11 @@ def register(cli: click.Group) -> None:
     @chain.command("refund")
     @click.argument("task_id", type=click.IntRange(1))
     @click.option("--consumer", "consumer_address", help="The task was ordered through this consumer: reclaim from it.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @_key_options
     @pass_chain
     @_errors
-    def refund(c: ChainOptions, task_id, consumer_address, key_file, account):
+    def refund(c: ChainOptions, task_id, consumer_address, key_file, account, as_json):
         """After the deadline, take back the escrow of a task that got no result."""
         from xwpy.chain.contracts import VanityConsumer
         from xwpy.client.chainclient import format_rlc
@@ -271,7 +276,9 @@ def register(cli: click.Group) -> None:
             VanityConsumer(t.w3, consumer_address).reclaim(sender, task_id)
         else:
             t.hub.refund(sender, task_id)
-        click.echo(f"refunded {format_rlc(t.token.balance_of(sender.address) - before)} to {sender.address}")
+        refunded = t.token.balance_of(sender.address) - before
+        emit({"task": task_id, "refunded_wei": refunded, "to": sender.address}, as_json,
+             f"refunded {format_rlc(refunded)} to {sender.address}")
 
 
 def _status_text(info: dict) -> str:

@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from xwpy import pki, protocol
-from xwpy.client.context import Size, fail, table
+from xwpy.client.context import JSON_HELP, Size, emit, fail, table
 from xwpy.worker.power import POWER_SUPPLY
 
 
@@ -92,7 +92,8 @@ def register(cli: click.Group) -> None:
     @click.option("--host", "extra", multiple=True, help="Another name or address for the certificate.")
     @click.option("--database", help="SQLAlchemy URL of the catalog (default: SQLite in the site).")
     @click.option("--heartbeat", type=click.FloatRange(0.05, 3600), help="Worker heartbeat period, seconds.")
-    def init(site_dir, template, name, interface, port, public_host, extra, database, heartbeat):
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def init(site_dir, template, name, interface, port, public_host, extra, database, heartbeat, as_json):
         """Create a site: configuration, CA and server certificate, catalog, admin token."""
         from xwpy import config
         from xwpy.site import SiteExists, init_site
@@ -111,14 +112,18 @@ def register(cli: click.Group) -> None:
             fail(str(e))
         except Exception as e:  # a database URL that does not work, a directory we cannot write
             fail(f"cannot create the site: {e}")
-        click.echo(f"site created in {cfg.dir}")
-        click.echo(f"  config:       {cfg.dir / 'xwpy.toml'}")
-        click.echo(f"  CA (give to workers and users): {cfg.ca_cert}")
-        click.echo(f"  admin token:  {cfg.admin_token} (readable by you only)")
+        made = {"site": str(cfg.dir), "config": str(cfg.dir / "xwpy.toml"), "ca": str(cfg.ca_cert),
+                "admin_token_file": str(cfg.admin_token)}
+        emit(made, as_json, f"site created in {cfg.dir}\n"
+                            f"  config:       {made['config']}\n"
+                            f"  CA (give to workers and users): {cfg.ca_cert}\n"
+                            f"  admin token:  {cfg.admin_token} (readable by you only)")
 
     @cli.command("coordinator")
-    @click.option("--site", "site_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
+    @click.option("--site", "site_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  help="The site directory made by `xwpy init`.")
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]),
+                  help="Least severe events logged.  [default: the site's [logging] level]")
     def coordinator(site_dir, log_level):
         """Run the coordinator of a site (until SIGTERM or Ctrl-C)."""
         from xwpy.server.main import run_coordinator
@@ -133,7 +138,8 @@ def register(cli: click.Group) -> None:
                   help="The site's CA certificate.  [required]")
     @click.option("--token", envvar="XWPY_TOKEN",
                   help="Your volunteer (or user) token, used to register this host (better: XWPY_TOKEN or --token-file).")
-    @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A file holding the volunteer's token (better than --token: not on the command line).")
     @click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
                   help="The worker's own directory (host identity, cache, job directories).  [required]")
     @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -157,7 +163,8 @@ def register(cli: click.Group) -> None:
                        "uid: only its own uid and limits (no sandbox; choose it knowingly).")
     @click.option("--allow-network", is_flag=True,
                   help="Give the network to jobs of apps that declare they need it (never the host's loopback).")
-    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
+    @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]), default="info",
+                  show_default=True, help="Least severe events logged.")
     @click.pass_context
     def worker(ctx, url, ca, token, token_file, state_dir, prefs_file, max_cpus, cores, memory, name, idle_threshold,
                no_battery, no_idle_check, idle_period, wait, confinement, allow_network, log_level):
@@ -267,7 +274,7 @@ def register(cli: click.Group) -> None:
     @worker.command("prefs")
     @click.option("--prefs", "prefs_file", type=click.Path(dir_okay=False, path_type=Path),
                   help="The preferences file (as `xwpy worker --prefs`).")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @click.pass_context
     def worker_prefs(ctx, prefs_file, as_json):
         """Print the preferences in force, each with its source (default, file or command line),
@@ -294,8 +301,8 @@ def register(cli: click.Group) -> None:
     @cli.command("demo")
     @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),
                   help="Where to put the demo site and logs (default: a temporary directory).")
-    @click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
-    @click.option("--jobs", type=click.IntRange(1, 1000), default=12, show_default=True)
+    @click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True, help="Workers (volunteers' hosts) to start.")
+    @click.option("--jobs", type=click.IntRange(1, 1000), default=12, show_default=True, help="Jobs in the demo's batch.")
     @click.option("--chain/--no-chain", default=True, show_default=True,
                   help="End with a vanity address paid in RLC on the embedded chain, delivered by the oracle.")
     def demo(root, workers, jobs, chain):

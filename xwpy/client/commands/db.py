@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from xwpy.client.context import fail
+from xwpy.client.context import JSON_HELP, emit, fail
 
 SITE = click.option("--site", "site_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                     help="The site directory (its xwpy.toml names the catalog).")
@@ -30,7 +30,8 @@ def register(cli: click.Group) -> None:
 
     @db.command("current")
     @SITE
-    def current(site_dir):
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def current(site_dir, as_json):
         """Print the catalog's schema revision and whether this xwpy can run on it (exit 1 if not)."""
         from xwpy.server.catalog import revision
 
@@ -42,13 +43,15 @@ def register(cli: click.Group) -> None:
         finally:
             engine.dispose()
         problem = revision.verdict(state.current, state.head, revision.known(), str(site_dir))
-        click.echo(f"{state.current or 'none'} (this xwpy's: {state.head})")
+        emit({"current": state.current, "head": state.head, "problem": problem}, as_json,
+             f"{state.current or 'none'} (this xwpy's: {state.head})")
         if problem:
             fail(problem)
 
     @db.command("upgrade")
     @SITE
-    def upgrade(site_dir):
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def upgrade(site_dir, as_json):
         """Upgrade the catalog's schema to this xwpy's (stop the coordinator and back the catalog up first)."""
         from xwpy.server.catalog import revision
 
@@ -61,7 +64,7 @@ def register(cli: click.Group) -> None:
             fail(f"the upgrade failed: {type(e).__name__}: {e}")
         finally:
             engine.dispose()
-        for step in applied:
-            click.echo(f"applied {step}")
         head = revision.head()
-        click.echo(f"catalog at revision {head}" + (f" (was {before})" if applied else ", nothing to do"))
+        emit({"before": before, "applied": list(applied), "head": head}, as_json,
+             "".join(f"applied {step}\n" for step in applied)
+             + f"catalog at revision {head}" + (f" (was {before})" if applied else ", nothing to do"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import tempfile
@@ -15,7 +16,8 @@ from xwpy import archive
 from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
 from xwpy.client.api import Client, ClientError
-from xwpy.client.context import Settings, emit, fail, one_line, pass_settings, table
+from xwpy.client.context import JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, table, usage
+from xwpy.client.exits import Exit
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 FINAL = FINAL_NAMES
@@ -79,11 +81,11 @@ def register(cli: click.Group) -> None:
     @click.option("-f", "--file", "job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Submit many jobs: a JSON array, or JSON lines, of {app, args, inputs: {NAME: FILE|SHA256}, ...}.")
     @click.option("--batch", help="Name the batch, to follow or cancel it as one.")
-    @click.option("--replication", type=click.IntRange(1, 32))
-    @click.option("--quorum", type=click.IntRange(1, 32))
-    @click.option("--max-replicas", type=click.IntRange(1, 256))
-    @click.option("--max-errors", type=click.IntRange(1, 256))
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--replication", type=click.IntRange(1, 32), help="Replicas per job (default: the app's).")
+    @click.option("--quorum", type=click.IntRange(1, 32), help="Agreeing results that certify (default: the app's).")
+    @click.option("--max-replicas", type=click.IntRange(1, 256), help="Most replicas a job may use before it errs.")
+    @click.option("--max-errors", type=click.IntRange(1, 256), help="Failed replicas after which a job is in ERROR.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def submit(s: Settings, app, args, inputs, job_file, batch, replication, quorum, max_replicas, max_errors, as_json):
         """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), or a batch with --file."""
@@ -93,7 +95,7 @@ def register(cli: click.Group) -> None:
         specs = []
         if job_file is not None:
             if app or args:
-                fail("give either APP [ARGS] or --file, not both")
+                usage("give either APP [ARGS] or --file, not both")
             for i, item in enumerate(read_job_file(job_file)):
                 spec = {k: v for k, v in item.items() if k != "inputs"}
                 raw_inputs = item.get("inputs", {})
@@ -108,12 +110,12 @@ def register(cli: click.Group) -> None:
                 specs.append(spec)
         else:
             if not app:
-                fail("give APP [ARGS] or --file")
+                usage("give APP [ARGS] or --file")
             refs = []
             for text in inputs:
                 name, sep, value = text.partition("=")
                 if not sep or not name:
-                    fail(f"--input {text!r}: expected NAME=FILE|SHA256")
+                    usage(f"--input {text!r}: expected NAME=FILE|SHA256")
                 refs.append(resolver.resolve(name, value))
             specs.append({"app": app, "args": list(args), "inputs": refs, **{k: v for k, v in policy.items() if v is not None}})
         if not specs:
@@ -127,11 +129,12 @@ def register(cli: click.Group) -> None:
     @cli.command("status")
     @click.argument("job_id", type=int, required=False)
     @click.option("--batch", help="Only this batch.")
-    @click.option("--status", "status", type=click.Choice([s.value for s in JobStatus]))
-    @click.option("--watch", is_flag=True, help="Wait until the job (or every job listed) is final; exit 3 if one "
-                  "ended in ERROR, 4 if cancelled.")
-    @click.option("--timeout", type=click.FloatRange(0), default=0, help="With --watch: give up after this many seconds (exit 2).")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--status", "status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this status.")
+    @click.option("--watch", is_flag=True, help=f"Wait until the job (or every job listed) is final; exit "
+                  f"{Exit.JOB_ERROR:d} if one ended in ERROR, {Exit.JOB_CANCELLED:d} if cancelled.")
+    @click.option("--timeout", type=Duration(), default=None,
+                  help=f"With --watch: give up after this long (90s, 2h; exit {Exit.TIMED_OUT:d}).")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def status(s: Settings, job_id, batch, status, watch, timeout, as_json):
         """Show a job, or list jobs (filter by --batch / --status)."""
@@ -142,9 +145,9 @@ def register(cli: click.Group) -> None:
                 emit(job, True)
                 return
             if watch:
-                job = _watch_job(client, job_id, timeout)
+                job = _watch_job(client, job_id, timeout or 0)
                 if job is None:
-                    sys.exit(2)
+                    sys.exit(Exit.TIMED_OUT)
             else:
                 job = client.job(job_id)
             if as_json:
@@ -155,7 +158,7 @@ def register(cli: click.Group) -> None:
                 sys.exit(_exit_status([job["status"]]))
             return
         if watch:
-            sys.exit(_watch(client, batch, timeout))
+            sys.exit(_watch(client, batch, timeout or 0))
         jobs = list(client.jobs(batch=batch, status=status))
         emit(jobs, as_json, table(
             [[j["id"], j["app"], j["batch"] or "", j["status"],
@@ -165,10 +168,12 @@ def register(cli: click.Group) -> None:
 
     @cli.command("why")
     @click.argument("job_id", type=int)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
-    def why(s: Settings, job_id):
+    def why(s: Settings, job_id, as_json):
         """Say why a job is not running, or not certified yet (the scheduler's own reason)."""
-        click.echo(why_text(s.client().job(job_id)))
+        job = s.client().job(job_id)
+        emit({"id": job["id"], "status": job["status"], "why": why_text(job)}, as_json, why_text(job))
 
     @cli.command("result")
     @click.argument("job_id", type=int)
@@ -200,22 +205,24 @@ def register(cli: click.Group) -> None:
 
     @cli.command("cancel")
     @click.argument("job_ids", type=int, nargs=-1)
-    @click.option("--batch")
+    @click.option("--batch", help="Cancel every job of this batch.")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
-    def cancel(s: Settings, job_ids, batch):
+    def cancel(s: Settings, job_ids, batch, as_json):
         """Cancel jobs (their running replicas are aborted)."""
         if not job_ids and not batch:
-            fail("give job ids or --batch")
+            usage("give job ids or --batch")
         done = s.client().cancel(list(job_ids), batch)
-        click.echo(f"cancelled {len(done)} job{'' if len(done) == 1 else 's'}")
+        emit({"cancelled": done}, as_json, f"cancelled {len(done)} job{'' if len(done) == 1 else 's'}")
 
 
-EXIT_ERROR, EXIT_CANCELLED = 3, 4
 
 
 def _exit_status(statuses) -> int:
     statuses = set(statuses)
-    return EXIT_ERROR if JobStatus.ERROR.value in statuses else EXIT_CANCELLED if JobStatus.CANCELLED.value in statuses else 0
+    if JobStatus.ERROR.value in statuses:
+        return Exit.JOB_ERROR
+    return Exit.JOB_CANCELLED if JobStatus.CANCELLED.value in statuses else Exit.OK
 
 
 def _note(replica: dict) -> str:
@@ -302,6 +309,11 @@ def _stalled_line(client: Client, batch: str | None) -> str:
     return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
 
 
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
 def _watch(client: Client, batch: str | None, timeout: float) -> int:
     start = time.monotonic()
     counts = client.summary(batch)
@@ -309,7 +321,10 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
     if total == 0:
         click.echo("no jobs")
         return 0
-    with click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) as bar:
+    # A bar only on a terminal: in a log or a pipe it would be a stray "jobs" label.
+    bar_or_not = (click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) if sys.stderr.isatty()
+                  else contextlib.nullcontext(_NoBar()))
+    with bar_or_not as bar:
         shown = 0
         progressed = time.monotonic()
         said = ""
@@ -324,7 +339,7 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
                 break
             if timeout and time.monotonic() - start > timeout:
                 click.echo(f"\ntimed out: {counts}", err=True)
-                return 2
+                return Exit.TIMED_OUT
             if time.monotonic() - progressed > STALL_SECONDS:
                 progressed = time.monotonic()
                 line = _stalled_line(client, batch)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
-from xwpy.client.context import Settings, emit, fail, pass_settings
+from xwpy.client.context import JSON_HELP, Settings, emit, fail, pass_settings
+from xwpy.client.exits import Exit
+
+LEVEL_COLORS = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
 def _site(s: Settings, site_dir: Path | None) -> Path:
@@ -24,7 +27,7 @@ def register(cli: click.Group) -> None:
     @cli.command("doctor")
     @click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=Path),
                   help="The site directory (default: the global --site).")
-    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def doctor(s: Settings, site_dir, as_json):
         """Check a site: certificates, catalog, blob store, running coordinator, clock, chain.
@@ -33,8 +36,10 @@ def register(cli: click.Group) -> None:
         from xwpy.server.doctor import FAIL, examine
 
         findings = examine(_site(s, site_dir))
-        emit([dataclasses.asdict(f) for f in findings], as_json, "\n".join(f.line() for f in findings))
-        sys.exit(1 if any(f.level == FAIL for f in findings) else 0)
+        # The verdict word in colour on a terminal (click drops it in a pipe, or with NO_COLOR).
+        lines = [click.style(f.line()[:4], fg=LEVEL_COLORS[f.level], bold=True) + f.line()[4:] for f in findings]
+        emit([dataclasses.asdict(f) for f in findings], as_json, "\n".join(lines))
+        sys.exit(Exit.FAILED if any(f.level == FAIL for f in findings) else Exit.OK)
 
     @cli.group("cert")
     def cert():
@@ -43,13 +48,15 @@ def register(cli: click.Group) -> None:
     @cert.command("renew")
     @click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=Path),
                   help="The site directory (default: the global --site).")
-    @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True)
+    @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity of the new certificate.")
     @click.option("--name", "extra", multiple=True, help="Another host name or address to put in it (repeatable).")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
-    def renew(s: Settings, site_dir, days, extra):
+    def renew(s: Settings, site_dir, days, extra, as_json):
         """Sign a new server certificate with the site CA, for the names of the old one (and
         [coordinator] public_host). Workers and users keep their CA file; restart the coordinator."""
         from xwpy.site import renew_server_cert
 
         names = renew_server_cert(_site(s, site_dir), days=days, extra_names=extra)
-        click.echo(f"new server certificate for {', '.join(names)}, valid {days} days: restart the coordinator")
+        emit({"names": names, "days": days}, as_json,
+             f"new server certificate for {', '.join(names)}, valid {days} days: restart the coordinator")
