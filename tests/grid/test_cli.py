@@ -136,3 +136,22 @@ def test_wrong_ca_or_token(cli_grid, tmp_path):
     cmd = [sys.executable, "-m", "xwpy", "--url", grid.url, "--token", alice, "--ca", str(tmp_path / "other.pem"), "status"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=60)
     assert r.returncode == Exit.UNREACHABLE and "certificate" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_sweep_of_arguments_and_inputs(cli_grid, tmp_path):
+    grid, alice = cli_grid
+    run(grid, alice, "app", "register", "echo", "--replication", "1", "--quorum", "1", "--",
+        "{python}", "-c", "import sys; print(*sys.argv[1:], open('data').read().strip())", "{args}")
+    for c in "xy":
+        (tmp_path / f"{c}.txt").write_text(f"file-{c}\n")
+    (tmp_path / "files").write_text(f"{tmp_path / 'x.txt'}\n{tmp_path / 'y.txt'}\n")
+    out = json.loads(run(grid, alice, "submit", "echo", "--sweep", "n=1..3", "--sweep", f"f=@{tmp_path / 'files'}",
+                         "-i", "data={f}", "--json", "--", "n={n}").stdout)
+    assert len(out["ids"]) == 6 and out["batch"].startswith("sweep-")
+    run(grid, alice, "status", "--batch", out["batch"], "--watch", "--timeout", "120")
+    outputs = [run(grid, alice, "result", str(i)).stdout for i in out["ids"]]
+    assert outputs == [f"n={n} file-{c}\n" for n in (1, 2, 3) for c in "xy"]  # in the order of the product
+    # A sweep whose name appears nowhere is a usage error, and nothing is submitted.
+    r = run(grid, alice, "submit", "echo", "--sweep", "n=1..3", "--", "constant", check=False)
+    assert r.returncode == Exit.USAGE and "{n} appears in no argument" in r.stderr, r.stderr
+    assert len(json.loads(run(grid, alice, "status", "--json").stdout)) == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ import click
 from xwpy import archive
 from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
+from xwpy.client import sweep
 from xwpy.client.api import Client, ClientError
 from xwpy.client.context import JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, table, usage
 from xwpy.client.exits import Exit
@@ -80,15 +82,28 @@ def register(cli: click.Group) -> None:
                   help="Stage a file (uploaded) or existing data as NAME in the job's directory.")
     @click.option("-f", "--file", "job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Submit many jobs: a JSON array, or JSON lines, of {app, args, inputs: {NAME: FILE|SHA256}, ...}.")
-    @click.option("--batch", help="Name the batch, to follow or cancel it as one.")
+    @click.option("--sweep", "sweeps", multiple=True, metavar="NAME=A..B[:STEP]|x,y|@FILE",
+                  help="One job per value (per combination, with several): {NAME} in ARGS and -i is replaced.")
+    @click.option("--batch", help="Name the batch, to follow or cancel it as one (a sweep gets one if not).")
     @click.option("--replication", type=click.IntRange(1, 32), help="Replicas per job (default: the app's).")
     @click.option("--quorum", type=click.IntRange(1, 32), help="Agreeing results that certify (default: the app's).")
     @click.option("--max-replicas", type=click.IntRange(1, 256), help="Most replicas a job may use before it errs.")
     @click.option("--max-errors", type=click.IntRange(1, 256), help="Failed replicas after which a job is in ERROR.")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
-    def submit(s: Settings, app, args, inputs, job_file, batch, replication, quorum, max_replicas, max_errors, as_json):
-        """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), or a batch with --file."""
+    def submit(s: Settings, app, args, inputs, job_file, sweeps, batch, replication, quorum, max_replicas, max_errors,
+               as_json):
+        """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), a sweep of them
+        (--sweep), or a batch with --file."""
+        if sweeps and job_file is not None:
+            usage("give --sweep or --file, not both")
+        try:
+            axes = [sweep.parse_axis(spec) for spec in sweeps]
+            combos = list(sweep.combinations(axes, [*args, *inputs])) if axes else [{}]
+        except sweep.SweepError as e:
+            usage(str(e))
+        if axes and batch is None:
+            batch = f"sweep-{secrets.token_hex(4)}"
         client = s.client()
         resolver = InputResolver(client)
         policy = {"replication": replication, "quorum": quorum, "max_replicas": max_replicas, "max_errors": max_errors}
@@ -111,20 +126,23 @@ def register(cli: click.Group) -> None:
         else:
             if not app:
                 usage("give APP [ARGS] or --file")
-            refs = []
             for text in inputs:
-                name, sep, value = text.partition("=")
+                name, sep, _ = text.partition("=")
                 if not sep or not name:
                     usage(f"--input {text!r}: expected NAME=FILE|SHA256")
-                refs.append(resolver.resolve(name, value))
-            specs.append({"app": app, "args": list(args), "inputs": refs, **{k: v for k, v in policy.items() if v is not None}})
+            for values in combos:
+                refs = [resolver.resolve(*sweep.fill(text, values).split("=", 1)) for text in inputs]
+                specs.append({"app": app, "args": [sweep.fill(a, values) for a in args], "inputs": refs,
+                              **{k: v for k, v in policy.items() if v is not None}})
         if not specs:
             fail("no jobs to submit")
         ids: list[int] = []
         for start in range(0, len(specs), 5000):
             ids += client.submit(specs[start:start + 5000], batch=batch, retry_seconds=60)
-        emit({"ids": ids, "batch": batch}, as_json,
-             "\n".join(str(i) for i in ids) if len(ids) <= 20 else f"submitted {len(ids)} jobs ({ids[0]}..{ids[-1]})")
+        text = "\n".join(str(i) for i in ids) if len(ids) <= 20 else f"submitted {len(ids)} jobs ({ids[0]}..{ids[-1]})"
+        if axes:
+            text += f"\nbatch {batch}: follow it with  xwpy status --batch {batch} --watch"
+        emit({"ids": ids, "batch": batch}, as_json, text)
 
     @cli.command("status")
     @click.argument("job_id", type=int, required=False)
