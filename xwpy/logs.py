@@ -77,6 +77,60 @@ _ACCESS_FORMAT = "{method} {path} {status} {ms} ms {caller}"
 _LEVEL_UUID = "02e59486-f24d-46ad-8224-3acdf2a5732a"  # twisted.logger's JSON tag for a LogLevel
 
 
+class JobLog:
+    """One line per job state change once committed, written as :class:`AccessLog` writes its
+    own: ``job 12 COMPLETED``; consecutive jobs that change to the same status together (a batch
+    submitted, cancelled) share a line, ``jobs 100-4099 PENDING``."""
+
+    NAMESPACE = "xwpy.jobs"
+
+    def __init__(self, stream: TextIO | None = None, fmt: str = "text", clock: Callable[[], float] = time.time):
+        self._stream, self._json, self._clock = stream, fmt == "json", clock
+        self._second, self._stamp = -1, ""
+
+    def changes(self, ch) -> None:
+        """A committed scheduler change (the dispatcher's ``on_commit`` listener)."""
+        for first, last, status in status_runs(ch):
+            self.record(first, last, status)
+
+    def record(self, first: int, last: int, status: str) -> None:
+        now = self._clock()
+        if self._json:
+            line = json.dumps({"log_namespace": self.NAMESPACE, "log_level": {"name": "info", "__class_uuid__": _LEVEL_UUID},
+                               "log_time": now, "first": first, "last": last, "status": status,
+                               "log_format": _JOB_FORMAT}) + "\n"
+        else:
+            if int(now) != self._second:
+                self._second, self._stamp = int(now), formatTime(now)
+            jobs = f"job {first}" if first == last else f"jobs {first}-{last}"
+            line = f"{self._stamp} [{self.NAMESPACE}#info] {jobs} {status}\n"
+        (self._stream or sys.stderr).write(line)
+
+
+_JOB_FORMAT = "jobs {first}-{last} {status}"
+
+
+def status_runs(ch) -> list[tuple[int, int, str]]:
+    """The job state changes in a scheduler change (new jobs, updated statuses) as runs of
+    consecutive job ids going to one status: (first, last, status), by id."""
+    statuses = {row["id"]: row["status"] for row in ch.jobs_new}
+    statuses.update((job_id, fields["status"]) for job_id, fields in ch.jobs.items() if "status" in fields)
+    runs: list[tuple[int, int, str]] = []
+    for job_id in sorted(statuses):
+        status = str(getattr(statuses[job_id], "value", statuses[job_id]))
+        if runs and runs[-1][1] == job_id - 1 and runs[-1][2] == status:
+            runs[-1] = (runs[-1][0], job_id, status)
+        else:
+            runs.append((job_id, job_id, status))
+    return runs
+
+
+def job_log() -> JobLog | None:
+    """The job log to the stream and format ``start_logging`` chose; None below info level."""
+    stream, fmt, level = _output
+    return JobLog(stream, fmt) if LEVELS[level] <= LogLevel.info else None
+
+
 def access_log() -> AccessLog | None:
     """The access log to the stream and format ``start_logging`` chose; None below info level."""
     stream, fmt, level = _output

@@ -247,6 +247,14 @@ def test_access_log_names_callers_never_tokens(grid, fmt):
             ("POST", 200, "alice"), ("GET", 200, "alice"), ("GET", 401, "-")}
         assert any(e["caller"].startswith("vol/host ") and e["path"] == "/api/v1/work/request" for e in access)
         assert all(isinstance(e["ms"], float) and e["ms"] >= 0 for e in access)
+        # and one event per state change of the job, once committed
+        # (RUNNING may be committed with COMPLETED, as one step, when the result comes first)
+        changes = [(e["first"], e["last"], e["status"]) for e in events if e.get("log_namespace") == "xwpy.jobs"]
+        assert changes in ([(jid, jid, s) for s in ("PENDING", "RUNNING", "COMPLETED")],
+                           [(jid, jid, s) for s in ("PENDING", "COMPLETED")])
     else:
         assert "POST /api/v1/jobs 200 " in log and " ms alice" in log
         assert " 401 " in log
+        changes = [line.split("] ", 1)[1] for line in log.splitlines() if "[xwpy.jobs#info]" in line]
+        assert changes in ([f"job {jid} {s}" for s in ("PENDING", "RUNNING", "COMPLETED")],
+                           [f"job {jid} {s}" for s in ("PENDING", "COMPLETED")])

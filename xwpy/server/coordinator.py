@@ -20,7 +20,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web import server
 
-from xwpy import pki, protocol
+from xwpy import logs, pki, protocol
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
 from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
@@ -99,6 +99,9 @@ class Coordinator(service.MultiService):
             spot_check=cfg.scheduler.spot_check,
         )
         self.dispatcher.setServiceParent(self)
+        jobs_log = logs.job_log()  # one line per job state change, once committed
+        if jobs_log is not None:
+            self.dispatcher.on_commit(jobs_log.changes)
         await self.dispatcher.start()
         self.grid = Grid(config=cfg, reactor=self.reactor, catalog=self.catalog, blobs=self.blobs,
                          directory=self.directory, dispatcher=self.dispatcher)

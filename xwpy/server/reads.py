@@ -10,8 +10,8 @@ So:
   (the job, one of its replicas, or a new replica of it); a read that began before a change was
   committed is not kept, whatever it saw;
 * the counts of jobs by status (``GET /jobs/summary``, the dashboards) are kept until a change adds
-  jobs or changes a status, and the valid results by host (the host lists) until one changes a
-  replica's validation: each answer is stamped with the version its read began under and serves
+  or updates jobs, and the valid results by host (the host lists) until one updates replicas: each
+  answer is stamped with the version its read began under and serves
   only while that is the latest (:class:`xwpy.server.fresh.Fresh`, which also shares one read
   between the requests that arrive while it runs).
 
@@ -47,8 +47,8 @@ class Reads:
         self._job_of_replica: dict[int, int] = {}  # the replicas of the jobs kept
         self._answers: dict[int, Any] = {}  # a kept job's answer, made once (final jobs: it is fixed)
         self._epoch = 0  # bumped by every committed change of jobs or replicas
-        self.statuses = Version(reactor)  # jobs added or a job's status changed
-        self.validations = Version(reactor)  # a replica's validation changed
+        self.statuses = Version(reactor)  # jobs added or updated
+        self.validations = Version(reactor)  # replicas updated
         self._counts = Fresh(self.statuses, max_age=FOREVER)
         self._done = Fresh(self.validations, max_age=FOREVER)
         self.hits = self.misses = 0
@@ -102,15 +102,21 @@ class Reads:
             self.statuses.version += 1
             self.validations.version += 1
             return
-        touched = set(ch.jobs)
-        touched.update(row["id"] for row in ch.jobs_new)
-        touched.update(row["job_id"] for row in ch.replicas_new)
-        touched.update(j for r in ch.replicas if (j := self._job_of_replica.get(r)) is not None)
-        for job_id in touched:
-            self._drop(job_id)
-        if ch.jobs_new or any("status" in fields for fields in ch.jobs.values()):
+        if self._jobs:  # (under dispatch load most commits touch no job kept: cost them little)
+            touched = set(ch.jobs)
+            touched.update(row["id"] for row in ch.jobs_new)
+            touched.update(row["job_id"] for row in ch.replicas_new)
+            if len(ch.replicas) <= len(self._job_of_replica):
+                touched.update(j for r in ch.replicas if (j := self._job_of_replica.get(r)) is not None)
+            else:
+                touched.update(j for r, j in self._job_of_replica.items() if r in ch.replicas)
+            for job_id in touched:
+                self._drop(job_id)
+        # Coarser than it could be (not every update of a job changes its status, nor of a replica
+        # its validation), and cheap: a count is read again at most once per change, when asked.
+        if ch.jobs_new or ch.jobs:
             self.statuses.version += 1
-        if any("validation" in fields for fields in ch.replicas.values()):
+        if ch.replicas:
             self.validations.version += 1
 
     def _keep(self, job: Job) -> None:
