@@ -59,6 +59,7 @@ MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
 MAX_RUN_SECONDS = 7 * 24 * 3600  # a replica's wall-clock and CPU limits
 MAX_HEARTBEAT = 3600.0  # seconds between a worker's heartbeats
 MAX_LEASE = 86400.0  # seconds a lease may last
+MAX_TIME = 2.0**37  # seconds since the epoch (the year 6325): a token's expiry
 
 
 class ProtocolError(ValueError):
@@ -293,6 +294,16 @@ class NewUser:
     login: str = field(Name)
     role: str = field(OneOf(*ROLES), default="user")
     group: str = field(Str(64, pattern=GROUP_RE, what="group name"), default="")
+    # When its token stops working (seconds since the epoch; None: never). A time in the past
+    # makes an account whose token is already refused.
+    expires_at: float | None = field(Optional(Float(0, MAX_TIME)), default=None)
+
+
+@message
+class NewToken:
+    """A user's token rotated: the new one's expiry (None: never)."""
+
+    expires_at: float | None = field(Optional(Float(0, MAX_TIME)), default=None)
 
 
 @message
@@ -302,6 +313,8 @@ class UserInfo:
     role: str = field(OneOf(*ROLES))
     group: str = field(Str(64))
     token: str | None = field(Optional(Str(128)), default=None)
+    disabled: bool = field(Bool(), default=False)
+    expires_at: float | None = field(Optional(Float(0, MAX_TIME)), default=None)
 
 
 # -- apps ------------------------------------------------------------------------------------------

@@ -205,3 +205,17 @@ def test_a_catalog_of_the_first_release_upgrades_keeping_every_row_and_its_jobs_
         bob.get_data(digests["input"], tmp_path / "stolen")
     assert getattr(refused.value, "status", 0) == 404
     wait_for(lambda: len(admin.hosts()) == 2, 30, "the new host")
+    # Its tokens (hashed since the first release: migration 0018 has nothing to convert) have no
+    # expiry, and the accounts and hosts are managed as any: rotated, revoked, refused at once.
+    assert {(u["login"], u["expires_at"], u["disabled"]) for u in admin.users()} == {
+        (login, None, False) for login in ("admin", "alice", "bob", "vol")}
+    old_host = grid.client(tok["host"])
+    assert old_host.call("POST", "/work/alive", {"held": []})["abort"] == []
+    admin.revoke_host(1)
+    with pytest.raises(Exception) as refused:
+        old_host.call("POST", "/work/alive", {"held": []})
+    assert (refused.value.status, refused.value.code) == (401, "revoked")
+    bob_new = admin.rotate_token("bob")["token"]
+    with pytest.raises(Exception) as refused:
+        bob.me()
+    assert refused.value.status == 401 and grid.client(bob_new).me()["login"] == "bob"

@@ -4,9 +4,10 @@ What is not allowed is refused (401 without a valid token, 403 for the wrong rol
 user's object — which, as far as you know, does not exist; 400 for a submission naming another
 user's private app), and no response carries another user's objects.
 
-Tokens neither expire nor can be revoked through the API (a user row has a ``disabled`` flag that
-the coordinator honours, but nothing sets it but SQL and it is read at start), so the token roles
-are forged and malformed ones.
+Three more roles hold tokens that were good and are no longer: an account whose token expired
+(created with an expiry in the past), a disabled account, and a revoked host. Each gets 401 on
+every route that takes a token, its JSON body saying which (``expired``, ``disabled``,
+``revoked``). Disabling, enabling, rotating and revoking are routes of the matrix too.
 
 And TLS only: plain HTTP to the HTTPS port gets no answer from the API, and a worker refuses a
 coordinator its CA does not vouch for, without sending its token. (The CLI's wrong-CA error is
@@ -37,7 +38,8 @@ from xwpy.server.directory import Directory
 
 pytestmark = pytest.mark.slow
 
-ROLES = ("admin", "alice", "bob", "worker", "host", "anonymous", "forged")
+ROLES = ("admin", "alice", "bob", "worker", "host", "anonymous", "forged", "expired", "disabled", "revoked")
+SPENT = {"expired": "expired", "disabled": "disabled", "revoked": "revoked"}  # role -> the refusal's code
 # Who owns what: these strings are in alice's objects (app command, job args, data name) and in the
 # name of the worker account's host; no one else may ever see them.
 ALICE_SECRETS = ("alice-secret-arg", "alicesecretdata.txt", "alice-private-app-cmd")
@@ -56,7 +58,7 @@ class Entry:
 
 def statuses(ok=(), **refused) -> dict[str, int]:
     """``ok`` roles get 200; every other role the status given (401 for nobody and forged tokens)."""
-    out = {"anonymous": 401, "forged": 401}
+    out = {"anonymous": 401, "forged": 401, **{role: 401 for role in SPENT}}
     for role in ok:
         out[role] = 200
     for role, status in refused.items():
@@ -77,6 +79,11 @@ def matrix(ids) -> list[Entry]:
         Entry("GET", "/users/me", "/users/me", statuses(ok=USERS, host=403)),
         Entry("GET", "/users", "/users", statuses(ok=("admin",), **f403)),
         Entry("POST", "/users", "/users", statuses(ok=("admin",), **f403), {"login": "new-{role}"}, per_role=True),
+        # carol is disabled then enabled again, and her token rotated: an admin's doing (a user
+        # rotates their own token only: tests/grid/test_tokens.py).
+        Entry("POST", "/users/{login}/disable", "/users/carol/disable", statuses(ok=("admin",), **f403)),
+        Entry("POST", "/users/{login}/enable", "/users/carol/enable", statuses(ok=("admin",), **f403)),
+        Entry("POST", "/users/{login}/token", "/users/carol/token", statuses(ok=("admin",), **f403), {}),
         Entry("POST", "/apps", "/apps", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
               {"name": "app-of-{role}", "command": ["true"]}, per_role=True),
         Entry("GET", "/apps", "/apps", statuses(ok=USERS, host=403)),
@@ -111,6 +118,9 @@ def matrix(ids) -> list[Entry]:
         Entry("POST", "/jobs/cancel", "/jobs/cancel", statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
               {"ids": [ids.cancel_job]}),
         Entry("GET", "/hosts", "/hosts", statuses(ok=USERS, host=403)),
+        # The worker account's spare host: revoked by an admin, then (again: no change) by its owner.
+        Entry("POST", "/hosts/{host_id:int}/revoke", f"/hosts/{ids.spare_host}/revoke",
+              statuses(ok=("admin", "worker"), alice=404, bob=404, host=403)),
         Entry("GET", "/stats", "/stats", statuses(ok=("admin",), **f403)),
         # This site runs no oracle: an admin learns so (404 no_oracle), the others are refused first.
         Entry("GET", "/chain/tasks/{task:int}", "/chain/tasks/1", statuses(admin=404, **f403)),
@@ -162,6 +172,7 @@ class Site:
     alice_job: int = 0
     certified_job: int = 0
     cancel_job: int = 0
+    spare_host: int = 0
 
 
 def build_site(grid) -> Site:
@@ -183,8 +194,18 @@ def build_site(grid) -> Site:
     ], batch="alice-batch")
     host = grid.client(vol).call("POST", "/work/register", {"name": "vol-secret-host", "cpus": 1, "memory": 1 << 30})
     forged = "xwu_" + hashlib.sha256(os.urandom(16)).hexdigest()[:43]
+    admin = grid.client()
+    grid.user("carol")
+    expired = admin.add_user("expired", expires_at=time.time() - 1)["token"]
+    disabled = grid.user("disabled")
+    admin.set_disabled("disabled", True)
+    revoked = grid.client(vol).call("POST", "/work/register", {"name": "vol-revoked-host", "cpus": 1, "memory": 1 << 30})
+    admin.revoke_host(revoked["host_id"])
+    spare = grid.client(vol).call("POST", "/work/register", {"name": "vol-spare-host", "cpus": 1, "memory": 1 << 30})
     s = Site({"admin": grid.admin_token, "alice": alice.endpoint.token, "bob": bob, "worker": vol,
-              "host": host["token"], "anonymous": None, "forged": forged})
+              "host": host["token"], "anonymous": None, "forged": forged, "expired": expired, "disabled": disabled,
+              "revoked": revoked["token"]})
+    s.spare_host = spare["host_id"]
     s.alice_data = alice_data
     [s.alice_job, s.cancel_job] = alice_jobs
     # A certified job of alice's, by the host acting by hand: pull it, report a result inline.
@@ -271,6 +292,8 @@ def test_rights_matrix(grid, ledger):
             if status >= 400:
                 err = json.loads(text)
                 assert set(err) >= {"error", "message"}, (role, e.url, text)
+                if role in SPENT and status == 401 and err["error"] != SPENT[role]:
+                    failures.append(f"{role:9} {e.method} {e.url}: refused as {err['error']!r}, not {SPENT[role]!r}")
 
     # Malformed and forged Authorization headers, on every route that takes a token.
     for e in entries:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from xwpy import pki
 from xwpy.backoff import Backoff
@@ -175,8 +175,18 @@ class Client:
     def me(self) -> dict:
         return self.call("GET", "/users/me")
 
-    def add_user(self, login: str, role: str = "user", group: str = "") -> dict:
-        return self.call("POST", "/users", {"login": login, "role": role, "group": group})
+    def add_user(self, login: str, role: str = "user", group: str = "", expires_at: float | None = None) -> dict:
+        return self.call("POST", "/users", {"login": login, "role": role, "group": group, "expires_at": expires_at})
+
+    def set_disabled(self, login: str, disabled: bool) -> dict:
+        return self.call("POST", f"/users/{quote(login, safe='')}/{'disable' if disabled else 'enable'}")
+
+    def rotate_token(self, login: str, expires_at: float | None = None) -> dict:
+        """A new token for ``login`` (in ``["token"]``); the old one is refused from now on."""
+        return self.call("POST", f"/users/{quote(login, safe='')}/token", {"expires_at": expires_at})
+
+    def revoke_host(self, host_id: int) -> dict:
+        return self.call("POST", f"/hosts/{host_id}/revoke")
 
     def users(self) -> list[dict]:
         return self.call("GET", "/users")["users"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,6 +31,11 @@ class Settings:
         for name in self.from_env:
             setattr(self, name, None)
         self.from_env = set()
+
+    @property
+    def site_token(self) -> bool:
+        """The token in use is the site's admin.token (``--site`` and no token given)."""
+        return self.site is not None and not self.token
 
     def client(self) -> Client:
         if self._client is None:
@@ -128,3 +134,32 @@ class Size(click.ParamType):
         if n < self.minimum:
             self.fail(f"{value!r} is less than {format_size(self.minimum)}", param, ctx)
         return n
+
+
+class Expiry(click.ParamType):
+    """When a token stops working: a duration from now (90d, 12h) or a UTC date or time
+    (2027-03-01, 2027-03-01T12:00); seconds since the epoch."""
+
+    name = "expiry"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        import datetime as dt
+
+        text = str(value).strip()
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                return time.time() + Duration().convert(text, param, ctx)
+            except click.BadParameter:
+                self.fail(f"{value!r} is neither a duration (90d, 12h) nor a UTC date (2027-03-01)", param, ctx)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return when.timestamp()
+
+
+def when(t: float | None) -> str:
+    """A token's expiry as a table shows it."""
+    return "never" if t is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))

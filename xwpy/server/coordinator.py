@@ -44,7 +44,7 @@ class Coordinator(service.MultiService):
         super().__init__()
         self.config = config
         self.reactor = reactor
-        self.directory = Directory()
+        self.directory = Directory(reactor.seconds)
         self.catalog: Catalog | None = None
         self.blobs: BlobStore | None = None
         self.dispatcher: Dispatcher | None = None

@@ -24,6 +24,13 @@ class BadRequest(GridError):
     code = "bad_request"
 
 
+class Unauthorized(GridError):
+    """A token that was issued and may no longer be used: ``code`` is ``expired``, ``disabled`` or
+    ``revoked``."""
+
+    code = "unauthorized"
+
+
 class NotFound(GridError):
     """No such thing — or nothing the caller may see (another user's job does not exist to them)."""
 
@@ -71,4 +78,4 @@ class Unavailable(GridError):
 
 
 __all__ = ["BadRequest", "Conflict", "DigestMismatch", "Forbidden", "Gone", "GridError", "NotFound", "TooLarge",
-           "TooMany", "Unavailable"]
+           "TooMany", "Unauthorized", "Unavailable"]

@@ -94,14 +94,15 @@ class Grid:
     def principal(self, token: str) -> Principal | None:
         return self.directory.principal(token)
 
-    async def add_user(self, login: str, role: str, group: str) -> tuple[User, str]:
-        """A new account and its token (shown this once; only its hash is kept)."""
+    async def add_user(self, login: str, role: str, group: str, expires: float | None = None) -> tuple[User, str]:
+        """A new account and its token (shown this once; only its hash is kept), valid until
+        ``expires`` (None: no expiry)."""
         if login in self.directory.logins:
             raise Conflict(f"user {login!r} exists", "login")
         token = tokens.new_token("xwu")
         try:
             user = await self.catalog.users.add(login=login, role=role, group=group,
-                                                token_hash=tokens.token_hash(token), now=self.now())
+                                                token_hash=tokens.token_hash(token), now=self.now(), expires=expires)
         except IntegrityError:
             raise Conflict(f"user {login!r} exists", "login") from None
         self.directory.add_user(user)
@@ -110,6 +111,50 @@ class Grid:
 
     def user(self, login: str) -> User | None:
         return self.directory.logins.get(login)
+
+    def _account(self, caller: User, login: str) -> User:
+        """The account ``login``, which ``caller`` may manage (their own; any, for an admin)."""
+        user = self.directory.logins.get(login)
+        if user is None or not (caller.admin or user.id == caller.id):
+            if caller.admin or user is None:
+                raise NotFound.of(f"user {login!r}")
+            raise Forbidden("only an admin manages another user's account")
+        return user
+
+    async def set_disabled(self, admin: User, login: str, disabled: bool) -> User:
+        """Disable (or enable) an account: its token and its hosts' tokens are refused (or
+        accepted) from the next request on."""
+        user = self._account(admin, login)
+        if disabled and user.id == admin.id:
+            raise BadRequest("an admin cannot disable their own account", "login")
+        user = await self.catalog.users.update(user.id, disabled=disabled)
+        self.directory.credentials_changed(user=user)
+        log.info("user {login} {what} by {admin}", login=login, what="disabled" if disabled else "enabled",
+                 admin=admin.login)
+        return user
+
+    async def rotate_token(self, caller: User, login: str, expires: float | None = None) -> tuple[User, str]:
+        """A new token for ``login`` (shown this once), valid until ``expires`` (None: no
+        expiry); the old one is unknown from the next request on. Hosts keep their own tokens."""
+        user = self._account(caller, login)
+        token = tokens.new_token("xwu")
+        user = await self.catalog.users.update(user.id, token_hash=tokens.token_hash(token), token_expires=expires)
+        self.directory.credentials_changed(user=user)
+        log.info("token of {login} rotated by {caller}", login=login, caller=caller.login)
+        return user, token
+
+    async def revoke_host(self, caller: User, host_id: int) -> Host:
+        """Revoke a host's token (its owner's or an admin's doing): its worker is refused from the
+        next request on, and its replicas are rescheduled on other hosts now."""
+        host = self.directory.hosts.get(host_id)
+        if host is None or not (caller.admin or host.owner_id == caller.id):
+            raise NotFound.of(f"host {host_id}")
+        if host.revoked_at is None:
+            host = await self.catalog.hosts.revoke(host_id, self.now())
+            self.directory.credentials_changed(host=host)
+            await self.dispatcher.revoke(host_id)
+            log.info("host {id} ({name}) revoked by {caller}", id=host_id, name=host.name, caller=caller.login)
+        return host
 
     async def register_host(self, user: User, msg: protocol.RegisterHost) -> tuple[int, str]:
         """A volunteer's new host: its id and token (shown this once)."""

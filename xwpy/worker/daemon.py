@@ -35,6 +35,7 @@ from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from xwpy import archive, pki, platforms, protocol
 from xwpy.image import ImageError
@@ -192,8 +193,9 @@ class Worker(service.Service):
         )
 
     def _fatal(self, failure):
-        if failure.check(CancelledError):
+        if failure.check(CancelledError) or getattr(self, "_stopping_for", None) is not None:
             return None
+        self._stopping_for = failure  # (once: the heartbeat and the main loop may both find it)
         self.exit_error = failure.getErrorMessage()
         log.error("worker stopping: {why}", why=self.exit_error)
         if self.reactor.running:
@@ -282,6 +284,13 @@ class Worker(service.Service):
             except Refused as e:
                 if e.code == "tls":  # never retried: nothing was sent, and nothing will be
                     raise RuntimeError(e.message) from None
+                if e.code == "disabled":  # its volunteer's account: an admin may enable it again
+                    delay = backoff.next()
+                    log.warn("refused: {why}; retrying in {d:.0f} s", why=e.message, d=delay)
+                    await task.deferLater(self.reactor, delay, lambda: None)
+                    continue
+                if e.code == "revoked":  # registering again with the volunteer's token would undo it
+                    raise RuntimeError(f"{e.message} (remove {self._host_file()} to register a new host)") from None
                 if e.status == 401 and saved is not None and "token" in saved and self.link is not None:
                     log.warn("host token refused; registering again")
                     saved = None
@@ -347,8 +356,10 @@ class Worker(service.Service):
                 await task.deferLater(self.reactor, delay, lambda: None)
                 continue
             except Refused as e:
-                if e.status == 401:
-                    raise RuntimeError("host token no longer valid") from None
+                if e.code == "revoked":
+                    raise RuntimeError(f"{e.message} (remove {self._host_file()} to register a new host)") from None
+                if e.status == 401 and e.code != "disabled":  # (disabled: retried, an admin may enable it)
+                    raise RuntimeError(f"host token no longer valid: {e.message}") from None
                 delay = backoff.next()
                 log.warn("work request refused: {e}", e=e)
                 await task.deferLater(self.reactor, delay, lambda: None)
@@ -380,7 +391,13 @@ class Worker(service.Service):
             # The replicas whose results wait to be reported are held too: their leases must last.
             held = (sorted(self.tasks) + self.outbox.held())[:protocol.MAX_HELD]
             reply = await self.link.alive(held, progress, self.suspended, checkpoints)
-        except (Unreachable, Refused, protocol.ProtocolError) as e:
+        except Refused as e:
+            if e.code == "revoked":  # its replicas are already rescheduled elsewhere: stop now
+                self._fatal(Failure(RuntimeError(f"{e.message} (remove {self._host_file()} to register a new host)")))
+            log.debug("heartbeat failed: {e}", e=e)
+            self._heartbeat_failed = True
+            return
+        except (Unreachable, protocol.ProtocolError) as e:
             log.debug("heartbeat failed: {e}", e=e)
             self._heartbeat_failed = True
             return

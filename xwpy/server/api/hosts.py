@@ -27,6 +27,7 @@ async def host_rows(grid, user) -> list[dict]:
                 "reputation": state.reputation if state else h.reputation,
                 "suspended": state.suspended if state else "",
                 "done": done.get(h.id, 0),  # valid results it gave
+                "revoked": h.revoked_at is not None,
             }
         )
     return out
@@ -36,6 +37,12 @@ def install(api: Api, grid) -> None:
     @api.route("GET", "/hosts", USER)
     async def listing(ctx: Ctx):
         return {"hosts": await host_rows(grid, ctx.user)}
+
+    @api.route("POST", "/hosts/{host_id:int}/revoke", USER)
+    async def revoke(ctx: Ctx, host_id: int):
+        """Revoke a host's token: its owner's or an admin's doing."""
+        host = await grid.revoke_host(ctx.user, host_id)
+        return {"id": host.id, "name": host.name, "revoked": True}
 
     @api.route("GET", "/stats", ADMIN)
     async def stats(ctx: Ctx):

@@ -55,7 +55,7 @@ class ApiError(Exception):
 
 # Each domain error's HTTP status (the first class in its MRO found here).
 STATUS: dict[type, int] = {
-    errors.BadRequest: 400, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409, errors.Gone: 410,
+    errors.BadRequest: 400, errors.Unauthorized: 401, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409, errors.Gone: 410,
     errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.Unavailable: 503,
     errors.GridError: 400,
 }
@@ -291,7 +291,7 @@ class Api(Resource):
         scheme, _, token = header.decode("latin-1").partition(" ")
         principal = self._auth.principal(token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
-            raise ApiError(401, "unauthorized", "invalid or revoked token")
+            raise ApiError(401, "unauthorized", "invalid token (never issued, or replaced by a rotation)")
         if who == HOST and principal.host_id is None:
             raise forbidden("this endpoint takes a host token (from xwpy worker registration)")
         if who in (USER, SCIENTIST, ADMIN) and principal.host_id is not None:

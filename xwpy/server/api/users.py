@@ -1,4 +1,5 @@
-"""Users: admins create accounts; everyone can see who they are."""
+"""Users: admins create, disable and enable accounts; everyone can see who they are and rotate
+their own token (an admin anyone's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from xwpy.server.api.router import ADMIN, ANON, USER, Api, Ctx
 
 
 def user_info(u, token: str | None = None) -> dict:
-    return protocol.encode(protocol.UserInfo(id=u.id, login=u.login, role=u.role, group=u.group, token=token))
+    return protocol.encode(protocol.UserInfo(id=u.id, login=u.login, role=u.role, group=u.group, token=token,
+                                             disabled=u.disabled, expires_at=u.token_expires))
 
 
 def install(api: Api, grid) -> None:
@@ -26,5 +28,19 @@ def install(api: Api, grid) -> None:
     @api.route("POST", "/users", ADMIN)
     async def add_user(ctx: Ctx):
         msg = protocol.parse(protocol.NewUser, ctx.json())
-        user, token = await grid.add_user(msg.login, msg.role, msg.group)
+        user, token = await grid.add_user(msg.login, msg.role, msg.group, msg.expires_at)
+        return user_info(user, token)
+
+    @api.route("POST", "/users/{login}/disable", ADMIN)
+    async def disable(ctx: Ctx, login: str):
+        return user_info(await grid.set_disabled(ctx.user, login, True))
+
+    @api.route("POST", "/users/{login}/enable", ADMIN)
+    async def enable(ctx: Ctx, login: str):
+        return user_info(await grid.set_disabled(ctx.user, login, False))
+
+    @api.route("POST", "/users/{login}/token", USER)
+    async def rotate(ctx: Ctx, login: str):
+        msg = protocol.parse(protocol.NewToken, ctx.json())
+        user, token = await grid.rotate_token(ctx.user, login, msg.expires_at)
         return user_info(user, token)

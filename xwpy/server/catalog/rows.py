@@ -15,6 +15,7 @@ class User:
     group: str
     token_hash: str
     disabled: bool = False
+    token_expires: float | None = None  # when its token stops working (None: never)
 
     @property
     def admin(self) -> bool:
@@ -92,6 +93,7 @@ class Host:
     images: bool = False
     network: bool = False
     disk: int = 0
+    revoked_at: float | None = None  # its token was revoked then (None: it is not)
 
 
 @dataclass(frozen=True, slots=True)

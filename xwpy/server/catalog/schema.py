@@ -45,6 +45,7 @@ users = Table(
     Column("group_name", String(64), nullable=False, default=""),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    Column("token_expires", Float),  # when its token stops working (None: never)
 )
 
 apps = Table(
@@ -125,6 +126,7 @@ hosts = Table(
     Column("images", Boolean, nullable=False, server_default=false()),
     Column("network", Boolean, nullable=False, server_default=false()),  # given to apps that need it
     Column("disk", BigInteger, nullable=False, server_default=text("0")),  # bytes of inputs it holds (0: not said)
+    Column("revoked_at", Float),  # its token was revoked then (None: it is not)
 )
 
 jobs = Table(

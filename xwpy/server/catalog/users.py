@@ -10,13 +10,15 @@ from xwpy.server.catalog.schema import users
 
 
 def _row(r) -> User:
-    return User(r.id, r.login, r.role, r.group_name, r.token_hash, bool(r.disabled))
+    return User(r.id, r.login, r.role, r.group_name, r.token_hash, bool(r.disabled), r.token_expires)
 
 
-def insert(conn, *, login: str, role: str, group: str, token_hash: str, now: float) -> int:
-    res = conn.execute(
-        users.insert().values(login=login, role=role, group_name=group, token_hash=token_hash, created_at=now)
-    )
+def insert(conn, *, login: str, role: str, group: str, token_hash: str, now: float,
+           expires: float | None = None) -> int:
+    values = dict(login=login, role=role, group_name=group, token_hash=token_hash, created_at=now)
+    if expires is not None:  # (named only when set: tests write this row into older catalogs)
+        values["token_expires"] = expires
+    res = conn.execute(users.insert().values(**values))
     return res.inserted_primary_key[0]
 
 
@@ -28,10 +30,20 @@ class UsersComponent:
     def __init__(self, catalog):
         self.catalog = catalog
 
-    def add(self, *, login: str, role: str, group: str, token_hash: str, now: float) -> Deferred:
+    def add(self, *, login: str, role: str, group: str, token_hash: str, now: float,
+            expires: float | None = None) -> Deferred:
         def thd(conn) -> User:
-            uid = insert(conn, login=login, role=role, group=group, token_hash=token_hash, now=now)
-            return User(uid, login, role, group, token_hash)
+            uid = insert(conn, login=login, role=role, group=group, token_hash=token_hash, now=now, expires=expires)
+            return User(uid, login, role, group, token_hash, False, expires)
+
+        return self.catalog.write(thd)
+
+    def update(self, user_id: int, **values) -> Deferred:
+        """Change a user's ``disabled``, ``token_hash`` or ``token_expires``; the updated user."""
+
+        def thd(conn) -> User:
+            conn.execute(users.update().where(users.c.id == user_id).values(**values))
+            return _row(conn.execute(select(users).where(users.c.id == user_id)).one())
 
         return self.catalog.write(thd)
 

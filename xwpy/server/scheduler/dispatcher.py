@@ -150,7 +150,8 @@ class Dispatcher(service.Service):
         ch = self.engine.load(
             hosts=[
                 HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive, cores=h.cpus,
-                          platform=h.platform, images=h.images, network=h.network, disk=h.disk) for h in hosts
+                          platform=h.platform, images=h.images, network=h.network, disk=h.disk,
+                          revoked=h.revoked_at is not None) for h in hosts
             ],
             jobs=job_states,
             replicas=reps,
@@ -277,6 +278,18 @@ class Dispatcher(service.Service):
 
     def add_host(self, host: HostState) -> None:
         self.engine.add_host(host)
+
+    async def revoke(self, host_id: int) -> None:
+        """A revoked host: its replicas go to other hosts now, and a long poll it still has open
+        is answered with nothing."""
+        self._check()
+        now = self.reactor.seconds()
+        ch = self.engine.revoke(host_id, now)
+        self.stats.lost += _lost(ch)
+        for w in [w for w in self._waiters if w.host_id == host_id]:
+            self._settle_waiter(w, [])
+        await self._commit(ch, now)
+        self._wake()
 
     # -- jobs ------------------------------------------------------------------------------------
 

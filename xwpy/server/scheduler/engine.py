@@ -121,11 +121,12 @@ class HostState:
     network: bool = False
     suspended: str = ""  # why its worker suspended its jobs, as its last heartbeat said
     disk: int = 0  # bytes of inputs its volunteer's disk budget holds (capacity.Offer.disk; 0: not said)
+    revoked: bool = False  # its token was revoked: it is gone for good
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
-        (it could not reach a coordinator that was away)."""
-        return self.last_alive >= now - lease_seconds or self.presumed_until >= now
+        (it could not reach a coordinator that was away); never once revoked."""
+        return not self.revoked and (self.last_alive >= now - lease_seconds or self.presumed_until >= now)
 
     def view(self) -> pol.HostView:
         offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images, self.network,
@@ -374,6 +375,8 @@ class Engine:
     def assign(self, host_id: int, slots: int, now: float) -> tuple[list[ReplicaState], Changes]:
         host = self.hosts[host_id]
         ch = Changes()
+        if host.revoked:  # (a long poll it made before its revocation)
+            return [], ch
         out: list[ReplicaState] = []
         used = self._room(host)
         for _ in range(slots):
@@ -724,6 +727,14 @@ class Engine:
             touched[job.id] = job
         for job in touched.values():
             self._settle(job, now, ch)
+        return ch
+
+    def revoke(self, host_id: int, now: float) -> Changes:
+        """The host's token was revoked: its replicas are lost now (their jobs get new ones on
+        other hosts), and it never counts as alive again."""
+        ch = self.lose(host_id, None, now, "host revoked")
+        self.hosts[host_id].revoked = True
+        self.refresh_pool(now)
         return ch
 
     def reap(self, now: float) -> Changes:
