@@ -74,6 +74,7 @@ def test_the_wheel_holds_what_runs_a_site_and_only_the_xwpy_package(wheel):
         assert f"xwpy/chain/contracts/{name}.vy" in names
     assert any(re.fullmatch(r"xwpy/apps/vanitygen/_native\..*\.so", n) for n in names)  # the C kernel
     assert "xwpy/apps/vanitygen/web/index.html" in names  # the shop's page
+    assert "xwpy/apps/vanitygen/web/vendor/noble-secp256k1/index.js" in names  # its vendored key library
     assert "xwpy/server/catalog/migrations/env.py" in names  # the catalog's migrations
     assert any(re.fullmatch(r"xwpy/server/catalog/migrations/versions/0001_\w+\.py", n) for n in names)
     for conf in ("site.toml", "postgres.toml", "oracle.toml", "xwpy-coordinator.service"):

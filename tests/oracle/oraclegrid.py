@@ -95,3 +95,22 @@ def hashchain(text: str, rounds: int) -> str:
     for _ in range(rounds):
         data = hashlib.sha256(data).digest()
     return data.hex()
+
+
+def start_shop(grid, *extra: str, name: str = "shop"):
+    """`xwpy vanity web` on the grid's site (port 0): (the process, its URL)."""
+    import re
+
+    proc = grid.spawn(name, "vanity", "web", "--site", str(grid.cfg.dir), "--port", "0", *extra)
+
+    def listening():
+        if not proc.alive():
+            raise RuntimeError(f"the shop exited:\n{proc.output()[-3000:]}")
+        m = re.search(r"the vanity shop: (http://127\.0\.0\.1:\d+)/", proc.output())
+        return m and m.group(1)
+
+    return proc, wait_for(listening, 30, "the shop to listen")
+
+
+def shop_clean(proc) -> None:
+    assert "Traceback" not in proc.output() and "internal error" not in proc.output(), proc.output()[-3000:]

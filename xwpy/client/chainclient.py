@@ -138,8 +138,11 @@ def request_direct(t: ChainTarget, sender: TxSender, app: str, params: bytes, tt
     return Requested(event["args"]["taskId"], price, deadline, "0x" + bytes(receipt["transactionHash"]).hex())
 
 
-def request_vanity(t: ChainTarget, sender: TxSender, consumer_address: str, prefix: str, ttl: int) -> Requested:
-    """Pay a VanityConsumer the app's price and have it request a search for PREFIX."""
+def request_vanity(t: ChainTarget, sender: TxSender, consumer_address: str, prefix: str, ttl: int,
+                   max_price: int | None = None) -> Requested:
+    """Pay a VanityConsumer the app's price and have it request a search for PREFIX; MAX_PRICE (the
+    price the person was shown) is the most paid: more is refused here, and by the hub if the price
+    rises before the request is mined."""
     try:
         consumer = VanityConsumer(t.w3, consumer_address)
     except ValueError as e:
@@ -148,13 +151,17 @@ def request_vanity(t: ChainTarget, sender: TxSender, consumer_address: str, pref
         raise ChainClientError(f"no contract at {consumer.address}")
     hub, token = t.hub, t.token
     price = hub.app(consumer.app_id()).price
+    if max_price is not None:
+        if price > max_price:
+            raise ChainClientError(f"the price is now {format_rlc(price)}, more than the {format_rlc(max_price)} agreed")
     _ensure_funds(token, sender.address, price)
     if price:
         token.approve(sender, consumer.address, price)
     deadline = latest_timestamp(t.w3) + ttl
-    # At most the price read above; the ether pays the gas of the result's delivery.
+    # At most the price agreed (or read above); the ether pays the gas of the result's delivery.
     fee = callback_fee_for(t.w3, hub.callback_gas())
-    receipt = sender.transact(consumer.contract.functions.requestVanity(prefix, deadline, price), value=fee)
+    most = price if max_price is None else max_price
+    receipt = sender.transact(consumer.contract.functions.requestVanity(prefix, deadline, most), value=fee)
     (event,) = consumer.contract.events.VanityRequested().process_receipt(receipt, errors=_discard())
     return Requested(event["args"]["taskId"], price, deadline, "0x" + bytes(receipt["transactionHash"]).hex())
 

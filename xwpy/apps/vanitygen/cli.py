@@ -274,15 +274,25 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
               help="Address to listen on; any but loopback is served over TLS with the site's certificate.")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
               help="The requester's private key (hex, mode 0600); required unless the chain is the embedded one.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the order log (orders.jsonl) [default: SITE/shop].")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A shop token (mode 0600) the page must sign in with to order; required off loopback.")
+@click.option("--spend-cap", metavar="RLC", help="The most RLC the shop pays in all (orders beyond are refused).")
+@click.option("--keys-per-second", type=click.FloatRange(min=1, min_open=False), default=1e6, show_default=True,
+              help="The grid's search rate the page's expected time assumes.")
 @click.pass_context
-def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Optional[Path]) -> None:
-    """Serve the shop's web page: order an address, pay on the chain, watch it being found."""
-    from twisted.internet import reactor
+def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Optional[Path], state_dir: Optional[Path],
+        token_file: Optional[Path], spend_cap: Optional[str], keys_per_second: float) -> None:
+    """Serve the shop's web page: see the price, order an address, pay on the chain, watch it being found."""
+    import ipaddress
+
+    from twisted.internet import reactor, task, threads
     from twisted.internet.error import CannotListenError
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from xwpy.apps.vanitygen.web.server import shop_for_site, site_for
-    from xwpy.client.chainclient import ChainClientError
+    from xwpy.apps.vanitygen.web.server import FOLLOW_EVERY, shop_for_site, site_for
+    from xwpy.client.chainclient import ChainClientError, parse_rlc
     from xwpy.config import ConfigError
 
     settings = ctx.find_root().obj
@@ -290,15 +300,27 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
     if site_dir is None:
         raise click.UsageError("give --site DIR: the site whose coordinator runs the oracle")
     try:
-        shop = shop_for_site(site_dir, key_file)
-    except (ChainClientError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
-    import ipaddress
-
-    try:
         local = ipaddress.ip_address(interface).is_loopback
     except ValueError:
         local = interface == "localhost"
+    if not local and token_file is None:
+        raise click.UsageError(f"the shop on {interface} pays for anyone who reaches it: give --token-file FILE "
+                               "(the token customers sign in with)")
+    token = None
+    if token_file is not None:
+        if token_file.stat().st_mode & 0o077:
+            raise click.ClickException(f"the token file {token_file} is readable by others: chmod 600 it")
+        token = token_file.read_text().strip()
+        if len(token) < 16:
+            raise click.ClickException(f"the token in {token_file} is shorter than 16 characters")
+    try:
+        cap = None if spend_cap is None else parse_rlc(spend_cap)
+        shop = shop_for_site(site_dir, key_file, state=state_dir or Path(site_dir) / "shop", token=token,
+                             spend_cap=cap, keys_per_second=keys_per_second)
+    except (ChainClientError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the shop's order log: {exc}") from None
     try:
         if local:  # this machine only: plain HTTP, as for any local tool's page
             listening = reactor.listenTCP(port, site_for(shop), interface=interface)
@@ -316,7 +338,9 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
     host = f"[{interface}]" if ":" in interface else interface
     scheme = "http" if local else "https"
     click.echo(f"the vanity shop: {scheme}://{host}:{listening.getHost().port}/ (requester {shop.sender.address}, "
-               f"hub {shop.target.need_deployment().hub})", err=True)
+               f"hub {shop.target.need_deployment().hub}, {len(shop.pending())} pending orders followed)", err=True)
+    # Orders paid before a restart are followed to their result even if no page asks.
+    task.LoopingCall(threads.deferToThread, shop.follow_pending).start(FOLLOW_EVERY)
     reactor.run()
 
 
