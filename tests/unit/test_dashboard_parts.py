@@ -174,3 +174,12 @@ def test_why_gives_the_schedulers_reason_or_the_way_to_a_quorum():
     line = why_text(job("RUNNING", progress=0.25,
                         replicas=[replica("RUNNING"), replica("DONE", "cd" * 32), replica("FAILED")]))
     assert line == "job 7 is RUNNING: 1 replica running, 25% done; certified when 2 results agree (1 do so far)"
+
+
+def test_the_samples_version_moves_with_each_sample_kept_only():
+    s = Samples()
+    s.add(Sample(10.0, 0, 0, 0, 0))
+    s.add(Sample(20.0, 1, 1, 0, 0))
+    assert s.version == 2
+    s.add(Sample(15.0, 9, 9, 0, 0))  # dropped (the clock went back): the rates did not change
+    assert s.version == 2

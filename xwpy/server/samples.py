@@ -23,6 +23,7 @@ class Sample:
 class Samples:
     def __init__(self, capacity: int = CAPACITY):
         self._ring: deque[Sample] = deque(maxlen=capacity)
+        self.version = 0  # samples kept so far: what is drawn from them changes with it only
 
     def __len__(self) -> int:
         return len(self._ring)
@@ -31,6 +32,7 @@ class Samples:
         if self._ring and sample.t <= self._ring[-1].t:
             return  # a clock stepped back: keep the series increasing in time
         self._ring.append(sample)
+        self.version += 1
 
     def rates(self) -> list[dict]:
         """One point per interval between two samples: results and certifications per minute over
