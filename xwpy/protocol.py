@@ -56,6 +56,7 @@ MAX_INPUTS = 64  # inputs of one job
 MAX_REPLICATION = 32  # replicas a job starts with, and its quorum
 MAX_REPLICAS = 256  # replicas a job may ever have, and failures it may tolerate
 MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
+MAX_JOB_WAIT = 60  # seconds a client's question "is this job final?" may wait (long poll)
 MAX_RUN_SECONDS = 7 * 24 * 3600  # a replica's wall-clock and CPU limits
 MAX_HEARTBEAT = 3600.0  # seconds between a worker's heartbeats
 MAX_LEASE = 86400.0  # seconds a lease may last
@@ -484,6 +485,14 @@ class CancelJobs:
     def __attrs_post_init__(self) -> None:
         if not self.ids and self.batch is None:
             raise ProtocolError("ids", "give job ids or a batch")
+
+
+@message
+class WaitJobs:
+    """Which of these jobs are final: answered as soon as one is (a client's futures, all at once)."""
+
+    ids: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT, min_len=1))
+    wait: int = field(Int(0, MAX_JOB_WAIT), default=0)
 
 
 # -- workers ---------------------------------------------------------------------------------------

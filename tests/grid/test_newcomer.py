@@ -55,6 +55,12 @@ def readme_session() -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
+def readme_python() -> str:
+    """The README's Python example (after the session, whose primes app it uses), as written."""
+    text = (REPO / "README.md").read_text()
+    return re.search(r"\*\*From Python\.\*\*.*?```python\n(.*?)```", text, re.S).group(1)
+
+
 def volunteers(grid, n: int) -> None:
     for i in range(n):
         grid.start_worker(f"w{i}", grid.user(f"vol{i}", "worker"))
@@ -103,6 +109,11 @@ def test_the_readme_scientist_section_works_as_written(grid, tmp_path):
     r = subprocess.run([sys.executable, "-m", "xwpy", "status", "1", "--site", str(grid.cfg.dir)],
                        capture_output=True, text=True, env=child_env(), cwd=cwd, timeout=120)
     assert r.returncode == 0 and "status COMPLETED" in r.stdout, r.stderr
+    # The Python API's example, with the session's environment.
+    r = subprocess.run([sys.executable, "-c", readme_python()], capture_output=True, text=True, env=env, cwd=cwd,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["b'0 1000 168\\n'", "0 100 25", "0 1000 168", "0 10000 1229"]
     # A usage mistake is one line and exit status 2.
     r = xwpy(grid, alice, "submit", "primes", "--replication", "-1", cwd=cwd)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("xwpy: error: ")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import secrets
 import ssl
 import time
@@ -22,6 +23,7 @@ from xwpy.backoff import Backoff
 from xwpy.protocol import API_PREFIX, loads
 
 
+SHA_RE = re.compile(r"[0-9a-f]{64}")
 UPLOAD_RETRIES = 5  # attempts in a row that move no byte before an upload fails
 
 
@@ -86,6 +88,7 @@ class Client:
         except (ssl.SSLError, OSError) as e:
             raise ClientError(f"CA certificate {endpoint.ca} cannot be used: {e}") from None
         self._conn: http.client.HTTPSConnection | None = None
+        self.connections = 0  # opened so far (a connection kept alive serves many requests)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -96,6 +99,7 @@ class Client:
 
     def _connection(self) -> http.client.HTTPSConnection:
         if self._conn is None:
+            self.connections += 1
             self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
         return self._conn
 
@@ -122,7 +126,9 @@ class Client:
                 self.close()
                 raise ClientError(f"TLS: the coordinator's certificate is not from this site's CA ({e.verify_message})",
                                   code="tls") from None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+                # (SSLEOFError: a kept-alive connection the coordinator closed while idle, seen
+                # when the request is written: a client kept open between jobs, the Python API's)
                 self.close()
                 delivered = delivered or sent
                 if attempt == 2 or not (body is None or isinstance(body, bytes)):
@@ -384,6 +390,29 @@ class Client:
         return size
 
 
+class InputResolver:
+    """Turns NAME=VALUE inputs into data references, uploading local files once each."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self._uploaded: dict[Path, str] = {}
+
+    def resolve(self, name: str, value: str) -> dict:
+        if SHA_RE.fullmatch(value):
+            return {"name": name, "sha256": value}
+        path = Path(value).expanduser()
+        try:
+            is_file = path.is_file()
+        except OSError as e:  # a name too long, say
+            raise ClientError(f"input {name!r}: {value[:200]!r}: {e.strerror}") from None
+        if not is_file:
+            raise ClientError(f"input {name!r}: {value[:200]!r} is neither a sha256 nor a file")
+        key = path.resolve()
+        if key not in self._uploaded:
+            self._uploaded[key] = self.client.put_data(path)["sha256"]
+        return {"name": name, "sha256": self._uploaded[key]}
+
+
 def _range_start(value: str | None) -> int | None:
     """The first byte of ``Content-Range: bytes FIRST-LAST/SIZE``; None if absent or malformed."""
     unit, _, rest = (value or "").partition(" ")
@@ -412,4 +441,4 @@ def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
         time.sleep(interval)
 
 
-__all__ = ["Client", "ClientError", "Endpoint", "endpoint_from_site", "wait_until"]
+__all__ = ["Client", "ClientError", "Endpoint", "InputResolver", "endpoint_from_site", "wait_until"]

@@ -34,6 +34,7 @@ from xwpy.server.errors import (
     BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, TooMany, Unavailable,
 )
 from xwpy.server.feed import Feed
+from xwpy.server.finals import Finals
 from xwpy.server.fresh import Fresh
 from xwpy.server.reads import Reads
 from xwpy.server.samples import Sample, Samples
@@ -82,6 +83,8 @@ class Grid:
         self.fresh = Fresh(self.feed)  # the dashboards' reads, shared between the pages a change wakes
         self.samples = Samples()  # throughput over time, sampled by the coordinator (sample())
         dispatcher.on_final(self.feed.bump)
+        self.finals = Finals(reactor)  # what clients' futures long-poll: any of their jobs final
+        dispatcher.on_final(self.finals.ended)
         self.reads = Reads(catalog, reactor)  # jobs, counts and work done, from memory while current
         dispatcher.on_commit(self.reads.changed)
         self.uploads: UploadSessions | None = None  # resumable uploads (set by the coordinator)
@@ -525,6 +528,27 @@ class Grid:
 
     def wait_final(self, job_id: int, timeout: float) -> Deferred:
         return self.dispatcher.wait_final(job_id, timeout)
+
+    async def wait_any_final(self, user: User, job_ids: Iterable[int], timeout: float) -> dict[int, str]:
+        """The final statuses among ``job_ids`` (the user's, or any for an admin; NotFound
+        otherwise): at once if some are final, else once one is, or {} after ``timeout``."""
+        ids = set(job_ids)
+        active = self.dispatcher.engine.jobs
+        for jid in ids:
+            j = active.get(jid)
+            if j is not None and j.owner_id != user.id and not user.admin:
+                raise NotFound.of(f"job {jid}")
+        ended = [jid for jid in ids if not self.dispatcher.active(jid)]
+        if not ended and timeout > 0:
+            await self.finals.wait(ids, timeout)
+            ended = [jid for jid in ids if not self.dispatcher.active(jid)]
+        if not ended:
+            return {}
+        owners = await self.catalog.jobs.owners_of(ended)
+        for jid in ended:
+            if jid not in owners or (owners[jid] != user.id and not user.admin):
+                raise NotFound.of(f"job {jid}")
+        return await self.catalog.jobs.statuses(ended)
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.dispatcher.on_final(listener)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import sys
 import tempfile
@@ -17,35 +16,11 @@ from xwpy import archive
 from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
 from xwpy.client import sweep
-from xwpy.client.api import Client, ClientError
+from xwpy.client.api import Client, ClientError, InputResolver
 from xwpy.client.context import JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, table, usage
 from xwpy.client.exits import Exit
 
-SHA_RE = re.compile(r"[0-9a-f]{64}")
 FINAL = FINAL_NAMES
-
-
-class InputResolver:
-    """Turns NAME=VALUE inputs into data references, uploading local files once each."""
-
-    def __init__(self, client: Client):
-        self.client = client
-        self._uploaded: dict[Path, str] = {}
-
-    def resolve(self, name: str, value: str) -> dict:
-        if SHA_RE.fullmatch(value):
-            return {"name": name, "sha256": value}
-        path = Path(value).expanduser()
-        try:
-            is_file = path.is_file()
-        except OSError as e:  # a name too long, say
-            raise ClientError(f"input {name!r}: {value[:200]!r}: {e.strerror}") from None
-        if not is_file:
-            raise ClientError(f"input {name!r}: {value[:200]!r} is neither a sha256 nor a file")
-        key = path.resolve()
-        if key not in self._uploaded:
-            self._uploaded[key] = self.client.put_data(path)["sha256"]
-        return {"name": name, "sha256": self._uploaded[key]}
 
 
 def read_job_file(path: Path) -> list[dict]:

@@ -86,12 +86,20 @@ def install(api: Api, grid) -> None:
     async def show(ctx: Ctx, job_id: int):
         """``?wait=S``: answer when the job is final, or after S seconds (at most 60)."""
         job = await grid.job_for(ctx.user, job_id)
-        wait = ctx.qint("wait", 0, 0, 60)
+        wait = ctx.qint("wait", 0, 0, protocol.MAX_JOB_WAIT)
         if wait and job.status not in FINAL:
             await grid.wait_final(job_id, wait)
             job = await grid.job_for(ctx.user, job_id)
         # A final job's answer is encoded once for all its pollers; an active one's says why it waits now.
         return grid.job_answer(job, lambda j: json_raw(job_info(j, with_replicas=True, grid=grid)))
+
+    @api.route("POST", "/jobs/wait", USER)
+    async def wait_any(ctx: Ctx):
+        """Which of ``ids`` are final (their statuses): at once if some are, else as soon as one
+        is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
+        msg = protocol.parse(protocol.WaitJobs, ctx.json())
+        final = await grid.wait_any_final(ctx.user, msg.ids, msg.wait)
+        return {"final": [{"id": jid, "status": status} for jid, status in sorted(final.items())]}
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):

@@ -208,10 +208,14 @@ class Dispatcher(service.Service):
             self._announce(ch)
         return result
 
+    def active(self, job_id: int) -> bool:
+        """Whether the job is not final yet, or its final state not yet committed."""
+        return job_id in self.engine.jobs or job_id in self._finishing
+
     def wait_final(self, job_id: int, timeout: float) -> Deferred:
         """Fires once the job's final state is committed (at once if it is not active), or after
         ``timeout``."""
-        if job_id not in self.engine.jobs and job_id not in self._finishing:
+        if not self.active(job_id):
             return succeed(None)
         d: Deferred = Deferred()
         waiters = self._job_waiters.setdefault(job_id, [])

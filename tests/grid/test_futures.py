@@ -1,0 +1,86 @@
+"""The Python API (xwpy.client.futures) against a real coordinator and workers: results in order,
+cancellation reaching the coordinator, a failure carrying its stderr, the stdlib's wait and
+as_completed, asyncio, and a bounded number of connections however many futures are pending."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+
+import pytest
+
+from tests.grid.conftest import SLOW, SQUARE
+from tests.harness import wait_for
+from xwpy import Grid, JobFailed
+from xwpy.client.futures import FETCHERS
+
+pytestmark = pytest.mark.slow
+
+FAIL = ["{python}", "-c", "import sys; sys.stderr.write('bad input ' + sys.argv[1] + '\\n'); sys.exit(3)", "{args}"]
+MOST_CONNECTIONS = 2 + FETCHERS  # submitting and cancelling, watching, fetching
+
+
+def _grid(grid, slots: int = 1) -> Grid:
+    grid.start_coordinator()
+    token = grid.user("alice")
+    alice = grid.client(token)
+    alice.register_app(name="square", command=SQUARE, replication=1, quorum=1)
+    alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
+    alice.register_app(name="fail", command=FAIL, replication=1, quorum=1)
+    grid.start_worker("w", grid.user("vol", "worker"), slots=slots)
+    return Grid(grid.url, grid.cfg.ca_cert, token)
+
+
+def test_map_500_in_input_order(grid):
+    with _grid(grid, slots=4) as g:
+        results = list(g.map("square", range(500)))
+        assert results == [f"{n * n}\n".encode() for n in range(500)]
+        assert g.connections <= MOST_CONNECTIONS
+
+
+def test_500_pending_cost_a_few_connections_and_cancel_reaches_the_coordinator(grid):
+    with _grid(grid) as g:
+        futures = g.sweep("slow", "600", "{i}", i="1..500")
+        assert [f.params for f in futures[:2]] == [{"i": "1"}, {"i": "2"}]
+        wait_for(lambda: g.polls >= 3, 60, "the watcher's long polls")
+        assert not any(f.done() for f in futures)
+        assert g.connections <= MOST_CONNECTIONS
+        assert all(f.cancel() for f in futures[:5])  # one by one
+        assert g.cancel(futures[5:]) == 495  # all at once
+        assert all(f.cancelled() for f in futures)
+        done, not_done = cf.wait(futures, timeout=0)
+        assert len(done) == 500 and not not_done
+        assert len(set(cf.as_completed(futures, timeout=0))) == 500
+        statuses = {j["id"]: j["status"] for j in g._control.jobs()}
+        assert {statuses[f.job_id] for f in futures} == {"CANCELLED"}
+        assert g.connections <= MOST_CONNECTIONS
+
+
+def test_failure_carries_stderr_and_as_completed_yields_each_once(grid, tmp_path):
+    with _grid(grid, slots=2) as g:
+        ok = [g.submit("square", n) for n in range(6)]
+        bad = g.submit("fail", "x17", max_errors=1)
+        saved = g.submit("square", 9, save=tmp_path / "saved", extract=tmp_path / "out")
+        seen = list(cf.as_completed([*ok, bad, saved], timeout=120))
+        assert len(seen) == 8 and set(seen) == {*ok, bad, saved}
+        assert [f.result() for f in ok] == [f"{n * n}\n".encode() for n in range(6)]
+        with pytest.raises(JobFailed) as failed:
+            bad.result()
+        assert failed.value.job_id == bad.job_id and "bad input x17" in failed.value.stderr_tail
+        assert failed.value.exit_code == 3 and "bad input x17" in str(failed.value)
+        assert saved.result() == tmp_path / "out" / f"job-{saved.job_id}"
+        assert (saved.result() / "stdout").read_text() == "81\n"
+        assert (tmp_path / "saved" / f"job-{saved.job_id}.tar").is_file()
+        assert not bad.cancel() and not ok[0].cancel()  # final: nothing to cancel
+
+        async def both():
+            return await asyncio.gather(g.submit_async("square", 12), asyncio.wrap_future(g.submit("square", 13)))
+
+        assert asyncio.run(both()) == [b"144\n", b"169\n"]
+
+
+def test_from_env(grid, monkeypatch):
+    grid.start_coordinator()
+    g = Grid.from_env({"XWPY_SITE": str(grid.cfg.dir)})
+    g.close()
+    assert g.endpoint.url == grid.url
