@@ -83,7 +83,7 @@ class Grid:
         self._changed = threading.Condition()  # guards _pending and _added; notified when it grows
         self._added = False
         self._closed = False
-        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status) for the fetchers
+        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status, digest) for the fetchers
         self._clients: list[Client] = [self._control]
         self.polls = 0  # long polls the watcher made (tests wait on it; a figure for the curious)
         self._threads: list[threading.Thread] = []
@@ -232,9 +232,11 @@ class Grid:
     def _watch(self) -> None:
         """Long-polls the pending jobs. The wait starts short after jobs were added (a poll already
         parked does not know them yet) and doubles while the set stays the same, up to the
-        coordinator's longest: idle, one request a minute."""
+        coordinator's longest: idle, one request a minute. Beyond MAX_JOBS_PER_SUBMIT pending
+        jobs (what one request may name), the polls take turns over slices of them, 1 s each."""
         client = self._client()
         wait = SHORT_WAIT
+        window = 0  # more pending jobs than one request may name: each poll names the next slice
         while True:
             with self._changed:
                 while not self._pending and not self._closed:
@@ -244,6 +246,9 @@ class Grid:
                 if self._added:
                     self._added, wait = False, SHORT_WAIT
                 ids = list(self._pending)
+            if len(ids) > MAX_JOBS_PER_SUBMIT:
+                ids, window = poll_slice(ids, window, MAX_JOBS_PER_SUBMIT)
+                wait = SHORT_WAIT  # short, to come round to the other slices
             try:
                 final = client.call("POST", "/jobs/wait", {"ids": ids, "wait": wait})["final"]
             except ClientError as e:
@@ -261,7 +266,7 @@ class Grid:
                 with self._changed:
                     future = self._pending.pop(item["id"], None)
                 if future is not None:
-                    self._final.put((future, item["status"]))
+                    self._final.put((future, item["status"], item.get("result_sha256")))
 
     def _fail_all(self, error: Exception) -> None:
         """The coordinator refused the watch itself (a token revoked, say): every pending future fails."""
@@ -276,12 +281,12 @@ class Grid:
             item = self._final.get()
             if item is None:
                 return
-            future, status = item
+            future, status, digest = item
             if future.done():
                 continue
             try:
                 if status == JobStatus.COMPLETED.value:
-                    _settle(future, result=_output(client, future))
+                    _settle(future, result=_output(client, future, digest))
                 elif status == JobStatus.CANCELLED.value:
                     future._settle_cancelled()
                 else:
@@ -314,6 +319,13 @@ class Grid:
         self.close()
 
 
+def poll_slice(ids: list[int], start: int, limit: int) -> tuple[list[int], int]:
+    """The ``limit`` ids from ``start`` (wrapping round) and where the next slice starts: taken in
+    turn, the slices name every id within ceil(len(ids) / limit) polls."""
+    start %= len(ids)
+    return (ids[start:] + ids[:start])[:limit], start + limit
+
+
 def progress_bar(futures: list[Future]):
     """A tqdm bar (in a notebook, its widget) counting the futures as they end."""
     try:
@@ -336,25 +348,25 @@ def _settle(future: JobFuture, *, result: Any = None, exception: BaseException |
         pass
 
 
-def _output(client: Client, future: JobFuture) -> Any:
+def _output(client: Client, future: JobFuture, digest: str | None) -> Any:
     jid = future.job_id
     if future._save is not None or future._extract is not None:
         if future._save is not None:
             dest = future._save / f"job-{jid}.tar"
-            client.result(jid, dest)
+            client.result(jid, dest, digest)
         if future._extract is None:
             return dest
         target = future._extract / f"job-{jid}"
         with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
             src = dest if future._save is not None else Path(tmp) / "result.tar"
             if future._save is None:
-                client.result(jid, src)
+                client.result(jid, src, digest)
             target.mkdir(parents=True, exist_ok=True)
             archive.extract(src, target)
         return target
     with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
         dest = Path(tmp) / "result.tar"
-        client.result(jid, dest)
+        client.result(jid, dest, digest)
         out = io.BytesIO()
         archive.copy_member(dest, "stdout", out)
         return out.getvalue()
@@ -366,4 +378,4 @@ def _failure(job: dict) -> JobFailed:
     return JobFailed(job["id"], job.get("error") or job["status"], last.get("stderr_tail") or "", last.get("exit_code"))
 
 
-__all__ = ["Grid", "JobFailed", "JobFuture", "progress_bar"]
+__all__ = ["Grid", "JobFailed", "JobFuture", "poll_slice", "progress_bar"]

@@ -529,9 +529,11 @@ class Grid:
     def wait_final(self, job_id: int, timeout: float) -> Deferred:
         return self.dispatcher.wait_final(job_id, timeout)
 
-    async def wait_any_final(self, user: User, job_ids: Iterable[int], timeout: float) -> dict[int, str]:
-        """The final statuses among ``job_ids`` (the user's, or any for an admin; NotFound
-        otherwise): at once if some are final, else once one is, or {} after ``timeout``."""
+    async def wait_any_final(self, user: User, job_ids: Iterable[int],
+                             timeout: float) -> list[tuple[int, str, str | None]]:
+        """(id, status, result sha256) of the final jobs among ``job_ids`` (the user's, or any for
+        an admin; NotFound otherwise): at once if some are final, else once one is, or none after
+        ``timeout``."""
         ids = set(job_ids)
         active = self.dispatcher.engine.jobs
         for jid in ids:
@@ -543,12 +545,12 @@ class Grid:
             await self.finals.wait(ids, timeout)
             ended = [jid for jid in ids if not self.dispatcher.active(jid)]
         if not ended:
-            return {}
-        owners = await self.catalog.jobs.owners_of(ended)
-        for jid in ended:
-            if jid not in owners or (owners[jid] != user.id and not user.admin):
-                raise NotFound.of(f"job {jid}")
-        return await self.catalog.jobs.statuses(ended)
+            return []
+        rows = await self.catalog.jobs.ends(ended)
+        mine = {jid for jid, owner, _, _ in rows if owner == user.id or user.admin}
+        if (other := next((jid for jid in ended if jid not in mine), None)) is not None:
+            raise NotFound.of(f"job {other}")
+        return [(jid, status, digest) for jid, _, status, digest in rows]
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.dispatcher.on_final(listener)

@@ -95,11 +95,11 @@ def install(api: Api, grid) -> None:
 
     @api.route("POST", "/jobs/wait", USER)
     async def wait_any(ctx: Ctx):
-        """Which of ``ids`` are final (their statuses): at once if some are, else as soon as one
-        is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
+        """Which of ``ids`` are final (status, certified result's digest): at once if some are,
+        else as soon as one is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
         msg = protocol.parse(protocol.WaitJobs, ctx.json())
         final = await grid.wait_any_final(ctx.user, msg.ids, msg.wait)
-        return {"final": [{"id": jid, "status": status} for jid, status in sorted(final.items())]}
+        return {"final": [{"id": jid, "status": status, "result_sha256": digest} for jid, status, digest in final]}
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER)
     async def result(ctx: Ctx, job_id: int):

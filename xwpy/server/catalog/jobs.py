@@ -93,6 +93,11 @@ def statuses(conn, job_ids: list[int]) -> dict[int, str]:
     return dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
 
 
+def ends(conn, job_ids: list[int]) -> list[tuple[int, int, str, str | None]]:
+    """(id, owner id, status, certified result's sha256) of these jobs: how they ended."""
+    return bulk.select_by_ids(conn, jobs, ("owner_id", "status", "result_sha256"), sorted(set(job_ids)))
+
+
 def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
     """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
     rows = bulk.select_by_ids(conn, jobs, ("app_id", "args", "inputs"), sorted(set(job_ids)))
@@ -263,6 +268,9 @@ class JobsComponent:
 
     def statuses(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(statuses, job_ids)
+
+    def ends(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(ends, job_ids)
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)
