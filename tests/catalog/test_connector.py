@@ -13,9 +13,10 @@ from twisted.internet.threads import deferToThread
 from xwpy import tokens
 from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog import users as users_catalog
+from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
 from xwpy.server.catalog.schema import users
-from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
+from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import Policy
 
@@ -108,14 +109,36 @@ async def test_scheduler_changes_round_trip(catalog):
     assert sorted(r.validation for r in job.replicas) == ["VALID", "VALID"]
     assert (await catalog.jobs.summary(owner_id=owner, batch="b"))["RUNNING"] == 2
 
+    # A replica resumed from a checkpoint, beside a silent one: every stored field must come back.
+    resumed = eng.replicas[reps[1].id]
+    marks = {"covers": reps[2].id, "checkpoint": "c" * 64, "resume": "e" * 64, "origin": reps[2].id}
+    for name, value in marks.items():
+        setattr(resumed, name, value)
+    ch = Changes()
+    ch.replica(resumed.id, **marks)
+    await catalog.write(jobs_catalog.apply, ch, engine=True)
+
     states, replicas, next_job, next_rep = await catalog.jobs.load_active()
     assert sorted(s.id for s in states) == ids[1:]
     assert {r.job_id for r in replicas} == set(ids[1:]) and all(r.status.value == "ASSIGNED" for r in replicas)
     assert next_job == max(ids) + 1 and next_rep == max(r.id for r in reps + reps2) + 1
     fresh = Engine(lease_seconds=30)
     hosts = [HostState(h, owner, "", 1 << 30) for h in host_ids]
-    assert not fresh.load(hosts=hosts, jobs=states, replicas=replicas, next_job_id=next_job, next_replica_id=next_rep, now=10.0)
+    assert not fresh.load(hosts=hosts, jobs=[JobState.of(s) for s in states], replicas=[ReplicaState.of(r) for r in replicas],
+                          next_job_id=next_job, next_replica_id=next_rep, now=10.0)
     assert {j: (s.wanted, s.hosts_used) for j, s in fresh.jobs.items()} == {j: (s.wanted, s.hosts_used) for j, s in eng.jobs.items()}
+    # The rebuild is exact: each job's and replica's state as the engine had it, but for what is not
+    # stored (progress, the stderr last seen) and the lease, which a restart extends.
+    assert resumed.deadline is not None
+
+    def kept(state, skip):
+        return {f: getattr(state, f) for f in type(state).__dataclass_fields__ if f not in skip}
+
+    skip_r = ("lease_expires", "progress")
+    assert {i: kept(r, skip_r) for i, r in fresh.replicas.items()} == \
+        {i: kept(r, skip_r) for i, r in eng.replicas.items() if eng.jobs.get(r.job_id)}
+    skip_j = ("replicas", "last_stderr")
+    assert {i: kept(j, skip_j) for i, j in fresh.jobs.items()} == {i: kept(j, skip_j) for i, j in eng.jobs.items()}
     assert await catalog.jobs.blobs_of(ids) == set()
 
 

@@ -20,7 +20,6 @@ Served standalone by :mod:`xwpy.chain.serve`, in the coordinator by ``rpc.Embedd
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from pathlib import Path
@@ -404,10 +403,3 @@ def _revert_reason(computation) -> str:
         return "execution reverted"
     return f"execution failed: {type(err).__name__}"
 
-
-if __name__ == "__main__":
-    # Kept for old command lines: the server lives in xwpy.chain.serve (which imports this module
-    # by name, so its exception classes are the same objects as the RPC layer's).
-    from xwpy.chain.serve import main as _main
-
-    sys.exit(_main())

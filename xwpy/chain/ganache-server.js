@@ -1,5 +1,5 @@
 // Start ganache on a loopback port (default: a free one) and print the URL as the first stdout
-// line, the same contract as `python -m xwpy.chain.embedded --port 0` (ganache's CLI refuses
+// line, the same contract as `python -m xwpy.chain.serve --port 0` (ganache's CLI refuses
 // port 0). usage: node ganache-server.js GANACHE_MODULE_DIR OPTIONS_JSON [HOST [PORT]]
 "use strict";
 const ganache = require(process.argv[2]);

@@ -88,6 +88,9 @@ class GridLink:
     async def cancel(self, job_ids: list[int]) -> None:
         await self.grid.cancel_jobs(job_ids)
 
+    async def statuses(self, job_ids: list[int]) -> dict[int, str]:
+        return await self.grid.job_statuses(job_ids) if job_ids else {}
+
     async def view(self, job_id: int, tag: str) -> JobView:
         try:
             job = await self.grid.job_for(self.user, job_id)

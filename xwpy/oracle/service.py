@@ -14,6 +14,8 @@ memory: at start every active task is simply kicked, and carries on from its cat
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.application import service
 from twisted.internet import task as ttask
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
@@ -33,6 +35,7 @@ from xwpy.oracle.grid import GridLink
 from xwpy.oracle.handlers import default_handlers
 from xwpy.oracle.runner import Outcome, Runner
 from xwpy.server.catalog.chain import StaleTask
+from xwpy.server.catalog.connector import Catalog
 from xwpy.server.grid import Grid
 
 log = Logger()
@@ -45,10 +48,10 @@ RPC_TIMEOUT = 15.0
 class OracleService(service.MultiService):
     name = "oracle"
 
-    def __init__(self, grid: Grid, handlers=None):
+    def __init__(self, grid: Grid, catalog: Catalog, handlers=None):
         super().__init__()
         self.site = grid.config
-        self.catalog = grid.catalog  # the oracle's own tables (chain tasks); jobs go through the grid
+        self.catalog = catalog  # for the oracle's own tables (chain tasks); jobs go through the grid
         self.cfg = grid.config.oracle
         self.reactor = grid.reactor
         self.handlers = default_handlers() if handlers is None else handlers
@@ -130,6 +133,27 @@ class OracleService(service.MultiService):
             await maybeDeferred(service.MultiService.stopService, self)
 
         return Deferred.fromCoroutine(finish())
+
+    async def tasks(self, *, after: int, limit: int) -> list:
+        """The tasks of its hub in the order it saw them, from row id ``after`` (chain-task rows)."""
+        return await self.catalog.chain.list(self.link.chain_id, self.link.hub_address, after=after, limit=limit)
+
+    async def task_counts(self) -> dict[str, int]:
+        """Its hub's tasks by status."""
+        return await self.catalog.chain.counts(self.link.chain_id, self.link.hub_address)
+
+    async def record(self, task_id: int) -> dict | None:
+        """The oracle's record of one task of its hub — status, jobs and their statuses, commit —
+        or None if it has not seen it (what ``GET /api/v1/chain/tasks/{id}`` shows)."""
+        t = await self.catalog.chain.find(self.link.chain_id, self.link.hub_address, task_id)
+        if t is None:
+            return None
+        statuses = await self.grid.statuses(t.job_ids)
+        return {
+            "task": t.task_id, "chain_id": t.chain_id, "hub": t.hub, "app": t.app, "status": t.status.value,
+            "error": t.error, "jobs": t.job_ids, "job_statuses": dict(Counter(statuses.values())),
+            "state": t.state, "digest": t.digest, "commit_tx": t.commit_tx, "commit_block": t.commit_block,
+        }
 
     # -- the loop -----------------------------------------------------------------------------
 

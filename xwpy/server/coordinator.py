@@ -123,7 +123,7 @@ class Coordinator(service.MultiService):
                                    "pip install 'xwpy[chain]'") from None
             from xwpy.oracle.service import OracleService
 
-            self.oracle = self.grid.oracle = OracleService(self.grid)
+            self.oracle = self.grid.oracle = OracleService(self.grid, self.catalog)
             self.oracle.setServiceParent(self)
             await self.oracle.start()
         self.port = await self._listen(api_module.build(self.grid, access_log=self.config.coordinator.access_log))

@@ -58,6 +58,10 @@ class StoredFile:
     sha256: str
     on_corrupt: Callable[[str], None]
 
+    def hash_prefix(self, n: int):
+        """The sha256 state of its first ``n`` bytes (blocking: a resumed download's first part)."""
+        return blobstore.hash_prefix(self.path, n)
+
 
 @dataclass(frozen=True)
 class HostSeen:
@@ -499,6 +503,9 @@ class Grid:
 
     async def job_counts(self, *, owner_id: int | None, batch: str | None) -> dict[str, int]:
         return await self.reads.counts(owner_id, batch)
+
+    async def job_statuses(self, job_ids: list[int]) -> dict[int, str]:
+        return await self.catalog.jobs.statuses(job_ids)
 
     async def result_of(self, user: User, job_id: int) -> StoredFile | bytes:
         job = await self.job_for(user, job_id)

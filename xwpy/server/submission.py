@@ -18,17 +18,9 @@ from xwpy.server.errors import BadRequest
 from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler.engine import Engine, NewJob
 from xwpy.server.scheduler.policy import PUBLIC
-from xwpy.server.scheduler.quorum import Policy
+from xwpy.server.scheduler.quorum import default_policy
 
-DEFAULT_MAX_ERRORS = 3
 _WIDTH = {"private": 0, "group": 1, "public": 2}
-
-
-def default_policy(spec: protocol.JobSpec, app) -> Policy:
-    replication = spec.replication or app.replication
-    quorum = spec.quorum or min(app.quorum, replication)
-    max_replicas = spec.max_replicas or min(256, max(2 * replication, replication + 2))
-    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS, adaptive=app.adaptive)
 
 
 def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],

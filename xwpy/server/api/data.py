@@ -9,7 +9,6 @@ from xwpy.server.api import ranges
 from xwpy.server.api.router import (
     SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, Raw, Stream, bad_request, forbidden, not_found,
 )
-from xwpy.server.blobstore import hash_prefix
 
 
 def _sha(value: str) -> str:
@@ -33,7 +32,7 @@ async def response(found, request, content_type: str = "application/octet-stream
     except ranges.Unsatisfiable as e:
         raise ApiError(416, "range_not_satisfiable", str(e), "range",
                        headers={b"content-range": f"bytes */{found.size}".encode()}) from None
-    prefix = await deferToThread(hash_prefix, found.path, start) if start else None
+    prefix = await deferToThread(found.hash_prefix, start) if start else None
     return Stream(str(found.path), found.size, content_type, sha256=found.sha256, on_corrupt=found.on_corrupt,
                   start=start, prefix_hash=prefix)
 

@@ -7,16 +7,13 @@ from typing import Iterable
 from sqlalchemy import func, select
 from twisted.internet.defer import Deferred
 
-from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
+from xwpy.lifecycle import ACTIVE_NAMES, JobStatus, ReplicaStatus, Validation
 from xwpy.server.catalog import bulk
-from xwpy.server.catalog.rows import Job, Replica
+from xwpy.server.catalog.changes import Changes
+from xwpy.server.catalog.rows import ActiveJob, ActiveReplica, Job, Replica
 from xwpy.server.catalog.schema import app_versions, apps, hosts, jobs, replicas, users
-from xwpy.server.scheduler.engine import Changes, JobState, ReplicaState
-from xwpy.server.scheduler.policy import Visibility
-from xwpy.server.scheduler.quorum import Policy
-from xwpy.verify import Verdict
 
-ACTIVE_JOB = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+ACTIVE_JOB = ACTIVE_NAMES
 
 
 def _job(r, reps=()) -> Job:
@@ -51,32 +48,28 @@ def get(conn, job_id: int) -> Job | None:
     return _job(r, [_replica(x) for x in reps])
 
 
+def _only(q, *, owner_id: int | None = None, batch: str | None = None, status: str | None = None):
+    """``q`` narrowed to one owner's jobs, one batch, one status (None: any)."""
+    for column, value in ((jobs.c.owner_id, owner_id), (jobs.c.batch, batch), (jobs.c.status, status)):
+        if value is not None:
+            q = q.where(column == value)
+    return q
+
+
 def listing(conn, *, owner_id: int | None, batch: str | None, status: str | None, after: int, limit: int) -> list[Job]:
-    q = _jobs_q().where(jobs.c.id > after)
-    if owner_id is not None:
-        q = q.where(jobs.c.owner_id == owner_id)
-    if batch is not None:
-        q = q.where(jobs.c.batch == batch)
-    if status is not None:
-        q = q.where(jobs.c.status == status)
+    q = _only(_jobs_q().where(jobs.c.id > after), owner_id=owner_id, batch=batch, status=status)
     return [_job(r) for r in conn.execute(q.order_by(jobs.c.id).limit(limit))]
 
 
 def summary(conn, *, owner_id: int | None, batch: str | None) -> dict[str, int]:
-    q = select(jobs.c.status, func.count()).group_by(jobs.c.status)
-    if owner_id is not None:
-        q = q.where(jobs.c.owner_id == owner_id)
-    if batch is not None:
-        q = q.where(jobs.c.batch == batch)
+    q = _only(select(jobs.c.status, func.count()).group_by(jobs.c.status), owner_id=owner_id, batch=batch)
     counts = {s.value: 0 for s in JobStatus}
     counts.update({status: n for status, n in conn.execute(q)})
     return counts
 
 
 def ids_in_batch(conn, owner_id: int | None, batch: str) -> list[int]:
-    q = select(jobs.c.id).where(jobs.c.batch == batch, jobs.c.status.in_(ACTIVE_JOB))
-    if owner_id is not None:
-        q = q.where(jobs.c.owner_id == owner_id)
+    q = _only(select(jobs.c.id).where(jobs.c.status.in_(ACTIVE_JOB)), owner_id=owner_id, batch=batch)
     return [r[0] for r in conn.execute(q)]
 
 
@@ -130,64 +123,40 @@ def _version_blobs(bundle: str | None, image: dict | None) -> list[str]:
 # -- the scheduler's rebuild ----------------------------------------------------------------------
 
 
-def load_active(conn) -> tuple[list[JobState], list[ReplicaState], int, int]:
-    """The active jobs and their replicas, as scheduler state, plus the next free ids."""
-    job_states = []
+def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
+    """The active jobs and their replicas, plus the next free ids: what the scheduler rebuilds from."""
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
         jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
         jobs.c.disk,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
-    for r in conn.execute(q):
-        job_states.append(
-            JobState(
-                id=r.id,
-                owner_id=r.owner_id,
-                app_id=r.app_id,
-                policy=Policy(r.replication, r.quorum, r.max_replicas, r.max_errors, adaptive=bool(r.adaptive)),
-                visibility=Visibility(r.visibility, r.owner_id, r.vis_group),
-                memory=r.memory,
-                status=JobStatus(r.status),
-                solo=bool(r.solo),
-                disk=r.disk or 0,
-            )
-        )
-    reps = []
+    job_rows = [
+        ActiveJob(r.id, r.owner_id, r.app_id, JobStatus(r.status), r.replication, r.quorum, r.max_replicas,
+                  r.max_errors, r.memory, r.visibility, r.vis_group, bool(r.adaptive), bool(r.solo), r.disk or 0)
+        for r in conn.execute(q)
+    ]
     q = (
         select(replicas)
         .join(jobs, jobs.c.id == replicas.c.job_id)
         .where(jobs.c.status.in_(ACTIVE_JOB))
         .order_by(replicas.c.id)
     )
-    for r in conn.execute(q):
-        reps.append(
-            ReplicaState(
-                id=r.id,
-                job_id=r.job_id,
-                host_id=r.host_id,
-                status=ReplicaStatus(r.status),
-                lease_expires=r.lease_expires,
-                digest=r.result_sha256,
-                size=r.result_size or 0,
-                verdict=Verdict(r.verdict) if r.verdict else None,
-                validation=Validation(r.validation),
-                deadline=r.deadline,
-                covers=r.covers,
-                checkpoint=r.checkpoint,
-                resume=r.resume,
-                origin=r.origin,
-            )
-        )
+    reps = [
+        ActiveReplica(r.id, r.job_id, r.host_id, ReplicaStatus(r.status), r.lease_expires, r.result_sha256,
+                      r.result_size or 0, r.verdict, Validation(r.validation), r.deadline, r.covers, r.checkpoint,
+                      r.resume, r.origin)
+        for r in conn.execute(q)
+    ]
     next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1
     next_rep = (conn.execute(select(func.max(replicas.c.id))).scalar() or 0) + 1
-    return job_states, reps, next_job, next_rep
+    return job_rows, reps, next_job, next_rep
 
 
 # -- writing the scheduler's changes --------------------------------------------------------------
 
 
 def apply(conn, ch: Changes) -> None:
-    """Write a scheduler Changes record: inserts first, then updates, each as multi-row statements."""
+    """Write a Changes record (the scheduler's): inserts first, then updates, each as multi-row statements."""
     bulk.insert_rows(conn, jobs, ch.jobs_new)
     bulk.insert_rows(conn, replicas, ch.replicas_new)
     bulk.update_rows(conn, jobs, ch.jobs)
@@ -197,23 +166,15 @@ def apply(conn, ch: Changes) -> None:
 
 def newest(conn, *, owner_id: int | None, batch: str | None, status: str | None, limit: int) -> list[Job]:
     """The last ``limit`` jobs submitted (newest first): what a dashboard shows."""
-    q = _jobs_q()
-    if owner_id is not None:
-        q = q.where(jobs.c.owner_id == owner_id)
-    if batch is not None:
-        q = q.where(jobs.c.batch == batch)
-    if status is not None:
-        q = q.where(jobs.c.status == status)
+    q = _only(_jobs_q(), owner_id=owner_id, batch=batch, status=status)
     return [_job(r) for r in conn.execute(q.order_by(jobs.c.id.desc()).limit(limit))]
 
 
 def by_batch(conn, *, owner_id: int | None, limit: int) -> list[tuple[str, dict[str, int]]]:
     """Job counts by status for each of the ``limit`` most recently started batches (newest
     first; jobs submitted without a batch are under "")."""
-    q = select(func.coalesce(jobs.c.batch, ""), jobs.c.status, func.count(), func.max(jobs.c.id)).group_by(
-        func.coalesce(jobs.c.batch, ""), jobs.c.status)
-    if owner_id is not None:
-        q = q.where(jobs.c.owner_id == owner_id)
+    q = _only(select(func.coalesce(jobs.c.batch, ""), jobs.c.status, func.count(), func.max(jobs.c.id)).group_by(
+        func.coalesce(jobs.c.batch, ""), jobs.c.status), owner_id=owner_id)
     out: dict[str, dict[str, int]] = {}
     last: dict[str, int] = {}
     for batch, status, n, top in conn.execute(q):

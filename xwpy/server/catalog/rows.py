@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.protocol import DEFAULT_DEADLINE
 
 
@@ -140,3 +141,43 @@ class Job:
     started_at: float | None
     finished_at: float | None
     replicas: list[Replica] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJob:
+    """A job not yet final, as the scheduler rebuilds its state from it."""
+
+    id: int
+    owner_id: int
+    app_id: int
+    status: JobStatus
+    replication: int
+    quorum: int
+    max_replicas: int
+    max_errors: int
+    memory: int
+    visibility: str
+    vis_group: str
+    adaptive: bool
+    solo: bool
+    disk: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveReplica:
+    """A replica of an active job, as the scheduler rebuilds its state from it."""
+
+    id: int
+    job_id: int
+    host_id: int
+    status: ReplicaStatus
+    lease_expires: float
+    digest: str | None
+    size: int
+    verdict: str | None
+    validation: Validation
+    deadline: float | None = None  # the scheduler's fields of the same names (ReplicaState)
+    covers: int | None = None
+    checkpoint: str | None = None
+    resume: str | None = None
+    origin: int | None = None

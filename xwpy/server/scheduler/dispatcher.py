@@ -32,7 +32,8 @@ from xwpy.server.catalog import health as catalog_health
 from xwpy.server.catalog import jobs as jobs_catalog
 from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
 from xwpy.server.catalog.rows import App
-from xwpy.server.scheduler.engine import Changes, Engine, HostState, NewJob, ReplicaState, Report
+from xwpy.server.catalog.changes import Changes
+from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
 from xwpy.singleflight import SingleFlight
 from xwpy.verify import Verdict, load_verifier
 
@@ -145,7 +146,7 @@ class Dispatcher(service.Service):
 
     async def _rebuild(self) -> None:
         hosts = await self.catalog.hosts.all()
-        job_states, reps, next_job, next_rep = await self.catalog.jobs.load_active()
+        job_rows, rep_rows, next_job, next_rep = await self.catalog.jobs.load_active()
         now = self.reactor.seconds()
         ch = self.engine.load(
             hosts=[
@@ -153,8 +154,8 @@ class Dispatcher(service.Service):
                           platform=h.platform, images=h.images, network=h.network, disk=h.disk,
                           revoked=h.revoked_at is not None) for h in hosts
             ],
-            jobs=job_states,
-            replicas=reps,
+            jobs=[JobState.of(r) for r in job_rows],
+            replicas=[ReplicaState.of(r) for r in rep_rows],
             next_job_id=max(next_job, self.engine.next_job_id),
             next_replica_id=max(next_rep, self.engine.next_replica_id),
             now=now,

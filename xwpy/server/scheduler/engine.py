@@ -1,7 +1,8 @@
 """The scheduler's in-memory engine: the active part of the catalog, and every decision on it.
 
 The engine holds the jobs that are not final, their replicas and the hosts; it does no I/O. Each
-operation mutates that state and returns a :class:`Changes` record — the rows to write. The
+operation mutates that state and returns a :class:`~xwpy.server.catalog.changes.Changes` record —
+the rows to write, in the catalog's own column names (the scheduler sits above the catalog). The
 dispatcher writes the record in one transaction before it answers anyone, so the catalog always
 holds everything the engine knows that the outside world has heard of; the engine can be rebuilt
 from the catalog at any time (:meth:`Engine.load`), and is, at start and after a failed write.
@@ -23,6 +24,8 @@ from xwpy.lifecycle import JobStatus, ReplicaStatus, Validation
 from xwpy.lifecycle import job as job_fsm
 from xwpy.lifecycle import replica as replica_fsm
 from xwpy.protocol import DEFAULT_DEADLINE
+from xwpy.server.catalog.changes import Changes
+from xwpy.server.catalog.rows import ActiveJob, ActiveReplica
 from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import silence
@@ -64,6 +67,15 @@ class ReplicaState:
     resume: str | None = None
     origin: int | None = None
 
+    @classmethod
+    def of(cls, row: ActiveReplica) -> "ReplicaState":
+        """A replica of an active job as the catalog holds it (the scheduler's rebuild)."""
+        return cls(id=row.id, job_id=row.job_id, host_id=row.host_id, status=row.status,
+                   lease_expires=row.lease_expires, digest=row.digest, size=row.size,
+                   verdict=Verdict(row.verdict) if row.verdict else None, validation=row.validation,
+                   deadline=row.deadline, covers=row.covers, checkpoint=row.checkpoint, resume=row.resume,
+                   origin=row.origin)
+
 
 @dataclass(slots=True)
 class JobState:
@@ -95,6 +107,16 @@ class JobState:
         if not self.replicas:  # most jobs a work request looks at: pending ones
             return _NONE
         return {r.host_id for r in self.replicas if r.status not in _NO_VOTE}
+
+    @classmethod
+    def of(cls, row: ActiveJob) -> "JobState":
+        """An active job as the catalog holds it (the scheduler's rebuild)."""
+        return cls(
+            id=row.id, owner_id=row.owner_id, app_id=row.app_id,
+            policy=Policy(row.replication, row.quorum, row.max_replicas, row.max_errors, adaptive=row.adaptive),
+            visibility=pol.Visibility.of_row(row.visibility, row.owner_id, row.vis_group),
+            memory=row.memory, status=row.status, solo=row.solo, disk=row.disk,
+        )
 
     def add_replica(self, r: ReplicaState) -> None:
         if self.replicas:
@@ -155,43 +177,6 @@ class Report:
     exit_code: int | None = None
     stderr_tail: str = ""
     error: str = ""
-
-
-@dataclass
-class Changes:
-    """Rows to write, in one transaction, for one engine operation (or several, merged)."""
-
-    jobs_new: list[dict] = field(default_factory=list)
-    jobs: dict[int, dict] = field(default_factory=dict)
-    replicas_new: list[dict] = field(default_factory=list)
-    replicas: dict[int, dict] = field(default_factory=dict)
-    hosts: dict[int, dict] = field(default_factory=dict)
-    finished: list[int] = field(default_factory=list)  # jobs that reached a final state
-
-    def job(self, job_id: int, **fields) -> None:
-        self.jobs.setdefault(job_id, {}).update(fields)
-
-    def replica(self, replica_id: int, **fields) -> None:
-        self.replicas.setdefault(replica_id, {}).update(fields)
-
-    def host(self, host_id: int, **fields) -> None:
-        self.hosts.setdefault(host_id, {}).update(fields)
-
-    def __bool__(self) -> bool:
-        return bool(self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts)
-
-    @classmethod
-    def merge(cls, parts: list["Changes"]) -> "Changes":
-        """One record with the effect of writing ``parts`` in order."""
-        out = cls()
-        for ch in parts:
-            out.jobs_new += ch.jobs_new
-            out.replicas_new += ch.replicas_new
-            for target, source in ((out.jobs, ch.jobs), (out.replicas, ch.replicas), (out.hosts, ch.hosts)):
-                for row_id, fields in source.items():
-                    target.setdefault(row_id, {}).update(fields)
-            out.finished += ch.finished
-        return out
 
 
 class Engine:

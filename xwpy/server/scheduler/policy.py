@@ -52,6 +52,12 @@ class Visibility:
             return host_owner_id == self.owner_id
         return bool(self.group) and host_group == self.group
 
+    @classmethod
+    def of_row(cls, scope: str, owner_id: int, group: str) -> "Visibility":
+        """As a job's row keeps it (its owner and group always): the owner counts only for "owner",
+        the group only for "group" — so a public job rebuilt is PUBLIC again, as it was submitted."""
+        return cls(scope, owner_id if scope == "owner" else 0, group if scope == "group" else "")
+
 
 PUBLIC = Visibility("public")
 

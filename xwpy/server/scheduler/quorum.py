@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from xwpy import protocol
 from xwpy.lifecycle import ReplicaStatus
 from xwpy.verify import Verdict
 
@@ -135,3 +136,14 @@ def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
             invalid=frozenset(r.id for r in done),
         )
     return Decision(spawn=spawn)
+
+
+DEFAULT_MAX_ERRORS = 3
+
+
+def default_policy(spec: protocol.JobSpec, app) -> Policy:
+    """A submitted job's policy: what it asks for, else its app's, within the protocol's bounds."""
+    replication = spec.replication or app.replication
+    quorum = spec.quorum or min(app.quorum, replication)
+    max_replicas = spec.max_replicas or min(protocol.MAX_REPLICAS, max(2 * replication, replication + 2))
+    return Policy(replication, quorum, max_replicas, spec.max_errors or DEFAULT_MAX_ERRORS, adaptive=app.adaptive)

@@ -35,7 +35,7 @@ def default_policy(adaptive: bool = False) -> Policy:
     """The policy a job of an app registered with the protocol's defaults gets (r3, q2)."""
     from xwpy import protocol
     from xwpy.server.catalog.rows import App
-    from xwpy.server.submission import default_policy as policy_of
+    from xwpy.server.scheduler.quorum import default_policy as policy_of
 
     d = protocol.NewApp(name="x", command=("x",))
     app = App(1, "x", 1, "x", "public", None, ("x",), {}, "quorum", d.replication, d.quorum, adaptive)
