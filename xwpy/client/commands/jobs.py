@@ -225,6 +225,12 @@ def _note(replica: dict) -> str:
     return f"extra beside replica {replica['covers']}" if replica.get("covers") else ""
 
 
+def _validation(replica: dict) -> str:
+    """Its validation if it gave a result (DONE); else "-": a replica that failed, was lost or
+    aborted is never validated, and an active one has nothing to validate yet."""
+    return replica["validation"] if replica["status"] == ReplicaStatus.DONE.value else "-"
+
+
 def _show_job(job: dict) -> None:
     click.echo(f"job {job['id']}  app {job['app']}  status {job['status']}  quorum {job['quorum']}/{job['replication']}")
     if job["result_sha256"]:
@@ -235,7 +241,7 @@ def _show_job(job: dict) -> None:
         click.echo(f"progress {job['progress']:.0%}")
     if job.get("why"):
         click.echo(f"{'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}")
-    click.echo(table([[r["id"], r["host_id"], r["status"], r["validation"], r["exit_code"],
+    click.echo(table([[r["id"], r["host_id"], r["status"], _validation(r), r["exit_code"],
                        (r["result_sha256"] or "")[:12], _note(r)] for r in job["replicas"]],
                      ["REPLICA", "HOST", "STATUS", "VALIDATION", "EXIT", "DIGEST", "ERROR"]))
     failed = [r for r in job["replicas"] if r["status"] == ReplicaStatus.FAILED.value and r["stderr_tail"]]
@@ -251,17 +257,17 @@ def why_text(job: dict) -> str:
     ``why``, from the scheduler's decisions), or how far its replicas are from a quorum."""
     head = f"job {job['id']}"
     status = job["status"]
-    if status == "COMPLETED":
+    if status == JobStatus.COMPLETED.value:
         agree = sum(1 for r in job["replicas"] if r["result_sha256"] == job["result_sha256"])
         return f"{head} is certified: {agree} result{'' if agree == 1 else 's'} agree on {job['result_sha256'][:12]}"
-    if status == "ERROR":
+    if status == JobStatus.ERROR.value:
         return f"{head} ended in ERROR: {one_line(job['error'] or 'no reason recorded')}"
-    if status == "CANCELLED":
+    if status == JobStatus.CANCELLED.value:
         return f"{head} was cancelled"
     if job.get("why"):
         return f"{head} is {status}, {'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}"
-    running = sum(1 for r in job["replicas"] if r["status"] in ("ASSIGNED", "RUNNING"))
-    digests = Counter(r["result_sha256"] for r in job["replicas"] if r["status"] == "DONE" and r["result_sha256"])
+    running = sum(1 for r in job["replicas"] if ReplicaStatus(r["status"]).active)
+    digests = Counter(r["result_sha256"] for r in job["replicas"] if r["status"] == ReplicaStatus.DONE.value and r["result_sha256"])
     best = max(digests.values(), default=0)
     done = "" if job.get("progress") is None else f", {job['progress']:.0%} done"
     return (f"{head} is {status}: {running} replica{'' if running == 1 else 's'} running{done}; certified when "
