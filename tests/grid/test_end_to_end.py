@@ -217,6 +217,40 @@ def test_metrics_count_what_the_catalog_holds(grid):
     assert e.value.status == 403
 
 
+def test_metrics_count_lease_expiries_and_time_catalog_writes(grid):
+    """A worker killed mid-job never comes back: once its replica's deadline passes the reaper
+    loses it (an expired lease), and another worker finishes the job. /metrics counts the expiry
+    as the catalog shows it, and times every write transaction."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    grid.start_coordinator()
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    # Room for a run of 5 s on a busy machine; passed for a replica whose host died.
+    alice.register_app(name="slow", command=SLOW, replication=1, quorum=1, deadline=20)
+    victim = grid.start_worker("victim", vol)
+    [jid] = alice.submit([{"app": "slow", "args": ["5", "x"]}])
+    wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "RUNNING"], 30, "a running replica")
+    victim.stop(signal.SIGKILL)
+    wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["status"] == "LOST"], 60, "the deadline to pass")
+    grid.start_worker("w", vol)  # only now: no other host may take an extra replica before
+    grid.wait_final(alice, [jid], timeout=60)
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(grid.client().metrics()) for s in fam.samples}
+    replicas = alice.job(jid)["replicas"]
+    expired = [r for r in replicas if r["status"] == "LOST"]
+    assert len(expired) == 1 and expired[0]["error"] == "deadline passed"
+    assert samples[("xwpy_leases_expired_total", ())] == len(expired)
+    assert samples[("xwpy_replicas_lost_total", ())] == len(expired)
+    assert [r["status"] for r in replicas if r not in expired] == ["DONE"]
+    writes = samples[("xwpy_catalog_write_seconds_count", ())]
+    # (read after the commits counter: a commit between the two reads adds to the count only)
+    assert writes >= samples[("xwpy_catalog_commits_total", ())] > 0
+    assert samples[("xwpy_catalog_write_seconds_bucket", (("le", "+Inf"),))] == writes
+    assert 0 < samples[("xwpy_catalog_write_seconds_sum", ())] < 600
+
+
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_access_log_names_callers_never_tokens(grid, fmt):
     import dataclasses

@@ -628,6 +628,11 @@ class Grid:
         return await self.reads.work_done(host_ids)
 
     @property
+    def catalog_write_latency(self):
+        """Seconds each catalog write transaction took (a Prometheus histogram)."""
+        return self.catalog.write_latency
+
+    @property
     def certification_latency(self):
         """Seconds from submission to certification (a Prometheus histogram)."""
         return self.dispatcher.certification_latency

@@ -53,10 +53,10 @@ async def prometheus_text(grid) -> bytes:
         ("xwpy_jobs_certified", "certified", "Jobs certified (COMPLETED)"),
         ("xwpy_jobs_failed", "failed_jobs", "Jobs ended in ERROR"),
         ("xwpy_replicas_lost", "lost", "Replicas lost: leases expired, workers restarted or gave them back"),
+        ("xwpy_leases_expired", "expired", "Replicas lost because their lease (or deadline) ran out"),
         ("xwpy_scheduler_rebuilds", "rebuilds", "Times the scheduler froze on a failed catalog write and rebuilt"),
         ("xwpy_catalog_commits", "commits", "Catalog write transactions committed"),
         ("xwpy_catalog_writes", "writes", "Catalog writes (several per transaction when batched)"),
-        ("xwpy_catalog_write_seconds", "write_seconds", "Seconds spent in catalog write transactions"),
     ):
         fams.append(CounterMetricFamily(name, text, value=stats[key]))
     alive = grid.alive_hosts()
@@ -71,6 +71,7 @@ async def prometheus_text(grid) -> bytes:
     fams.append(GaugeMetricFamily("xwpy_waiting_workers", "Work requests parked in the long poll",
                                   value=stats["waiting_workers"]))
     fams.extend(grid.certification_latency.collect())
+    fams.extend(grid.catalog_write_latency.collect())
     oracle = grid.oracle
     if oracle is not None and getattr(oracle, "follower", None) is not None:
         f = oracle.follower

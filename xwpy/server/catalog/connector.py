@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from prometheus_client import Histogram
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -38,6 +39,9 @@ from xwpy.server.catalog import revision
 log = Logger()
 
 MAX_BATCH = 512
+# A write transaction, commit included: from a SQLite commit (a fraction of a millisecond) to a
+# PostgreSQL server far away or a catalog held locked by another program (seconds).
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class CatalogUnavailable(RuntimeError):
@@ -98,6 +102,9 @@ class Catalog:
         self.commits = 0  # transactions committed (for benchmarks)
         self.writes = 0  # write operations committed
         self.write_seconds = 0.0  # time spent in write transactions
+        # Each write transaction's time (not registered globally: one per catalog).
+        self.write_latency = Histogram("xwpy_catalog_write_seconds", "Seconds each catalog write transaction "
+                                       "took, commit included (committed or not)", buckets=WRITE_BUCKETS, registry=None)
         from xwpy.server.catalog import apps, blobs, chain, data, hosts, jobs, users
 
         self.users = users.UsersComponent(self)
@@ -269,7 +276,9 @@ class Catalog:
                     i = j
                 return results
         finally:
-            self.write_seconds += time.perf_counter() - t
+            took = time.perf_counter() - t
+            self.write_seconds += took
+            self.write_latency.observe(took)
 
     def _deliver(self, batch: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
         for op, (ok, value) in zip(batch, outcomes):

@@ -77,6 +77,7 @@ class Stats:
     certified: int = 0
     failed_jobs: int = 0
     lost: int = 0
+    expired: int = 0  # lost by the reaper: their lease (or deadline) ran out
     rebuilds: int = 0
 
 
@@ -523,7 +524,9 @@ class Dispatcher(service.Service):
         if not ch:
             self._wake()  # extra replicas may be wanted now, or a host may take one now (silence.py)
             return None
-        self.stats.lost += _lost(ch)
+        lost = _lost(ch)
+        self.stats.lost += lost
+        self.stats.expired += lost
         d = Deferred.fromCoroutine(self._commit(ch, now))
         d.addCallback(lambda _: self._wake())
         d.addErrback(lambda f: log.warn("reaping failed: {f}", f=f.getErrorMessage()))
