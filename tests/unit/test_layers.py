@@ -3,7 +3,8 @@
     protocol, lifecycle            the words everyone shares
     catalog (+ blob store)         rows and their tables, blobs on disk
     scheduler (+ its metrics)      decisions on the active part of the catalog
-    grid (+ submission, uploads, directory, errors, health, feed, fresh, samples, reads)
+    grid (+ submission, uploads, directory, errors, health, feed, fresh, samples, reads,
+                                   finals)
                                    the one door into the state, and its rules
     API, web assets, oracle        callers of the grid
     coordinator, doctor            assemble the process, check a site
@@ -31,11 +32,11 @@ LAYERS = [  # lowest first
     # (metrics: the scheduler's own certification-latency histogram)
     ("scheduler", ("xwpy.server.scheduler", "xwpy.server.metrics")),
     # (health: the operators' probes of the stores below, for the grid's callers; uploads: the
-    # resumable upload sessions the grid keeps beside the blob store; feed, fresh, samples, reads:
-    # what the grid keeps for the dashboards and the repeated reads)
+    # resumable upload sessions the grid keeps beside the blob store; feed, fresh, samples, reads,
+    # finals: what the grid keeps for the dashboards, the repeated reads and the clients' futures)
     ("grid", ("xwpy.server.grid", "xwpy.server.submission", "xwpy.server.directory", "xwpy.server.errors",
               "xwpy.server.health", "xwpy.server.uploads", "xwpy.server.feed", "xwpy.server.fresh",
-              "xwpy.server.samples", "xwpy.server.reads")),
+              "xwpy.server.samples", "xwpy.server.reads", "xwpy.server.finals")),
     ("callers", ("xwpy.server.api", "xwpy.server.web", "xwpy.oracle")),
     ("process", ("xwpy.server.coordinator", "xwpy.server.main", "xwpy.server.doctor")),
 ]
