@@ -29,11 +29,20 @@ class FakeLink:
         self.tries: list[float] = []
         self.uploads: list[str] = []
         self.stored = False
+        self.sessions: list[str] = []  # upload sessions opened
+        self.cut = False  # each upload is cut after its session is opened
 
     async def upload(self, path, sha256, session):
         self.tries.append(self.clock.seconds())
         if self.down:
             raise Unreachable("connection refused")
+        if session.id is None:  # (as transfer.upload opens one)
+            session.id = f"session-{len(self.sessions)}"
+            self.sessions.append(session.id)
+            if session.opened is not None:
+                session.opened(session.id)
+        if self.cut:
+            raise Unreachable("cut mid-upload")
         self.uploads.append(path.name)
         self.stored = True
         return {"complete": True}
@@ -203,3 +212,18 @@ def test_the_next_attempt_is_never_after_the_deadline(now, deadline, delay):
         assert when is None
     else:
         assert now <= when <= deadline and when <= now + delay
+
+
+def test_an_upload_cut_short_resumes_in_its_session_after_a_restart(tmp_path):
+    clock, link, box, done, _ = setup(tmp_path, link_up=True)
+    link.cut = True
+    add(box, pending(tmp_path, 7, deadline=3600.0))
+    assert link.sessions == ["session-0"]
+    box.stop()  # the worker stops (or is killed) mid-upload
+    found = outbox.load(tmp_path)
+    assert found[7].session.id == "session-0"  # from the record
+    link.cut = False
+    box2 = Outbox(clock, tmp_path, lambda: link, on_done=lambda rid, v: done.append((rid, v)))
+    box2.adopt(found)
+    box2.start()
+    assert link.sessions == ["session-0"] and done == [(7, "accepted")]  # no new session: resumed

@@ -51,7 +51,7 @@ class Pending:
     report: protocol.ResultReport
     deadline: float  # the coordinator's clock (wall clock): it stops waiting then
     archive: Path | None = None  # to upload before reporting (a result too big to send inline)
-    session: UploadSession = field(default_factory=UploadSession)  # resumed across attempts
+    session: UploadSession = field(default_factory=UploadSession)  # resumed across attempts and restarts
     uploaded: bool = False  # the coordinator has its archive
     attempts: int = 0
 
@@ -77,7 +77,8 @@ def save(results_dir: Path, p: Pending) -> None:
     path = record_path(results_dir, p.replica_id)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"report": protocol.encode(p.report), "deadline": p.deadline,
-                               "archive": p.archive.name if p.archive is not None else None}))
+                               "archive": p.archive.name if p.archive is not None else None,
+                               "upload": p.session.id}))
     os.replace(tmp, path)
 
 
@@ -97,6 +98,8 @@ def load(results_dir: Path) -> dict[int, Pending]:
             report = protocol.parse(protocol.ResultReport, saved["report"])
             archive = results_dir / saved["archive"] if saved["archive"] else None
             p = Pending(report, float(saved["deadline"]), archive)
+            if archive is not None and isinstance(saved.get("upload"), str):  # resumed where the coordinator is
+                p.session.id = saved["upload"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError, protocol.ProtocolError):
             continue
         if path.stem == str(p.replica_id) and (archive is None or archive.name == f"{p.replica_id}.tar"
@@ -275,6 +278,9 @@ class Outbox:
         if link is None:
             raise Unreachable("not connected")
         if p.archive is not None and not p.uploaded and p.report.result_sha256 is not None:
+            # The session's id goes into the record as soon as it is opened: a worker restarted
+            # in the middle of a long upload carries on from what the coordinator has.
+            p.session.opened = lambda _id: save(self.dir, p) if self.items.get(p.replica_id) is p else None
             await link.upload(p.archive, p.report.result_sha256, p.session)
             p.uploaded = True
         return (await link.results([p.report])).get(p.replica_id)

@@ -421,6 +421,8 @@ class UploadSession:
     """The coordinator's upload session of one file (kept by the caller across attempts)."""
 
     id: str | None = None
+    # Told the id of each session opened: a caller that keeps it on disk resumes across its restarts.
+    opened: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
 async def upload(agent, reactor, base: str, headers: dict, path: Path, sha256: str, policy: TransferPolicy,
@@ -452,6 +454,8 @@ async def upload(agent, reactor, base: str, headers: dict, path: Path, sha256: s
                 info = await call(b"POST", base + "/uploads", json.dumps({"sha256": sha256, "size": size,
                                                                          **(create or {})}).encode())
                 session.id = info["upload"]
+                if session.opened is not None:
+                    session.opened(session.id)
             else:
                 try:
                     info = await call(b"GET", f"{base}/uploads/{session.id}")
