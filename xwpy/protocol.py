@@ -528,7 +528,8 @@ class Hello:
     images: bool | None = field(Optional(Bool()), default=None)
     network: bool | None = field(Optional(Bool()), default=None)  # it gives the network to apps that need it
     disk: int | None = field(Optional(Int(0, 1 << 60)), default=None)  # bytes of inputs it holds for its jobs (0: no limit)
-    # The replicas whose job directories it kept and resumes (None, an earlier worker: none).
+    # The replicas whose job directories it kept and resumes, or whose finished results it still has
+    # to report (xwpy.worker.outbox) (None, an earlier worker: none).
     held: tuple[int, ...] | None = field(Optional(ListOf(Id, 4096)), default=None)
 
 

@@ -31,6 +31,7 @@ class FakeLink:
         self.stored = False
         self.sessions: list[str] = []  # upload sessions opened
         self.cut = False  # each upload is cut after its session is opened
+        self.hold: Deferred | None = None  # a report under way until it fires
 
     async def upload(self, path, sha256, session):
         self.tries.append(self.clock.seconds())
@@ -48,6 +49,8 @@ class FakeLink:
         return {"complete": True}
 
     async def results(self, reports):
+        if self.hold is not None:
+            await self.hold
         if self.down:
             self.tries.append(self.clock.seconds())
             raise Unreachable("connection refused")
@@ -227,3 +230,18 @@ def test_an_upload_cut_short_resumes_in_its_session_after_a_restart(tmp_path):
     box2.adopt(found)
     box2.start()
     assert link.sessions == ["session-0"] and done == [(7, "accepted")]  # no new session: resumed
+
+
+@pytest.mark.parametrize("down", [False, True], ids=["accepted", "unanswered"])
+def test_an_abort_crossing_a_report_under_way_waits_for_its_answer(tmp_path, down):
+    clock, link, box, done, drops = setup(tmp_path, link_up=True)
+    link.stored = True
+    link.hold = Deferred()
+    first = Deferred.fromCoroutine(box.add(pending(tmp_path, 7, deadline=3600.0)))
+    box.abort(7, "aborted")  # a heartbeat answered while the report was on its way
+    assert box.held() == [7] and drops == []
+    link.down = down
+    link.hold.callback(None)
+    run(first)
+    assert box.held() == []
+    assert done == ([] if down else [(7, "accepted")])  # accepted: it counts, it was not "dropped"

@@ -406,7 +406,7 @@ class Worker(service.Service):
             self.outbox.kick()
         for rid in reply.abort:
             if rid in self.outbox.items:
-                self.outbox.drop(rid, "the coordinator no longer wants it (aborted)")
+                self.outbox.abort(rid, "the coordinator no longer wants it (aborted)")
                 continue
             t = self.tasks.get(rid)
             if t is not None and not t.aborted:

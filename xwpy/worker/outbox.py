@@ -53,6 +53,8 @@ class Pending:
     archive: Path | None = None  # to upload before reporting (a result too big to send inline)
     session: UploadSession = field(default_factory=UploadSession)  # resumed across attempts and restarts
     uploaded: bool = False  # the coordinator has its archive
+    reporting: bool = False  # an attempt is under way
+    unwanted: str = ""  # why a heartbeat said to abort it while an attempt was under way
     attempts: int = 0
 
     @property
@@ -180,6 +182,16 @@ class Outbox:
         for rid in list(self._waits):
             self._wake(rid)
 
+    def abort(self, rid: int, why: str) -> None:
+        """The coordinator no longer holds this replica for us (a heartbeat's abort): drop it — but
+        not under an attempt, whose answer may be that it was just accepted (the heartbeat crossed
+        the report); that answer decides."""
+        p = self.items.get(rid)
+        if p is not None and p.reporting:
+            p.unwanted = why
+        else:
+            self.drop(rid, why)
+
     def drop(self, rid: int, why: str) -> None:
         """Give up a result (its record and archive are removed), saying why."""
         p = self.items.pop(rid, None)
@@ -215,6 +227,7 @@ class Outbox:
                     self._too_late(rid)
                     return
                 p.attempts += 1
+                p.reporting = True
                 try:
                     verdict = await self._attempt(p)
                 except Refused as e:
@@ -229,7 +242,12 @@ class Outbox:
                         self.drop(rid, f"its archive is gone: {e}")
                         return
                     verdict, why = None, str(e)
+                finally:
+                    p.reporting = False
                 if self.items.get(rid) is not p:
+                    return
+                if verdict in (None, MISSING) and p.unwanted:
+                    self.drop(rid, p.unwanted)
                     return
                 if verdict == MISSING and p.archive is not None:
                     # Its archive is not stored (an upload session lost): send it again — at once
