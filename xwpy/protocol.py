@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 import attrs
 
+from xwpy.lifecycle import JobStatus
 from xwpy.platforms import PLATFORM_RE
 
 API_PREFIX = "/api/v1"
@@ -28,6 +29,7 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 GROUP_RE = re.compile(r"|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # empty: no group
 
 ROLES = ("admin", "user", "worker")
+JOB_STATUSES = tuple(JobStatus.__members__)
 ACCESS = ("private", "group", "public")
 
 MAX_ARGS = 256
@@ -57,6 +59,7 @@ MAX_REPLICATION = 32  # replicas a job starts with, and its quorum
 MAX_REPLICAS = 256  # replicas a job may ever have, and failures it may tolerate
 MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
 MAX_JOB_WAIT = 60  # seconds a client's question "is this job final?" may wait (long poll)
+MAX_FEED_WAIT = 25  # seconds a dashboard's feed request may park (below proxies' and the guard's idle limits)
 MAX_RUN_SECONDS = 7 * 24 * 3600  # a replica's wall-clock and CPU limits
 MAX_HEARTBEAT = 3600.0  # seconds between a worker's heartbeats
 MAX_LEASE = 86400.0  # seconds a lease may last
@@ -73,6 +76,18 @@ class ProtocolError(ValueError):
 
 
 Check = Callable[[Any, str], Any]
+
+
+def _described(check: Check, schema: dict, records: tuple[type, ...] = ()) -> Check:
+    """Give ``check`` its JSON Schema fragment (``check.schema``: what it accepts, for the API's
+    OpenAPI document, :mod:`xwpy.server.api.openapi`) and the records it nests (``check.records``)."""
+    check.schema, check.records = schema, records
+    return check
+
+
+def _pattern(regex: re.Pattern) -> str:
+    """A Python regex matched whole (``fullmatch``), as a JSON Schema pattern (which searches)."""
+    return f"^(?:{regex.pattern})$"
 
 
 def loads(raw: bytes | str) -> Any:
@@ -131,7 +146,7 @@ def Int(lo: int = 0, hi: int = 2**63 - 1) -> Check:
             raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
         return v
 
-    return check
+    return _described(check, {"type": "integer", "minimum": lo, "maximum": hi})
 
 
 def Float(lo: float, hi: float) -> Check:
@@ -142,7 +157,7 @@ def Float(lo: float, hi: float) -> Check:
             raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
         return float(v)
 
-    return check
+    return _described(check, {"type": "number", "minimum": lo, "maximum": hi})
 
 
 def Bool() -> Check:
@@ -151,7 +166,7 @@ def Bool() -> Check:
             raise ProtocolError(path, f"expected true or false, got {_type_name(v)}")
         return v
 
-    return check
+    return _described(check, {"type": "boolean"})
 
 
 def Str(max_len: int, *, pattern: re.Pattern | None = None, what: str = "", min_len: int = 0) -> Check:
@@ -171,7 +186,14 @@ def Str(max_len: int, *, pattern: re.Pattern | None = None, what: str = "", min_
             raise ProtocolError(path, f"not a valid {what or 'value'}: {v[:80]!r}")
         return v
 
-    return check
+    schema: dict = {"type": "string", "maxLength": max_len}
+    if min_len:
+        schema["minLength"] = min_len
+    if pattern is not None:
+        schema["pattern"] = _pattern(pattern)
+    if what:
+        schema["description"] = what
+    return _described(check, schema)
 
 
 def OneOf(*choices: str) -> Check:
@@ -180,14 +202,14 @@ def OneOf(*choices: str) -> Check:
             raise ProtocolError(path, f"must be one of {', '.join(choices)}")
         return v
 
-    return check
+    return _described(check, {"type": "string", "enum": list(choices)})
 
 
 def Optional(inner: Check) -> Check:
     def check(v: Any, path: str) -> Any:
         return None if v is None else inner(v, path)
 
-    return check
+    return _described(check, {"anyOf": [inner.schema, {"type": "null"}]}, inner.records)
 
 
 def ListOf(inner: Check, max_len: int, *, min_len: int = 0) -> Check:
@@ -198,7 +220,33 @@ def ListOf(inner: Check, max_len: int, *, min_len: int = 0) -> Check:
             raise ProtocolError(path, f"must have between {min_len} and {max_len} items, got {len(v)}")
         return tuple(inner(x, f"{path}[{i}]") for i, x in enumerate(v))
 
-    return check
+    schema = {"type": "array", "items": inner.schema, "maxItems": max_len}
+    if min_len:
+        schema["minItems"] = min_len
+    return _described(check, schema, inner.records)
+
+
+def MapOf(inner: Check, max_len: int) -> Check:
+    """An object from names (strings) to values ``inner`` accepts: counts by status, outcomes by id."""
+
+    def check(v: Any, path: str) -> dict:
+        if type(v) is not dict:
+            raise ProtocolError(path, f"expected an object, got {_type_name(v)}")
+        if len(v) > max_len:
+            raise ProtocolError(path, f"must have at most {max_len} members, got {len(v)}")
+        return {k: inner(x, f"{path}.{str(k)[:80]}") for k, x in v.items()}
+
+    return _described(check, {"type": "object", "additionalProperties": inner.schema, "maxProperties": max_len},
+                      inner.records)
+
+
+def Json() -> Check:
+    """Any JSON value (figures whose set is the coordinator's business: counters, health checks)."""
+
+    def check(v: Any, path: str) -> Any:
+        return v
+
+    return _described(check, {})
 
 
 def Base64(max_bytes: int) -> Check:
@@ -212,14 +260,14 @@ def Base64(max_bytes: int) -> Check:
         except (binascii.Error, UnicodeEncodeError):
             raise ProtocolError(path, "not valid base64") from None
 
-    return check
+    return _described(check, {"type": "string", "contentEncoding": "base64", "maxLength": (max_bytes + 2) // 3 * 4})
 
 
 def Nested(cls: type) -> Check:
     def check(v: Any, path: str) -> Any:
         return parse(cls, v, path)
 
-    return check
+    return _described(check, {"$ref": f"#/components/schemas/{cls.__name__}"}, (cls,))
 
 
 Name = Str(64, pattern=NAME_RE, what="name (letters, digits, '.', '_', '-'; 1-64 chars)", min_len=1)
@@ -265,6 +313,66 @@ def parse(cls: type[M], obj: Any, path: str = "") -> M:
         raise ProtocolError(path, str(e)) from None
 
 
+def parse_query(cls: type[M], query: dict[str, str]) -> M:
+    """Build a record of type ``cls`` from a query string's (or headers') text values: integers and
+    numbers in decimal, booleans as ``1``/``true`` or ``0``/``false``. Names that are not fields
+    are ignored (a page may add its own, such as a cache buster); each value is then checked as a
+    JSON message's is."""
+    obj = {}
+    for f in attrs.fields(cls):
+        raw = query.get(f.name)
+        if raw is not None:
+            obj[f.name] = _from_text(raw, f.metadata["check"].schema, f.name)
+    return parse(cls, obj)
+
+
+def _from_text(raw: str, schema: dict, name: str) -> Any:
+    kind = schema.get("type") or next((s.get("type") for s in schema.get("anyOf", ()) if s.get("type") != "null"), None)
+    if kind == "integer":
+        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+            raise ProtocolError(name, f"expected an integer, got {raw[:40]!r}")
+        return int(raw)
+    if kind == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ProtocolError(name, f"expected a number, got {raw[:40]!r}") from None
+    if kind == "boolean":
+        if raw.lower() in ("1", "true"):
+            return True
+        if raw.lower() in ("0", "false"):
+            return False
+        raise ProtocolError(name, f"expected 1 or 0, got {raw[:40]!r}")
+    return raw
+
+
+def schema_of(cls: type) -> dict:
+    """A record's JSON Schema, from its fields' checks: an object with those fields and no other,
+    those without a default required (what :func:`parse` accepts, bar cross-field rules)."""
+    fields = attrs.fields(cls)
+    out: dict = {"type": "object", "properties": {f.name: f.metadata["check"].schema for f in fields},
+                 "additionalProperties": False}
+    required = [f.name for f in fields if f.default is attrs.NOTHING]
+    if required:
+        out["required"] = required
+    doc = cls.__dict__.get("__doc__")
+    if doc:
+        out["description"] = " ".join(doc.split())
+    return out
+
+
+def nested_records(cls: type) -> list[type]:
+    """The records ``cls``'s fields nest, directly or not (``cls`` first)."""
+    seen: list[type] = []
+    todo = [cls]
+    while todo:
+        c = todo.pop()
+        if c not in seen:
+            seen.append(c)
+            todo.extend(r for f in attrs.fields(c) for r in f.metadata["check"].records)
+    return seen
+
+
 _NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -278,7 +386,7 @@ def encode(msg: Any) -> Any:
     if isinstance(msg, (list, tuple)):
         return [encode(x) for x in msg]
     if isinstance(msg, dict):
-        return {str(k): encode(v) for k, v in msg.items()}
+        return {k if isinstance(k, str) else str(k): encode(v) for k, v in msg.items()}
     if isinstance(msg, bytes):
         return base64.b64encode(msg).decode("ascii")
     return msg
@@ -623,3 +731,338 @@ class Results:
 @message
 class Release:
     replicas: tuple[int, ...] = field(ListOf(Id, MAX_HELD))
+
+
+# -- replies ---------------------------------------------------------------------------------------
+# What the coordinator answers: the API's OpenAPI document describes each route's reply with one
+# of these, and the handlers build them (a field added to one is a field the document shows).
+
+Time = Float(0, 1e12)  # seconds since the epoch
+Count = Int(0)
+Text = Str(1 << 20)
+Status = Str(32)  # a job's, a replica's, a task's status (xwpy.lifecycle)
+
+
+@message
+class Ping:
+    service: str = field(Str(16))
+    version: str = field(Str(64))
+    api: str = field(Str(8))
+
+
+@message
+class UserList:
+    users: tuple[UserInfo, ...] = field(ListOf(Nested(UserInfo), 1 << 20))
+
+
+@message
+class AppList:
+    apps: tuple[AppInfo, ...] = field(ListOf(Nested(AppInfo), 1 << 20))
+
+
+@message
+class DataList:
+    data: tuple[DataInfo, ...] = field(ListOf(Nested(DataInfo), 10_000))
+
+
+@message
+class Submitted:
+    ids: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT))
+    batch: str | None = field(Optional(Name))
+
+
+@message
+class JobsCancelled:
+    cancelled: tuple[int, ...] = field(ListOf(Id, 1 << 30))
+
+
+@message
+class UploadCancelled:
+    cancelled: str = field(Str(64))
+
+
+@message
+class ReplicaInfo:
+    id: int = field(Id)
+    host_id: int = field(Id)
+    status: str = field(Status)
+    validation: str = field(Status)
+    verdict: str | None = field(Optional(Status))
+    assigned_at: float = field(Time)
+    started_at: float | None = field(Optional(Time))
+    finished_at: float | None = field(Optional(Time))
+    exit_code: int | None = field(Optional(Int(-(2**31), 2**31)))
+    result_sha256: str | None = field(Optional(Sha256))
+    stderr_tail: str | None = field(Optional(Text))
+    error: str | None = field(Optional(Text))
+    deadline: float | None = field(Optional(Time))
+    covers: int | None = field(Optional(Id))  # the silent replica it was started beside
+    checkpoint: str | None = field(Optional(Sha256))  # its latest checkpoint
+    resume: str | None = field(Optional(Sha256))  # the checkpoint it started from
+
+
+@message
+class JobInfo:
+    """A job. ``why``: for a job that is not final, one line on what it waits for ("" when it is
+    simply running); ``stalled``: no host alive may take it now; ``progress``: the fraction done its
+    furthest running replica reported; ``replicas``: only when one job is asked for."""
+
+    id: int = field(Id)
+    app: str = field(Name)
+    owner: str = field(Str(64))
+    batch: str | None = field(Optional(Name))
+    status: str = field(Status)
+    args: tuple[str, ...] = field(ListOf(Str(MAX_ARG_LEN), MAX_ARGS))
+    inputs: tuple[InputRef, ...] = field(ListOf(Nested(InputRef), MAX_INPUTS))
+    replication: int = field(Int(1, MAX_REPLICATION))
+    quorum: int = field(Int(1, MAX_REPLICATION))
+    max_replicas: int = field(Int(1, MAX_REPLICAS))
+    max_errors: int = field(Int(1, MAX_REPLICAS))
+    result_sha256: str | None = field(Optional(Sha256))
+    result_size: int | None = field(Optional(Count))
+    error: str | None = field(Optional(Text))
+    submitted_at: float = field(Time)
+    started_at: float | None = field(Optional(Time))
+    finished_at: float | None = field(Optional(Time))
+    why: str = field(Text, default="")
+    stalled: bool = field(Bool(), default=False)
+    progress: float | None = field(Optional(Float(0, 1)), default=None)
+    replicas: tuple[ReplicaInfo, ...] | None = field(Optional(ListOf(Nested(ReplicaInfo), MAX_REPLICAS)), default=None)
+
+
+@message
+class FinalJob:
+    id: int = field(Id)
+    status: str = field(Status)
+    result_sha256: str | None = field(Optional(Sha256))  # the certified result's, to download at once
+
+
+@message
+class FinalJobs:
+    final: tuple[FinalJob, ...] = field(ListOf(Nested(FinalJob), MAX_JOBS_PER_SUBMIT))
+
+
+@message
+class JobList:
+    jobs: tuple[JobInfo, ...] = field(ListOf(Nested(JobInfo), 1000))
+
+
+@message
+class JobCounts:
+    counts: dict = field(MapOf(Count, 64))
+
+
+@message
+class HostInfo:
+    """A host: what it lends now (its last hello), else what it said when it registered."""
+
+    id: int = field(Id)
+    name: str = field(Str(64))
+    owner: str = field(Str(64))
+    cpus: int = field(Count)
+    memory: int = field(Count)
+    os: str = field(Str(64))
+    platform: str | None = field(Optional(Str(40)))
+    images: bool = field(Bool())
+    network: bool = field(Bool())
+    disk: int | None = field(Optional(Count))  # bytes of inputs it holds for its jobs (0: no limit)
+    last_alive: float | None = field(Optional(Time))
+    alive: bool = field(Bool())
+    running: int = field(Count)
+    reputation: float = field(Float(-1e12, 1e12))
+    suspended: str = field(Str(200))
+    done: int = field(Count)  # valid results it gave
+    revoked: bool = field(Bool(), default=False)  # its token is refused (xwpy hosts revoke)
+
+
+@message
+class HostRevoked:
+    id: int = field(Id)
+    name: str = field(Str(64))
+    revoked: bool = field(Bool())
+
+
+@message
+class HostList:
+    hosts: tuple[HostInfo, ...] = field(ListOf(Nested(HostInfo), 1 << 20))
+
+
+@message
+class ResultsReply:
+    """What became of each result (by replica id); ``replicas``: the work asked for with ``next``."""
+
+    outcome: dict = field(MapOf(Str(32), MAX_RESULTS_PER_REPORT))
+    replicas: tuple[Assignment, ...] | None = field(Optional(ListOf(Nested(Assignment), MAX_SLOTS)), default=None)
+
+
+@message
+class Released:
+    released: tuple[int, ...] = field(ListOf(Id, MAX_HELD))
+
+
+@message
+class ChainTaskRow:
+    id: int = field(Id)  # the oracle's row: ?after= pages on it
+    task: int = field(Count)
+    app: str = field(Str(64))
+    status: str = field(Status)
+    requester: str = field(Str(64))
+    price: str = field(Str(80))  # wei, as a decimal string (beyond JSON's exact integers)
+    deadline: int = field(Int(0))
+    jobs: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT))
+    digest: str | None = field(Optional(Str(80)))
+    commit_tx: str | None = field(Optional(Str(80)))
+    commit_block: int | None = field(Optional(Count))
+    error: str | None = field(Optional(Text))
+
+
+@message
+class ChainTasks:
+    tasks: tuple[ChainTaskRow, ...] = field(ListOf(Nested(ChainTaskRow), 1000))
+
+
+@message
+class ChainTaskInfo:
+    task: int = field(Count)
+    chain_id: int = field(Count)
+    hub: str = field(Str(64))
+    app: str = field(Str(64))
+    status: str = field(Status)
+    error: str | None = field(Optional(Text))
+    jobs: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT))
+    job_statuses: dict = field(MapOf(Count, 64))
+    state: Any = field(Json())  # the oracle's own record of where the task is
+    digest: str | None = field(Optional(Str(80)))
+    commit_tx: str | None = field(Optional(Str(80)))
+    commit_block: int | None = field(Optional(Count))
+
+
+@message
+class HealthCheck:
+    ok: bool = field(Bool())
+    detail: str = field(Text)
+
+
+@message
+class Health:
+    status: str = field(OneOf("ok", "failing"))
+    failed: tuple[str, ...] = field(ListOf(Str(64), 64))
+    checks: dict = field(MapOf(Nested(HealthCheck), 64))
+
+
+@message
+class DashboardSite:
+    login: str = field(Name)
+    role: str = field(OneOf(*ROLES))
+    admin: bool = field(Bool())
+    oracle: bool = field(Bool())
+    sample_seconds: float = field(Float(0, 1e6))
+    version: str = field(Str(64))
+
+
+@message
+class Feed:
+    version: int = field(Int(-1))
+
+
+@message
+class BatchCounts:
+    batch: str = field(Name)
+    counts: dict = field(MapOf(Count, 64))
+    total: int = field(Count)
+    final: int = field(Count)
+
+
+@message
+class DashboardJobs:
+    counts: dict = field(MapOf(Count, 64))
+    batches: tuple[BatchCounts, ...] = field(ListOf(Nested(BatchCounts), 1000))
+    jobs: tuple[JobInfo, ...] = field(ListOf(Nested(JobInfo), 1000))
+
+
+@message
+class RatePoint:
+    t: float = field(Time)
+    certified_per_minute: float = field(Float(0, 1e15))
+    reported_per_minute: float = field(Float(0, 1e15))
+    queued: int = field(Count)
+    running: int = field(Count)
+
+
+@message
+class Throughput:
+    sample_seconds: float = field(Float(0, 1e6))
+    points: tuple[RatePoint, ...] = field(ListOf(Nested(RatePoint), 1 << 20))
+
+
+# -- query strings and headers ---------------------------------------------------------------------
+# Parsed from text by parse_query (a name a record lacks is ignored).
+
+Seen = Int(0, 2**62)  # the feed's version a dashboard page was woken with (xwpy.server.fresh)
+
+
+@message
+class DataQuery:
+    """How stored data is shared and named (``PUT /data``)."""
+
+    access: str = field(OneOf(*ACCESS), default="private")
+    name: str = field(Str(128, pattern=re.compile(f"|{FILE_RE.pattern}"), what="file name (no '/', not hidden)"),
+                      default="")
+
+
+@message
+class Limit:
+    limit: int = field(Int(1, 10_000), default=1000)
+
+
+@message
+class JobsQuery:
+    """Jobs in submission order from ``after`` (a job id); ``newest``: the latest first. ``all``:
+    every owner's, for an admin (and every owner's jobs of a ``batch``)."""
+
+    status: str | None = field(Optional(OneOf(*JOB_STATUSES)), default=None)
+    batch: str | None = field(Optional(Name), default=None)
+    all: bool = field(Bool(), default=False)
+    newest: bool = field(Bool(), default=False)
+    after: int = field(Int(0, 2**62), default=0)
+    limit: int = field(Int(1, 1000), default=100)
+
+
+@message
+class SummaryQuery:
+    batch: str | None = field(Optional(Name), default=None)
+    all: bool = field(Bool(), default=False)
+
+
+@message
+class JobWait:
+    """``wait``: answer when the job is final, or after this many seconds."""
+
+    wait: int = field(Int(0, MAX_JOB_WAIT), default=0)
+
+
+@message
+class ChainQuery:
+    after: int = field(Int(0, 2**62), default=0)
+    limit: int = field(Int(1, 1000), default=100)
+
+
+@message
+class FeedQuery:
+    """Answer with the jobs' change counter once it is not ``after``, or after ``wait`` seconds."""
+
+    after: int = field(Int(-1, 2**62), default=-1)
+    wait: int = field(Int(0, MAX_FEED_WAIT), default=0)
+
+
+@message
+class SeenQuery:
+    all: bool = field(Bool(), default=False)
+    seen: int = field(Seen, default=0)
+
+
+@message
+class UploadOffset:
+    """The ``Upload-Offset`` header of a chunk: where in the file its bytes go."""
+
+    upload_offset: int = field(Int(0, 2**62))

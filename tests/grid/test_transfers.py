@@ -129,7 +129,7 @@ def test_an_upload_session_takes_chunks_at_its_offset(grid):
     status, _, body = call(grid, alice, "PATCH", url, data[:1000], upload_offset="5")
     assert status == 409 and json.loads(body)["error"] == "offset_mismatch"
     status, _, body = call(grid, alice, "PATCH", url, data[:1000])
-    assert status == 400 and json.loads(body)["field"] == "offset"
+    assert status == 400 and json.loads(body)["field"] == "Upload-Offset"
     status, _, body = call(grid, alice, "PATCH", url, data[:1000], upload_offset="0")
     assert (status, json.loads(body)["offset"]) == (200, 1000)
     assert jcall(grid, alice, "GET", url)[1]["offset"] == 1000

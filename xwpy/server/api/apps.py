@@ -27,20 +27,20 @@ def app_info(app: App) -> dict:
 
 
 def install(api: Api, grid) -> None:
-    @api.route("POST", "/apps", SCIENTIST)
+    @api.route("POST", "/apps", SCIENTIST, body=protocol.NewApp, reply=protocol.AppInfo, errors=(404, 409, 422))
     async def register(ctx: Ctx):
-        return app_info(await grid.register_app(ctx.user, protocol.parse(protocol.NewApp, ctx.json())))
+        return app_info(await grid.register_app(ctx.user, ctx.body))
 
-    @api.route("POST", "/apps/{name}/versions", SCIENTIST)
+    @api.route("POST", "/apps/{name}/versions", SCIENTIST, body=protocol.NewVersion, reply=protocol.AppInfo,
+               errors=(409, 422))
     async def add_version(ctx: Ctx, name: str):
         """Another platform's build of an app: a bundle or an image, checked as at registration."""
-        msg = protocol.parse(protocol.NewVersion, ctx.json())
-        return app_info(await grid.add_version(ctx.user, name, msg))
+        return app_info(await grid.add_version(ctx.user, name, ctx.body))
 
-    @api.route("GET", "/apps", USER)
+    @api.route("GET", "/apps", USER, reply=protocol.AppList)
     async def list_apps(ctx: Ctx):
         return {"apps": [app_info(a) for a in grid.apps_for(ctx.user)]}
 
-    @api.route("GET", "/apps/{name}", USER)
+    @api.route("GET", "/apps/{name}", USER, reply=protocol.AppInfo)
     async def show(ctx: Ctx, name: str):
         return app_info(grid.app_for(ctx.user, name))

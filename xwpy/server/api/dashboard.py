@@ -6,7 +6,7 @@ was woken with; :mod:`xwpy.server.fresh`)."""
 
 from __future__ import annotations
 
-from xwpy import __version__
+from xwpy import __version__, protocol
 from xwpy.lifecycle import JobStatus
 from xwpy.server import web
 from xwpy.server.api.hosts import host_rows
@@ -15,7 +15,6 @@ from xwpy.server.api.router import USER, Api, Ctx, Raw, json_raw
 from xwpy.server.samples import SAMPLE_SECONDS
 
 FINAL = [s.value for s in JobStatus if s.final]
-LONGEST_WAIT = 25  # seconds a feed request may park (below proxies' and the guard's idle limits)
 BATCHES, JOBS = 20, 50  # the latest batches and jobs a page shows
 
 
@@ -23,26 +22,20 @@ def install(api: Api, grid) -> None:
     for path, (body, ctype) in web.pages().items():
         api.page(path, Raw(body, ctype, headers=web.HEADERS))
 
-    def seen(ctx: Ctx) -> int:
-        return ctx.qint("seen", 0, 0, 2**62)
-
-    @api.route("GET", "/dashboard/site", USER)
+    @api.route("GET", "/dashboard/site", USER, reply=protocol.DashboardSite)
     async def site(ctx: Ctx):
         """Who is signed in, and what this site shows them."""
         u = ctx.user
         oracle = grid.oracle is not None and getattr(grid.oracle, "link", None) is not None
-        return {"login": u.login, "role": u.role, "admin": u.admin, "oracle": oracle and u.admin,
-                "sample_seconds": SAMPLE_SECONDS, "version": __version__}
+        return protocol.DashboardSite(login=u.login, role=u.role, admin=u.admin, oracle=oracle and u.admin,
+                                      sample_seconds=SAMPLE_SECONDS, version=__version__)
 
-    @api.route("GET", "/dashboard/feed", USER)
+    @api.route("GET", "/dashboard/feed", USER, query=protocol.FeedQuery, reply=protocol.Feed)
     async def feed(ctx: Ctx):
-        """``?after=V&wait=S``: answers with the jobs' change counter once it is not V, or after S
-        seconds; the page reloads what it shows when the counter moves."""
-        after = ctx.qint("after", -1, -1, 2**62)
-        wait = ctx.qint("wait", 0, 0, LONGEST_WAIT)
-        return {"version": await grid.feed.wait(after, wait)}
+        """The page reloads what it shows when the counter moves."""
+        return protocol.Feed(version=await grid.feed.wait(ctx.args.after, ctx.args.wait))
 
-    @api.route("GET", "/dashboard/jobs", USER)
+    @api.route("GET", "/dashboard/jobs", USER, query=protocol.SeenQuery, reply=protocol.DashboardJobs)
     async def jobs(ctx: Ctx):
         """The caller's jobs (``?all=1``: an admin's, every owner's): counts by status, the latest
         batches' counts, and the latest jobs with why they wait."""
@@ -53,25 +46,25 @@ def install(api: Api, grid) -> None:
             batches = await grid.batches(owner_id=owner, limit=BATCHES)
             newest = await grid.newest_jobs(owner_id=owner, batch=None, status=None, limit=JOBS)
             alive = grid.alive_hosts()
-            return json_raw({
-                "counts": counts,
-                "batches": [{"batch": b, "counts": c, "total": sum(c.values()), "final": sum(c[s] for s in FINAL)}
-                            for b, c in batches],
-                "jobs": [job_info(j, grid=grid, alive=alive) for j in newest],
-            })
+            return json_raw(protocol.encode(protocol.DashboardJobs(
+                counts=counts,
+                batches=tuple(protocol.BatchCounts(batch=b, counts=c, total=sum(c.values()),
+                                                   final=sum(c[s] for s in FINAL)) for b, c in batches),
+                jobs=tuple(job_info(j, grid=grid, alive=alive) for j in newest),
+            )))
 
-        return await grid.shared(("jobs", owner), read, seen(ctx))
+        return await grid.shared(("jobs", owner), read, ctx.args.seen)
 
-    @api.route("GET", "/dashboard/hosts", USER)
+    @api.route("GET", "/dashboard/hosts", USER, query=protocol.SeenQuery, reply=protocol.HostList)
     async def hosts(ctx: Ctx):
         """The caller's hosts (every host for an admin), as ``GET /hosts``."""
         user = ctx.user
         key = ("hosts", None if user.admin else user.id)
-        return await grid.shared(key, lambda: _hosts(grid, user), seen(ctx))
+        return await grid.shared(key, lambda: _hosts(grid, user), ctx.args.seen)
 
     made: list = [-1, None]  # (samples' version, the answer drawn from them), for every page
 
-    @api.route("GET", "/dashboard/throughput", USER)
+    @api.route("GET", "/dashboard/throughput", USER, reply=protocol.Throughput)
     async def throughput(ctx: Ctx):
         """The whole site's rates over the last hour (figures, no job of anyone's): encoded once
         per sample (an hour is 360 points), however many pages ask."""
@@ -81,4 +74,4 @@ def install(api: Api, grid) -> None:
 
 
 async def _hosts(grid, user) -> Raw:
-    return json_raw({"hosts": await host_rows(grid, user)})
+    return json_raw(protocol.encode(protocol.HostList(hosts=tuple(await host_rows(grid, user)))))

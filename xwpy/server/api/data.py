@@ -10,6 +10,8 @@ from xwpy.server.api.router import (
     SCIENTIST, USER_OR_HOST, Api, ApiError, Ctx, Raw, Stream, bad_request, forbidden, not_found,
 )
 
+OCTETS = "application/octet-stream"
+
 
 def _sha(value: str) -> str:
     if not protocol.SHA256_RE.fullmatch(value):
@@ -38,21 +40,16 @@ async def response(found, request, content_type: str = "application/octet-stream
 
 
 def install(api: Api, grid) -> None:
-    @api.route("PUT", "/data/{sha256:sha}", USER_OR_HOST)
+    @api.route("PUT", "/data/{sha256:sha}", USER_OR_HOST, body=OCTETS, query=protocol.DataQuery,
+               reply=protocol.DataInfo, errors=(409, 410, 422, 503))
     async def upload(ctx: Ctx, sha256: str):
         sha256 = _sha(sha256)
         p = ctx.principal
         if p.host_id is None and p.user.role == "worker":
             raise forbidden("worker accounts may only register hosts")
-        access = ctx.query.get("access", "private")
-        if access not in protocol.ACCESS:
-            raise bad_request(f"access must be one of {', '.join(protocol.ACCESS)}", "access")
-        name = ctx.query.get("name", "")
-        if name and not protocol.FILE_RE.fullmatch(name):
-            raise bad_request("not a valid file name", "name")
-        return protocol.encode(await grid.store(p, ctx.request.content, sha256, access, name))
+        return await grid.store(p, ctx.request.content, sha256, ctx.args.access, ctx.args.name)
 
-    @api.route("GET", "/data/{sha256:sha}", USER_OR_HOST)
+    @api.route("GET", "/data/{sha256:sha}", USER_OR_HOST, reply=OCTETS, replies={206: OCTETS}, errors=(410, 416))
     async def download(ctx: Ctx, sha256: str):
         sha256 = _sha(sha256)
         p = ctx.principal
@@ -66,9 +63,9 @@ def install(api: Api, grid) -> None:
             raise not_found(f"data {sha256}")
         return await response(found, ctx.request)
 
-    @api.route("GET", "/data", SCIENTIST)
+    @api.route("GET", "/data", SCIENTIST, query=protocol.Limit, reply=protocol.DataList)
     async def listing(ctx: Ctx):
-        rows = await grid.data_of(ctx.user, limit=ctx.qint("limit", 1000, 1, 10000))
+        rows = await grid.data_of(ctx.user, limit=ctx.args.limit)
         return {
             "data": [
                 protocol.encode(protocol.DataInfo(sha256=d.sha256, size=d.size, name=d.name, access=d.access, owner=d.owner))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from xwpy import protocol
 from xwpy.server.api.router import ADMIN, USER, Api, Ctx
 
 
-async def host_rows(grid, user) -> list[dict]:
+async def host_rows(grid, user) -> list[protocol.HostInfo]:
     """The user's hosts (every host for an admin) as the API shows them."""
     out = []
     hosts = grid.hosts_for(user)
@@ -13,38 +14,38 @@ async def host_rows(grid, user) -> list[dict]:
     for seen in hosts:
         h, state = seen.host, seen.state
         out.append(
-            {
-                "id": h.id, "name": h.name, "owner": seen.owner,
+            protocol.HostInfo(
+                id=h.id, name=h.name, owner=seen.owner,
                 # What it lends now (its last hello), else what it said when it registered.
-                "cpus": (state.cores if state and state.cores else h.cpus),
-                "memory": state.memory if state else h.memory, "os": h.os,
-                "platform": state.platform if state else h.platform,
-                "images": state.images if state else h.images, "network": state.network if state else h.network,
-                "disk": state.disk if state else h.disk,  # bytes of inputs it holds for its jobs (0: no limit)
-                "last_alive": state.last_alive if state else h.last_alive,
-                "alive": seen.alive,
-                "running": len(state.active) if state else 0,
-                "reputation": state.reputation if state else h.reputation,
-                "suspended": state.suspended if state else "",
-                "done": done.get(h.id, 0),  # valid results it gave
-                "revoked": h.revoked_at is not None,
-            }
+                cpus=(state.cores if state and state.cores else h.cpus),
+                memory=state.memory if state else h.memory, os=h.os,
+                platform=state.platform if state else h.platform,
+                images=state.images if state else h.images, network=state.network if state else h.network,
+                disk=state.disk if state else h.disk,
+                last_alive=state.last_alive if state else h.last_alive,
+                alive=seen.alive,
+                running=len(state.active) if state else 0,
+                reputation=state.reputation if state else h.reputation,
+                suspended=state.suspended if state else "",
+                done=done.get(h.id, 0),
+                revoked=h.revoked_at is not None,
+            )
         )
     return out
 
 
 def install(api: Api, grid) -> None:
-    @api.route("GET", "/hosts", USER)
+    @api.route("GET", "/hosts", USER, reply=protocol.HostList)
     async def listing(ctx: Ctx):
-        return {"hosts": await host_rows(grid, ctx.user)}
+        return protocol.HostList(hosts=tuple(await host_rows(grid, ctx.user)))
 
-    @api.route("POST", "/hosts/{host_id:int}/revoke", USER)
+    @api.route("POST", "/hosts/{host_id:int}/revoke", USER, reply=protocol.HostRevoked)
     async def revoke(ctx: Ctx, host_id: int):
         """Revoke a host's token: its owner's or an admin's doing."""
         host = await grid.revoke_host(ctx.user, host_id)
-        return {"id": host.id, "name": host.name, "revoked": True}
+        return protocol.HostRevoked(id=host.id, name=host.name, revoked=True)
 
-    @api.route("GET", "/stats", ADMIN)
+    @api.route("GET", "/stats", ADMIN, reply=protocol.MapOf(protocol.Float(-1e18, 1e18), 256))
     async def stats(ctx: Ctx):
         """Counters for operators and benchmarks."""
         return grid.stats()

@@ -11,6 +11,7 @@ import json
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from xwpy import protocol
 from xwpy.server import health
 from xwpy.server.api.router import ADMIN, ANON, Api, Ctx, Raw
 
@@ -18,14 +19,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def install(api: Api, grid) -> None:
-    @api.route("GET", "/health", ANON)
+    @api.route("GET", "/health", ANON, reply=protocol.Health, replies={503: protocol.Health})
     async def check(ctx: Ctx):
         """200 when the catalog takes a write, the blob store a file and the chain node (if the
         oracle runs) answers; 503 naming what failed. Says nothing a stranger could use."""
         status, body = health.verdict(await health.run(grid))
         return Raw(json.dumps(body).encode(), "application/json", status)
 
-    @api.route("GET", "/metrics", ADMIN)
+    @api.route("GET", "/metrics", ADMIN, reply=CONTENT_TYPE)
     async def scrape(ctx: Ctx):
         return Raw(await prometheus_text(grid), CONTENT_TYPE)
 

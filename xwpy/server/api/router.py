@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import attrs
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from xwpy.logs import AccessLog
+from xwpy import protocol
 from xwpy.protocol import API_PREFIX, ProtocolError, loads
 from xwpy.server import errors
 from xwpy.server.api.ranges import content_range
@@ -112,6 +115,9 @@ class Ctx:
     principal: Principal | None
     query: dict[str, str]
     _body: Any = field(default=None)
+    body: Any = None  # the route's request record, parsed (Route.body)
+    args: Any = None  # its query record, parsed (Route.query)
+    headers: Any = None  # its header record, parsed (Route.headers)
 
     @property
     def user(self) -> User:
@@ -149,14 +155,47 @@ Handler = Callable[..., Awaitable[Any]]
 ANON, USER, SCIENTIST, ADMIN, HOST, USER_OR_HOST = "anon", "user", "scientist", "admin", "host", "user|host"
 
 
+# What a route takes or answers: a record (xwpy.protocol), a check (its schema: a map, any JSON),
+# or a media type (raw bytes).
+Shape = Any
+
+
 @dataclass
 class Route:
+    """One endpoint, and all the API description (:mod:`xwpy.server.api.openapi`) says of it."""
+
     method: bytes
     pattern: re.Pattern
     handler: Handler
     who: str
     ints: frozenset[str]
     path: str = ""  # as registered, e.g. "/jobs/{job_id:int}"
+    body: Shape = None  # a record the router parses into ctx.body, or a media type (the handler reads it)
+    query: type | None = None  # a record the query string is parsed into (ctx.args)
+    headers: type | None = None  # a record of headers (``upload_offset``: Upload-Offset) in ctx.headers
+    reply: Shape = None  # what a 200 carries
+    replies: dict[int, Shape] = field(default_factory=dict)  # other successes (206) and non-error bodies
+    errors: tuple[int, ...] = ()  # statuses of {"error", "message"} refusals besides the router's own
+
+    def statuses(self) -> dict[int, Shape]:
+        """Every status this route may answer, with its body: the route's own and those the router
+        adds (401/403 for a token, 400 for anything parsed, 413 for a body, 503 for the catalog)."""
+        out: dict[int, Shape] = {200: self.reply, **self.replies}
+        refusals = set(self.errors) | {503}
+        if self.who != ANON:
+            refusals |= {401, 403}
+        if self.body is not None or self.query is not None or self.headers is not None or "{" in self.path:
+            refusals.add(400)
+        if self.body is not None:
+            refusals.add(413)
+        if "{" in self.path:
+            refusals.add(404)
+        for status in sorted(refusals):
+            out.setdefault(status, ERROR)
+        return out
+
+
+ERROR = "error"  # the refusals' body: {"error": code, "message", "field"}
 
 
 class Authenticator(Protocol):
@@ -176,9 +215,14 @@ class Api(Resource):
         self._pages: dict[str, Raw] = {}  # fixed files outside the API (the dashboard's)
         self.access_log: AccessLog | None = None  # [coordinator] access_log
 
-    def route(self, method: str, path: str, who: str) -> Callable[[Handler], Handler]:
+    def route(self, method: str, path: str, who: str, *, reply: Shape, body: Shape = None, query: type | None = None,
+              headers: type | None = None, replies: dict[int, Shape] | None = None,
+              errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path``; ``{name}`` segments become keyword arguments
-        (``{name:int}`` for integers)."""
+        (``{name:int}`` for integers). ``body``, ``query`` and ``headers`` records are parsed before
+        the handler runs (a 400 naming the field otherwise); ``reply`` is what it answers, ``errors``
+        the refusals it may answer (see :meth:`Route.statuses`): the API description is built from
+        these, so it cannot drift from what is checked."""
 
         def regex(segment: str) -> str:
             m = re.fullmatch(r"\{(\w+)(?::(int|sha))?\}", segment)
@@ -191,7 +235,8 @@ class Api(Resource):
         ints = frozenset(re.findall(r"\{(\w+):int\}", path))
 
         def register(handler: Handler) -> Handler:
-            route = Route(method.encode(), pattern, handler, who, ints, path)
+            route = Route(method.encode(), pattern, handler, who, ints, path, body, query, headers, reply,
+                          dict(replies or {}), tuple(errors))
             self._routes.append(route)
             self._by_head.setdefault(_head(API_PREFIX + path), []).append(route)
             return handler
@@ -277,7 +322,18 @@ class Api(Resource):
             except ValueError:
                 raise bad_request("malformed query string") from None
             params = {k: int(v) if k in route.ints else v for k, v in m.groupdict().items()}
-            return await route.handler(Ctx(request, principal, query), **params)
+            ctx = Ctx(request, principal, query)
+            if route.query is not None:
+                ctx.args = protocol.parse_query(route.query, query)
+            if route.headers is not None:
+                try:
+                    ctx.headers = protocol.parse_query(route.headers, _header_values(request, route.headers))
+                except ProtocolError as e:
+                    name = header_name(e.field)
+                    raise bad_request(f"header {name}: {e.message}", name) from None
+            if isinstance(route.body, type):
+                ctx.body = protocol.parse(route.body, ctx.json())
+            return await route.handler(ctx, **params)
         if allowed:
             raise ApiError(405, "method_not_allowed", f"use {', '.join(sorted(set(allowed)))} on {path}")
         raise ApiError(404, "not_found", f"no such endpoint: {path[:200]}")
@@ -311,6 +367,20 @@ def _head(path: str) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds one per call
 
 
+def _header_values(request: server.Request, record: type) -> dict[str, str]:
+    """The headers a record names (field ``upload_offset``: header ``Upload-Offset``), as text."""
+    out = {}
+    for f in attrs.fields(record):
+        raw = request.getHeader(header_name(f.name).encode())
+        if raw is not None:
+            out[f.name] = raw.decode("latin-1")
+    return out
+
+
+def header_name(field_name: str) -> str:
+    return "-".join(w.capitalize() for w in field_name.split("_"))
+
+
 def _dumps(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
 
@@ -334,7 +404,7 @@ def _send(request: server.Request, result: Any) -> None:
         _FileSender(open(result.path, "rb"), result, request).begin()
         return
     if not isinstance(result, Raw):
-        result = Raw(_dumps(result), "application/json")
+        result = Raw(_dumps(protocol.encode(result) if attrs.has(type(result)) else result), "application/json")
     request.setResponseCode(result.status)
     request.setHeader(b"content-type", result.content_type.encode())
     for name, value in result.headers:

@@ -5,7 +5,7 @@ what their current work may output), as with ``PUT /data`` too."""
 from __future__ import annotations
 
 from xwpy import protocol
-from xwpy.server.api.router import USER_OR_HOST, Api, Ctx, bad_request
+from xwpy.server.api.router import USER_OR_HOST, Api, Ctx
 from xwpy.server.uploads import Session
 
 
@@ -16,21 +16,20 @@ def state(s: Session) -> dict:
 
 
 def install(api: Api, grid) -> None:
-    @api.route("POST", "/uploads", USER_OR_HOST)
+    @api.route("POST", "/uploads", USER_OR_HOST, body=protocol.NewUpload, reply=protocol.UploadState,
+               errors=(409, 413, 422, 429, 503))
     async def create(ctx: Ctx):
-        return state(await grid.open_upload(ctx.principal, protocol.parse(protocol.NewUpload, ctx.json())))
+        return state(await grid.open_upload(ctx.principal, ctx.body))
 
-    @api.route("GET", "/uploads/{upload}", USER_OR_HOST)
+    @api.route("GET", "/uploads/{upload}", USER_OR_HOST, reply=protocol.UploadState)
     async def show(ctx: Ctx, upload: str):
         return state(grid.upload(ctx.principal, upload))
 
-    @api.route("PATCH", "/uploads/{upload}", USER_OR_HOST)
+    @api.route("PATCH", "/uploads/{upload}", USER_OR_HOST, body="application/octet-stream",
+               headers=protocol.UploadOffset, reply=protocol.UploadState, errors=(409, 410, 422))
     async def append(ctx: Ctx, upload: str):
-        raw = ctx.request.getHeader(b"upload-offset")
-        if raw is None or not raw.isdigit() or len(raw) > 19:
-            raise bad_request("Upload-Offset (a number of bytes) is required", "offset")
-        return state(await grid.append_upload(ctx.principal, upload, int(raw), ctx.request.content))
+        return state(await grid.append_upload(ctx.principal, upload, ctx.headers.upload_offset, ctx.request.content))
 
-    @api.route("DELETE", "/uploads/{upload}", USER_OR_HOST)
+    @api.route("DELETE", "/uploads/{upload}", USER_OR_HOST, reply=protocol.UploadCancelled)
     async def cancel(ctx: Ctx, upload: str):
-        return {"cancelled": (await grid.cancel_upload(ctx.principal, upload)).id}
+        return protocol.UploadCancelled(cancelled=(await grid.cancel_upload(ctx.principal, upload)).id)

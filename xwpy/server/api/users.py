@@ -13,34 +13,33 @@ def user_info(u, token: str | None = None) -> dict:
 
 
 def install(api: Api, grid) -> None:
-    @api.route("GET", "/ping", ANON)
+    @api.route("GET", "/ping", ANON, reply=protocol.Ping)
     async def ping(ctx: Ctx):
-        return {"service": "xwpy", "version": __version__, "api": "v1"}
+        return protocol.Ping(service="xwpy", version=__version__, api="v1")
 
-    @api.route("GET", "/users/me", USER)
+    @api.route("GET", "/users/me", USER, reply=protocol.UserInfo)
     async def me(ctx: Ctx):
         return user_info(ctx.user)
 
-    @api.route("GET", "/users", ADMIN)
+    @api.route("GET", "/users", ADMIN, reply=protocol.UserList)
     async def list_users(ctx: Ctx):
         return {"users": [user_info(u) for u in grid.directory.users.values()]}
 
-    @api.route("POST", "/users", ADMIN)
+    @api.route("POST", "/users", ADMIN, body=protocol.NewUser, reply=protocol.UserInfo, errors=(409,))
     async def add_user(ctx: Ctx):
-        msg = protocol.parse(protocol.NewUser, ctx.json())
+        msg = ctx.body
         user, token = await grid.add_user(msg.login, msg.role, msg.group, msg.expires_at)
         return user_info(user, token)
 
-    @api.route("POST", "/users/{login}/disable", ADMIN)
+    @api.route("POST", "/users/{login}/disable", ADMIN, reply=protocol.UserInfo)
     async def disable(ctx: Ctx, login: str):
         return user_info(await grid.set_disabled(ctx.user, login, True))
 
-    @api.route("POST", "/users/{login}/enable", ADMIN)
+    @api.route("POST", "/users/{login}/enable", ADMIN, reply=protocol.UserInfo)
     async def enable(ctx: Ctx, login: str):
         return user_info(await grid.set_disabled(ctx.user, login, False))
 
-    @api.route("POST", "/users/{login}/token", USER)
+    @api.route("POST", "/users/{login}/token", USER, body=protocol.NewToken, reply=protocol.UserInfo)
     async def rotate(ctx: Ctx, login: str):
-        msg = protocol.parse(protocol.NewToken, ctx.json())
-        user, token = await grid.rotate_token(ctx.user, login, msg.expires_at)
+        user, token = await grid.rotate_token(ctx.user, login, ctx.body.expires_at)
         return user_info(user, token)

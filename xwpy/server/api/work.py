@@ -12,14 +12,14 @@ def install(api: Api, grid) -> None:
     def timing() -> dict:
         return protocol.encode(grid.timing())
 
-    @api.route("POST", "/work/register", USER)
+    @api.route("POST", "/work/register", USER, body=protocol.RegisterHost, reply=protocol.HostRegistered)
     async def register(ctx: Ctx):
-        host_id, token = await grid.register_host(ctx.user, protocol.parse(protocol.RegisterHost, ctx.json()))
+        host_id, token = await grid.register_host(ctx.user, ctx.body)
         return {"host_id": host_id, "token": token, **timing()}
 
-    @api.route("POST", "/work/hello", HOST)
+    @api.route("POST", "/work/hello", HOST, body=protocol.Hello, reply=protocol.WorkerTiming)
     async def hello(ctx: Ctx):
-        await grid.hello(ctx.principal.host_id, protocol.parse(protocol.Hello, ctx.json()))
+        await grid.hello(ctx.principal.host_id, ctx.body)
         return timing()
 
     async def pull(ctx: Ctx, want: protocol.WorkRequest) -> list:
@@ -31,26 +31,23 @@ def install(api: Api, grid) -> None:
             return []
         return [protocol.encode(a) for a in got]
 
-    @api.route("POST", "/work/request", HOST)
+    @api.route("POST", "/work/request", HOST, body=protocol.WorkRequest, reply=protocol.WorkReply)
     async def request(ctx: Ctx):
-        return {"replicas": await pull(ctx, protocol.parse(protocol.WorkRequest, ctx.json()))}
+        return {"replicas": await pull(ctx, ctx.body)}
 
-    @api.route("POST", "/work/alive", HOST)
+    @api.route("POST", "/work/alive", HOST, body=protocol.Alive, reply=protocol.AliveReply)
     async def alive(ctx: Ctx):
-        abort = await grid.alive(ctx.principal.host_id, protocol.parse(protocol.Alive, ctx.json()))
+        abort = await grid.alive(ctx.principal.host_id, ctx.body)
         return {"abort": abort, "heartbeat_seconds": grid.config.scheduler.heartbeat_seconds}
 
-    @api.route("POST", "/work/results", HOST)
+    @api.route("POST", "/work/results", HOST, body=protocol.Results, reply=protocol.ResultsReply)
     async def results(ctx: Ctx):
-        msg = protocol.parse(protocol.Results, ctx.json())
+        msg = ctx.body
         outcome = await grid.report(ctx.principal.host_id, msg.results)
-        reply = {"outcome": {str(k): v for k, v in outcome.items()}}
-        if msg.next is not None:
-            reply["replicas"] = await pull(ctx, msg.next)
-        return reply
+        replicas = await pull(ctx, msg.next) if msg.next is not None else None
+        return protocol.ResultsReply(outcome={str(k): v for k, v in outcome.items()}, replicas=replicas)
 
-    @api.route("POST", "/work/release", HOST)
+    @api.route("POST", "/work/release", HOST, body=protocol.Release, reply=protocol.Released)
     async def release(ctx: Ctx):
-        msg = protocol.parse(protocol.Release, ctx.json())
-        await grid.release(ctx.principal.host_id, msg.replicas)
-        return {"released": list(msg.replicas)}
+        await grid.release(ctx.principal.host_id, ctx.body.replicas)
+        return protocol.Released(released=ctx.body.replicas)

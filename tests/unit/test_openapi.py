@@ -1,0 +1,118 @@
+"""The API description (xwpy.server.api.openapi): a valid OpenAPI 3.1 document that lists every
+route the router serves, each with its reply; each check's JSON Schema accepts what the check
+accepts; query strings and headers are parsed as the document says."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openapi_spec_validator import validate
+
+from xwpy import protocol
+from xwpy.protocol import ProtocolError
+from xwpy.server import api as api_module
+from xwpy.server.api import openapi
+
+ROUTES = api_module.build(SimpleNamespace(directory=None)).routes()
+DOC = openapi.document(ROUTES)
+
+
+def test_the_document_is_valid_openapi_3_1():
+    validate(DOC)
+    assert DOC["openapi"].startswith("3.1")
+
+
+def test_every_route_is_described_with_its_reply():
+    described = {(m.upper(), p) for p, ops in DOC["paths"].items() for m in ops}
+    served = {(r.method.decode(), re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path)) for r in ROUTES}
+    assert described == served
+    assert ("GET", "/openapi.json") in served
+    for r in ROUTES:
+        assert r.reply is not None, f"{r.method.decode()} {r.path} declares no reply"
+
+
+def test_authenticated_routes_say_so_and_list_their_refusals():
+    for path, ops in DOC["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            assert "503" in codes
+            if op["security"]:
+                assert {"401", "403"} <= codes, (method, path)
+            if "requestBody" in op:
+                assert {"400", "413"} <= codes, (method, path)
+    assert DOC["paths"]["/ping"]["get"]["security"] == []
+    assert DOC["paths"]["/openapi.json"]["get"]["security"] == []
+
+
+def test_records_nested_anywhere_are_components():
+    refs = set(re.findall(r'"#/components/schemas/(\w+)"', repr(DOC).replace("'", '"')))
+    assert refs <= set(DOC["components"]["schemas"])
+    assert {"SubmitJobs", "JobSpec", "InputRef", "JobInfo", "ReplicaInfo", "Assignment", "Error"} <= refs | {"Error"}
+
+
+def test_a_record_schema_lists_its_fields_and_requires_those_without_default():
+    s = protocol.schema_of(protocol.InputRef)
+    assert set(s["properties"]) == {"name", "sha256", "size"}
+    assert s["required"] == ["name", "sha256"] and s["additionalProperties"] is False
+    assert s["properties"]["size"]["anyOf"][1] == {"type": "null"}
+
+
+# Each check's schema and the check agree on values of every JSON type (the bounds, patterns and
+# choices a Check knows are what its schema says).
+CHECKS = [
+    protocol.Int(1, 1000), protocol.Float(0.5, 60.0), protocol.Bool(), protocol.Name, protocol.Sha256,
+    protocol.FileName, protocol.OneOf("a", "bc"), protocol.Optional(protocol.Int(0, 5)),
+    protocol.ListOf(protocol.Int(0, 9), 3, min_len=1), protocol.MapOf(protocol.Int(0), 2),
+    protocol.Str(5, min_len=2), protocol.Base64(6),
+]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2000, 2000) | st.floats(-100, 100) | st.text(max_size=12)
+    | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,70}", fullmatch=True) | st.sampled_from(["a", "bc", "0" * 64]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def accepts(check, value) -> bool:
+    try:
+        check(value, "x")
+    except ProtocolError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, len(CHECKS) - 1), value=JSON)
+def test_a_checks_schema_accepts_what_the_check_accepts(index, value):
+    check = CHECKS[index]
+    valid = jsonschema.Draft202012Validator(check.schema, format_checker=None).is_valid(value)
+    if check is CHECKS[-1] and isinstance(value, str):  # base64's alphabet is the check's alone
+        assert accepts(check, value) <= valid
+    elif isinstance(value, str) and "\x00" in value or (isinstance(value, str) and not value.isascii()):
+        assert accepts(check, value) <= valid  # NUL and lone surrogates: refused, not in the schema
+    else:
+        assert accepts(check, value) == valid, (check.schema, value)
+
+
+def test_query_strings_are_parsed_as_described():
+    q = protocol.parse_query(protocol.JobsQuery, {"limit": "5", "all": "1", "newest": "false", "status": "PENDING",
+                                                  "seen": "ignored"})
+    assert (q.limit, q.all, q.newest, q.status, q.after) == (5, True, False, "PENDING", 0)
+    for bad in ({"limit": "0"}, {"limit": "ten"}, {"limit": "1e3"}, {"all": "yes"}, {"status": "DONE"},
+                {"batch": "../x"}):
+        with pytest.raises(ProtocolError) as e:
+            protocol.parse_query(protocol.JobsQuery, bad)
+        assert e.value.field == next(iter(bad))
+
+
+def test_parameters_carry_their_records_checks():
+    params = {p["name"]: p for p in DOC["paths"]["/jobs"]["get"]["parameters"]}
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert params["status"]["schema"]["enum"] == list(protocol.JOB_STATUSES)  # no null in a query string
+    [offset] = DOC["paths"]["/uploads/{upload}"]["patch"]["parameters"][1:]
+    assert (offset["name"], offset["in"], offset["required"]) == ("Upload-Offset", "header", True)
