@@ -140,6 +140,8 @@ def _type_name(v: Any) -> str:
 
 def Int(lo: int = 0, hi: int = 2**63 - 1) -> Check:
     def check(v: Any, path: str) -> int:
+        if type(v) is float and v.is_integer():  # 3.0 is an integer to JSON Schema (the API's document)
+            v = int(v)
         if type(v) is not int:
             raise ProtocolError(path, f"expected an integer, got {_type_name(v)}")
         if not lo <= v <= hi:

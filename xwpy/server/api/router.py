@@ -318,7 +318,9 @@ class Api(Resource):
             principal = self._authenticate(request, route.who)
             request.xwpy_caller = principal  # for the access log
             try:
-                query = {k: v[-1] for k, v in parse_qs(raw_query, strict_parsing=False).items()} if raw_query else {}
+                # Blank values kept: "?limit=" is a limit that is not a number (400), not no limit.
+                query = ({k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+                         if raw_query else {})
             except ValueError:
                 raise bad_request("malformed query string") from None
             params = {k: int(v) if k in route.ints else v for k, v in m.groupdict().items()}
