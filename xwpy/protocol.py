@@ -145,7 +145,7 @@ def Int(lo: int = 0, hi: int = 2**63 - 1) -> Check:
         if type(v) is not int:
             raise ProtocolError(path, f"expected an integer, got {_type_name(v)}")
         if not lo <= v <= hi:
-            raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
+            raise ProtocolError(path, f"must be between {lo} and {hi}, got {str(v)[:40]}")
         return v
 
     return _described(check, {"type": "integer", "minimum": lo, "maximum": hi})
@@ -153,10 +153,11 @@ def Int(lo: int = 0, hi: int = 2**63 - 1) -> Check:
 
 def Float(lo: float, hi: float) -> Check:
     def check(v: Any, path: str) -> float:
-        if type(v) not in (int, float) or not math.isfinite(v):
+        # An int is finite however large (isfinite would convert it to a float, and overflow).
+        if type(v) is not int and (type(v) is not float or not math.isfinite(v)):
             raise ProtocolError(path, f"expected a number, got {_type_name(v)}")
         if not lo <= v <= hi:
-            raise ProtocolError(path, f"must be between {lo} and {hi}, got {v}")
+            raise ProtocolError(path, f"must be between {lo} and {hi}, got {str(v)[:40]}")
         return float(v)
 
     return _described(check, {"type": "number", "minimum": lo, "maximum": hi})

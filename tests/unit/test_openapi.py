@@ -182,3 +182,12 @@ def test_an_integral_number_is_an_integer_as_the_document_says():
     assert type(protocol.parse(protocol.WorkRequest, {"slots": 3.0}).slots) is int
     with pytest.raises(ProtocolError):
         protocol.parse(protocol.WorkRequest, {"slots": 2.5})
+
+
+def test_a_number_too_large_for_a_float_is_refused_in_one_line():
+    # Regression (the hostile-input test, after the router took over parsing): {"wait": 10**400}
+    # overflowed converting to a float — a 500 — where it is a number out of range.
+    with pytest.raises(ProtocolError) as e:
+        protocol.parse(protocol.WorkRequest, protocol.loads(b'{"wait": 1' + b"0" * 400 + b"}"))
+    assert e.value.field == "wait" and e.value.message.startswith("must be between 0 and 120.0, got 1000")
+    assert len(e.value.message) < 100
