@@ -1,7 +1,9 @@
 """HTTP plumbing for the JSON API: routing, authentication, bounded bodies, JSON errors.
 
-Handlers are coroutines ``async def handler(ctx, **path_params)`` returning a JSON-able value (or
-``Raw`` for bytes). The grid's domain errors (:mod:`xwpy.server.errors`) become their HTTP status
+Handlers are coroutines ``async def handler(ctx, **path_params)`` returning a reply record
+(:mod:`xwpy.protocol`), a JSON-able value, or ``Raw`` for bytes. Each route declares the records it
+parses (body, query, headers: parsed here before its handler runs) and answers; the API's OpenAPI
+document (:mod:`xwpy.server.api.openapi`) is built from those declarations. The grid's domain errors (:mod:`xwpy.server.errors`) become their HTTP status
 here and only here; an :class:`ApiError` (HTTP's own: 401, 405...) its status; both with
 ``{"error", "message", "field"}``;
 a protocol error becomes 400 naming the field; anything unexpected becomes a 500 with no details
@@ -215,14 +217,15 @@ class Api(Resource):
         self._pages: dict[str, Raw] = {}  # fixed files outside the API (the dashboard's)
         self.access_log: AccessLog | None = None  # [coordinator] access_log
 
-    def route(self, method: str, path: str, who: str, *, reply: Shape, body: Shape = None, query: type | None = None,
+    def route(self, method: str, path: str, who: str, *, reply: Shape = None, body: Shape = None, query: type | None = None,
               headers: type | None = None, replies: dict[int, Shape] | None = None,
               errors: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path``; ``{name}`` segments become keyword arguments
         (``{name:int}`` for integers). ``body``, ``query`` and ``headers`` records are parsed before
         the handler runs (a 400 naming the field otherwise); ``reply`` is what it answers, ``errors``
         the refusals it may answer (see :meth:`Route.statuses`): the API description is built from
-        these, so it cannot drift from what is checked."""
+        these, so it cannot drift from what is checked. Every route declares its reply
+        (tests/unit/test_openapi.py holds them to it)."""
 
         def regex(segment: str) -> str:
             m = re.fullmatch(r"\{(\w+)(?::(int|sha))?\}", segment)
@@ -388,8 +391,9 @@ def _dumps(value: Any) -> bytes:
 
 
 def json_raw(value: Any) -> Raw:
-    """A JSON answer encoded once (to be sent many times, as the dashboards' shared reads are)."""
-    return Raw(_dumps(value), "application/json")
+    """A JSON answer (a record, or a JSON value) encoded once (to be sent many times, as the
+    dashboards' shared reads are)."""
+    return Raw(_dumps(protocol.encode(value) if attrs.has(type(value)) else value), "application/json")
 
 
 def _send(request: server.Request, result: Any) -> None:
