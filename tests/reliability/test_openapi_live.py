@@ -104,7 +104,10 @@ def test_every_operation_conforms(grid, ledger):
     session = requests.Session()
     session.verify = ca
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The host's routes first: a user's generated requests may revoke its host (POST
+    # /hosts/{host_id}/revoke with a small id), after which its token only gets 401s.
+    operations = sorted((result.ok() for result in schema.get_all_operations()),
+                        key=lambda op: WHO[(op.method.upper(), op.path)] != HOST)
     for method, path, role, args in known_cases(objects):
         case = schema[path][method].Case(**args)
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {tokens[role]}"}
