@@ -81,7 +81,7 @@ def install(api: Api, grid) -> None:
         # A final job's answer is encoded once for all its pollers; an active one's says why it waits now.
         return grid.job_answer(job, lambda j: json_raw(protocol.encode(job_info(j, with_replicas=True, grid=grid))))
 
-    @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs)
+    @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs, errors=(404,))
     async def wait_any(ctx: Ctx):
         """Which of ``ids`` are final (status, certified result's digest): at once if some are,
         else as soon as one is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
