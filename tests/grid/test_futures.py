@@ -79,7 +79,13 @@ def test_failure_carries_stderr_and_as_completed_yields_each_once(grid, tmp_path
         assert asyncio.run(both()) == [b"144\n", b"169\n"]
 
 
-def test_from_env(grid, monkeypatch):
+def test_progress_bar_counts_the_jobs(grid, capsys):
+    with _grid(grid) as g:
+        assert list(g.map("square", [2, 3], progress=True)) == [b"4\n", b"9\n"]
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_from_env(grid):
     grid.start_coordinator()
     g = Grid.from_env({"XWPY_SITE": str(grid.cfg.dir)})
     g.close()
