@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -68,8 +69,17 @@ def _san(names: list[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
-def make_server_cert(ca_cert_pem: bytes, ca_key_pem: bytes, names: list[str], days: int = 825) -> tuple[bytes, bytes]:
+# A server certificate's validity. Browsers refuse more than 398 days (CA/Browser Forum), and
+# Mozilla's "intermediate" profile (5.7, the one sslyze checks) more than 366: a year it is.
+SERVER_CERT_DAYS = 365
+MAX_SERVER_CERT_DAYS = 366
+
+
+def make_server_cert(ca_cert_pem: bytes, ca_key_pem: bytes, names: list[str],
+                     days: int = SERVER_CERT_DAYS) -> tuple[bytes, bytes]:
     """A server certificate for ``names`` (host names and IP addresses), signed by the site CA."""
+    if not 1 <= days <= MAX_SERVER_CERT_DAYS:
+        raise ValueError(f"a server certificate lasts 1 to {MAX_SERVER_CERT_DAYS} days, not {days}")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, None)
     key = _key()
@@ -102,16 +112,60 @@ def write_private(path: Path, data: bytes) -> None:
 # -- TLS for Twisted ---------------------------------------------------------------------------
 
 
-def server_context_factory(cert_pem: bytes, key_pem: bytes):
-    """TLS 1.2+ server options for the coordinator's listening port."""
+# Mozilla's "intermediate" server-side TLS profile (5.7): TLS 1.2 and 1.3, forward-secret AEAD
+# suites only. Its DHE suites are left out (they would need 2048-bit DH parameters, and the
+# certificate is ECDSA: only the ECDHE-ECDSA ones are ever chosen); TLS 1.3's suites are OpenSSL's
+# defaults, which are the profile's. Key exchange on P-256 only (a subset of the profile's curves:
+# pyOpenSSL sets one group, and without it OpenSSL would also offer X448 and P-521).
+INTERMEDIATE_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+])
+
+
+def server_context(cert_pem: bytes, key_pem: bytes):
+    """The coordinator's TLS (a pyOpenSSL context): the intermediate profile above."""
     from twisted.internet import ssl
 
     cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
-    return ssl.CertificateOptions(
+    options = ssl.CertificateOptions(
         privateKey=cert.privateKey.original,
         certificate=cert.original,
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(INTERMEDIATE_CIPHERS),
     )
+    ctx = options.getContext()
+    ctx.set_tmp_ecdh(ec.SECP256R1())
+    return ctx
+
+
+def serial_of(cert_pem_or_der: bytes) -> int:
+    """A certificate's serial number (PEM or DER)."""
+    if cert_pem_or_der.lstrip().startswith(b"-----"):
+        return x509.load_pem_x509_certificate(cert_pem_or_der).serial_number
+    return x509.load_der_x509_certificate(cert_pem_or_der).serial_number
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """The listening port's TLS, whose certificate can be replaced while it serves: connections
+    made after :meth:`use` get the new one, those already open keep theirs (nothing is dropped)."""
+
+    def __init__(self, cert_pem: bytes, key_pem: bytes):
+        self.use(cert_pem, key_pem)
+
+    def use(self, cert_pem: bytes, key_pem: bytes) -> int:
+        """Serve this certificate from now on; its serial number. Raises (and keeps serving the
+        old one) if the pair is unusable: a key that is not the certificate's, a damaged file."""
+        ctx = server_context(cert_pem, key_pem)
+        ctx.check_privatekey()
+        self._context, self.serial = ctx, serial_of(cert_pem)
+        return self.serial
+
+    def serverConnectionForTLS(self, tlsProtocol):
+        from OpenSSL import SSL
+
+        return SSL.Connection(self._context, None)
 
 
 @implementer(IPolicyForHTTPS)

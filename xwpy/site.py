@@ -78,7 +78,7 @@ def init_site(
     return cfg, token
 
 
-def renew_server_cert(site_dir: Path, *, days: int = 825, extra_names: tuple[str, ...] = ()) -> list[str]:
+def renew_server_cert(site_dir: Path, *, days: int = pki.SERVER_CERT_DAYS, extra_names: tuple[str, ...] = ()) -> list[str]:
     """A new server certificate (and key) signed by the site CA, for the names of the current one,
     [coordinator] public_host and ``extra_names``; the old pair is replaced atomically."""
     from cryptography import x509
@@ -101,3 +101,47 @@ def renew_server_cert(site_dir: Path, *, days: int = 825, extra_names: tuple[str
     for path, _ in pairs:
         os.replace(path.with_name(path.name + ".new"), path)
     return names
+
+
+def served_serial(url: str, ca: Path, timeout: float = 5.0) -> int:
+    """The serial number of the certificate that ``url`` serves to a new connection (the site CA
+    pinned)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw:
+        with pki.client_ssl_context(ca).wrap_socket(raw, server_hostname=parts.hostname) as tls:
+            return pki.serial_of(tls.getpeercert(binary_form=True))
+
+
+def reload_certificate(site_dir: Path, timeout: float = 15.0) -> int | None:
+    """Make the site's running coordinator serve its server certificate as now on disk (SIGHUP),
+    and wait until a new connection gets it: the coordinator's pid, or None when none runs.
+    Raises RuntimeError if it does not serve it within ``timeout``."""
+    import json
+    import signal
+
+    cfg = config_module.load(Path(site_dir))
+    try:
+        run = json.loads(cfg.run_file.read_text())
+        pid, url = int(run["pid"]), run["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    serial = pki.serial_of(cfg.server_cert.read_bytes())
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None  # (a run file left by a coordinator that died)
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = served_serial(url, cfg.ca_cert)
+        except OSError:
+            seen = None
+        if seen == serial:
+            return pid
+        time.sleep(0.2)
+    raise RuntimeError(f"the coordinator (pid {pid}) still serves "
+                       f"{'no certificate' if seen is None else f'serial {seen:x}'}, not {serial:x}: see its log")

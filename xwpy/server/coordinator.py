@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 
 from twisted.application import service
 from twisted.application.internet import TimerService
@@ -52,6 +54,7 @@ class Coordinator(service.MultiService):
         self.oracle = None  # xwpy.oracle.service.OracleService when [oracle] enabled
         self.port = None
         self.connections: GuardedTLSFactory | None = None
+        self.tls: pki.ServerTLS | None = None  # the listening port's certificate (reloaded on SIGHUP)
         self.url: str | None = None
         self.ready: Deferred = Deferred()
         self.sampler: task.LoopingCall | None = None  # throughput for the dashboard
@@ -129,8 +132,33 @@ class Coordinator(service.MultiService):
         self.port = await self._listen(api_module.build(self.grid, access_log=self.config.coordinator.access_log))
         self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
         self._write_run_file()
+        self._on_sighup()
         log.info("coordinator listening on {url}", url=self.url)
         return self.url
+
+    # -- the server certificate ------------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        """SIGHUP (``xwpy cert renew``, systemd's reload) makes it serve the site's server
+        certificate as it is now on disk: new connections get it, open ones are kept."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # (a coordinator run in a test's thread: no signals there)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reactor.callFromThread(self.reload_certificate))
+
+    def reload_certificate(self) -> Deferred:
+        async def reload():
+            cfg = self.config
+            try:
+                cert, key = await deferToThread(lambda: (cfg.server_cert.read_bytes(), cfg.server_key.read_bytes()))
+                old, new = self.tls.serial, self.tls.use(cert, key)
+            except Exception as e:  # noqa: BLE001 - a bad pair is the operator's to fix: keep serving the old one
+                log.error("server certificate not reloaded, still serving serial {serial:x}: {why}",
+                          serial=self.tls.serial, why=str(e) or type(e).__name__)
+                return
+            log.info("server certificate reloaded: serial {new:x} (was {old:x}) for new connections",
+                     new=new, old=old)
+
+        return Deferred.fromCoroutine(reload())
 
     async def _listen(self, resource):
         cfg = self.config
@@ -152,8 +180,8 @@ class Coordinator(service.MultiService):
         site.timeOut = limits.idle_timeout_seconds
         site.noisy = False
         site.guard = Guard.from_limits(limits)
-        ctx = pki.server_context_factory(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
-        self.connections = GuardedTLSFactory(ctx, site, site.guard)
+        self.tls = pki.ServerTLS(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
+        self.connections = GuardedTLSFactory(self.tls, site, site.guard)
         endpoint = TCP4ServerEndpoint(self.reactor, cfg.coordinator.port, backlog=1024, interface=cfg.coordinator.interface)
         return await endpoint.listen(self.connections)
 

@@ -328,7 +328,7 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
             from xwpy import config, pki
 
             cfg = config.load(site_dir)
-            tls = pki.server_context_factory(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
+            tls = pki.ServerTLS(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
             listening = reactor.listenSSL(port, site_for(shop), tls, interface=interface)
     except CannotListenError as exc:
         raise click.ClickException(f"cannot listen on {interface}:{port}: {exc.socketError}") from None

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from xwpy import config
 from xwpy.client.context import JSON_HELP, Settings, emit, fail, pass_settings
 from xwpy.client.exits import Exit
+from xwpy.pki import MAX_SERVER_CERT_DAYS, SERVER_CERT_DAYS
 
 LEVEL_COLORS = {"ok": "green", "warn": "yellow", "fail": "red"}
 
@@ -48,15 +50,25 @@ def register(cli: click.Group) -> None:
     @cert.command("renew")
     @click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=Path),
                   help="The site directory (default: the global --site).")
-    @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity of the new certificate.")
+    @click.option("--days", type=click.IntRange(1, MAX_SERVER_CERT_DAYS), default=SERVER_CERT_DAYS, show_default=True,
+                  help="Validity of the new certificate.")
     @click.option("--name", "extra", multiple=True, help="Another host name or address to put in it (repeatable).")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def renew(s: Settings, site_dir, days, extra, as_json):
         """Sign a new server certificate with the site CA, for the names of the old one (and
-        [coordinator] public_host). Workers and users keep their CA file; restart the coordinator."""
-        from xwpy.site import renew_server_cert
+        [coordinator] public_host). Workers and users keep their CA file; a running coordinator
+        serves it to new connections at once (SIGHUP), keeping those open and its work."""
+        from xwpy import pki
+        from xwpy.site import reload_certificate, renew_server_cert
 
-        names = renew_server_cert(_site(s, site_dir), days=days, extra_names=extra)
-        emit({"names": names, "days": days}, as_json,
-             f"new server certificate for {', '.join(names)}, valid {days} days: restart the coordinator")
+        site_dir = _site(s, site_dir)
+        names = renew_server_cert(site_dir, days=days, extra_names=extra)
+        serial = pki.serial_of(config.load(site_dir).server_cert.read_bytes())
+        try:
+            pid = reload_certificate(site_dir)
+        except RuntimeError as e:
+            fail(f"new server certificate {serial:x} written, but {e}")
+        served = "no coordinator runs: the next one serves it" if pid is None else f"coordinator {pid} serves it"
+        emit({"names": names, "days": days, "serial": f"{serial:x}", "coordinator_pid": pid}, as_json,
+             f"new server certificate {serial:x} for {', '.join(names)}, valid {days} days: {served}")
