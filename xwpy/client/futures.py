@@ -2,9 +2,9 @@
 
 One background thread per Grid follows every pending job with one long poll
 (``POST /api/v1/jobs/wait``: "answer when any of these is final"), so ten thousand futures cost one
-request in flight, not ten thousand. Final jobs are handed to two fetcher threads that download the
+request in flight, not ten thousand. Final jobs are handed to four fetcher threads that download the
 certified results and settle the futures. Each thread has its own connection, kept alive: a Grid
-opens four at most (submitting and cancelling, watching, two fetching) whatever it follows.
+opens six at most (submitting and cancelling, watching, four fetching) whatever it follows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from xwpy.client.api import Client, ClientError, Endpoint, InputResolver, endpoi
 from xwpy.lifecycle import JobStatus, ReplicaStatus
 from xwpy.protocol import MAX_JOB_WAIT, MAX_JOBS_PER_SUBMIT
 
-FETCHERS = 2  # threads (and connections) downloading results
+FETCHERS = 4  # threads (and connections) downloading results
 SHORT_WAIT = 1  # seconds of the watcher's first long poll after jobs were added (see _watch)
 SUBMIT_RETRY_SECONDS = 60.0  # a submission is resent under its key while the coordinator restarts
 
