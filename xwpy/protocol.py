@@ -704,6 +704,8 @@ class Alive:
 class AliveReply:
     abort: tuple[int, ...] = field(ListOf(Id, MAX_HELD))
     heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
+    # The host's credit so far: run seconds of the work it certified (server/scheduler/credit.py).
+    credit: float = field(Float(0, 1e18), default=0.0)
 
 
 @message
@@ -802,6 +804,7 @@ class ReplicaInfo:
     covers: int | None = field(Optional(Id))  # the silent replica it was started beside
     checkpoint: str | None = field(Optional(Sha256))  # its latest checkpoint
     resume: str | None = field(Optional(Sha256))  # the checkpoint it started from
+    credit: float | None = field(Optional(Float(0, 1e18)), default=None)  # earned by certifying the job
 
 
 @message
@@ -876,6 +879,9 @@ class HostInfo:
     suspended: str = field(Str(200))
     done: int = field(Count)  # valid results it gave
     revoked: bool = field(Bool(), default=False)  # its token is refused (xwpy hosts revoke)
+    # Run seconds of the work it certified (server/scheduler/credit.py), and its volunteer's over all hosts.
+    credit: float = field(Float(0, 1e18), default=0.0)
+    owner_credit: float = field(Float(0, 1e18), default=0.0)
 
 
 @message

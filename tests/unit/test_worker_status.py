@@ -17,6 +17,7 @@ def test_what_the_line_says():
     assert line(inside) == "xwpy worker: 3 done | waiting for work | window closes at 08:00"
     waiting = Snapshot(3, (), to_report=2, dropped=1)
     assert line(waiting, 100) == "xwpy worker: 3 done | waiting for work | 2 to report | 1 dropped (deadline passed)"
+    assert line(Snapshot(3, (), credit=1234.6)) == "xwpy worker: 3 done | credit 1235 | waiting for work"
 
 
 def test_the_line_fits_the_terminal():

@@ -679,6 +679,11 @@ class Grid:
         return await self.dispatcher.alive(host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
                                            msg.suspended, checkpoints)
 
+    def credit(self, host_id: int) -> float:
+        """The host's credit so far (scheduler/credit.py)."""
+        state = self.dispatcher.engine.hosts.get(host_id)
+        return state.credit if state is not None else 0.0
+
     async def report(self, host_id: int, results: Iterable[protocol.ResultReport]) -> dict[int, str]:
         return await self.dispatcher.report(host_id, list(results))
 

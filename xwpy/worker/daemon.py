@@ -122,6 +122,7 @@ class Worker(service.Service):
         self.heartbeat_seconds = 10.0
         self.host_id: int | None = None
         self.completed = 0
+        self.credit: float | None = None  # the host's credit, as its last heartbeat reply said
         self.exit_error: str | None = None
         self._uids: UidPool | None = None
         self._sandbox: dict | None = None  # the bwrap settings common to every job
@@ -404,6 +405,7 @@ class Worker(service.Service):
         if self._heartbeat_failed:  # the coordinator is back: the results waiting need not wait on
             self._heartbeat_failed = False
             self.outbox.kick()
+        self.credit = reply.credit
         for rid in reply.abort:
             if rid in self.outbox.items:
                 self.outbox.abort(rid, "the coordinator no longer wants it (aborted)")
@@ -450,7 +452,7 @@ class Worker(service.Service):
         running = tuple((rid, read_progress(self.state / "jobs" / str(rid))) for rid in sorted(self.tasks))
         change = vp.next_change(self.opts.prefs.compute_windows, self._clock())
         return Snapshot(self.completed, running, self.suspended, change, self.host_id is not None,
-                        to_report=len(self.outbox.items), dropped=self.outbox.dropped_late)
+                        to_report=len(self.outbox.items), dropped=self.outbox.dropped_late, credit=self.credit)
 
     def transfer_wait(self) -> float:
         """Seconds before a download or an upload may start (0: now), by the volunteer's transfer

@@ -24,10 +24,13 @@ class Snapshot:
     connected: bool = True
     to_report: int = 0  # finished results kept until the coordinator has them (xwpy.worker.outbox)
     dropped: int = 0  # results dropped since start: their deadline passed before they could be reported
+    credit: float | None = None  # the host's credit as the coordinator last said (None: not heard yet)
 
 
 def line(s: Snapshot, width: int = 80) -> str:
     parts = [f"xwpy worker: {s.done} done"]
+    if s.credit is not None:
+        parts.append(f"credit {s.credit:.0f}")
     if not s.connected:
         parts.append("connecting")
     if s.running:

@@ -126,10 +126,10 @@ def register(cli: click.Group) -> None:
         now = time.time()
         emit(rows, as_json, table(
             [[h["id"], h["name"], h["owner"], h["cpus"], h.get("platform") or "", "yes" if h["alive"] else "no",
-              f"{now - h['last_alive']:.0f}s ago", h["running"], h["reputation"],
+              f"{now - h['last_alive']:.0f}s ago", h["running"], h["reputation"], f"{h.get('credit', 0):.0f}",
               "revoked" if h.get("revoked") else f"suspended: {h['suspended']}" if h.get("suspended") else ""]
              for h in rows],
-            ["ID", "NAME", "OWNER", "CPUS", "PLATFORM", "ALIVE", "SEEN", "RUNNING", "REPUTATION", "STATE"],
+            ["ID", "NAME", "OWNER", "CPUS", "PLATFORM", "ALIVE", "SEEN", "RUNNING", "REPUTATION", "CREDIT", "STATE"],
         ))
 
     @hosts.command("revoke")

@@ -10,6 +10,9 @@ async def host_rows(grid, user) -> list[protocol.HostInfo]:
     """The user's hosts (every host for an admin) as the API shows them."""
     out = []
     hosts = grid.hosts_for(user)
+    by_owner: dict[int, float] = {}  # a volunteer's credit: its hosts' summed
+    for seen in hosts:
+        by_owner[seen.host.owner_id] = by_owner.get(seen.host.owner_id, 0.0) + _credit(seen)
     done = await grid.work_done([seen.host.id for seen in hosts])
     for seen in hosts:
         h, state = seen.host, seen.state
@@ -29,9 +32,15 @@ async def host_rows(grid, user) -> list[protocol.HostInfo]:
                 suspended=state.suspended if state else "",
                 done=done.get(h.id, 0),
                 revoked=h.revoked_at is not None,
+                credit=_credit(seen),
+                owner_credit=round(by_owner[h.owner_id], 3),
             )
         )
     return out
+
+
+def _credit(seen) -> float:
+    return seen.state.credit if seen.state else seen.host.credit
 
 
 def install(api: Api, grid) -> None:

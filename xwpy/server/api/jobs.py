@@ -25,7 +25,7 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> prot
                 id=r.id, host_id=r.host_id, status=r.status, validation=r.validation, verdict=r.verdict,
                 assigned_at=r.assigned_at, started_at=r.started_at, finished_at=r.finished_at,
                 exit_code=r.exit_code, result_sha256=r.result_sha256, stderr_tail=r.stderr_tail, error=r.error,
-                deadline=r.deadline, covers=r.covers, checkpoint=r.checkpoint, resume=r.resume,
+                deadline=r.deadline, covers=r.covers, checkpoint=r.checkpoint, resume=r.resume, credit=r.credit,
             )
             for r in j.replicas
         )

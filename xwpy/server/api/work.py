@@ -38,7 +38,8 @@ def install(api: Api, grid) -> None:
     @api.route("POST", "/work/alive", HOST, body=protocol.Alive, reply=protocol.AliveReply)
     async def alive(ctx: Ctx):
         abort = await grid.alive(ctx.principal.host_id, ctx.body)
-        return {"abort": abort, "heartbeat_seconds": grid.config.scheduler.heartbeat_seconds}
+        return {"abort": abort, "heartbeat_seconds": grid.config.scheduler.heartbeat_seconds,
+                "credit": grid.credit(ctx.principal.host_id)}
 
     @api.route("POST", "/work/results", HOST, body=protocol.Results, reply=protocol.ResultsReply)
     async def results(ctx: Ctx):

@@ -13,7 +13,7 @@ def _row(r) -> Host:
     return Host(
         r.id, r.owner_id, r.name, r.token_hash, r.cpus, r.memory, r.os, r.registered_at, r.last_alive,
         r.reputation, r.login, r.group_name, r.platform or "", bool(r.images), bool(r.network),
-        r.disk or 0, r.revoked_at,
+        r.disk or 0, r.revoked_at, r.credit or 0.0,
     )
 
 

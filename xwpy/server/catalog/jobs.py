@@ -28,7 +28,7 @@ def _replica(r) -> Replica:
     return Replica(
         r.id, r.job_id, r.host_id, r.status, r.validation, r.verdict, r.lease_expires, r.assigned_at,
         r.started_at, r.finished_at, r.exit_code, r.result_sha256, r.result_size, r.stderr_tail, r.error,
-        r.deadline, r.covers, r.checkpoint, r.resume,
+        r.deadline, r.covers, r.checkpoint, r.resume, r.credit,
     )
 
 
@@ -144,7 +144,7 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
     reps = [
         ActiveReplica(r.id, r.job_id, r.host_id, ReplicaStatus(r.status), r.lease_expires, r.result_sha256,
                       r.result_size or 0, r.verdict, Validation(r.validation), r.deadline, r.covers, r.checkpoint,
-                      r.resume, r.origin)
+                      r.resume, r.origin, r.assigned_at, r.finished_at)
         for r in conn.execute(q)
     ]
     next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1

@@ -95,6 +95,7 @@ class Host:
     network: bool = False
     disk: int = 0
     revoked_at: float | None = None  # its token was revoked then (None: it is not)
+    credit: float = 0.0  # earned by the work it certified (scheduler/credit.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class Replica:
     covers: int | None = None  # the silent replica it was started beside
     checkpoint: str | None = None  # its latest checkpoint uploaded
     resume: str | None = None  # the checkpoint it started from
+    credit: float | None = None  # what it earned by certifying its job (scheduler/credit.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +183,5 @@ class ActiveReplica:
     checkpoint: str | None = None
     resume: str | None = None
     origin: int | None = None
+    assigned_at: float = 0.0  # with finished_at: its run seconds, the credit it may earn
+    finished_at: float | None = None

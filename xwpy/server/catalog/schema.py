@@ -127,6 +127,8 @@ hosts = Table(
     Column("network", Boolean, nullable=False, server_default=false()),  # given to apps that need it
     Column("disk", BigInteger, nullable=False, server_default=text("0")),  # bytes of inputs it holds (0: not said)
     Column("revoked_at", Float),  # its token was revoked then (None: it is not)
+    # Credit earned by the replicas of it that certified a job (the sum of their replicas.credit).
+    Column("credit", Float, nullable=False, server_default=text("0")),
 )
 
 jobs = Table(
@@ -196,6 +198,7 @@ replicas = Table(
     Column("checkpoint", String(64)),  # its latest checkpoint uploaded (apps with checkpoints = upload)
     Column("resume", String(64)),  # the checkpoint it was started from (another replica's)
     Column("origin", Integer),  # the replica whose work it continues, when resumed: one vote between them
+    Column("credit", Float),  # what it earned by certifying its job (scheduler/credit.py; None: nothing)
     Index("ix_replicas_job", "job_id"),
 )
 

@@ -153,7 +153,7 @@ class Dispatcher(service.Service):
             hosts=[
                 HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive, cores=h.cpus,
                           platform=h.platform, images=h.images, network=h.network, disk=h.disk,
-                          revoked=h.revoked_at is not None) for h in hosts
+                          revoked=h.revoked_at is not None, credit=h.credit) for h in hosts
             ],
             jobs=[JobState.of(r) for r in job_rows],
             replicas=[ReplicaState.of(r) for r in rep_rows],

@@ -27,6 +27,7 @@ from xwpy.protocol import DEFAULT_DEADLINE
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.rows import ActiveJob, ActiveReplica
 from xwpy.server.scheduler import capacity
+from xwpy.server.scheduler import credit as credit_mod
 from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
@@ -66,6 +67,9 @@ class ReplicaState:
     checkpoint: str | None = None
     resume: str | None = None
     origin: int | None = None
+    # When it was assigned and when its result came: its run seconds, the credit it may earn (credit.py).
+    assigned_at: float = 0.0
+    finished_at: float | None = None
 
     @classmethod
     def of(cls, row: ActiveReplica) -> "ReplicaState":
@@ -74,7 +78,7 @@ class ReplicaState:
                    lease_expires=row.lease_expires, digest=row.digest, size=row.size,
                    verdict=Verdict(row.verdict) if row.verdict else None, validation=row.validation,
                    deadline=row.deadline, covers=row.covers, checkpoint=row.checkpoint, resume=row.resume,
-                   origin=row.origin)
+                   origin=row.origin, assigned_at=row.assigned_at, finished_at=row.finished_at)
 
 
 @dataclass(slots=True)
@@ -144,6 +148,7 @@ class HostState:
     suspended: str = ""  # why its worker suspended its jobs, as its last heartbeat said
     disk: int = 0  # bytes of inputs its volunteer's disk budget holds (capacity.Offer.disk; 0: not said)
     revoked: bool = False  # its token was revoked: it is gone for good
+    credit: float = 0.0  # run seconds of the work it certified, earned so far (credit.py)
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
@@ -379,6 +384,7 @@ class Engine:
                 status=ReplicaStatus.ASSIGNED,
                 lease_expires=now + self.lease_seconds,
                 deadline=now + self.deadline_seconds(job),
+                assigned_at=now,
             )
             if job.wanted <= len(job.extra_for):  # the replicas the quorum wants first, then extras
                 r.covers = job.extra_for.pop(0)
@@ -784,6 +790,7 @@ class Engine:
     ) -> None:
         was_active = r.status.active
         r.status = replica_fsm.transition(r.status, status)
+        r.finished_at = now
         ch.replica(r.id, status=status.value, finished_at=now, **fields)
         if was_active:
             host = self.hosts.get(r.host_id)
@@ -818,6 +825,7 @@ class Engine:
                     host.reputation = min(host.reputation, 0) - self.trust_threshold
                 ch.host(host.id, reputation=host.reputation)
         if d.certified is not None:
+            self._credit(by_id, d.valid, now, ch)
             winner = next(r for r in job.replicas if r.id in d.valid)
             self._end(job, JobStatus.COMPLETED, now, ch, result_sha256=d.certified, result_size=winner.size)
         elif d.error is not None:
@@ -831,6 +839,16 @@ class Engine:
             if job.wanted > 0 and job.replicas and not any(r.status.active for r in job.replicas):
                 self._watch.add(job.id)
         return d
+
+    def _credit(self, by_id: dict[int, ReplicaState], valid: Iterable[int], now: float, ch: Changes) -> None:
+        """Grant the replicas that certified a job their credit, and add it to their hosts'."""
+        claims = {rid: credit_mod.claim(by_id[rid].assigned_at, by_id[rid].finished_at or now) for rid in valid}
+        for rid, earned in credit_mod.grant(claims, valid).items():
+            ch.replica(rid, credit=earned)
+            host = self.hosts.get(by_id[rid].host_id)
+            if host is not None:
+                host.credit = round(host.credit + earned, credit_mod.PRECISION)
+                ch.host(host.id, credit=host.credit)
 
     def _end(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:
         job.status = job_fsm.transition(job.status, status)
