@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import wait_for
+from xwpy.client.exits import Exit
 from xwpy.localgrid import child_env
 
 pytestmark = pytest.mark.slow
@@ -194,12 +195,12 @@ def test_uploading_again_does_not_narrow_access(grid, tmp_path):
 
 def test_a_batch_watch_says_why_its_jobs_wait(grid, tmp_path):
     """No worker at all: the job never runs (so it never ends by the no-quorum rule), and a
-    batch watch that sees no progress says why, then gives up at its --timeout (exit 2)."""
+    batch watch that sees no progress says why, then gives up at its --timeout (exit 8, TIMED_OUT)."""
     grid.start_coordinator()
     alice = grid.client(grid.user("alice"))
     alice.register_app(name="echo", command=PRIMES, replication=1, quorum=1)
     [jid] = alice.submit([{"app": "echo", "args": ["x"]}], batch="lonely")
     assert alice.job(jid)["why"] == "no host alive: no worker has registered with this site yet"
     r = xwpy(grid, alice.endpoint.token, "status", "--batch", "lonely", "--watch", "--timeout", "30", cwd=tmp_path)
-    assert r.returncode == 2
+    assert r.returncode == Exit.TIMED_OUT
     assert f"stalled: job {jid}: no host alive: no worker has registered with this site yet" in r.stderr
