@@ -59,7 +59,7 @@ def test_a_package_build_ships_artifacts_used_without_a_compiler_while_their_sou
     """What setup.py puts in a wheel; an install without vyper deploys from it."""
     out = tmp_path / "package"
     artifacts.build_package(out, cache_dir=tmp_path / "cache")
-    assert sorted(p.name for p in out.iterdir()) == ["RLC.vy", "TaskHub.vy", "VanityConsumer.vy", "artifacts.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["Distributor.vy", "RLC.vy", "TaskHub.vy", "VanityConsumer.vy", "artifacts.json"]
     built = artifacts.prebuilt(out)
     import vyper
 

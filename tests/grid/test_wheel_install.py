@@ -67,7 +67,7 @@ def test_the_wheel_holds_what_runs_a_site_and_only_the_xwpy_package(wheel):
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.startswith("xwpy-")} == {"xwpy"}  # no generic top-level name
     # The compiled contracts, with the compiler that made them; their sources beside them.
-    assert set(prebuilt) == {"RLC", "TaskHub", "VanityConsumer"}
+    assert set(prebuilt) == {"Distributor", "RLC", "TaskHub", "VanityConsumer"}
     for name, art in prebuilt.items():
         assert art["bytecode"].startswith("0x") and len(art["bytecode"]) > 1000 and art["abi"], name
         assert re.fullmatch(r"0\.4\.\d+.*", art["vyper_version"]) and art["evm_version"] == "shanghai"

@@ -35,11 +35,12 @@ SOURCES: dict[str, str] = {
     "RLC": "RLC.vy",
     "TaskHub": "TaskHub.vy",
     "VanityConsumer": "VanityConsumer.vy",
+    "Distributor": "Distributor.vy",
     # Test doubles: hostile callbacks used by the contract tests.
     "HostileCallback": "test/HostileCallback.vy",
 }
 # What a wheel ships compiled (the test double stays in the checkout).
-PACKAGED = ("RLC", "TaskHub", "VanityConsumer")
+PACKAGED = ("RLC", "TaskHub", "VanityConsumer", "Distributor")
 
 
 class CompileError(Exception):
