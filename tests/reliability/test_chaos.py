@@ -273,9 +273,13 @@ def test_hung_worker_loses_its_replica_at_the_deadline_and_its_late_report_is_re
                           if "hang-check" in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE],
              30, "the hung worker's job process to end")
     victim.send(signal.SIGCONT)
-    # Woken, it reports the stale replica (debug log "replica N: <the coordinator's answer>"), or
-    # first hears from its heartbeat that it should abort it — often both.
-    stale = re.compile(rf"replica {rep['id']}: (\w+)|replica {rep['id']} (aborted) by the coordinator")
+    # Woken, it reports the stale replica and drops its kept result on the coordinator's answer
+    # ("replica N: result dropped (the coordinator no longer wants it: <answer>)"), or first hears
+    # from its heartbeat that it should abort it — often both. "replica N: result accepted" would
+    # be a late result taken.
+    rid = rep["id"]
+    stale = re.compile(rf"replica {rid}: result (accepted)|replica {rid}: result dropped \(the coordinator no "
+                       rf"longer wants it[:( ]+(\w+)|replica {rid} (aborted) by the coordinator")
     wait_for(lambda: stale.search(victim.output()), 30, "the woken worker to deal with its stale replica")
     # It works on: a job that needs all three hosts completes.
     [jid2] = alice.submit([{"app": "slow", "args": ["0.1", "after"], "replication": 3, "quorum": 3}])
@@ -284,7 +288,7 @@ def test_hung_worker_loses_its_replica_at_the_deadline_and_its_late_report_is_re
     result = faults.audit(grid, lambda args: f"done {args[1]}\n")
     forged_stored = _small_blob_exists(grid, forged_sha)
     after = {r["id"]: r for r in alice.job(jid)["replicas"]}
-    late = sorted({a or b for a, b in stale.findall(victim.output())})
+    late = sorted({a or b or c for a, b, c in stale.findall(victim.output())})
     ledger.record(
         scenario="hung worker (SIGSTOP) loses its replica at its deadline; late reports refused",
         load="2 jobs, 3 workers",

@@ -29,6 +29,7 @@ from tests.reliability.ledger import server_errors
 from tests.reliability.test_hostile_cli import NO_ENV, check
 from xwpy import archive
 from xwpy.client.cli import cli
+from xwpy.client.exits import Exit
 from xwpy.protocol import API_PREFIX as API
 
 pytestmark = pytest.mark.slow
@@ -171,7 +172,7 @@ def test_a_damaged_blob_is_never_served(site, ledger, tmp_path):
         tried += 1
         out = tmp_path / f"got-{size}"
         r = xwpy(g, token, "data", "get", digest, str(out))
-        refused += r.exit_code == 1 and "corrupt" in r.stderr and not out.exists()
+        refused += r.exit_code == Exit.SERVER_FAULT and "corrupt" in r.stderr and not out.exists()
         wrong += out.exists() and out.read_bytes() != data
         status, body = raw_get(g, token, f"/data/{digest}")  # set aside now: a 410 at once
         refused += status == 410 and json.loads(body)["error"] == "corrupt"
@@ -214,7 +215,7 @@ def test_a_damaged_blob_is_never_served(site, ledger, tmp_path):
         tried += 1
         out = tmp_path / f"r{job}.tar"
         r = xwpy(g, token, "result", str(job), "-o", str(out))
-        refused += r.exit_code == 1 and "corrupt" in r.stderr and not out.exists()
+        refused += r.exit_code == Exit.SERVER_FAULT and "corrupt" in r.stderr and not out.exists()
         wrong += out.exists()
         status, body = raw_get(g, token, f"/jobs/{job}/result")
         refused += status == 410 and json.loads(body)["error"] == "corrupt"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from tests.harness import Grid
 from tests.reliability.ledger import server_errors
 from xwpy.client.cli import cli
 from xwpy.client.commands import register
-from xwpy.client.exits import Exit
+from xwpy.client.exits import Exit, for_client_error
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +69,9 @@ def check(result, argv):
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("xwpy: error: "), (argv, result.exit_code, err)
     # The exit status names the kind of error the line reports (README, "Exit status").
-    expected = (Exit.REFUSED if lines[0].startswith("xwpy: error: HTTP 4") else
-                Exit.SERVER_FAULT if lines[0].startswith("xwpy: error: HTTP 5") else None)
-    if expected is not None:
-        assert result.exit_code == expected, (argv, result.exit_code, err)
+    http = re.match(r"xwpy: error: HTTP (\d{3}) (\w+):", lines[0])
+    if http is not None:  # the coordinator's answer: 4xx refused, 5xx or damaged data its fault
+        assert result.exit_code == for_client_error(int(http[1]), http[2]), (argv, result.exit_code, err)
     else:
         assert result.exit_code in (Exit.FAILED, Exit.USAGE, Exit.UNREACHABLE), (argv, result.exit_code, err)
 

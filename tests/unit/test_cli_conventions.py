@@ -68,7 +68,7 @@ def test_every_command_that_prints_data_takes_json():
     (500, "internal", Exit.SERVER_FAULT), (503, "unavailable", Exit.SERVER_FAULT),
     (0, "unreachable", Exit.UNREACHABLE), (0, "lost", Exit.UNREACHABLE), (0, "tls", Exit.UNREACHABLE),
     (0, "malformed", Exit.SERVER_FAULT), (0, "usage", Exit.USAGE), (0, "client", Exit.FAILED),
-    (0, "digest_mismatch", Exit.FAILED),
+    (0, "digest_mismatch", Exit.SERVER_FAULT), (410, "corrupt", Exit.SERVER_FAULT), (410, "gone", Exit.REFUSED),
 ])
 def test_exit_status_by_kind_of_error(status, code, expected):
     assert for_client_error(status, code) is expected

@@ -22,10 +22,15 @@ class Exit(IntEnum):
 # ClientError codes that are not HTTP statuses.
 _BY_CODE = {"usage": Exit.USAGE, "unreachable": Exit.UNREACHABLE, "lost": Exit.UNREACHABLE,
             "tls": Exit.UNREACHABLE, "malformed": Exit.SERVER_FAULT}
+# The coordinator's own copy is damaged (410 corrupt), or what it sent does not hash to what it
+# promised: nothing the caller did wrong, whatever the HTTP status says.
+_DAMAGED = frozenset({"corrupt", "digest_mismatch"})
 
 
 def for_client_error(status: int, code: str) -> Exit:
     """The exit status for a client error: by its HTTP status when it had one, else by its code."""
+    if code in _DAMAGED:
+        return Exit.SERVER_FAULT
     if 400 <= status < 500:
         return Exit.REFUSED
     if status >= 500:
