@@ -60,6 +60,18 @@ def test_failed_then_success_on_the_only_host_completes():
     assert ch.jobs[jid]["status"] == JobStatus.COMPLETED
 
 
+def test_replicas_running_count_towards_the_hosts_a_job_waits_for():
+    """Replication 3, quorum 2, two hosts alive both running it: one more host is wanted (for the
+    third replica), not two (the new-user trial saw "waiting for 2 more distinct hosts")."""
+    e = engine((1, 10), (2, 20))
+    [jid], _ = e.add_jobs([job(r=3, q=2)], 0.0)
+    for host in (1, 2):
+        [rep], _ = e.assign(host, 1, 1.0)
+        assert rep.job_id == jid
+    w = e.why(jid, 1.0)
+    assert "2 running" in w.line and "waiting for 1 more distinct host:" in w.line, w.line
+
+
 def test_replication_larger_than_the_hosts_says_why_then_ends_in_error():
     e = engine((1, 10))
     [jid], _ = e.add_jobs([job(r=3, q=2)], 0.0)

@@ -105,7 +105,9 @@ def _waiting(*, status, active, wanted, quorum, digests, refusals, hosts_known, 
         line = (f"replicas disagree ({_plural(len(digests), 'result')}, {len(agree)} digests, best agreement "
                 f"{best} of {quorum}): waiting for a host that has not run it")
     elif counts[pol.RAN_IT] == n:
-        more = max(quorum - best, 1)
+        # Hosts for the replicas it wants now, but no more than the quorum still lacks once the
+        # running ones agree (two running of r3 q2 want one more host, not two).
+        more = max(min(wanted, quorum - best - active), 1)
         line = (f"waiting for {_plural(more, 'more distinct host')}: quorum {quorum} needs distinct hosts, "
                 f"and {'the only host' if n == 1 else f'all {n} hosts'} alive {'has' if n == 1 else 'have'} run it")
     else:
