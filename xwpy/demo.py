@@ -16,6 +16,7 @@ import click
 from xwpy import archive
 from xwpy.lifecycle import JobStatus, Validation
 from xwpy.client.commands.catalog import upload_bundle
+from xwpy.client.context import progress
 from xwpy.localgrid import LocalGrid, wait_for
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -102,7 +103,7 @@ def run_demo(root: Path, workers: int = 3, jobs: int = 12, keep: bool = False, p
         say(f"4. alice submits a batch of {jobs} jobs: primes in [0, {jobs * step:,})")
         t0 = time.monotonic()
         ids = alice.submit([{"app": "primes", "args": [str(lo), str(hi)]} for lo, hi in ranges], batch="demo")
-        with click.progressbar(length=len(ids), label="   certified", show_pos=True) as bar:
+        with progress(len(ids), "   certified") as bar:
             shown = 0
             while shown < len(ids):
                 counts = alice.summary("demo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -58,6 +59,20 @@ pass_settings = click.make_pass_decorator(Settings)
 
 
 JSON_HELP = "Print JSON (for scripts) instead of text."
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+def progress(length: int, label: str, file=None):
+    """A progress bar on a terminal; in a log or a pipe nothing (click would print its label
+    alone, a stray line)."""
+    out = file if file is not None else sys.stdout
+    if out.isatty():
+        return click.progressbar(length=length, label=label, show_pos=True, file=out)
+    return contextlib.nullcontext(_NoBar())
 
 
 def emit(value: Any, as_json: bool, text: str | None = None) -> None:

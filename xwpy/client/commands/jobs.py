@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sys
 import tempfile
@@ -17,7 +16,8 @@ from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
 from xwpy.client import sweep
 from xwpy.client.api import Client, ClientError, InputResolver
-from xwpy.client.context import JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, table, usage
+from xwpy.client.context import (JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, progress, table,
+                                 usage)
 from xwpy.client.exits import Exit
 
 FINAL = FINAL_NAMES
@@ -308,9 +308,8 @@ def _stalled_line(client: Client, batch: str | None) -> str:
     return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
+def _counts_line(counts: dict[str, int]) -> str:
+    return "  ".join(f"{k} {v}" for k, v in counts.items() if v)
 
 
 def _watch(client: Client, batch: str | None, timeout: float) -> int:
@@ -320,10 +319,7 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
     if total == 0:
         click.echo("no jobs")
         return 0
-    # A bar only on a terminal: in a log or a pipe it would be a stray "jobs" label.
-    bar_or_not = (click.progressbar(length=total, label="jobs", show_pos=True, file=sys.stderr) if sys.stderr.isatty()
-                  else contextlib.nullcontext(_NoBar()))
-    with bar_or_not as bar:
+    with progress(total, "jobs", sys.stderr) as bar:
         shown = 0
         progressed = time.monotonic()
         said = ""
@@ -337,7 +333,7 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
             if final >= total:
                 break
             if timeout and time.monotonic() - start > timeout:
-                click.echo(f"\ntimed out: {counts}", err=True)
+                click.echo(f"\ntimed out: {_counts_line(counts)}", err=True)
                 return Exit.TIMED_OUT
             if time.monotonic() - progressed > STALL_SECONDS:
                 progressed = time.monotonic()
@@ -346,5 +342,5 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
                     said = line
                     click.echo(f"\n{line}", err=True)
             time.sleep(0.5)  # polling interval of a progress display, not a synchronisation
-    click.echo("  ".join(f"{k} {v}" for k, v in counts.items() if v))
+    click.echo(_counts_line(counts))
     return _exit_status(k for k, v in counts.items() if v)
