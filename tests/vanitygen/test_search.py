@@ -99,6 +99,25 @@ def test_failed_units_are_resubmitted():
     assert state.take(1) == [(i, args)]
 
 
+def test_units_failing_one_after_another_stop_the_search():
+    """A unit whose job always fails (an app the hosts cannot run) is not resubmitted for ever: the
+    demo's search once submitted 3,300 jobs that all ended in ERROR. Failures between successes
+    do not add up."""
+    plan = plan_search(SearchSpec("1" * 12), keys_per_second=6_000, min_unit_seconds=0.1, max_unit_seconds=0.1)
+    state = SearchState(plan, max_failed_in_a_row=3)
+    for _ in range(2):  # fail, fail, succeed: the count starts again
+        [(i, _args)] = state.take(1)
+        state.record(i, None)
+    [(i, args)] = state.take(1)
+    assert state.record(i, run_args(args)) is Verdict.UNVERIFIABLE
+    for _ in range(2):
+        [(i, _args)] = state.take(1)
+        state.record(i, None)
+    [(i, _args)] = state.take(1)
+    with pytest.raises(SearchError, match="3 units in a row failed"):
+        state.record(i, None)
+
+
 def test_key_budget_ends_a_fruitless_search():
     plan = plan_search(SearchSpec("1" * 12), keys_per_second=6_000, min_unit_seconds=0.1, max_unit_seconds=0.1)
     backend = InlineBackend()

@@ -113,12 +113,14 @@ class Progress:
 class SearchState:
     plan: SearchPlan
     max_rejections: int = 20
+    max_failed_in_a_row: int = 8  # units failing one after another (a broken app or host), not bad luck
     next_index: int = 0
     in_flight: dict = field(default_factory=dict)  # index -> args
     retry: deque = field(default_factory=deque)
     units_done: int = 0
     keys_tried: int = 0
     rejections: int = 0
+    failed_in_a_row: int = 0
     found: Optional[dict] = None
 
     def __post_init__(self) -> None:
@@ -147,8 +149,13 @@ class SearchState:
         if args is None or self.found is not None:
             return None  # unknown, duplicate or no longer wanted
         if data is None:
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= self.max_failed_in_a_row:
+                raise SearchError(f"{self.failed_in_a_row} units in a row failed (their jobs ended in ERROR or "
+                                  "their processes died): giving up; `xwpy status --batch BATCH` says why")
             self.retry.append(index)
             return None
+        self.failed_in_a_row = 0
         verdict = verify(args, {"result.json": data})
         if verdict is Verdict.VERIFIED:
             record = json.loads(data)
