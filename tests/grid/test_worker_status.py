@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import pty
 import select
 import subprocess
@@ -44,7 +45,8 @@ def test_a_worker_in_a_terminal_shows_its_jobs_and_progress(grid):
                 except OSError:  # the worker is gone
                     break
         text = seen.decode(errors="replace")
-        assert "xwpy worker: 0 done | running 1 (#" in text and "50%)" in text, text[-2000:]
+        # (the host's credit shows once the coordinator has said it: "0 done | credit 0 | running 1")
+        assert re.search(r"xwpy worker: 0 done \| (credit \d+ \| )?running 1 \(#", text) and "50%)" in text, text[-2000:]
         assert CLEAR in text
         assert "connected to" in text  # the log goes on above it
         assert alice.job(jid)["status"] == "RUNNING"
