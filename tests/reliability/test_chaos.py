@@ -280,7 +280,7 @@ def test_hung_worker_loses_its_replica_at_the_deadline_and_its_late_report_is_re
     rid = rep["id"]
     stale = re.compile(rf"replica {rid}: result (accepted)|replica {rid}: result dropped \(the coordinator no "
                        rf"longer wants it[:( ]+(\w+)|replica {rid} (aborted) by the coordinator")
-    wait_for(lambda: stale.search(victim.output()), 30, "the woken worker to deal with its stale replica")
+    wait_for(lambda: stale.search(victim.output()), 90, "the woken worker to deal with its stale replica")
     # It works on: a job that needs all three hosts completes.
     [jid2] = alice.submit([{"app": "slow", "args": ["0.1", "after"], "replication": 3, "quorum": 3}])
     job2 = grid.wait_final(alice, [jid2], timeout=60)[jid2]
