@@ -104,16 +104,28 @@ class Bench:
         finally:
             grid.close()
 
+    def idle_site(self, grid: LocalGrid, replication: int, workers: int, seconds: float, slots: int = 4,
+                  idle: int | None = None):
+        """``grid``'s coordinator started, alice's app "trivial" registered and ``workers`` simulated
+        workers waiting for work (at least ``idle`` of them): (admin, alice, the load generator)."""
+        grid.start_coordinator()
+        admin = grid.client()
+        vol = grid.user("vol", "worker")
+        alice = grid.client(grid.user("alice"))
+        alice.register_app(name="trivial", command=["true"], replication=replication, quorum=min(replication, 2))
+        lg = self.loadgen(grid, vol, workers, seconds, slots=slots)
+        try:
+            wait_for(lambda: admin.call("GET", "/stats")["waiting_workers"] >= (idle or workers), 120, "idle workers")
+        except BaseException:
+            lg.kill()
+            lg.wait()
+            raise
+        return admin, alice, lg
+
     def latency(self, samples: int) -> tuple[float, float, float]:
         grid = self.grid("latency", "sqlite")
         try:
-            grid.start_coordinator()
-            admin = grid.client()
-            vol = grid.user("vol", "worker")
-            alice = grid.client(grid.user("alice"))
-            alice.register_app(name="trivial", command=["true"], replication=3, quorum=2)
-            lg = self.loadgen(grid, vol, 6, 600, slots=1)
-            wait_for(lambda: admin.call("GET", "/stats")["waiting_workers"] >= 6, 60, "idle workers")
+            admin, alice, lg = self.idle_site(grid, 3, 6, 600, slots=1)
             times = []
             for i in range(samples + 10):
                 t = time.perf_counter()
@@ -227,13 +239,7 @@ def versus_dask(bench: Bench, rounds: int, jobs: int, workers: int = 1000) -> tu
     ours, theirs = [], []
     lg = None
     try:
-        grid.start_coordinator()
-        admin = grid.client()
-        vol = grid.user("vol", "worker")
-        alice = grid.client(grid.user("alice"))
-        alice.register_app(name="trivial", command=["true"], replication=1, quorum=1)
-        lg = bench.loadgen(grid, vol, workers, 24 * 3600)
-        wait_for(lambda: admin.call("GET", "/stats")["waiting_workers"] >= workers // 2, 120, "idle workers")
+        admin, alice, lg = bench.idle_site(grid, 1, workers, 24 * 3600, idle=workers // 2)
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=dask_how.endswith("processes"),
                           dashboard_address=None) as cluster, Client(cluster) as dask:
             dask.gather(dask.map(_inc, range(100), pure=False))  # warm-up
