@@ -1,11 +1,14 @@
 """Vanity kernels: keys/s per core of each kernel against the coincurve reference, same run.
 
     python -m bench.bench_vanity [--seconds S] [--no-scaling]
+    python -m bench.bench_vanity --startup [--runs N]
 
 A "key" is one candidate: six per point (P, -P, and the two endomorphism images with their
 negations), which is how vanity generators usually count. The target prefix never matches
 ('1' * 21 needs the all-zero hash160), so every kernel does the full work over its range.
 Scaling: one local search (the process-pool backend of ``vanity local``) with 1 and 2 workers.
+Start-up: the wall time of ``xwpy vanity local 1`` (the first key matches, so this bounds the time
+to the first key) and of a 5-character prefix, against a bare interpreter's start, alternated.
 """
 
 from __future__ import annotations
@@ -133,11 +136,51 @@ def grid_scaling(unit_seconds: float = 4.0, units_per_worker: int = 4) -> None:
         print(f"  {workers} worker{'s' if workers > 1 else ' '}: {human(r):>7} keys/s   x{r / results[1]:.2f}")
 
 
+def _wall(argv: list[str], env: dict) -> float:
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *argv], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def startup(runs: int) -> None:
+    """Time to the first key and to a 5-character match of ``xwpy vanity local``, cold (no cached
+    kernel rate) and warm, runs alternated with the reference (``python -c pass``)."""
+    import statistics
+    import tempfile
+
+    def spread(xs: list[float]) -> str:
+        return f"median {statistics.median(xs):.3f} s (min {min(xs):.3f}, max {max(xs):.3f})"
+
+    with tempfile.TemporaryDirectory(prefix="xwpy-vanity-cache-") as cache:
+        env = dict(os.environ, XDG_CACHE_HOME=cache)
+        first = ["-m", "xwpy", "vanity", "local", "1", "--workers", "2"]
+        cold = _wall(first, env)
+        ref, warm, five = [], [], []
+        for _ in range(runs):
+            ref.append(_wall(["-c", "pass"], env))
+            warm.append(_wall(first, env))
+            five.append(_wall(["-m", "xwpy", "vanity", "local", "1Love", "--workers", "2"], env))
+    load = os.getloadavg()[0]
+    print(f"vanity start-up, {runs} runs each, alternated (1-minute load average {load:.2f}):")
+    print(f"  reference, python -c pass:            {spread(ref)}")
+    print(f"  first key, `vanity local 1`, cold:    {cold:.3f} s (measures the kernel's rate once)")
+    print(f"  first key, `vanity local 1`, warm:    {spread(warm)}   x{statistics.median(warm) / statistics.median(ref):.1f} the reference")
+    print(f"  5-character prefix, `vanity local 1Love`: {spread(five)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
     ap.add_argument("--no-scaling", action="store_true", help="skip the 1/2-worker searches")
+    ap.add_argument("--startup", action="store_true", help="only the time to the first key and to a 5-character match")
+    ap.add_argument("--runs", type=int, default=11, help="runs of each start-up measurement")
     args = ap.parse_args()
+    if args.startup:
+        startup(args.runs)
+        return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"native kernel: {'built, ' + ', '.join(native.impls()) if native.AVAILABLE else 'not built'}\n")
     kernel_table(args.seconds)

@@ -142,3 +142,29 @@ def test_shell_completion_completes_commands_and_options():
     r = subprocess.run([sys.executable, "-c", "from xwpy.client.cli import main; main()"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert "plain,status" in r.stdout.splitlines(), r
+
+
+def test_every_command_is_routed_to_the_module_that_defines_it():
+    """``xwpy COMMAND`` imports only COMMAND's module (:data:`xwpy.client.commands.MODULES`): the
+    table must name each module's commands exactly, or a command would vanish or load the wrong
+    code."""
+    import importlib
+
+    from xwpy.client.commands import MODULES, _qualified
+
+    for module in set(MODULES.values()):
+        group = click.Group()
+        importlib.import_module(_qualified(module)).register(group)
+        assert set(group.commands) == {name for name, m in MODULES.items() if m == module}, module
+
+
+def test_a_vanity_search_does_not_load_the_coordinator():
+    """The local search starts in a fraction of a second because `xwpy vanity ...` imports neither
+    the other commands nor twisted, cryptography or SQLAlchemy (issue 19, item 5)."""
+    code = ("import sys; from xwpy.client.cli import cli; cli.main(['vanity', 'estimate', '1A', '--rate', '1000'], "
+            "standalone_mode=False); heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'twisted', 'cryptography', 'sqlalchemy', 'web3', 'OpenSSL'}); "
+            "mods = sorted(m for m in sys.modules if m.startswith('xwpy.client.commands.')); print(heavy, mods)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[] []"

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
-from xwpy import pki
-from xwpy.backoff import Backoff
 from xwpy.protocol import API_PREFIX, loads
 
 
@@ -83,6 +81,8 @@ class Client:
         self._host = parts.hostname
         self._port = port or 443
         self._timeout = timeout
+        from xwpy import pki  # cryptography and twisted: not loaded by commands that never connect
+
         try:
             self._ssl = pki.client_ssl_context(endpoint.ca)
         except (ssl.SSLError, OSError) as e:
@@ -223,6 +223,8 @@ class Client:
         url = f"/uploads/{session['upload']}"
         chunk = chunk_size(size)
         stalled = 0
+        from xwpy.backoff import Backoff
+
         backoff = Backoff(0.5, 10.0)
         with open(path, "rb") as f:
             while not session["complete"]:
@@ -281,6 +283,8 @@ class Client:
         (restarting); a coordinator that cannot be reached at the first attempt is an error at once."""
         payload = {"jobs": jobs, "batch": batch, "request": secrets.token_urlsafe(16)}
         deadline = time.monotonic() + retry_seconds
+        from xwpy.backoff import Backoff
+
         backoff = Backoff(0.2, 5.0)
         pause = backoff.next()
         retryable = {"lost", "unavailable"}

@@ -18,7 +18,20 @@ from xwpy.refusal import CannotRun
 
 class Group(click.Group):
     """Turns the errors a user can cause into one line and an exit status that says what kind of
-    error it was (:mod:`xwpy.client.exits`), never a traceback."""
+    error it was (:mod:`xwpy.client.exits`), never a traceback. Its commands are imported when
+    first asked for (:mod:`xwpy.client.commands`)."""
+
+    def list_commands(self, ctx):
+        from xwpy.client.commands import MODULES
+
+        return sorted(set(self.commands) | set(MODULES))
+
+    def get_command(self, ctx, name):
+        from xwpy.client.commands import MODULES, load
+
+        if name not in self.commands and name in MODULES:
+            load(self, MODULES[name])
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -92,11 +105,6 @@ def usage_error(e: click.UsageError) -> str:
 
 
 def main() -> None:
-    from xwpy.client.commands import register
-
-    register(cli)
-    for command in cli.commands.values():
-        add_connection_options(command)
     try:
         rc = cli.main(prog_name="xwpy", standalone_mode=False)
     except click.UsageError as e:  # BadParameter, NoSuchOption, MissingParameter...: one line, exit 2

@@ -64,10 +64,10 @@ def estimate(prefix: str, icase: bool, rate: Optional[float], workers: int, as_j
     target = _target(prefix, icase)
     e = estimate_of(target)
     if rate is None:
-        from xwpy.apps.vanitygen.local import calibrate
+        from xwpy.apps.vanitygen import rates
 
         name, _ = kernels.get()
-        per = calibrate(name)
+        per = rates.rate(name)
         rate = per * workers
         source = f"this machine: {workers} x {human(per)} keys/s, {name} kernel"
     else:
@@ -199,15 +199,18 @@ def _report(record: dict, out: Optional[str], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys, as_json) -> None:
     """Search PREFIX on this machine's cores, without a coordinator."""
-    from xwpy.apps.vanitygen.local import LocalBackend, calibrate
+    from xwpy.apps.vanitygen import rates
+    from xwpy.apps.vanitygen.local import LocalBackend
 
     _target(prefix, icase)
     spec = SearchSpec(prefix, icase=icase, compressed=not uncompressed, pubkey=_pubkey(split_key))
-    rate = calibrate(kernel)
-    plan = plan_search(spec, keys_per_second=rate, min_unit_seconds=0.5, max_unit_seconds=2.0)
-    click.echo(f"searching {prefix} with {workers} x {kernels.get(kernel)[0]} kernel (~{human(rate)} keys/s each)", err=True)
     try:
+        # The pool's processes start while this one sizes the units.
         with LocalBackend(workers, kernel) as backend:
+            rate = rates.rate(kernel)
+            plan = plan_search(spec, keys_per_second=rate, min_unit_seconds=0.5, max_unit_seconds=2.0)
+            click.echo(f"searching {prefix} with {workers} x {kernels.get(kernel)[0]} kernel (~{human(rate)} keys/s each)",
+                       err=True)
             found = run_search(plan, backend, parallel=2 * workers, on_progress=_progress_printer(), max_keys=max_keys)
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
@@ -342,6 +345,10 @@ def web(ctx, site_dir: Optional[Path], port: int, interface: str, key_file: Opti
     # Orders paid before a restart are followed to their result even if no page asks.
     task.LoopingCall(threads.deferToThread, shop.follow_pending).start(FOLLOW_EVERY)
     reactor.run()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(vanity)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,12 @@ def _context():
     """forkserver where possible: workers do not inherit the parent's threads, reactor or signal
     handlers (forking a process that runs a Twisted reactor is asking for trouble)."""
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # Imported once, in the fork server: each worker starts with the kernel loaded, not importing it.
+    ctx.set_forkserver_preload(["xwpy.apps.vanitygen.unit"])
+    return ctx
 
 
 class LocalBackend:
