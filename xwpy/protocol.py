@@ -25,6 +25,8 @@ API_PREFIX = "/api/v1"
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 FILE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+# A file of a result archive (a relative path: no '..', not hidden at any level).
+MEMBER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){0,15}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 GROUP_RE = re.compile(r"|[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # empty: no group
 
@@ -38,9 +40,6 @@ MAX_JOBS_PER_SUBMIT = 10_000
 MAX_RESULTS_PER_REPORT = 1024
 MAX_SLOTS = 256
 MAX_INLINE_RESULT = 64 * 1024
-# Bytes of certified results one answer to POST /jobs/wait carries inline (results of at most
-# MAX_INLINE_RESULT each, kept in the catalog): the rest are downloaded one by one.
-MAX_INLINE_FINALS = 4 << 20
 MAX_UPLOAD_CHUNK = 64 << 20  # bytes in one PATCH of an upload session
 STDERR_TAIL = 4096
 # A replica's deadline, from its assignment: its host may fall silent (asleep, offline) and come
@@ -58,6 +57,7 @@ MAX_MEMORY = 1 << 50  # bytes of memory a host lends
 MAX_HELD = 4096  # replicas one host holds, heartbeats, aborts or releases at once
 MAX_COMMAND = 64  # words of an app's command
 MAX_INPUTS = 64  # inputs of one job
+MAX_AFTER = 64  # jobs one job runs after (job graphs)
 MAX_REPLICATION = 32  # replicas a job starts with, and its quorum
 MAX_REPLICAS = 256  # replicas a job may ever have, and failures it may tolerate
 MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
@@ -281,6 +281,11 @@ Sha256 = Str(64, pattern=SHA256_RE, what="sha256 (64 lowercase hex digits)", min
 RequestKey = Str(64, pattern=re.compile(r"[A-Za-z0-9_-]+"), what="request key (8-64 letters, digits, '_', '-')",
                  min_len=8)
 FileName = Str(128, pattern=FILE_RE, what="file name (no '/', not hidden)", min_len=1)
+Member = Str(512, pattern=MEMBER_RE, what="file of a result archive (a relative path, no '..', not hidden)",
+             min_len=1)
+# A job another runs after: its id, or the key of a job submitted in the same request.
+JobRef = Str(64, pattern=NAME_RE, what="job reference (a job id, or the key of a job in the same submission)",
+             min_len=1)
 Id = Int(1)
 
 
@@ -564,6 +569,19 @@ class InputRef:
     name: str = field(FileName)
     sha256: str = field(Sha256)
     size: int | None = field(Optional(Int(0, 1 << 50)), default=None)  # bytes (in assignments: the worker's disk budget)
+    # Stage this file of the archive ``sha256`` as ``name``, not the archive (a parent's result).
+    member: str | None = field(Optional(Member), default=None)
+
+
+@message
+class ResultInput:
+    """A file of the certified result of a job this one runs after, staged as ``name``: the job
+    waits until that job is certified (job graphs). ``job``: its id, or the key of a job of the
+    same submission; ``member``: which file of its result archive (its standard output by default)."""
+
+    name: str = field(FileName)
+    job: str = field(JobRef)
+    member: str = field(Member, default="stdout")
 
 
 @message
@@ -575,11 +593,20 @@ class JobSpec:
     quorum: int | None = field(Optional(Int(1, MAX_REPLICATION)), default=None)
     max_replicas: int | None = field(Optional(Int(1, MAX_REPLICAS)), default=None)
     max_errors: int | None = field(Optional(Int(1, MAX_REPLICAS)), default=None)
+    # Job graphs: this job's name within its submission (for ``after`` and ``results`` there), the
+    # jobs it runs after (ids, or keys of the same submission: it starts once they are all
+    # certified, and is cancelled if one is not), and files of their results as inputs (it runs
+    # after those jobs too).
+    key: str | None = field(Optional(Name), default=None)
+    after: tuple[str, ...] = field(ListOf(JobRef, MAX_AFTER), default=())
+    results: tuple[ResultInput, ...] = field(ListOf(Nested(ResultInput), MAX_INPUTS), default=())
 
     def __attrs_post_init__(self) -> None:
-        names = [i.name for i in self.inputs]
+        names = [i.name for i in self.inputs] + [r.name for r in self.results]
         if len(set(names)) != len(names):
             raise ProtocolError("inputs", "input names must be distinct")
+        if self.key is not None and self.key.isdigit():
+            raise ProtocolError("key", "a job's key must not be a number (numbers name job ids)")
 
 
 @message
@@ -837,6 +864,10 @@ class JobInfo:
     stalled: bool = field(Bool(), default=False)
     progress: float | None = field(Optional(Float(0, 1)), default=None)
     replicas: tuple[ReplicaInfo, ...] | None = field(Optional(ListOf(Nested(ReplicaInfo), MAX_REPLICAS)), default=None)
+    # Job graphs: the jobs it runs after, those of them not certified yet, its inputs from their results.
+    after: tuple[int, ...] = field(ListOf(Id, MAX_AFTER + MAX_INPUTS), default=())
+    waiting_on: tuple[int, ...] = field(ListOf(Id, MAX_AFTER + MAX_INPUTS), default=())
+    results: tuple[ResultInput, ...] = field(ListOf(Nested(ResultInput), MAX_INPUTS), default=())
 
 
 @message
@@ -844,9 +875,6 @@ class FinalJob:
     id: int = field(Id)
     status: str = field(Status)
     result_sha256: str | None = field(Optional(Sha256))  # the certified result's, to download at once
-    # The certified result archive itself, when small (kept in the catalog) and within the
-    # answer's MAX_INLINE_FINALS: no download needed. Check it against result_sha256.
-    result: bytes | None = field(Optional(Base64(MAX_INLINE_RESULT)), default=None)
 
 
 @message

@@ -57,7 +57,7 @@ def test_records_nested_anywhere_are_components():
 
 def test_a_record_schema_lists_its_fields_and_requires_those_without_default():
     s = protocol.schema_of(protocol.InputRef)
-    assert set(s["properties"]) == {"name", "sha256", "size"}
+    assert set(s["properties"]) == {"name", "sha256", "size", "member"}
     assert s["required"] == ["name", "sha256"] and s["additionalProperties"] is False
     assert s["properties"]["size"]["anyOf"][1] == {"type": "null"}
 

@@ -404,6 +404,11 @@ class InputResolver:
         self._uploaded: dict[Path, str] = {}
 
     def resolve(self, name: str, value: str) -> dict:
+        if value.startswith("@"):  # @JOB[:FILE]: a file of the certified result of a job it runs after
+            job, _, member = value[1:].partition(":")
+            if not job:
+                raise ClientError(f"input {name!r}: {value[:200]!r}: expected @JOB[:FILE] (a job id or key)")
+            return {"name": name, "job": job, "member": member or "stdout"}
         if SHA_RE.fullmatch(value):
             return {"name": name, "sha256": value}
         path = Path(value).expanduser()
@@ -417,6 +422,31 @@ class InputResolver:
         if key not in self._uploaded:
             self._uploaded[key] = self.client.put_data(path)["sha256"]
         return {"name": name, "sha256": self._uploaded[key]}
+
+
+def graph_spec(spec: dict) -> dict:
+    """A job spec as sent: inputs from jobs' results (``job``) under ``results``, ``after`` as strings."""
+    inputs = spec.get("inputs") or []
+    out = {**spec, "inputs": [i for i in inputs if "job" not in i]}
+    results = [i for i in inputs if "job" in i]
+    if results:
+        out["results"] = [*spec.get("results", ()), *results]
+    if "after" in spec:
+        after = spec["after"]
+        if not isinstance(after, list):
+            after = [after]
+        out["after"] = [str(a) for a in after]
+    return out
+
+
+def translate_keys(spec: dict, ids: dict[str, int]) -> dict:
+    """Refer by id to the jobs of earlier submissions that ``spec`` names by key."""
+    out = dict(spec)
+    if "after" in out:
+        out["after"] = [str(ids.get(a, a)) for a in out["after"]]
+    if "results" in out:
+        out["results"] = [{**r, "job": str(ids.get(r["job"], r["job"]))} for r in out["results"]]
+    return out
 
 
 def _range_start(value: str | None) -> int | None:

@@ -2,17 +2,14 @@
 
 One background thread per Grid follows every pending job with one long poll
 (``POST /api/v1/jobs/wait``: "answer when any of these is final"), so ten thousand futures cost one
-request in flight, not ten thousand. The answer carries small certified results inline (those the
-coordinator keeps in its catalog, up to ``protocol.MAX_INLINE_FINALS`` an answer); final jobs are
-handed to four fetcher threads that check those, download the others, and settle the futures. Each thread has its own connection, kept alive: a Grid
+request in flight, not ten thousand. Final jobs are handed to four fetcher threads that download the
+certified results and settle the futures. Each thread has its own connection, kept alive: a Grid
 opens six at most (submitting and cancelling, watching, four fetching) whatever it follows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import io
 import os
 import queue
@@ -86,10 +83,9 @@ class Grid:
         self._changed = threading.Condition()  # guards _pending and _added; notified when it grows
         self._added = False
         self._closed = False
-        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status, digest, inline) for the fetchers
+        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status, digest) for the fetchers
         self._clients: list[Client] = [self._control]
         self.polls = 0  # long polls the watcher made (tests wait on it; a figure for the curious)
-        self.downloads = 0  # results downloaded one by one (not carried inline by the wait answer)
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -107,23 +103,27 @@ class Grid:
 
     def submit(self, app: str, *args: Any, inputs: Mapping[str, Any] | None = None, batch: str | None = None,
                save: str | os.PathLike | None = None, extract: str | os.PathLike | None = None,
-               **policy: int) -> JobFuture:
+               after: Iterable[Any] = (), **policy: int) -> JobFuture:
         """One job of ``app`` with ``args`` (each turned into a string). ``inputs``: NAME -> a
-        local file (uploaded once), a sha256 already stored, or bytes. ``save=DIR``: the result is
+        local file (uploaded once), a sha256 already stored, bytes, or another job's future (its
+        certified stdout; ``(future, "FILE")``: that file of its result): the job then runs once
+        that job is certified, as it does after the futures (or job ids) in ``after`` — and is
+        cancelled if one of them is not certified. ``save=DIR``: the result is
         the path of the archive saved as DIR/job-ID.tar; ``extract=DIR``: of DIR/job-ID/ holding
         it unpacked; neither: the job's stdout as bytes. ``policy``: replication, quorum,
         max_replicas, max_errors."""
-        [future] = self._submit([self._spec(app, args, inputs, policy)], batch, save, extract)
+        [future] = self._submit([self._spec(app, args, inputs, policy, after)], batch, save, extract)
         return future
 
     def map(self, app: str, iterable: Iterable[Any], *, inputs: Mapping[str, Any] | None = None,
-            batch: str | None = None, save=None, extract=None, progress: bool = False,
+            batch: str | None = None, save=None, extract=None, progress: bool = False, after: Iterable[Any] = (),
             **policy: int) -> Iterator[Any]:
         """Like :meth:`concurrent.futures.Executor.map`: one job per item (a tuple or list: several
         arguments), all submitted at once (in batches of the coordinator's largest submission),
         results yielded in input order; an ERROR raises :class:`JobFailed`. Leaving the iterator
         early cancels the jobs not yet done. ``progress``: a tqdm bar (``pip install xwpy[progress]``)."""
-        specs = [self._spec(app, item if isinstance(item, (tuple, list)) else (item,), inputs, policy)
+        after = list(after)
+        specs = [self._spec(app, item if isinstance(item, (tuple, list)) else (item,), inputs, policy, after)
                  for item in iterable]
         futures = self._submit(specs, batch or f"map-{secrets.token_hex(4)}", save, extract)
         bar = progress_bar(futures) if progress else None
@@ -173,16 +173,26 @@ class Grid:
                 cancelled += wanted[jid]._settle_cancelled()
         return cancelled
 
-    def _spec(self, app: str, args, inputs, policy) -> dict:
-        refs = []
+    def _spec(self, app: str, args, inputs, policy, after: Iterable[Any] = ()) -> dict:
+        refs, results = [], []
         for name, value in (inputs or {}).items():
-            if isinstance(value, (bytes, bytearray)):
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], JobFuture):
+                results.append({"name": name, "job": str(value[0].job_id), "member": str(value[1])})
+            elif isinstance(value, JobFuture):
+                results.append({"name": name, "job": str(value.job_id), "member": "stdout"})
+            elif isinstance(value, (bytes, bytearray)):
                 with self._lock:
                     refs.append({"name": name, "sha256": self._control.put_bytes(bytes(value))["sha256"]})
             else:
                 with self._lock:
                     refs.append(self._resolver.resolve(name, os.fspath(value)))
-        return {"app": app, "args": [str(a) for a in args], "inputs": refs, **policy}
+        spec = {"app": app, "args": [str(a) for a in args], "inputs": refs, **policy}
+        if results:
+            spec["results"] = results
+        parents = [str(a.job_id if isinstance(a, JobFuture) else int(a)) for a in after]
+        if parents:
+            spec["after"] = parents
+        return spec
 
     def _submit(self, specs: list[dict], batch: str | None, save, extract) -> list[JobFuture]:
         if self._closed:
@@ -270,7 +280,7 @@ class Grid:
                 with self._changed:
                     future = self._pending.pop(item["id"], None)
                 if future is not None:
-                    self._final.put((future, item["status"], item.get("result_sha256"), item.get("result")))
+                    self._final.put((future, item["status"], item.get("result_sha256")))
 
     def _fail_all(self, error: Exception) -> None:
         """The coordinator refused the watch itself (a token revoked, say): every pending future fails."""
@@ -285,22 +295,18 @@ class Grid:
             item = self._final.get()
             if item is None:
                 return
-            future, status, digest, inline = item
+            future, status, digest = item
             if future.done():
                 continue
             try:
                 if status == JobStatus.COMPLETED.value:
-                    _settle(future, result=_output(client, future, digest, _inline(inline, digest)))
+                    _settle(future, result=_output(client, future, digest))
                 elif status == JobStatus.CANCELLED.value:
                     future._settle_cancelled()
                 else:
                     _settle(future, exception=_failure(client.job(future.job_id)))
             except Exception as e:  # a download that failed: the future says why
                 _settle(future, exception=e)
-
-    def _downloaded(self) -> None:
-        with self._changed:
-            self.downloads += 1
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -356,52 +362,26 @@ def _settle(future: JobFuture, *, result: Any = None, exception: BaseException |
         pass
 
 
-def _inline(encoded: str | None, digest: str | None) -> bytes | None:
-    """The result the wait answer carried, if it hashes to the certified digest (else it is downloaded)."""
-    if encoded is None or digest is None:
-        return None
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == digest else None
-
-
-def _output(client: Client, future: JobFuture, digest: str | None, inline: bytes | None = None) -> Any:
-    """The future's result: the archive saved, extracted, or its stdout; from ``inline`` (checked
-    bytes) when given, else downloaded."""
+def _output(client: Client, future: JobFuture, digest: str | None) -> Any:
     jid = future.job_id
-
-    def fetch(dest: Path) -> None:
-        if inline is None:
-            future._grid._downloaded()
-            client.result(jid, dest, digest)
-        else:
-            part = dest.with_name(f".{dest.name}.part")
-            part.write_bytes(inline)
-            part.replace(dest)
-
     if future._save is not None or future._extract is not None:
         if future._save is not None:
             dest = future._save / f"job-{jid}.tar"
-            fetch(dest)
+            client.result(jid, dest, digest)
         if future._extract is None:
             return dest
         target = future._extract / f"job-{jid}"
         with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
             src = dest if future._save is not None else Path(tmp) / "result.tar"
             if future._save is None:
-                fetch(src)
+                client.result(jid, src, digest)
             target.mkdir(parents=True, exist_ok=True)
             archive.extract(src, target)
         return target
-    out = io.BytesIO()
-    if inline is not None:
-        archive.copy_member(inline, "stdout", out)
-        return out.getvalue()
     with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
         dest = Path(tmp) / "result.tar"
-        fetch(dest)
+        client.result(jid, dest, digest)
+        out = io.BytesIO()
         archive.copy_member(dest, "stdout", out)
         return out.getvalue()
 

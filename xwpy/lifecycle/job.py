@@ -8,6 +8,7 @@
        |                                 |                                     may run it any more)
        |                                 '------owner cancels-------> CANCELLED
        |----owner cancels---------------------------------------------> CANCELLED
+       |----a job it runs after ends uncertified (job graphs)----------> CANCELLED
        '----cannot run (app unusable)---------------------------------> ERROR
 
 COMPLETED means certified: ``quorum`` replicas (or one verified result) agree on the digest.

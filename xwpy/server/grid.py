@@ -477,9 +477,29 @@ class Grid:
     async def _submit(self, user: User, msg: protocol.SubmitJobs) -> list[int]:
         shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
         rows = await self.catalog.data.rows_for(shas) if shas else []
-        new = submission.new_jobs(user, msg, [r for r in rows if self.may_read_row(user, r)], self._usable_app)
+        parents = await self._parents(user, submission.parent_ids(msg))
+        new = submission.new_jobs(user, msg, [r for r in rows if self.may_read_row(user, r)], self._usable_app,
+                                  parents)
         submission.check_runnable(self.dispatcher.engine, self.now(), new)
+        # (No await between the parents' statuses and the engine's step: none can end unseen.)
         return await self.dispatcher.submit(new)
+
+    async def _parents(self, user: User, ids: list[int]) -> dict[int, str]:
+        """The statuses of the user's jobs among ``ids`` (another's are not listed: unknown to them),
+        each either active in the scheduler or final as stored: a job that ended while this was
+        read is read again once its end is committed."""
+        if not ids:
+            return {}
+        engine = self.dispatcher.engine
+        for _ in range(8):
+            rows = await self.catalog.jobs.ends(ids)
+            mine = {jid: status for jid, owner, status, _ in rows if owner == user.id}
+            moving = [jid for jid, status in mine.items() if status not in FINAL_STATUSES and jid not in engine.jobs]
+            if not moving:
+                return mine
+            for jid in moving:
+                await self.dispatcher.wait_final(jid, 10)
+        raise Unavailable("the jobs to run after are changing state; retry shortly")
 
     def _usable_app(self, user: User, name: str) -> App | None:
         app = self.directory.app_names.get(name)
@@ -537,11 +557,10 @@ class Grid:
         return self.dispatcher.wait_final(job_id, timeout)
 
     async def wait_any_final(self, user: User, job_ids: Iterable[int],
-                             timeout: float) -> list[tuple[int, str, str | None, bytes | None]]:
-        """(id, status, result sha256, result) of the final jobs among ``job_ids`` (the user's, or
-        any for an admin; NotFound otherwise): at once if some are final, else once one is, or none
-        after ``timeout``. ``result`` is the certified archive when it is kept in the catalog (small)
-        and fits within :data:`protocol.MAX_INLINE_FINALS` for the whole answer, else None."""
+                             timeout: float) -> list[tuple[int, str, str | None]]:
+        """(id, status, result sha256) of the final jobs among ``job_ids`` (the user's, or any for
+        an admin; NotFound otherwise): at once if some are final, else once one is, or none after
+        ``timeout``."""
         ids = set(job_ids)
         active = self.dispatcher.engine.jobs
         for jid in ids:
@@ -558,10 +577,7 @@ class Grid:
         mine = {jid for jid, owner, _, _ in rows if owner == user.id or user.admin}
         if (other := next((jid for jid in ended if jid not in mine), None)) is not None:
             raise NotFound.of(f"job {other}")
-        shas = sorted({digest for _, _, status, digest in rows if digest and status == JobStatus.COMPLETED.value})
-        small = await self.catalog.blobs.get_many(shas) if shas else {}
-        return with_inline([(jid, status, digest) for jid, _, status, digest in rows], small,
-                           protocol.MAX_INLINE_FINALS)
+        return [(jid, status, digest) for jid, _, status, digest in rows]
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.dispatcher.on_final(listener)
@@ -574,6 +590,11 @@ class Grid:
     def why(self, job_id: int, alive: list[HostState] | None = None):
         """Why an active job waits (None when it is not active): :class:`scheduler.why.Why`."""
         return self.dispatcher.engine.why(job_id, self.now(), alive)
+
+    def waiting_on(self, job_id: int) -> list[int]:
+        """The jobs an active job runs after that are not certified yet (job graphs)."""
+        job = self.dispatcher.engine.jobs.get(job_id)
+        return sorted(job.waiting) if job is not None and job.waiting else []
 
     def progress(self, job_id: int) -> float | None:
         return self.dispatcher.engine.progress(job_id)
@@ -665,7 +686,8 @@ class Grid:
             job_id=x.replica.job_id,
             command=x.app.command,
             args=tuple(x.args),
-            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"], size=i.get("size")) for i in x.inputs),
+            inputs=tuple(protocol.InputRef(name=i["name"], sha256=i["sha256"], size=i.get("size"),
+                                           member=i.get("member")) for i in x.inputs),
             bundle=x.app.bundle,
             limits=protocol.Limits(**x.app.limits),
             lease_expires=x.replica.lease_expires,
@@ -695,22 +717,6 @@ class Grid:
         await self.dispatcher.release(host_id, replica_ids)
 
 
-def with_inline(ends: list[tuple[int, str, str | None]], small: dict[str, bytes],
-                budget: int) -> list[tuple[int, str, str | None, bytes | None]]:
-    """Each (id, status, digest) with its result's bytes when ``small`` has them and they fit in
-    what is left of ``budget`` (in order; a result too big for what is left goes without, a later
-    smaller one may still fit)."""
-    out = []
-    for jid, status, digest in ends:
-        data = small.get(digest) if digest is not None else None
-        if data is not None and len(data) <= budget:
-            budget -= len(data)
-        else:
-            data = None
-        out.append((jid, status, digest, data))
-    return out
-
-
 def _platform(declared: str, image: dict | None) -> str:
     """The platform a bundle or image is for: as declared; an image's own if declared `any`."""
     if image is None or image["platform"] == platforms.ANY:
@@ -722,4 +728,4 @@ def _platform(declared: str, image: dict | None) -> str:
     return declared
 
 
-__all__ = ["Grid", "HostSeen", "StoredFile", "TAR_MARGIN", "with_inline"]
+__all__ = ["Grid", "HostSeen", "StoredFile", "TAR_MARGIN"]

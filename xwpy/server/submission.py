@@ -10,12 +10,13 @@ wrong.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from xwpy import protocol
 from xwpy.server.catalog.rows import App, Data, User
 from xwpy.server.errors import BadRequest
-from xwpy.server.scheduler import capacity
+from xwpy.lifecycle import JobStatus
+from xwpy.server.scheduler import capacity, graph
 from xwpy.server.scheduler.engine import Engine, NewJob
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import default_policy
@@ -23,10 +24,54 @@ from xwpy.server.scheduler.quorum import default_policy
 _WIDTH = {"private": 0, "group": 1, "public": 2}
 
 
+def parent_ids(msg: protocol.SubmitJobs) -> list[int]:
+    """The ids of jobs submitted before that the jobs of ``msg`` run after (job graphs)."""
+    refs = {r for spec in msg.jobs for r in (*spec.after, *(x.job for x in spec.results))}
+    return sorted(int(r) for r in refs if r.isdigit())
+
+
+def _graph(msg: protocol.SubmitJobs, parents: Mapping[int, str]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Per job of ``msg``: the ids it runs after, and the indices (in ``msg``) of those submitted with
+    it. ``parents``: the statuses of the submitter's own jobs among those named by id."""
+    keys: dict[str, int] = {}
+    for i, spec in enumerate(msg.jobs):
+        if spec.key is not None:
+            if spec.key in keys:
+                raise BadRequest(f"two jobs have the key {spec.key!r}", f"jobs[{i}].key")
+            keys[spec.key] = i
+    out = []
+    for i, spec in enumerate(msg.jobs):
+        old: set[int] = set()
+        new: set[int] = set()
+        named = [(f"jobs[{i}].after[{k}]", r) for k, r in enumerate(spec.after)]
+        named += [(f"jobs[{i}].results[{k}].job", x.job) for k, x in enumerate(spec.results)]
+        for where, ref in named:
+            if ref.isdigit():
+                status = parents.get(int(ref))
+                if status is None:
+                    raise BadRequest(f"no job {ref} of yours to run after", where)
+                if status in (JobStatus.ERROR.value, JobStatus.CANCELLED.value):
+                    raise BadRequest(f"job {ref} ended in {status}: a job after it would never run", where)
+                old.add(int(ref))
+            elif ref in keys:
+                new.add(keys[ref])
+            else:
+                raise BadRequest(f"no job with the key {ref!r} in this submission", where)
+        out.append((tuple(sorted(old)), tuple(sorted(new))))
+    loop = graph.cycle([new for _, new in out])
+    if loop is not None:
+        names = " -> ".join(msg.jobs[k].key or f"#{k}" for k in loop)
+        raise BadRequest(f"the jobs run after one another in a cycle: {names}", f"jobs[{loop[0]}].after")
+    return out
+
+
 def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
-             usable_app: Callable[[User, str], App | None]) -> list[NewJob]:
+             usable_app: Callable[[User, str], App | None], parents: Mapping[int, str] | None = None) -> list[NewJob]:
     """The jobs ``msg`` asks for, checked: ``readable`` holds the rows of its inputs that the user
-    may read, ``usable_app(user, name)`` the app of that name if the user may use it."""
+    may read, ``usable_app(user, name)`` the app of that name if the user may use it, ``parents``
+    the statuses of the user's jobs among those ``msg`` names to run after (:func:`parent_ids`)."""
+    edges = _graph(msg, parents or {})
+    keys = {spec.key: i for i, spec in enumerate(msg.jobs) if spec.key is not None}
     widest: dict[str, int] = {}
     sizes: dict[str, int] = {}
     for row in readable:
@@ -59,15 +104,22 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
                 row={
                     "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "request": msg.request,
                     "args": list(spec.args),
-                    "inputs": [{"name": x.name, "sha256": x.sha256, "size": sizes[x.sha256]} for x in spec.inputs],
+                    "inputs": [{"name": x.name, "sha256": x.sha256, "size": sizes[x.sha256],
+                                **({"member": x.member} if x.member else {})} for x in spec.inputs],
                     "replication": policy.replication, "quorum": policy.quorum,
                     "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
                     "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
                     "vis_group": visibility.group, "adaptive": policy.adaptive,
                     "disk": disk,
                 },
+                after=edges[i][0],
+                after_new=edges[i][1],
             )
         )
+        if spec.results:
+            new[-1].row["inputs"] += [
+                {"name": x.name, "member": x.member, **({"job": int(x.job)} if x.job.isdigit() else {"new": keys[x.job]})}
+                for x in spec.results]
     return new
 
 

@@ -593,7 +593,10 @@ class Worker(service.Service):
             with self.disk.pinned(blob_key(inp.sha256)):
                 src = await self._cached(inp.sha256, inp.size)
                 dest = workdir / inp.name
-                await deferToThread(shutil.copyfile, src, dest)
+                if inp.member is None:
+                    await deferToThread(shutil.copyfile, src, dest)
+                else:  # one file of an archive: a result of a job this one runs after
+                    await deferToThread(_copy_member, src, inp.member, dest)
             os.chmod(dest, 0o444)
             staged[inp.name] = inp.sha256
         # The same clock in every replica: what a job reads of its files' times (gzip stores its
@@ -838,3 +841,9 @@ def pack_checkpoint(workdir: Path, dest: Path, seen: tuple, limit: int) -> tuple
         archive.write_dir(folder, f)
     return look, archive.sha256_file(dest)[0]
 
+
+def _copy_member(archive_path: Path, member: str, dest: Path) -> None:
+    """Stage one file of a result archive; a clear error when it has no such file."""
+    with open(dest, "wb") as out:
+        if not archive.copy_member(archive_path, member, out):
+            raise archive.ArchiveError(f"input {dest.name}: the result it comes from has no file {member!r}")

@@ -15,7 +15,7 @@ from xwpy import archive
 from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import loads
 from xwpy.client import sweep
-from xwpy.client.api import Client, ClientError, InputResolver
+from xwpy.client.api import Client, ClientError, InputResolver, graph_spec, translate_keys
 from xwpy.client.context import (JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, progress, table,
                                  usage)
 from xwpy.client.exits import Exit
@@ -53,8 +53,11 @@ def register(cli: click.Group) -> None:
     @cli.command("submit")
     @click.argument("app", required=False)
     @click.argument("args", nargs=-1)
-    @click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=FILE|SHA256",
-                  help="Stage a file (uploaded) or existing data as NAME in the job's directory.")
+    @click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=FILE|SHA256|@JOB[:FILE]",
+                  help="Stage a file (uploaded), existing data, or a file of job JOB's certified result "
+                       "(stdout by default; the job runs after JOB) as NAME in the job's directory.")
+    @click.option("--after", "after", multiple=True, type=click.IntRange(1), metavar="JOB",
+                  help="Run once job JOB is certified (cancelled if it is not).")
     @click.option("-f", "--file", "job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Submit many jobs: a JSON array, or JSON lines, of {app, args, inputs: {NAME: FILE|SHA256}, ...}.")
     @click.option("--sweep", "sweeps", multiple=True, metavar="NAME=A..B[:STEP]|x,y|@FILE",
@@ -67,7 +70,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def submit(s: Settings, app, args, inputs, job_file, sweeps, batch, replication, quorum, max_replicas, max_errors,
-               as_json):
+               as_json, after):
         """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), a sweep of them
         (--sweep), or a batch with --file."""
         if sweeps and job_file is not None:
@@ -92,12 +95,12 @@ def register(cli: click.Group) -> None:
                 if not isinstance(raw_inputs, dict):
                     fail(f"{job_file}: job {i + 1}: inputs must be an object of NAME: FILE|SHA256")
                 if not all(isinstance(v, str) for v in raw_inputs.values()):
-                    fail(f"{job_file}: job {i + 1}: each input must be a FILE or a SHA256 (a string)")
+                    fail(f"{job_file}: job {i + 1}: each input must be a FILE, a SHA256 or @JOB[:FILE] (a string)")
                 spec["inputs"] = [resolver.resolve(str(n), v) for n, v in raw_inputs.items()]
                 for k, v in policy.items():
                     if v is not None:
                         spec.setdefault(k, v)
-                specs.append(spec)
+                specs.append(graph_spec(spec))
         else:
             if not app:
                 usage("give APP [ARGS] or --file")
@@ -107,13 +110,18 @@ def register(cli: click.Group) -> None:
                     usage(f"--input {text!r}: expected NAME=FILE|SHA256")
             for values in combos:
                 refs = [resolver.resolve(*sweep.fill(text, values).split("=", 1)) for text in inputs]
-                specs.append({"app": app, "args": [sweep.fill(a, values) for a in args], "inputs": refs,
-                              **{k: v for k, v in policy.items() if v is not None}})
+                specs.append(graph_spec({"app": app, "args": [sweep.fill(a, values) for a in args], "inputs": refs,
+                                         **({"after": list(after)} if after else {}),
+                                         **{k: v for k, v in policy.items() if v is not None}}))
         if not specs:
             fail("no jobs to submit")
         ids: list[int] = []
+        keyed: dict[str, int] = {}  # keys of jobs submitted by an earlier request: by id after that
         for start in range(0, len(specs), 5000):
-            ids += client.submit(specs[start:start + 5000], batch=batch, retry_seconds=60)
+            chunk = [translate_keys(spec, keyed) for spec in specs[start:start + 5000]] if keyed else specs[start:start + 5000]
+            got = client.submit(chunk, batch=batch, retry_seconds=60)
+            keyed.update((spec["key"], jid) for spec, jid in zip(chunk, got) if spec.get("key"))
+            ids += got
         text = "\n".join(str(i) for i in ids) if len(ids) <= 20 else f"submitted {len(ids)} jobs ({ids[0]}..{ids[-1]})"
         if axes:
             text += f"\nbatch {batch}: follow it with  xwpy status --batch {batch} --watch"
@@ -153,6 +161,8 @@ def register(cli: click.Group) -> None:
         if watch:
             sys.exit(_watch(client, batch, timeout or 0))
         jobs = list(client.jobs(batch=batch, status=status))
+        if not as_json and batch is not None and any(j.get("after") for j in jobs):
+            click.echo(graph_line(jobs))
         emit(jobs, as_json, table(
             [[j["id"], j["app"], j["batch"] or "", j["status"],
               "" if j.get("progress") is None else f"{j['progress']:.0%}", (j["result_sha256"] or "")[:12],
@@ -211,6 +221,30 @@ def register(cli: click.Group) -> None:
 
 
 
+def graph_line(jobs: list[dict]) -> str:
+    """A batch that is a job graph: how far it is, level by level (a job's level: one more than
+    the deepest job it runs after within the batch)."""
+    by_id = {j["id"]: j for j in jobs}
+    level = {jid: 1 for jid in by_id}
+    changed = True
+    while changed:  # (a graph has no cycle: this ends after as many rounds as it has levels)
+        changed = False
+        for j in jobs:
+            n = 1 + max((level[p] for p in j.get("after") or () if p in by_id), default=0)
+            if n != level[j["id"]]:
+                level[j["id"]], changed = n, True
+    levels = []
+    for n in sorted(set(level.values())):
+        these = [j for j in jobs if level[j["id"]] == n]
+        done = sum(1 for j in these if j["status"] == JobStatus.COMPLETED.value)
+        levels.append(f"level {n}: {done}/{len(these)}")
+    held = sum(1 for j in jobs if j.get("waiting_on"))
+    ended = sum(1 for j in jobs if j["status"] in (JobStatus.ERROR.value, JobStatus.CANCELLED.value))
+    certified = sum(1 for j in jobs if j["status"] == JobStatus.COMPLETED.value)
+    return (f"graph: {certified}/{len(jobs)} certified ({', '.join(levels)}); {held} waiting for the jobs they "
+            f"run after; {ended} ended uncertified")
+
+
 def _exit_status(statuses) -> int:
     statuses = set(statuses)
     if JobStatus.ERROR.value in statuses:
@@ -263,7 +297,8 @@ def why_text(job: dict) -> str:
     if status == JobStatus.ERROR.value:
         return f"{head} ended in ERROR: {one_line(job['error'] or 'no reason recorded')}"
     if status == JobStatus.CANCELLED.value:
-        return f"{head} was cancelled"
+        reason = (job["error"] or "").removeprefix("cancelled: ")
+        return f"{head} was cancelled" + (f": {one_line(reason)}" if reason and "by its owner" not in reason else "")
     if job.get("why"):
         return f"{head} is {status}, {'stalled' if job.get('stalled') else 'waiting'}: {one_line(job['why'])}"
     running = sum(1 for r in job["replicas"] if ReplicaStatus(r["status"]).active)
@@ -297,17 +332,15 @@ STALL_SECONDS = 10.0  # without progress for this long, a batch watch says why j
 
 
 def _stalled_line(client: Client, batch: str | None) -> str:
-    """Why the batch makes no progress, in one line: its stalled jobs first (no host alive may
-    run them), else the first that waits with a reason (every host alive suspended, no free slot)."""
+    """Why the first unfinished jobs of the batch wait, if some are stalled (one line)."""
     waiting = []
     for status in (JobStatus.RUNNING.value, JobStatus.PENDING.value):
         waiting += client.call("GET", "/jobs", batch=batch, status=status, limit=50)["jobs"]
-    for word in ("stalled", "waiting"):
-        jobs = [j for j in waiting if j.get("why") and bool(j.get("stalled")) == (word == "stalled")]
-        if jobs:
-            more = f" (and {len(jobs) - 1} more {word})" if len(jobs) > 1 else ""
-            return f"{word}: job {jobs[0]['id']}: {one_line(jobs[0]['why'])}{more}"
-    return ""
+    stalled = [j for j in waiting if j.get("stalled")]
+    if not stalled:
+        return ""
+    more = f" (and {len(stalled) - 1} more stalled)" if len(stalled) > 1 else ""
+    return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
 
 
 def _counts_line(counts: dict[str, int]) -> str:

@@ -29,12 +29,17 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> prot
             )
             for r in j.replicas
         )
+    plain = [i for i in j.inputs if "job" not in i]
+    results = tuple(protocol.ResultInput(name=i["name"], job=str(i["job"]), member=i["member"])
+                    for i in j.inputs if "job" in i)
     return protocol.JobInfo(
-        id=j.id, app=j.app, owner=j.owner, batch=j.batch, status=j.status, args=j.args, inputs=j.inputs,
+        id=j.id, app=j.app, owner=j.owner, batch=j.batch, status=j.status, args=j.args, inputs=plain,
         replication=j.replication, quorum=j.quorum, max_replicas=j.max_replicas, max_errors=j.max_errors,
         result_sha256=j.result_sha256, result_size=j.result_size, error=j.error, submitted_at=j.submitted_at,
         started_at=j.started_at, finished_at=j.finished_at, why=why.line if why is not None else "",
         stalled=bool(why is not None and why.stalled), progress=progress, replicas=replicas,
+        after=tuple(j.after or ()), results=results,
+        waiting_on=tuple(grid.waiting_on(j.id)) if grid is not None and j.after and j.status not in FINAL else (),
     )
 
 
@@ -83,13 +88,11 @@ def install(api: Api, grid) -> None:
 
     @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs, errors=(404,))
     async def wait_any(ctx: Ctx):
-        """Which of ``ids`` are final (status, certified result's digest, and the result itself
-        when small): at once if some are, else as soon as one is, or none after ``wait`` seconds.
-        A client's futures follow all their jobs with it."""
+        """Which of ``ids`` are final (status, certified result's digest): at once if some are,
+        else as soon as one is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
         final = await grid.wait_any_final(ctx.user, ctx.body.ids, ctx.body.wait)
-        return protocol.FinalJobs(final=tuple(protocol.FinalJob(id=jid, status=status, result_sha256=digest,
-                                                                result=data)
-                                              for jid, status, digest, data in final))
+        return protocol.FinalJobs(final=tuple(protocol.FinalJob(id=jid, status=status, result_sha256=digest)
+                                              for jid, status, digest in final))
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER, reply=TAR, replies={206: TAR}, errors=(409, 410, 416))
     async def result(ctx: Ctx, job_id: int):

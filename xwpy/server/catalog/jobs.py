@@ -20,7 +20,7 @@ def _job(r, reps=()) -> Job:
     return Job(
         r.id, r.name, r.owner_id, r.login, r.batch, r.args, r.inputs, r.status, r.replication, r.quorum,
         r.max_replicas, r.max_errors, r.result_sha256, r.result_size, r.error, r.submitted_at, r.started_at,
-        r.finished_at, list(reps),
+        r.finished_at, list(reps), r.after,
     )
 
 
@@ -94,7 +94,31 @@ def ends(conn, job_ids: list[int]) -> list[tuple[int, int, str, str | None]]:
 def specs(conn, job_ids: Iterable[int]) -> dict[int, tuple[int, list, list]]:
     """What a worker needs to run these jobs: (app id, args, inputs) by job id."""
     rows = bulk.select_by_ids(conn, jobs, ("app_id", "args", "inputs"), sorted(set(job_ids)))
-    return {job_id: (app_id, args, inputs) for job_id, app_id, args, inputs in rows}
+    results = _parent_results(conn, [inputs for _, _, _, inputs in rows])
+    return {job_id: (app_id, args, _resolved(inputs, results)) for job_id, app_id, args, inputs in rows}
+
+
+def _parent_results(conn, inputs_lists) -> dict[int, tuple[str | None, int | None]]:
+    """(result sha256, size) of the jobs whose results these inputs stage (job graphs)."""
+    parents = sorted({i["job"] for inputs in inputs_lists for i in inputs if "job" in i})
+    if not parents:
+        return {}
+    rows = bulk.select_by_ids(conn, jobs, ("result_sha256", "result_size"), parents)
+    return {jid: (sha, size) for jid, sha, size in rows}
+
+
+def _resolved(inputs: list, results: dict[int, tuple[str | None, int | None]]) -> list:
+    """Inputs with those from a parent's result made plain: the certified archive's sha256, and
+    the member of it to stage (a job is dispatched only once its parents are certified)."""
+    if not results:
+        return inputs
+    out = []
+    for i in inputs:
+        if "job" in i:
+            sha, size = results.get(i["job"], (None, None))
+            i = {"name": i["name"], "sha256": sha, "size": size, "member": i.get("member")}
+        out.append(i)
+    return out
 
 
 def blobs_of(conn, job_ids: list[int]) -> set[str]:
@@ -106,8 +130,10 @@ def blobs_of(conn, job_ids: list[int]) -> set[str]:
     )
     out: set[str] = set()
     app_ids: set[int] = set()
-    for inputs, app_id, bundle, image in conn.execute(q):
-        out.update(i["sha256"] for i in inputs)
+    found = list(conn.execute(q))
+    results = _parent_results(conn, [inputs for inputs, *_ in found])
+    for inputs, app_id, bundle, image in found:
+        out.update(i["sha256"] for i in _resolved(inputs, results) if i.get("sha256"))
         app_ids.add(app_id)
         out.update(_version_blobs(bundle, image))
     versions = select(app_versions.c.bundle_sha256, app_versions.c.image).where(app_versions.c.app_id.in_(app_ids))
@@ -128,11 +154,12 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
         jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
-        jobs.c.disk,
+        jobs.c.disk, jobs.c.after,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
     job_rows = [
         ActiveJob(r.id, r.owner_id, r.app_id, JobStatus(r.status), r.replication, r.quorum, r.max_replicas,
-                  r.max_errors, r.memory, r.visibility, r.vis_group, bool(r.adaptive), bool(r.solo), r.disk or 0)
+                  r.max_errors, r.memory, r.visibility, r.vis_group, bool(r.adaptive), bool(r.solo), r.disk or 0,
+                  tuple(r.after or ()))
         for r in conn.execute(q)
     ]
     q = (

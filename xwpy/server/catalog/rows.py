@@ -143,6 +143,7 @@ class Job:
     started_at: float | None
     finished_at: float | None
     replicas: list[Replica] = field(default_factory=list)
+    after: list | None = None  # the jobs it runs after (job graphs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class ActiveJob:
     adaptive: bool
     solo: bool
     disk: int
+    after: tuple[int, ...] = ()  # the jobs it runs after (job graphs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,7 @@ jobs = Table(
     Column("submitted_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    Column("after", JSON),  # the job ids it runs after (job graphs; null: none)
     # Only active jobs are indexed by status: completed ones leave the index, which stays as
     # small as the work in progress however large the catalog grows.
     Index(

@@ -28,6 +28,7 @@ from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.rows import ActiveJob, ActiveReplica
 from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import credit as credit_mod
+from xwpy.server.scheduler import graph
 from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
@@ -102,6 +103,8 @@ class JobState:
     # Silent replicas whose extra replica is wanted (part of ``wanted``), and since when.
     extra_for: list[int] | tuple = ()
     extra_since: float = 0.0
+    # Job graphs: the jobs it runs after that are not certified yet (held while any is; graph.py).
+    waiting: set[int] | tuple = ()
 
     @property
     def hosts_used(self) -> set[int]:
@@ -120,6 +123,7 @@ class JobState:
             policy=Policy(row.replication, row.quorum, row.max_replicas, row.max_errors, adaptive=row.adaptive),
             visibility=pol.Visibility.of_row(row.visibility, row.owner_id, row.vis_group),
             memory=row.memory, status=row.status, solo=row.solo, disk=row.disk,
+            waiting=set(row.after) if row.after else (),
         )
 
     def add_replica(self, r: ReplicaState) -> None:
@@ -170,6 +174,11 @@ class NewJob:
     memory: int
     row: dict  # the catalog row, less id and status
     disk: int = 0  # bytes: its inputs' sizes, summed
+    # Job graphs: the jobs it runs after, by id (submitted before) and by index among the jobs
+    # submitted with it; results staged from them are in ``row["inputs"]`` with "job" (an id) or
+    # "new" (such an index), which the engine turns into the id.
+    after: tuple[int, ...] = ()
+    after_new: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -211,6 +220,7 @@ class Engine:
         self._ready: dict[int, list[int]] = {}  # owner id -> heap of job ids wanting replicas
         self._running: dict[int, int] = {}  # owner id -> active replicas
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
+        self._children: dict[int, list[int]] = {}  # job id -> active jobs held until it is certified
         self.next_job_id = 1
         self.next_replica_id = 1
         self._needs: dict[tuple[int, int], tuple[object, capacity.Need]] = {}
@@ -233,9 +243,11 @@ class Engine:
         next_job_id: int,
         next_replica_id: int,
         now: float,
+        ended: dict[int, JobStatus] | None = None,
     ) -> Changes:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
-        reach us while we were away); replicas whose hosts are unknown are lost."""
+        reach us while we were away); replicas whose hosts are unknown are lost. ``ended``: the
+        statuses of the final jobs that active ones run after (job graphs)."""
         self._clear()
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         hosts = list(hosts)
@@ -264,11 +276,40 @@ class Engine:
                 self._running[job.owner_id] = self._running.get(job.owner_id, 0) + 1
         self.refresh_pool(now)
         ch = Changes()
+        held = [j for j in self.jobs.values() if j.waiting]
+        for job in held:
+            parents = {p: self._status_of(p, ch, ended or {}) for p in job.waiting}
+            self._hold(job, graph.decide(parents), now, ch)
         for job in list(self.jobs.values()):
+            if job.id not in self.jobs:  # ended meanwhile: a job it runs after had failed
+                continue
             if job.replicas:
                 job.replicas.sort(key=lambda r: r.id)
             self._settle(job, now, ch)
         return ch
+
+    def _status_of(self, job_id: int, ch: Changes, ended: dict[int, JobStatus]) -> JobStatus:
+        """A job's status at load: active here, ended by this load (ch), or as the catalog says."""
+        if job_id in self.jobs:
+            return self.jobs[job_id].status
+        if "status" in ch.jobs.get(job_id, {}):
+            return JobStatus(ch.jobs[job_id]["status"])
+        return ended.get(job_id, JobStatus.COMPLETED)
+
+    def _hold(self, job: JobState, step: graph.Step, now: float, ch: Changes) -> None:
+        """Apply a graph step to a job not started yet: hold it, start it, or end it."""
+        if step.end is not None:
+            job.waiting = ()
+            self._end(job, JobStatus.CANCELLED, now, ch, error=f"cancelled: {step.end}")
+        elif step.ready:
+            job.waiting = ()
+            job.wanted = job.policy.replication
+            self._enqueue(job)
+        else:
+            job.waiting = set(step.waiting)
+            job.wanted = 0
+            for p in step.waiting:
+                self._children.setdefault(p, []).append(job.id)
 
     def _intern(self, value):
         return self._interned.setdefault(value, value)
@@ -321,8 +362,12 @@ class Engine:
     # -- jobs --------------------------------------------------------------------------------------
 
     def add_jobs(self, new: list[NewJob], now: float) -> tuple[list[int], Changes]:
+        """New jobs; those that run after others (job graphs) are held until those are certified.
+        The caller checked that every job named in ``after`` is active or certified."""
         ch = Changes()
         ids = []
+        base = self.next_job_id
+        held = []
         for nj in new:
             jid = self.next_job_id
             self.next_job_id += 1
@@ -338,9 +383,19 @@ class Engine:
                 wanted=nj.policy.replication,
             )
             self.jobs[jid] = job
-            ch.jobs_new.append({**nj.row, "id": jid, "status": JobStatus.PENDING.value, "submitted_at": now})
-            self._enqueue(job)
+            row = {**nj.row, "id": jid, "status": JobStatus.PENDING.value, "submitted_at": now}
+            if nj.after or nj.after_new:
+                parents = sorted({*nj.after, *(base + i for i in nj.after_new)})
+                row["after"] = parents
+                row["inputs"] = [{k: v for k, v in {**x, "job": base + x["new"]}.items() if k != "new"}
+                                 if "new" in x else x for x in row.get("inputs", ())]
+                held.append((job, parents))
+            else:
+                self._enqueue(job)
+            ch.jobs_new.append(row)
             ids.append(jid)
+        for job, parents in held:
+            self._hold(job, graph.decide({p: self.jobs[p].status for p in parents if p in self.jobs}), now, ch)
         return ids, ch
 
     def cancel(self, job_ids: Iterable[int], now: float) -> tuple[list[int], Changes]:
@@ -353,8 +408,8 @@ class Engine:
             for r in job.replicas:
                 if r.status.active:
                     self._finish_replica(job, r, ReplicaStatus.ABORTED, now, ch, error="job cancelled")
-            self._end(job, JobStatus.CANCELLED, now, ch, error="cancelled by its owner")
             done.append(jid)
+            self._end(job, JobStatus.CANCELLED, now, ch, error="cancelled by its owner")
         return done, ch
 
     # -- dispatch ----------------------------------------------------------------------------------
@@ -545,6 +600,8 @@ class Engine:
         job = self.jobs.get(job_id)
         if job is None:
             return None
+        if job.waiting:
+            return why_mod.Why(False, graph.waiting_line(sorted(job.waiting)))
         if alive is None:
             alive = self.alive_hosts(now)
         active = sum(1 for r in job.replicas if r.status.active)
@@ -801,6 +858,8 @@ class Engine:
                 del self._running[job.owner_id]
 
     def _settle(self, job: JobState, now: float, ch: Changes) -> Decision:
+        if job.waiting:  # held by the jobs it runs after: nothing to decide yet
+            return Decision()
         views = [ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin) for r in job.replicas]
         if job.solo and not (views[0].status.active or (views[0].status is ReplicaStatus.DONE
                                                       and views[0].verdict is not Verdict.REJECTED)):
@@ -851,9 +910,36 @@ class Engine:
                 ch.host(host.id, credit=host.credit)
 
     def _end(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:
+        self._close(job, status, now, ch, **fields)
+        if self._children:
+            self._release(job.id, status, now, ch)
+
+    def _close(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:
         job.status = job_fsm.transition(job.status, status)
         ch.job(job.id, status=status.value, finished_at=now, **fields)
         ch.finished.append(job.id)
         del self.jobs[job.id]
         for r in job.replicas:
             self.replicas.pop(r.id, None)
+
+    def _release(self, job_id: int, status: JobStatus, now: float, ch: Changes) -> None:
+        """A job ended: the jobs held until it was certified start, or end with it (graph.py) —
+        and theirs in turn, by a work list (a long chain does not recurse)."""
+        todo = [(job_id, status)]
+        while todo:
+            parent, st = todo.pop()
+            for cid in self._children.pop(parent, ()):
+                child = self.jobs.get(cid)
+                if child is None or parent not in child.waiting:
+                    continue
+                step = graph.decide({**{p: JobStatus.PENDING for p in child.waiting}, parent: st})
+                if step.end is not None:
+                    child.waiting = ()
+                    self._close(child, JobStatus.CANCELLED, now, ch, error=f"cancelled: {step.end}")
+                    todo.append((cid, JobStatus.CANCELLED))
+                elif step.ready:
+                    child.waiting = ()
+                    child.wanted = child.policy.replication
+                    self._enqueue(child)
+                else:
+                    child.waiting.discard(parent)
