@@ -114,11 +114,13 @@ def read_files(data: bytes, max_total: int = 1 << 30) -> dict[str, bytes]:
     return out
 
 
-def copy_member(data_path: Path, name: str, out, chunk: int = 1 << 20) -> bool:
-    """Copy one regular file of the archive at ``data_path`` to the binary stream ``out``, block by
-    block (never the whole archive in memory). False when the archive has no such file."""
+def copy_member(data_path: Path | bytes, name: str, out, chunk: int = 1 << 20) -> bool:
+    """Copy one regular file of the archive at ``data_path`` (or of the archive's bytes) to the
+    binary stream ``out``, block by block (a file's archive never whole in memory). False when the
+    archive has no such file."""
+    source = {"fileobj": io.BytesIO(data_path)} if isinstance(data_path, bytes) else {"name": data_path}
     try:
-        with tarfile.open(data_path, mode="r:") as tar:
+        with tarfile.open(mode="r:", **source) as tar:
             for ti in tar:
                 _check_name(ti.name)
                 if ti.name != name or not ti.isreg():

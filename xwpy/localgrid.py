@@ -211,13 +211,13 @@ class LocalGrid:
         return proc
 
     def start_worker(self, name: str, token: str, *extra: str, slots: int = 1, idle_check: bool = False,
-                     launcher: tuple[str, ...] = ("xwpy",)) -> Proc:
+                     launcher: tuple[str, ...] = ("xwpy",), env: dict[str, str] | None = None) -> Proc:
         """A worker daemon; a dedicated machine unless ``idle_check`` (then it yields to the owner)."""
         return self.spawn(
             name, "worker", "--coordinator", self.url, "--ca", str(self.cfg.ca_cert),
             "--state", str(self.work_root / name), "--name", name, "--wait", "2", "--max-cpus", str(slots),
             *(() if idle_check else ("--no-idle-check",)), *extra,
-            env={"XWPY_TOKEN": token},  # not in argv: every process of the machine can read that
+            env={**(env or {}), "XWPY_TOKEN": token},  # not in argv: every process of the machine can read that
             launcher=launcher,
         )
 

@@ -40,6 +40,9 @@ MAX_JOBS_PER_SUBMIT = 10_000
 MAX_RESULTS_PER_REPORT = 1024
 MAX_SLOTS = 256
 MAX_INLINE_RESULT = 64 * 1024
+# Bytes of certified results one answer to POST /jobs/wait carries inline (results of at most
+# MAX_INLINE_RESULT each, kept in the catalog): the rest are downloaded one by one.
+MAX_INLINE_FINALS = 4 << 20
 MAX_UPLOAD_CHUNK = 64 << 20  # bytes in one PATCH of an upload session
 STDERR_TAIL = 4096
 # A replica's deadline, from its assignment: its host may fall silent (asleep, offline) and come
@@ -875,6 +878,9 @@ class FinalJob:
     id: int = field(Id)
     status: str = field(Status)
     result_sha256: str | None = field(Optional(Sha256))  # the certified result's, to download at once
+    # The certified result archive itself, when small (kept in the catalog) and within the
+    # answer's MAX_INLINE_FINALS: no download needed. Check it against result_sha256.
+    result: bytes | None = field(Optional(Base64(MAX_INLINE_RESULT)), default=None)
 
 
 @message

@@ -17,6 +17,7 @@ from xwpy.client.futures import FETCHERS
 pytestmark = pytest.mark.slow
 
 FAIL = ["{python}", "-c", "import sys; sys.stderr.write('bad input ' + sys.argv[1] + '\\n'); sys.exit(3)", "{args}"]
+BIG = ["{python}", "-c", "import sys; sys.stdout.write('y' * int(sys.argv[1]))", "{args}"]  # a result not inline
 MOST_CONNECTIONS = 2 + FETCHERS  # submitting and cancelling, watching, fetching
 
 
@@ -27,6 +28,7 @@ def _grid(grid, slots: int = 1) -> Grid:
     alice.register_app(name="square", command=SQUARE, replication=1, quorum=1)
     alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
     alice.register_app(name="fail", command=FAIL, replication=1, quorum=1)
+    alice.register_app(name="big", command=BIG, replication=1, quorum=1)
     grid.start_worker("w", grid.user("vol", "worker"), slots=slots)
     return Grid(grid.url, grid.cfg.ca_cert, token)
 
@@ -36,6 +38,7 @@ def test_map_500_in_input_order(grid):
         results = list(g.map("square", range(500)))
         assert results == [f"{n * n}\n".encode() for n in range(500)]
         assert g.connections <= MOST_CONNECTIONS
+        assert g.downloads == 0  # small results came inline with the wait answers
 
 
 def test_500_pending_cost_a_few_connections_and_cancel_reaches_the_coordinator(grid):
@@ -71,6 +74,9 @@ def test_failure_carries_stderr_and_as_completed_yields_each_once(grid, tmp_path
         assert saved.result() == tmp_path / "out" / f"job-{saved.job_id}"
         assert (saved.result() / "stdout").read_text() == "81\n"
         assert (tmp_path / "saved" / f"job-{saved.job_id}.tar").is_file()
+        assert g.downloads == 0  # small results, saved and extracted too, came with the wait answers
+        big = 200_000  # more than a worker reports inline: uploaded, then downloaded by the future
+        assert g.submit("big", big).result(timeout=120) == b"y" * big and g.downloads == 1
         assert not bad.cancel() and not ok[0].cancel()  # final: nothing to cancel
 
         async def both():

@@ -212,6 +212,8 @@ def test_a_damaged_blob_is_never_served(site, ledger, tmp_path):
             evil = zlib.compress(archive.from_files({"stdout": b"10\n"})) if how == "other bytes" else b"\x00garbage"
             with sqlite3.connect(db, timeout=30) as conn:
                 assert conn.execute("UPDATE small_blobs SET data = ? WHERE sha256 = ?", (evil, sha(result))).rowcount == 1
+            [final] = alice.call("POST", "/jobs/wait", {"ids": [job]})["final"]
+            assert final["result"] is None  # a damaged small blob never rides along with a futures' answer
         tried += 1
         out = tmp_path / f"r{job}.tar"
         r = xwpy(g, token, "result", str(job), "-o", str(out))

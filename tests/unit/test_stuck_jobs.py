@@ -221,3 +221,27 @@ def test_mixed_refusals_count_hosts_in_words():
     assert why.stalled
     assert why.line == ("no host alive may run it (2 hosts have too few cores, "
                         "1 host has no version of its app for its platform)")
+
+
+class Listing:
+    """The coordinator's job listing, as a batch watch reads it."""
+
+    def __init__(self, running=(), pending=()):
+        self.jobs = {"RUNNING": list(running), "PENDING": list(pending)}
+
+    def call(self, method, path, **q):
+        assert (method, path) == ("GET", "/jobs")
+        return {"jobs": self.jobs[q["status"]]}
+
+
+def test_a_batch_watch_says_why_jobs_wait_even_when_none_is_stalled():
+    from xwpy.client.commands.jobs import _stalled_line
+
+    suspended = "queued: every host alive is suspended (2 hosts suspended: their owners are using them)"
+    stalled = {"id": 7, "why": "no host alive: no worker has registered with this site yet", "stalled": True}
+    assert _stalled_line(Listing(pending=[{"id": 3, "why": suspended, "stalled": False}] * 2), "b") == \
+        f"waiting: job 3: {suspended} (and 1 more waiting)"
+    # Stalled jobs come first: nothing but a change on the site gets them going.
+    assert _stalled_line(Listing(running=[{"id": 3, "why": suspended}], pending=[stalled]), "b") == \
+        f"stalled: job 7: {stalled['why']}"
+    assert _stalled_line(Listing(running=[{"id": 3, "why": ""}]), "b") == ""  # running, nothing to say

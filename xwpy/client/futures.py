@@ -2,14 +2,17 @@
 
 One background thread per Grid follows every pending job with one long poll
 (``POST /api/v1/jobs/wait``: "answer when any of these is final"), so ten thousand futures cost one
-request in flight, not ten thousand. Final jobs are handed to four fetcher threads that download the
-certified results and settle the futures. Each thread has its own connection, kept alive: a Grid
+request in flight, not ten thousand. The answer carries small certified results inline (those the
+coordinator keeps in its catalog, up to ``protocol.MAX_INLINE_FINALS`` an answer); final jobs are
+handed to four fetcher threads that check those, download the others, and settle the futures. Each thread has its own connection, kept alive: a Grid
 opens six at most (submitting and cancelling, watching, four fetching) whatever it follows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import os
 import queue
@@ -83,9 +86,10 @@ class Grid:
         self._changed = threading.Condition()  # guards _pending and _added; notified when it grows
         self._added = False
         self._closed = False
-        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status, digest) for the fetchers
+        self._final: queue.SimpleQueue = queue.SimpleQueue()  # (future, status, digest, inline) for the fetchers
         self._clients: list[Client] = [self._control]
         self.polls = 0  # long polls the watcher made (tests wait on it; a figure for the curious)
+        self.downloads = 0  # results downloaded one by one (not carried inline by the wait answer)
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -280,7 +284,7 @@ class Grid:
                 with self._changed:
                     future = self._pending.pop(item["id"], None)
                 if future is not None:
-                    self._final.put((future, item["status"], item.get("result_sha256")))
+                    self._final.put((future, item["status"], item.get("result_sha256"), item.get("result")))
 
     def _fail_all(self, error: Exception) -> None:
         """The coordinator refused the watch itself (a token revoked, say): every pending future fails."""
@@ -295,18 +299,22 @@ class Grid:
             item = self._final.get()
             if item is None:
                 return
-            future, status, digest = item
+            future, status, digest, inline = item
             if future.done():
                 continue
             try:
                 if status == JobStatus.COMPLETED.value:
-                    _settle(future, result=_output(client, future, digest))
+                    _settle(future, result=_output(client, future, digest, _inline(inline, digest)))
                 elif status == JobStatus.CANCELLED.value:
                     future._settle_cancelled()
                 else:
                     _settle(future, exception=_failure(client.job(future.job_id)))
             except Exception as e:  # a download that failed: the future says why
                 _settle(future, exception=e)
+
+    def _downloaded(self) -> None:
+        with self._changed:
+            self.downloads += 1
 
     # -- the end -----------------------------------------------------------------------------------
 
@@ -362,26 +370,52 @@ def _settle(future: JobFuture, *, result: Any = None, exception: BaseException |
         pass
 
 
-def _output(client: Client, future: JobFuture, digest: str | None) -> Any:
+def _inline(encoded: str | None, digest: str | None) -> bytes | None:
+    """The result the wait answer carried, if it hashes to the certified digest (else it is downloaded)."""
+    if encoded is None or digest is None:
+        return None
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def _output(client: Client, future: JobFuture, digest: str | None, inline: bytes | None = None) -> Any:
+    """The future's result: the archive saved, extracted, or its stdout; from ``inline`` (checked
+    bytes) when given, else downloaded."""
     jid = future.job_id
+
+    def fetch(dest: Path) -> None:
+        if inline is None:
+            future._grid._downloaded()
+            client.result(jid, dest, digest)
+        else:
+            part = dest.with_name(f".{dest.name}.part")
+            part.write_bytes(inline)
+            part.replace(dest)
+
     if future._save is not None or future._extract is not None:
         if future._save is not None:
             dest = future._save / f"job-{jid}.tar"
-            client.result(jid, dest, digest)
+            fetch(dest)
         if future._extract is None:
             return dest
         target = future._extract / f"job-{jid}"
         with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
             src = dest if future._save is not None else Path(tmp) / "result.tar"
             if future._save is None:
-                client.result(jid, src, digest)
+                fetch(src)
             target.mkdir(parents=True, exist_ok=True)
             archive.extract(src, target)
         return target
+    out = io.BytesIO()
+    if inline is not None:
+        archive.copy_member(inline, "stdout", out)
+        return out.getvalue()
     with tempfile.TemporaryDirectory(prefix="xwpy-result-") as tmp:
         dest = Path(tmp) / "result.tar"
-        client.result(jid, dest, digest)
-        out = io.BytesIO()
+        fetch(dest)
         archive.copy_member(dest, "stdout", out)
         return out.getvalue()
 

@@ -557,10 +557,11 @@ class Grid:
         return self.dispatcher.wait_final(job_id, timeout)
 
     async def wait_any_final(self, user: User, job_ids: Iterable[int],
-                             timeout: float) -> list[tuple[int, str, str | None]]:
-        """(id, status, result sha256) of the final jobs among ``job_ids`` (the user's, or any for
-        an admin; NotFound otherwise): at once if some are final, else once one is, or none after
-        ``timeout``."""
+                             timeout: float) -> list[tuple[int, str, str | None, bytes | None]]:
+        """(id, status, result sha256, result) of the final jobs among ``job_ids`` (the user's, or
+        any for an admin; NotFound otherwise): at once if some are final, else once one is, or none
+        after ``timeout``. ``result`` is the certified archive when it is kept in the catalog (small)
+        and fits within :data:`protocol.MAX_INLINE_FINALS` for the whole answer, else None."""
         ids = set(job_ids)
         active = self.dispatcher.engine.jobs
         for jid in ids:
@@ -577,7 +578,10 @@ class Grid:
         mine = {jid for jid, owner, _, _ in rows if owner == user.id or user.admin}
         if (other := next((jid for jid in ended if jid not in mine), None)) is not None:
             raise NotFound.of(f"job {other}")
-        return [(jid, status, digest) for jid, _, status, digest in rows]
+        shas = sorted({digest for _, _, status, digest in rows if digest and status == JobStatus.COMPLETED.value})
+        small = await self.catalog.blobs.get_many(shas) if shas else {}
+        return with_inline([(jid, status, digest) for jid, _, status, digest in rows], small,
+                           protocol.MAX_INLINE_FINALS)
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.dispatcher.on_final(listener)
@@ -717,6 +721,22 @@ class Grid:
         await self.dispatcher.release(host_id, replica_ids)
 
 
+def with_inline(ends: list[tuple[int, str, str | None]], small: dict[str, bytes],
+                budget: int) -> list[tuple[int, str, str | None, bytes | None]]:
+    """Each (id, status, digest) with its result's bytes when ``small`` has them and they fit in
+    what is left of ``budget`` (in order; a result too big for what is left goes without, a later
+    smaller one may still fit)."""
+    out = []
+    for jid, status, digest in ends:
+        data = small.get(digest) if digest is not None else None
+        if data is not None and len(data) <= budget:
+            budget -= len(data)
+        else:
+            data = None
+        out.append((jid, status, digest, data))
+    return out
+
+
 def _platform(declared: str, image: dict | None) -> str:
     """The platform a bundle or image is for: as declared; an image's own if declared `any`."""
     if image is None or image["platform"] == platforms.ANY:
@@ -728,4 +748,4 @@ def _platform(declared: str, image: dict | None) -> str:
     return declared
 
 
-__all__ = ["Grid", "HostSeen", "StoredFile", "TAR_MARGIN"]
+__all__ = ["Grid", "HostSeen", "StoredFile", "TAR_MARGIN", "with_inline"]

@@ -10,8 +10,14 @@ time windows, battery — are :mod:`xwpy.worker.prefs`'.)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable
+
+# The owner's load read from this file (a fraction of the machine, "0.9") instead of measured: how
+# the end-to-end tests play a busy owner on a machine whose real load they do not control.
+LOAD_FILE_ENV = "XWPY_OWNER_LOAD_FILE"
 
 
 @dataclass(frozen=True)
@@ -93,3 +99,23 @@ class Sampler:
             grid = used / (now - self._last_wall)
         self._last, self._last_wall = cpu, now
         return Sample(total=total, grid=min(grid, total), cpus=self.cpus)
+
+
+class LoadFile:
+    """The owner's load as written in a file (see ``LOAD_FILE_ENV``); unreadable counts as idle."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def sample(self, grid_pids: Iterable[int]) -> Sample:
+        try:
+            load = float(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            load = 0.0
+        return Sample(total=min(max(load, 0.0), 1.0), grid=0.0, cpus=1)
+
+
+def sampler_from_env(environ=os.environ) -> Callable[[Iterable[int]], Sample]:
+    """What the worker samples: the machine, measured, unless ``LOAD_FILE_ENV`` names a file."""
+    path = environ.get(LOAD_FILE_ENV)
+    return LoadFile(Path(path)).sample if path else Sampler().sample

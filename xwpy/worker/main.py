@@ -14,7 +14,7 @@ from xwpy.refusal import CannotRun
 from xwpy.worker import status
 from xwpy.worker.status import Terminal
 from xwpy.worker.daemon import Worker, WorkerOptions
-from xwpy.worker.idle import Sampler
+from xwpy.worker.idle import sampler_from_env
 
 
 def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool = True) -> int:
@@ -27,8 +27,7 @@ def run_worker(opts: WorkerOptions, *, log_level: str = "info", watch_idle: bool
                         "give each worker a --state directory of its own")
     terminal = Terminal(sys.stderr, shutil.get_terminal_size().columns - 1) if _is_terminal(sys.stderr) else None
     start_logging(log_level, terminal)
-    sampler = Sampler() if watch_idle else None
-    worker = Worker(reactor, opts, sampler=(sampler.sample if sampler else None))
+    worker = Worker(reactor, opts, sampler=sampler_from_env() if watch_idle else None)
     reactor.callWhenRunning(worker.startService)
     reactor.addSystemEventTrigger("before", "shutdown", worker.stopService)
     if terminal is not None:

@@ -332,15 +332,17 @@ STALL_SECONDS = 10.0  # without progress for this long, a batch watch says why j
 
 
 def _stalled_line(client: Client, batch: str | None) -> str:
-    """Why the first unfinished jobs of the batch wait, if some are stalled (one line)."""
+    """Why the batch makes no progress, in one line: its stalled jobs first (no host alive may
+    run them), else the first that waits with a reason (every host alive suspended, no free slot)."""
     waiting = []
     for status in (JobStatus.RUNNING.value, JobStatus.PENDING.value):
         waiting += client.call("GET", "/jobs", batch=batch, status=status, limit=50)["jobs"]
-    stalled = [j for j in waiting if j.get("stalled")]
-    if not stalled:
-        return ""
-    more = f" (and {len(stalled) - 1} more stalled)" if len(stalled) > 1 else ""
-    return f"stalled: job {stalled[0]['id']}: {one_line(stalled[0]['why'])}{more}"
+    for word in ("stalled", "waiting"):
+        jobs = [j for j in waiting if j.get("why") and bool(j.get("stalled")) == (word == "stalled")]
+        if jobs:
+            more = f" (and {len(jobs) - 1} more {word})" if len(jobs) > 1 else ""
+            return f"{word}: job {jobs[0]['id']}: {one_line(jobs[0]['why'])}{more}"
+    return ""
 
 
 def _counts_line(counts: dict[str, int]) -> str:

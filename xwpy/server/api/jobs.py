@@ -88,11 +88,13 @@ def install(api: Api, grid) -> None:
 
     @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs, errors=(404,))
     async def wait_any(ctx: Ctx):
-        """Which of ``ids`` are final (status, certified result's digest): at once if some are,
-        else as soon as one is, or none after ``wait`` seconds. A client's futures follow all their jobs with it."""
+        """Which of ``ids`` are final (status, certified result's digest, and the result itself
+        when small): at once if some are, else as soon as one is, or none after ``wait`` seconds.
+        A client's futures follow all their jobs with it."""
         final = await grid.wait_any_final(ctx.user, ctx.body.ids, ctx.body.wait)
-        return protocol.FinalJobs(final=tuple(protocol.FinalJob(id=jid, status=status, result_sha256=digest)
-                                              for jid, status, digest in final))
+        return protocol.FinalJobs(final=tuple(protocol.FinalJob(id=jid, status=status, result_sha256=digest,
+                                                                result=data)
+                                              for jid, status, digest, data in final))
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER, reply=TAR, replies={206: TAR}, errors=(409, 410, 416))
     async def result(ctx: Ctx, job_id: int):
