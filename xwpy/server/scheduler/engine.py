@@ -395,6 +395,7 @@ class Engine:
             ch.jobs_new.append(row)
             ids.append(jid)
         for job, parents in held:
+            # (Those not active are certified: the caller checked.)
             self._hold(job, graph.decide({p: self.jobs[p].status for p in parents if p in self.jobs}), now, ch)
         return ids, ch
 
@@ -931,6 +932,9 @@ class Engine:
             for cid in self._children.pop(parent, ()):
                 child = self.jobs.get(cid)
                 if child is None or parent not in child.waiting:
+                    continue
+                if st is JobStatus.COMPLETED and len(child.waiting) > 1:  # (decide's answer, without the dict)
+                    child.waiting.discard(parent)
                     continue
                 step = graph.decide({**{p: JobStatus.PENDING for p in child.waiting}, parent: st})
                 if step.end is not None:
