@@ -18,6 +18,7 @@ import json
 import os
 import sys
 
+from twisted.internet.task import deferLater
 from twisted.web.client import FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
@@ -28,9 +29,10 @@ DEBUG = bool(os.environ.get("XWPY_LOADGEN_DEBUG"))
 
 
 class Sim:
-    def __init__(self, c: clients.Clients, volunteer: str, slots: int, wait: float):
+    def __init__(self, c: clients.Clients, volunteer: str, slots: int, wait: float, job_seconds: float = 0.0):
         self.c = c
         self.volunteer, self.slots, self.wait = volunteer, slots, wait
+        self.job_seconds = job_seconds  # how long each round of replicas "runs" before its report
         self.reported = 0
         self._results: dict[int, tuple[str, str]] = {}
 
@@ -74,6 +76,8 @@ class Sim:
             if not replicas:
                 reply = await self.call(token, "/work/request", ask)
                 continue
+            if self.job_seconds:
+                await deferLater(clock, self.job_seconds)  # the simulated run (not a synchronisation)
             results = []
             for a in replicas:
                 digest, inline = self.result_of(a["job_id"])
@@ -90,9 +94,11 @@ def run() -> None:
     p.add_argument("--workers", type=int, default=100)
     p.add_argument("--slots", type=int, default=4)
     p.add_argument("--wait", type=float, default=5.0)
+    p.add_argument("--job-seconds", type=float, default=0.0, help="each replica's simulated run time")
     args = p.parse_args()
     volunteer = clients.token()
-    clients.run(args, args.workers + 8, args.workers, lambda c: Sim(c, volunteer, args.slots, args.wait), batch=50)
+    clients.run(args, args.workers + 8, args.workers,
+                lambda c: Sim(c, volunteer, args.slots, args.wait, args.job_seconds), batch=50)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ class SchedulerConfig:
     # a host trusted, and the share of a trusted host's jobs replicated all the same.
     trust_threshold: int = 10
     spot_check: float = 0.1
+    # Fair share between users (scheduler/shares.py): the share of a user not named in [shares],
+    # and the half-life of their recent usage (HTCondor's PRIORITY_HALFLIFE; 0: only what runs now).
+    default_share: float = 1.0
+    usage_half_life_seconds: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class SiteConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    shares: dict[str, float] = field(default_factory=dict)  # [shares] login = share (fair share)
 
     def path(self, name: str) -> Path:
         p = Path(name)
@@ -193,8 +198,10 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
             kwargs["name"] = str(value.get("name", "xwpy"))
         elif key in _SECTIONS:
             kwargs[key] = _section(_SECTIONS[key], value, key)
+        elif key == "shares":
+            kwargs["shares"] = _shares(value)
         else:
-            raise ConfigError(f"unknown section [{key}] (known: site, {', '.join(_SECTIONS)})")
+            raise ConfigError(f"unknown section [{key}] (known: site, {', '.join(_SECTIONS)}, shares)")
     cfg = SiteConfig(**kwargs)
     if cfg.coordinator.log_level not in ("debug", "info", "warn", "error"):
         raise ConfigError("[coordinator] log_level must be debug, info, warn or error")
@@ -210,9 +217,28 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
         raise ConfigError("[scheduler] silent_leases must be >= 1")
     if not 0.0 <= cfg.scheduler.spot_check <= 1.0:
         raise ConfigError("[scheduler] spot_check must be between 0 and 1")
+    if not 0 < cfg.scheduler.default_share <= MAX_SHARE:
+        raise ConfigError(f"[scheduler] default_share must be in (0, {MAX_SHARE}]")
+    if not cfg.scheduler.usage_half_life_seconds >= 0:
+        raise ConfigError("[scheduler] usage_half_life_seconds must be >= 0")
     _check_limits(cfg.limits)
     _check_oracle(cfg.oracle)
     return cfg
+
+
+MAX_SHARE = 1e6
+
+
+def _shares(raw: Any) -> dict[str, float]:
+    """[shares]: login = a positive number (a user's weight in the fair share)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("[shares] must be a table")
+    out = {}
+    for login, share in raw.items():
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= MAX_SHARE:
+            raise ConfigError(f"[shares] {login} must be a number in (0, {MAX_SHARE:g}], got {share!r}")
+        out[login] = float(share)
+    return out
 
 
 def _check_limits(lim: LimitsConfig) -> None:
@@ -259,4 +285,6 @@ def render(cfg: SiteConfig) -> str:
     for name in _SECTIONS:
         section = getattr(cfg, name)
         doc[name] = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    if cfg.shares:
+        doc["shares"] = dict(cfg.shares)
     return "# xwpy site configuration\n\n" + tomli_w.dumps(doc)

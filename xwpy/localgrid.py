@@ -169,6 +169,17 @@ class LocalGrid:
         self.cfg = dataclasses.replace(self.cfg, scheduler=scheduler)
         (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
 
+    def configure(self, section: str, **settings) -> None:
+        """Change the keys of one section of the site's configuration (``limits``, ``retention``...;
+        ``shares``: the whole table, login = share), before the coordinator starts."""
+        import dataclasses
+
+        from xwpy import config
+
+        value = dict(settings) if section == "shares" else dataclasses.replace(getattr(self.cfg, section), **settings)
+        self.cfg = dataclasses.replace(self.cfg, **{section: value})
+        (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
+
     def chain_info(self, timeout: float = 60) -> dict:
         """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""
         path = self.cfg.dir / "run" / "chain.json"

@@ -63,6 +63,7 @@ MAX_INPUTS = 64  # inputs of one job
 MAX_AFTER = 64  # jobs one job runs after (job graphs)
 MAX_REPLICATION = 32  # replicas a job starts with, and its quorum
 MAX_REPLICAS = 256  # replicas a job may ever have, and failures it may tolerate
+MAX_PRIORITY = 1000  # a job's priority among its owner's jobs: -MAX_PRIORITY..MAX_PRIORITY, higher first
 MAX_WAIT = 120.0  # seconds a work request may wait (long poll)
 MAX_JOB_WAIT = 60  # seconds a client's question "is this job final?" may wait (long poll)
 MAX_FEED_WAIT = 25  # seconds a dashboard's feed request may park (below proxies' and the guard's idle limits)
@@ -603,6 +604,8 @@ class JobSpec:
     key: str | None = field(Optional(Name), default=None)
     after: tuple[str, ...] = field(ListOf(JobRef, MAX_AFTER), default=())
     results: tuple[ResultInput, ...] = field(ListOf(Nested(ResultInput), MAX_INPUTS), default=())
+    # Among its owner's jobs, higher first (then the oldest); None: the submission's priority.
+    priority: int | None = field(Optional(Int(-MAX_PRIORITY, MAX_PRIORITY)), default=None)
 
     def __attrs_post_init__(self) -> None:
         names = [i.name for i in self.inputs] + [r.name for r in self.results]
@@ -619,6 +622,7 @@ class SubmitJobs:
     # Chosen by the client, once per submission: sent again (the answer was lost), the same
     # submission is answered with the jobs it made the first time instead of new ones.
     request: str | None = field(Optional(RequestKey), default=None)
+    priority: int = field(Int(-MAX_PRIORITY, MAX_PRIORITY), default=0)  # of its jobs that do not give theirs
 
 
 @message
@@ -871,6 +875,7 @@ class JobInfo:
     after: tuple[int, ...] = field(ListOf(Id, MAX_AFTER + MAX_INPUTS), default=())
     waiting_on: tuple[int, ...] = field(ListOf(Id, MAX_AFTER + MAX_INPUTS), default=())
     results: tuple[ResultInput, ...] = field(ListOf(Nested(ResultInput), MAX_INPUTS), default=())
+    priority: int = field(Int(-MAX_PRIORITY, MAX_PRIORITY), default=0)
 
 
 @message

@@ -115,7 +115,7 @@ class Grid:
         cancelled if one of them is not certified. ``save=DIR``: the result is
         the path of the archive saved as DIR/job-ID.tar; ``extract=DIR``: of DIR/job-ID/ holding
         it unpacked; neither: the job's stdout as bytes. ``policy``: replication, quorum,
-        max_replicas, max_errors."""
+        max_replicas, max_errors, priority (among your jobs, higher first)."""
         [future] = self._submit([self._spec(app, args, inputs, policy, after)], batch, save, extract)
         return future
 
@@ -139,7 +139,7 @@ class Grid:
         ``args`` and in ``inputs`` (names and values) filled in. An axis is a spec as on the command
         line (``"1..100"``, ``"0..1:0.25"``, ``"x,y"``, ``"@values.txt"``) or an iterable of values;
         give them as keywords (``a="1..10"``) or in ``axes``. Each future's ``params`` holds its values."""
-        policy = {k: policy_and_axes.pop(k) for k in ("replication", "quorum", "max_replicas", "max_errors")
+        policy = {k: policy_and_axes.pop(k) for k in ("replication", "quorum", "max_replicas", "max_errors", "priority")
                   if k in policy_and_axes}
         given = {**(axes or {}), **policy_and_axes}
         parsed = [sweeps.parse_axis(f"{name}={spec}") if isinstance(spec, str)

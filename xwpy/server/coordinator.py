@@ -100,6 +100,8 @@ class Coordinator(service.MultiService):
             max_wait_seconds=cfg.scheduler.max_wait_seconds,
             trust_threshold=cfg.scheduler.trust_threshold,
             spot_check=cfg.scheduler.spot_check,
+            share=lambda user_id: self.directory.share_of(user_id, cfg.shares, cfg.scheduler.default_share),
+            usage_half_life=cfg.scheduler.usage_half_life_seconds,
         )
         self.dispatcher.setServiceParent(self)
         jobs_log = logs.job_log()  # one line per job state change, once committed

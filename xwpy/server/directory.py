@@ -118,6 +118,11 @@ class Directory:
             return True
         return app.access == "group" and bool(user.group) and user.group == self.group_of(app.owner_id)
 
+    def share_of(self, user_id: int, shares: dict[str, float], default: float) -> float:
+        """A user's weight in the fair share: as ``shares`` names their login, else ``default``."""
+        u = self.users.get(user_id)
+        return shares.get(u.login, default) if u is not None else default
+
     def group_of(self, user_id: int) -> str:
         u = self.users.get(user_id)
         return u.group if u else ""

@@ -93,6 +93,7 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
         # it holds, and users' rights on the data are checked above and in the data API.
         visibility = PUBLIC
         disk = sum(sizes[x.sha256] for x in spec.inputs)
+        priority = msg.priority if spec.priority is None else spec.priority
         new.append(
             NewJob(
                 owner_id=user.id,
@@ -101,6 +102,7 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
                 visibility=visibility,
                 memory=app.limits["memory_bytes"],
                 disk=disk,
+                priority=priority,
                 row={
                     "app_id": app.id, "owner_id": user.id, "batch": msg.batch, "request": msg.request,
                     "args": list(spec.args),
@@ -110,7 +112,7 @@ def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],
                     "max_replicas": policy.max_replicas, "max_errors": policy.max_errors,
                     "memory": app.limits["memory_bytes"], "visibility": visibility.scope,
                     "vis_group": visibility.group, "adaptive": policy.adaptive,
-                    "disk": disk,
+                    "disk": disk, "priority": priority,
                 },
                 after=edges[i][0],
                 after_new=edges[i][1],

@@ -13,7 +13,7 @@ import click
 
 from xwpy import archive
 from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
-from xwpy.protocol import loads
+from xwpy.protocol import MAX_PRIORITY, loads
 from xwpy.client import sweep
 from xwpy.client.api import Client, ClientError, InputResolver, graph_spec, translate_keys
 from xwpy.client.context import (JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, progress, table,
@@ -67,10 +67,12 @@ def register(cli: click.Group) -> None:
     @click.option("--quorum", type=click.IntRange(1, 32), help="Agreeing results that certify (default: the app's).")
     @click.option("--max-replicas", type=click.IntRange(1, 256), help="Most replicas a job may use before it errs.")
     @click.option("--max-errors", type=click.IntRange(1, 256), help="Failed replicas after which a job is in ERROR.")
+    @click.option("--priority", type=click.IntRange(-MAX_PRIORITY, MAX_PRIORITY),
+                  help="Among your jobs, higher runs first (default 0; then the oldest first).")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def submit(s: Settings, app, args, inputs, job_file, sweeps, batch, replication, quorum, max_replicas, max_errors,
-               as_json, after):
+               priority, as_json, after):
         """Submit a job of APP with ARGS (put ARGS after -- if they start with '-'), a sweep of them
         (--sweep), or a batch with --file."""
         if sweeps and job_file is not None:
@@ -84,7 +86,8 @@ def register(cli: click.Group) -> None:
             batch = f"sweep-{secrets.token_hex(4)}"
         client = s.client()
         resolver = InputResolver(client)
-        policy = {"replication": replication, "quorum": quorum, "max_replicas": max_replicas, "max_errors": max_errors}
+        policy = {"replication": replication, "quorum": quorum, "max_replicas": max_replicas, "max_errors": max_errors,
+                  "priority": priority}
         specs = []
         if job_file is not None:
             if app or args:

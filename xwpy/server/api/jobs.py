@@ -37,7 +37,7 @@ def job_info(j: Job, with_replicas: bool = False, grid=None, alive=None) -> prot
         replication=j.replication, quorum=j.quorum, max_replicas=j.max_replicas, max_errors=j.max_errors,
         result_sha256=j.result_sha256, result_size=j.result_size, error=j.error, submitted_at=j.submitted_at,
         started_at=j.started_at, finished_at=j.finished_at, why=why.line if why is not None else "",
-        stalled=bool(why is not None and why.stalled), progress=progress, replicas=replicas,
+        stalled=bool(why is not None and why.stalled), progress=progress, replicas=replicas, priority=j.priority,
         after=tuple(j.after or ()), results=results,
         waiting_on=tuple(grid.waiting_on(j.id)) if grid is not None and j.after and j.status not in FINAL else (),
     )

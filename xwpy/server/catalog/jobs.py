@@ -11,7 +11,7 @@ from xwpy.lifecycle import ACTIVE_NAMES, JobStatus, ReplicaStatus, Validation
 from xwpy.server.catalog import bulk
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.rows import ActiveJob, ActiveReplica, Job, Replica
-from xwpy.server.catalog.schema import app_versions, apps, hosts, jobs, replicas, users
+from xwpy.server.catalog.schema import app_versions, apps, hosts, id_floors, jobs, replicas, users
 
 ACTIVE_JOB = ACTIVE_NAMES
 
@@ -20,7 +20,7 @@ def _job(r, reps=()) -> Job:
     return Job(
         r.id, r.name, r.owner_id, r.login, r.batch, r.args, r.inputs, r.status, r.replication, r.quorum,
         r.max_replicas, r.max_errors, r.result_sha256, r.result_size, r.error, r.submitted_at, r.started_at,
-        r.finished_at, list(reps), r.after,
+        r.finished_at, list(reps), r.after, r.priority or 0,
     )
 
 
@@ -154,12 +154,12 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
         jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
-        jobs.c.disk, jobs.c.after,
+        jobs.c.disk, jobs.c.after, jobs.c.priority,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
     job_rows = [
         ActiveJob(r.id, r.owner_id, r.app_id, JobStatus(r.status), r.replication, r.quorum, r.max_replicas,
                   r.max_errors, r.memory, r.visibility, r.vis_group, bool(r.adaptive), bool(r.solo), r.disk or 0,
-                  tuple(r.after or ()))
+                  tuple(r.after or ()), r.priority or 0)
         for r in conn.execute(q)
     ]
     q = (
@@ -174,8 +174,9 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
                       r.resume, r.origin, r.assigned_at, r.finished_at)
         for r in conn.execute(q)
     ]
-    next_job = (conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1
-    next_rep = (conn.execute(select(func.max(replicas.c.id))).scalar() or 0) + 1
+    floors = dict(conn.execute(select(id_floors.c.name, id_floors.c.next_id)).all())
+    next_job = max((conn.execute(select(func.max(jobs.c.id))).scalar() or 0) + 1, floors.get("jobs", 1))
+    next_rep = max((conn.execute(select(func.max(replicas.c.id))).scalar() or 0) + 1, floors.get("replicas", 1))
     return job_rows, reps, next_job, next_rep
 
 

@@ -144,6 +144,7 @@ class Job:
     finished_at: float | None
     replicas: list[Replica] = field(default_factory=list)
     after: list | None = None  # the jobs it runs after (job graphs)
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class ActiveJob:
     solo: bool
     disk: int
     after: tuple[int, ...] = ()  # the jobs it runs after (job graphs)
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,15 @@ small_blobs = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+# The next id of each table whose rows may be deleted (jobs, replicas): a deleted job's id is
+# never given again, even when it was the highest (ids come from max(id) + 1 at start).
+id_floors = Table(
+    "id_floors",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("next_id", BigInteger, nullable=False),
+)
+
 hosts = Table(
     "hosts",
     metadata,
@@ -152,6 +161,7 @@ jobs = Table(
     Column("solo", Boolean, nullable=False, server_default=false()),  # trusted host's result alone
     Column("visibility", String(8), nullable=False),  # public | owner | group
     Column("vis_group", String(64), nullable=False, default=""),
+    Column("priority", Integer, nullable=False, server_default=text("0")),  # higher first among its owner's jobs
     Column("result_sha256", String(64)),
     Column("result_size", BigInteger),
     Column("error", Text),

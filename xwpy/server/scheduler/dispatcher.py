@@ -99,6 +99,8 @@ class Dispatcher(service.Service):
         spot_check: float = 0.1,
         no_quorum_seconds: float | None = None,
         silent_leases: float = 3.0,
+        share: Callable[[int], float] | None = None,
+        usage_half_life: float = 86400.0,
     ):
         self.catalog = catalog
         self.blobs = blobs
@@ -108,7 +110,8 @@ class Dispatcher(service.Service):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_wait = max_wait_seconds
         self.engine = Engine(lease_seconds=lease_seconds, trust_threshold=trust_threshold, spot_check=spot_check,
-                             patience=no_quorum_seconds, apps=apps, silent_leases=silent_leases)
+                             patience=no_quorum_seconds, apps=apps, silent_leases=silent_leases, share=share,
+                             usage_half_life=usage_half_life)
         self._reap_seconds = reap_seconds
         self._reaper: task.LoopingCall | None = None
         self._waiters: deque[_Waiter] = deque()

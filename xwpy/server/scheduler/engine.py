@@ -30,6 +30,7 @@ from xwpy.server.scheduler import capacity
 from xwpy.server.scheduler import credit as credit_mod
 from xwpy.server.scheduler import graph
 from xwpy.server.scheduler import policy as pol
+from xwpy.server.scheduler import shares as shares_mod
 from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
 from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, agreement, decide
@@ -105,6 +106,7 @@ class JobState:
     extra_since: float = 0.0
     # Job graphs: the jobs it runs after that are not certified yet (held while any is; graph.py).
     waiting: set[int] | tuple = ()
+    priority: int = 0  # higher first among its owner's jobs (then the oldest first)
 
     @property
     def hosts_used(self) -> set[int]:
@@ -122,7 +124,7 @@ class JobState:
             id=row.id, owner_id=row.owner_id, app_id=row.app_id,
             policy=Policy(row.replication, row.quorum, row.max_replicas, row.max_errors, adaptive=row.adaptive),
             visibility=pol.Visibility.of_row(row.visibility, row.owner_id, row.vis_group),
-            memory=row.memory, status=row.status, solo=row.solo, disk=row.disk,
+            memory=row.memory, status=row.status, solo=row.solo, disk=row.disk, priority=row.priority,
             waiting=set(row.after) if row.after else (),
         )
 
@@ -179,6 +181,7 @@ class NewJob:
     # "new" (such an index), which the engine turns into the id.
     after: tuple[int, ...] = ()
     after_new: tuple[int, ...] = ()
+    priority: int = 0  # higher first among its owner's jobs
 
 
 @dataclass(slots=True)
@@ -196,8 +199,12 @@ class Report:
 class Engine:
     def __init__(self, *, lease_seconds: float, trust_threshold: int = 10, spot_check: float = 0.1,
                  salt: bytes | None = None, patience: float | None = None, apps: Callable[[int], Any] | None = None,
-                 silent_leases: float = silence.SILENT_LEASES):
+                 silent_leases: float = silence.SILENT_LEASES, share: Callable[[int], float] | None = None,
+                 usage_half_life: float = shares_mod.DEFAULT_HALF_LIFE):
         self.lease_seconds = lease_seconds
+        # Fair share (shares.py): each owner's share (by user id), and how fast past usage is forgotten.
+        self.share = share or (lambda owner_id: 1.0)
+        self.usage_half_life = usage_half_life
         self.silent_leases = silent_leases  # before a silent host's work gets an extra replica (silence.py)
         # How long a tried job that no host alive may take waits before it ends in ERROR (policy).
         self.patience = lease_seconds if patience is None else patience
@@ -217,8 +224,11 @@ class Engine:
         self.jobs: dict[int, JobState] = {}
         self.replicas: dict[int, ReplicaState] = {}
         self.hosts: dict[int, HostState] = {}
-        self._ready: dict[int, list[int]] = {}  # owner id -> heap of job ids wanting replicas
+        # owner id -> heap of (-priority, job id) of the jobs wanting replicas: highest priority, then oldest
+        self._ready: dict[int, list[tuple[int, int]]] = {}
         self._running: dict[int, int] = {}  # owner id -> active replicas
+        self._usage: dict[int, shares_mod.Usage] = {}  # owner id -> recent usage (not stored: a restart forgets it)
+        self.active_by_owner: dict[int, int] = {}  # owner id -> jobs not final (quotas)
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self._children: dict[int, list[int]] = {}  # job id -> active jobs held until it is certified
         self.next_job_id = 1
@@ -262,6 +272,7 @@ class Engine:
             j.policy = self._intern(j.policy)
             j.visibility = self._intern(j.visibility)
             self.jobs[j.id] = j
+            self.active_by_owner[j.owner_id] = self.active_by_owner.get(j.owner_id, 0) + 1
         for r in replicas:
             job = self.jobs.get(r.job_id)
             if job is None:
@@ -381,8 +392,10 @@ class Engine:
                 status=JobStatus.PENDING,
                 disk=nj.disk,
                 wanted=nj.policy.replication,
+                priority=nj.priority,
             )
             self.jobs[jid] = job
+            self.active_by_owner[nj.owner_id] = self.active_by_owner.get(nj.owner_id, 0) + 1
             row = {**nj.row, "id": jid, "status": JobStatus.PENDING.value, "submitted_at": now}
             if nj.after or nj.after_new:
                 parents = sorted({*nj.after, *(base + i for i in nj.after_new)})
@@ -455,6 +468,7 @@ class Engine:
             job.wanted -= 1
             self.replicas[rid] = r
             host.active.add(rid)
+            self._use(job.owner_id, now)
             self._running[job.owner_id] = self._running.get(job.owner_id, 0) + 1
             ch.replicas_new.append(
                 {
@@ -481,12 +495,14 @@ class Engine:
                       now: float = 0.0) -> JobState | None:
         view = host.view()
         owners = [o for o, heap in self._ready.items() if heap]
-        for owner in pol.fair_order(self._running, owners):
+        if len(owners) > 1:
+            owners = shares_mod.order(owners, self._running, self._recent(owners, now), self.share)
+        for owner in owners:
             heap = self._ready[owner]
-            skipped: list[int] = []
+            skipped: list[tuple[int, int]] = []
             found = None
             while heap and len(skipped) < SCAN_LIMIT:
-                job = self.jobs.get(heap[0])
+                job = self.jobs.get(heap[0][1])
                 if job is None or job.wanted <= 0:
                     heapq.heappop(heap)
                     if job is not None:
@@ -500,8 +516,8 @@ class Engine:
                     found = job
                     break
                 skipped.append(heapq.heappop(heap))
-            for jid in skipped:
-                heapq.heappush(heap, jid)
+            for entry in skipped:
+                heapq.heappush(heap, entry)
             if not heap:
                 del self._ready[owner]
                 continue
@@ -692,8 +708,28 @@ class Engine:
 
     def _enqueue(self, job: JobState) -> None:
         if job.wanted > 0 and not job.in_queue:
-            heapq.heappush(self._ready.setdefault(job.owner_id, []), job.id)
+            heapq.heappush(self._ready.setdefault(job.owner_id, []), (-job.priority, job.id))
             job.in_queue = True
+
+    # -- fair share (shares.py) --------------------------------------------------------------------
+
+    def _use(self, owner_id: int, now: float) -> None:
+        """Bring the owner's recent usage up to ``now``, before its running count changes."""
+        u = self._usage.get(owner_id)
+        self._usage[owner_id] = shares_mod.decayed(u or shares_mod.Usage(0.0, now), self._running.get(owner_id, 0),
+                                                   now, self.usage_half_life)
+
+    def _recent(self, owners: Iterable[int], now: float) -> dict[int, float]:
+        out = {}
+        for o in owners:
+            u = self._usage.get(o)
+            if u is not None:
+                out[o] = shares_mod.decayed(u, self._running.get(o, 0), now, self.usage_half_life).recent
+        return out
+
+    def usage(self, now: float) -> dict[int, tuple[int, float]]:
+        """(replicas running, recent usage) of each owner the scheduler has seen run something."""
+        return {o: (self._running.get(o, 0), r) for o, r in self._recent(list(self._usage), now).items()}
 
     # -- worker reports ----------------------------------------------------------------------------
 
@@ -854,6 +890,7 @@ class Engine:
             host = self.hosts.get(r.host_id)
             if host is not None:
                 host.active.discard(r.id)
+            self._use(job.owner_id, now)
             self._running[job.owner_id] -= 1
             if not self._running[job.owner_id]:
                 del self._running[job.owner_id]
@@ -920,6 +957,11 @@ class Engine:
         ch.job(job.id, status=status.value, finished_at=now, **fields)
         ch.finished.append(job.id)
         del self.jobs[job.id]
+        left = self.active_by_owner[job.owner_id] - 1
+        if left:
+            self.active_by_owner[job.owner_id] = left
+        else:
+            del self.active_by_owner[job.owner_id]
         for r in job.replicas:
             self.replicas.pop(r.id, None)
 

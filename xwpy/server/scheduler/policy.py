@@ -14,7 +14,8 @@
   visible to every host (``PUBLIC``): data a job may read is not data other users may list. A host
   may download only the inputs of the replicas it holds, and users' access to data is checked in
   the data API, unchanged. (Narrower visibilities remain for jobs stored by earlier versions.)
-- Fair share: the owner with the fewest replicas running goes first; oldest job first within.
+- Whose job goes next: weighted fair share between owners (:mod:`shares`); within an owner's
+  jobs, the highest priority first, then the oldest.
 
 **When a job ends because no quorum is possible.** ``quorum`` agreeing results must come from
 distinct hosts. A job that has been tried (at least one replica finished), has no replica running,
@@ -129,8 +130,3 @@ def no_quorum_reason(*, quorum: int, digests: list[str], failed: int, hosts_aliv
         f"no quorum possible: {what}, and none of the {hosts_alive} host{'s' if hosts_alive != 1 else ''} "
         f"alive may run another replica (quorum needs distinct hosts)"
     )
-
-
-def fair_order(running_by_owner: dict[int, int], owners: Iterable[int]) -> list[int]:
-    """Owners with ready work, the least served first (ties by id, for determinism)."""
-    return sorted(owners, key=lambda o: (running_by_owner.get(o, 0), o))
