@@ -168,3 +168,16 @@ def test_a_vanity_search_does_not_load_the_coordinator():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[] []"
+
+
+def test_a_listing_cuts_its_last_column_only_to_fit_a_terminal():
+    from xwpy.client.context import table
+
+    why = "no host alive may run it (2 hosts have run it, 1 host offers too little memory)"
+    rows = [[1, "COMPLETED", ""], [12, "PENDING", why]]
+    piped = table(rows, ["ID", "STATUS", "WHY"]).splitlines()
+    assert piped[2].endswith(why)  # a pipe or a file gets every word
+    shown = table(rows, ["ID", "STATUS", "WHY"], width=60).splitlines()
+    assert all(len(line) <= 60 for line in shown)
+    assert shown[2].endswith("…") and why.startswith(shown[2].split("  ")[-1].rstrip("…"))
+    assert table(rows[:1], ["ID", "STATUS", "WHY"], width=60) == table(rows[:1], ["ID", "STATUS", "WHY"])

@@ -82,10 +82,22 @@ def emit(value: Any, as_json: bool, text: str | None = None) -> None:
         click.echo(text)
 
 
-def table(rows: list[list[Any]], headers: list[str]) -> str:
+def table(rows: list[list[Any]], headers: list[str], width: int | None = None) -> str:
+    """Columns padded to their widest cell. With ``width`` (a terminal's), the last column is cut
+    to fit, ending in "…"; without it (a pipe, a file) nothing is cut."""
     cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
+    if width is not None:
+        room = max(width - sum(max(len(r[i]) for r in cells) + 2 for i in range(len(headers) - 1)), 12)
+        cells = [r[:-1] + [r[-1] if len(r[-1]) <= room else r[-1][:room - 1] + "…"] for r in cells]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal standard output is, or None when it is not one."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def one_line(text: str) -> str:

@@ -16,7 +16,7 @@ from xwpy.lifecycle import FINAL_NAMES, JobStatus, ReplicaStatus
 from xwpy.protocol import MAX_PRIORITY, loads
 from xwpy.client import sweep
 from xwpy.client.api import Client, ClientError, InputResolver, graph_spec, translate_keys
-from xwpy.client.context import (JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, progress, table,
+from xwpy.client.context import (JSON_HELP, Duration, Settings, emit, fail, one_line, pass_settings, progress, table, terminal_width,
                                  usage)
 from xwpy.client.exits import Exit
 
@@ -169,8 +169,8 @@ def register(cli: click.Group) -> None:
         emit(jobs, as_json, table(
             [[j["id"], j["app"], j["batch"] or "", j["status"],
               "" if j.get("progress") is None else f"{j['progress']:.0%}", (j["result_sha256"] or "")[:12],
-              one_line(j["error"] or j.get("why") or "")[:70]]
-             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "DONE", "RESULT", "ERROR / WHY"]))
+              one_line(j["error"] or j.get("why") or "")]
+             for j in jobs], ["ID", "APP", "BATCH", "STATUS", "DONE", "RESULT", "ERROR / WHY"], terminal_width()))
 
     @cli.command("why")
     @click.argument("job_id", type=int)
