@@ -18,23 +18,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
+from xwpy.client.errors import ClientError  # noqa: F401 - part of this module's API
 from xwpy.protocol import API_PREFIX, loads
 
 
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 UPLOAD_RETRIES = 5  # attempts in a row that move no byte before an upload fails
-
-
-class ClientError(Exception):
-    def __init__(self, message: str, *, status: int = 0, code: str = "client", field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def __str__(self) -> str:
-        where = f" (field: {self.field})" if self.field else ""
-        if not self.status:  # a local or connection problem: the message says it all
-            return f"{self.message}{where}"
-        return f"HTTP {self.status} {self.code}: {self.message}{where}"
 
 
 @dataclass(frozen=True)

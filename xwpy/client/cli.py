@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from xwpy import __version__
-from xwpy.client.api import ClientError
+from xwpy.client.errors import ClientError
 from xwpy.client.context import PREFIX, Settings, fail, one_line
 from xwpy.client.exits import Exit, for_client_error
 from xwpy.config import ConfigError

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from xwpy.client.api import Client, ClientError, Endpoint, endpoint_from_site
+from xwpy.client.errors import ClientError
 from xwpy.client.exits import Exit
 
 
@@ -22,7 +22,7 @@ class Settings:
     token: str | None
     ca: Path | None
     site: Path | None
-    _client: Client | None = None
+    _client: Any = None  # the Client, made on first use
     from_env: set = field(default_factory=set)  # which of url, token, ca came from XWPY_* variables
 
     def use_site(self, site: Path) -> None:
@@ -38,7 +38,11 @@ class Settings:
         """The token in use is the site's admin.token (``--site`` and no token given)."""
         return self.site is not None and not self.token
 
-    def client(self) -> Client:
+    def client(self):
+        """The coordinator's client (:class:`xwpy.client.api.Client`; imported here, so that the
+        commands which never connect do not load the HTTP client)."""
+        from xwpy.client.api import Client, Endpoint, endpoint_from_site
+
         if self._client is None:
             if self.site is not None and not (self.url and self.token and self.ca):
                 ep = endpoint_from_site(self.site)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
+import threading
 import time
 from functools import partial
 from typing import Optional, Sequence
@@ -25,9 +26,13 @@ def _worker_signals() -> None:
 
 
 def _context():
-    """forkserver where possible: workers do not inherit the parent's threads, reactor or signal
-    handlers (forking a process that runs a Twisted reactor is asking for trouble)."""
+    """fork when this process has no other thread (the ``vanity local`` command): its workers
+    start in milliseconds with the kernel already loaded. Otherwise forkserver where possible:
+    workers do not inherit the parent's threads, reactor or signal handlers (forking a process
+    that runs a Twisted reactor, or any other thread holding a lock, is asking for trouble)."""
     methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
     if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
