@@ -304,12 +304,18 @@ def field(check: Check, default: Any = attrs.NOTHING, **kw) -> Any:
 M = TypeVar("M")
 
 
+_FIELDS: dict[type, tuple[tuple, frozenset[str]]] = {}  # a record type's fields and their names
+
+
 def parse(cls: type[M], obj: Any, path: str = "") -> M:
     """Build a message of type ``cls`` from a decoded JSON value, or raise ProtocolError."""
     if type(obj) is not dict:
         raise ProtocolError(path, f"expected an object, got {_type_name(obj)}")
-    fields = attrs.fields(cls)
-    names = {f.name for f in fields}
+    known = _FIELDS.get(cls)
+    if known is None:
+        fields = attrs.fields(cls)
+        known = _FIELDS[cls] = (fields, frozenset(f.name for f in fields))
+    fields, names = known
     for key in obj:
         if key not in names:
             raise ProtocolError(f"{path}.{str(key)[:80]}" if path else str(key)[:80], "unknown field")
@@ -388,14 +394,21 @@ def nested_records(cls: type) -> list[type]:
     return seen
 
 
-_NAMES: dict[type, tuple[str, ...]] = {}
+_NAMES: dict[type, tuple[str, ...] | None] = {}  # a record type's field names; None: not a record
+
+
+_PLAIN = frozenset((str, int, float, bool, type(None)))  # JSON values as they are
 
 
 def encode(msg: Any) -> Any:
     """The JSON value of a message (bytes as base64, tuples as arrays)."""
-    names = _NAMES.get(type(msg))
-    if names is None and attrs.has(type(msg)):
-        names = _NAMES[type(msg)] = tuple(f.name for f in attrs.fields(type(msg)))
+    kind = type(msg)
+    if kind in _PLAIN:
+        return msg
+    try:
+        names = _NAMES[kind]
+    except KeyError:  # once per type: attrs.has costs more than encoding a field
+        names = _NAMES[kind] = tuple(f.name for f in attrs.fields(kind)) if attrs.has(kind) else None
     if names is not None:
         return {name: encode(getattr(msg, name)) for name in names}
     if isinstance(msg, (list, tuple)):

@@ -717,6 +717,13 @@ class Grid:
     async def report(self, host_id: int, results: Iterable[protocol.ResultReport]) -> dict[int, str]:
         return await self.dispatcher.report(host_id, list(results))
 
+    async def report_and_request(self, host_id: int, results: Iterable[protocol.ResultReport],
+                                 want: protocol.WorkRequest) -> tuple[dict[int, str], list[protocol.Assignment]]:
+        """Record results and lease the host's next replicas at once, without waiting: when none
+        are ready, the caller asks :meth:`request_work` (which waits)."""
+        outcome, got = await self.dispatcher.report_and_assign(host_id, list(results), want.slots)
+        return outcome, [self.assignment(x) for x in got]
+
     async def release(self, host_id: int, replica_ids: Iterable[int]) -> None:
         await self.dispatcher.release(host_id, replica_ids)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
 from xwpy import config as config_module
 from xwpy import lockfile
+from xwpy import logs
 from xwpy.logs import start_logging
 from xwpy.refusal import CannotRun
 
@@ -28,14 +30,35 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     problem = schema_problem(cfg.database_url, site_dir)
     if problem:
         raise CannotRun(problem)
-    start_logging(log_level or cfg.coordinator.log_level, fmt=cfg.coordinator.log_format)
+    start_logging(log_level or cfg.coordinator.log_level, fmt=cfg.coordinator.log_format,
+                  later=lambda fn: reactor.callLater(0, fn))
     svc = make_service(cfg, reactor)
     failed = []
-    svc.ready.addErrback(lambda f: failed.append(f))
+    gc.set_threshold(*GC_THRESHOLDS)
+    svc.ready.addCallbacks(_freeze_startup, lambda f: failed.append(f))
     reactor.callWhenRunning(svc.startService)
     reactor.addSystemEventTrigger("before", "shutdown", svc.stopService)
     reactor.run()
+    logs.flush()
     return 1 if failed else 0
+
+
+# The cyclic garbage collector's thresholds. Python's defaults (700, 10, 10) made a full
+# collection about once a second under dispatch load — a walk over every object the scheduler
+# holds (its jobs, replicas, hosts): py-spy found the reactor thread in gc_collect_main for 22 % of
+# its time, the largest single cost of a replica. Young collections (which free the requests'
+# short-lived cycles) now run every 5,000 allocations and a full one after 100 of the middle
+# generation's (plus CPython's own rule: once a quarter of the old objects are new): a few per
+# minute. Memory is unchanged in practice: what the requests leave behind dies young.
+GC_THRESHOLDS = (5000, 20, 100)
+
+
+def _freeze_startup(_):
+    """Once the state is loaded, what exists (modules, the catalog, the scheduler's rebuilt state)
+    is left out of every later collection: most of it lives as long as the process, and what does
+    not is still freed as its last reference goes."""
+    gc.collect()
+    gc.freeze()
 
 
 def schema_problem(url: str, site_dir: Path) -> str | None:

@@ -44,8 +44,11 @@ def install(api: Api, grid) -> None:
     @api.route("POST", "/work/results", HOST, body=protocol.Results, reply=protocol.ResultsReply)
     async def results(ctx: Ctx):
         msg = ctx.body
-        outcome = await grid.report(ctx.principal.host_id, msg.results)
-        replicas = await pull(ctx, msg.next) if msg.next is not None else None
+        if msg.next is None:
+            outcome, replicas = await grid.report(ctx.principal.host_id, msg.results), None
+        else:  # one commit for the results and the next leases; nothing ready: the long poll
+            outcome, got = await grid.report_and_request(ctx.principal.host_id, msg.results, msg.next)
+            replicas = [protocol.encode(a) for a in got] if got else await pull(ctx, msg.next)
         return protocol.ResultsReply(outcome={str(k): v for k, v in outcome.items()}, replicas=replicas)
 
     @api.route("POST", "/work/release", HOST, body=protocol.Release, reply=protocol.Released)

@@ -455,6 +455,15 @@ class Dispatcher(service.Service):
 
     async def report(self, host_id: int, results: list[ResultReport]) -> dict[int, str]:
         """Record results. Each needs its archive stored first (uploaded, or inline here)."""
+        outcome, _ = await self.report_and_assign(host_id, results, 0)
+        return outcome
+
+    async def report_and_assign(self, host_id: int, results: list[ResultReport],
+                                slots: int) -> tuple[dict[int, str], list[Dispatched]]:
+        """Record results (as :meth:`report`) and lease the host up to ``slots`` replicas in the
+        same engine step: one commit for both, after which both are answered (a worker's report
+        asks for its next work in the same round trip; two commits in a row were a tenth of a
+        replica's cost). Nothing ready for it: no replicas, and the caller may wait for some."""
         self._check()
         outcome: dict[int, str] = {}
         reports: list[Report] = []
@@ -488,18 +497,30 @@ class Dispatcher(service.Service):
                     exit_code=res.exit_code, stderr_tail=res.stderr_tail,
                 )
             )
+        self._check()  # verification yielded: the state may have been frozen meanwhile
+        now = self.reactor.seconds()
+        blobs: list[tuple[str, bytes]] = []
+        ch = Changes()
         if reports:
-            self._check()  # verification yielded: the state may have been frozen meanwhile
-            now = self.reactor.seconds()
             accepted, ch = self.engine.report(host_id, reports, now)
             # Only the results the engine took become data: one for a replica lost meanwhile is
             # refused, and so is its archive.
             blobs = [inline[rid] for rid, verdict in accepted.items() if verdict == "accepted" and rid in inline]
-            await self._commit(ch, now, blobs=blobs)
-            self.stats.reported += sum(1 for v in accepted.values() if v == "accepted")
             outcome.update(accepted)
+        reps: list[ReplicaState] = []
+        if slots > 0:
+            reps, more = self.engine.assign(host_id, slots, now)
+            if reps:
+                ch = Changes.merge([ch, more])
+        got: list[Dispatched] = []
+        if ch or blobs:
+            specs = await self._commit(ch, now, fetch=[r.job_id for r in reps] or None, blobs=blobs)
+            self.stats.reported += sum(1 for v in outcome.values() if v == "accepted")
+            self.stats.dispatched += len(reps)
+            got = [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
+        if reports:
             self._wake()
-        return outcome
+        return outcome, got
 
     async def _verify(self, app_id: int, job_id: int, digest: str, data: bytes | None) -> Verdict | None:
         app = self._apps(app_id)
