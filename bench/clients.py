@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from xwpy import pki
@@ -50,6 +51,41 @@ class Clients:
         self.agent = Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self.pool, connectTimeout=30)
         self.requests = self.errors = 0
         self.stop_at = float("inf")
+
+
+class Connection(Protocol):
+    """One HTTP/1.1 keep-alive connection, one request at a time; answers with a Content-Length
+    (the coordinator's always have one)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._d: Deferred | None = None
+        self._head: tuple[int, int] | None = None
+
+    def request(self, raw: bytes) -> Deferred:
+        self._d, self._buf, self._head = Deferred(), b"", None
+        self.transport.write(raw)
+        return self._d
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buf += data
+        if self._head is None:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self._buf[:end].split(b"\r\n")
+            length = next(int(v) for k, _, v in (h.partition(b":") for h in lines[1:])
+                          if k.strip().lower() == b"content-length")
+            self._head, self._buf = (int(lines[0].split()[1]), length), self._buf[end + 4:]
+        status, length = self._head
+        if len(self._buf) >= length and self._d is not None:
+            d, self._d = self._d, None
+            d.callback((status, self._buf[:length]))
+
+    def connectionLost(self, reason) -> None:
+        if self._d is not None:
+            d, self._d = self._d, None
+            d.errback(reason)
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
@@ -102,4 +138,4 @@ def run(args, connections: int, count: int, make: Callable[[Clients], Simulation
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
-__all__ = ["Clients", "REPO", "arguments", "run", "spawn", "token"]
+__all__ = ["Clients", "Connection", "REPO", "arguments", "run", "spawn", "token"]

@@ -3,8 +3,8 @@ does (xwpy/server/web/app.js): long-poll the feed, then make the three reads of 
 most once per MIN_GAP seconds. Prints a JSON summary on stdout when done.
 
 A page parses and draws on its own machine, not the coordinator's: here each answer is read whole
-but only the feed's is parsed, over a minimal HTTP/1.1 keep-alive client (a browser's three
-connections per page) rather than twisted.web's Agent, so that on this 2-core machine the pages'
+but only the feed's is parsed, over a minimal HTTP/1.1 keep-alive client (clients.Connection; a
+browser's three connections per page) rather than twisted.web's Agent, so that on this 2-core machine the pages'
 own work takes as little as it can from the coordinator and the workers being measured.
 
     XWPY_TOKEN=TOKEN python -m bench.viewers --url URL --ca CA --viewers 100 --seconds 30
@@ -20,48 +20,13 @@ from urllib.parse import urlsplit
 from twisted.internet import defer, ssl, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
 
 from bench import clients
+from bench.clients import Connection
 
 MIN_GAP = 1.0  # app.js's MIN_GAP
 FEED_WAIT = 20  # app.js's FEED_WAIT
 READS = ("/dashboard/jobs?all=1&seen={v}", "/dashboard/hosts?seen={v}", "/dashboard/throughput")
-
-
-class Connection(Protocol):
-    """One HTTP/1.1 keep-alive connection, one request at a time; answers with a Content-Length
-    (the coordinator's always have one)."""
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._d: Deferred | None = None
-        self._head: tuple[int, int] | None = None
-
-    def request(self, raw: bytes) -> Deferred:
-        self._d, self._buf, self._head = Deferred(), b"", None
-        self.transport.write(raw)
-        return self._d
-
-    def dataReceived(self, data: bytes) -> None:
-        self._buf += data
-        if self._head is None:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            lines = self._buf[:end].split(b"\r\n")
-            length = next(int(v) for k, _, v in (h.partition(b":") for h in lines[1:])
-                          if k.strip().lower() == b"content-length")
-            self._head, self._buf = (int(lines[0].split()[1]), length), self._buf[end + 4:]
-        status, length = self._head
-        if len(self._buf) >= length and self._d is not None:
-            d, self._d = self._d, None
-            d.callback((status, self._buf[:length]))
-
-    def connectionLost(self, reason) -> None:
-        if self._d is not None:
-            d, self._d = self._d, None
-            d.errback(reason)
 
 
 class Viewers:

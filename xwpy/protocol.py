@@ -266,7 +266,9 @@ def Base64(max_bytes: int) -> Check:
         if len(v) > (max_bytes + 2) // 3 * 4:
             raise ProtocolError(path, f"more than {max_bytes} bytes")
         try:
-            return base64.b64decode(v.encode("ascii"), validate=True)
+            # (strict: only the alphabet, padding at the end; b64decode's validate=True checks the
+            # same with a regular expression, at twice the cost)
+            return binascii.a2b_base64(v.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError):
             raise ProtocolError(path, "not valid base64") from None
 
