@@ -102,6 +102,9 @@ class OracleConfig:
     commit_margin_seconds: float = 30.0  # no commit signed this close to a task's deadline
     replace_after_blocks: int = 3  # a commit pending this many blocks is sent again with higher fees
     max_fee_gwei: int = 1000  # the most a (replacement) commit offers per gas
+    # Every this many seconds the pool's share of the tasks committed since is paid out: one Merkle
+    # root committed to the distributor, claimed by each volunteer (`xwpy worker claim`). 0: never.
+    epoch_seconds: float = 3600.0
 
 
 URL_CONFIRMATIONS = 12  # the default depth on a node: a couple of minutes of Ethereum blocks

@@ -34,7 +34,8 @@ def order_on_chain(grid: LocalGrid, prefix: str, step: int = 8, timeout: float =
     acc = demo_accounts()
     carol = TxSender(w3, acc["requester"].key)
     token, hub = d.token_at(w3), d.hub_at(w3)
-    roles = {"requester": acc["requester"].address, "app owner": acc["app_owner"].address, "pool": acc["pool"].address}
+    # The pool's share goes to the payout distributor: the volunteers claim it per epoch (xwpy worker claim).
+    roles = {"requester": acc["requester"].address, "app owner": acc["app_owner"].address, "pool": d.pool}
     before = {r: token.balance_of(a) for r, a in roles.items()}
 
     secret, pub = combine.keygen()

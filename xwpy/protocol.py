@@ -293,6 +293,10 @@ Member = Str(512, pattern=MEMBER_RE, what="file of a result archive (a relative 
 JobRef = Str(64, pattern=NAME_RE, what="job reference (a job id, or the key of a job in the same submission)",
              min_len=1)
 Id = Int(1)
+ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+Address = Str(42, pattern=ADDRESS_RE, what="account address (0x and 40 hexadecimal digits)", min_len=42)
+MAX_PROOF = 32  # siblings in a payout proof (contracts/Distributor.vy: MAX_PROOF)
+MAX_CLAIMS = 10_000  # an account's payout leaves in one answer
 
 
 def field(check: Check, default: Any = attrs.NOTHING, **kw) -> Any:
@@ -942,6 +946,7 @@ class HostInfo:
     # Run seconds of the work it certified (server/scheduler/credit.py), and its volunteer's over all hosts.
     credit: float = field(Float(0, 1e18), default=0.0)
     owner_credit: float = field(Float(0, 1e18), default=0.0)
+    payout_address: str | None = field(Optional(Address), default=None)  # where its pool share is paid
 
 
 @message
@@ -983,6 +988,41 @@ class ChainTaskRow:
     commit_tx: str | None = field(Optional(Str(80)))
     commit_block: int | None = field(Optional(Count))
     error: str | None = field(Optional(Text))
+
+
+@message
+class PayoutAddress:
+    """Where a host's share of the pool is paid from the next epoch on (null: nowhere)."""
+
+    address: str | None = field(Optional(Address))
+
+
+@message
+class HostPayout:
+    id: int = field(Id)
+    payout_address: str | None = field(Optional(Address))
+
+
+@message
+class PayoutClaim:
+    """One leaf of a committed epoch: what Distributor.claim takes."""
+
+    epoch: int = field(Id)
+    index: int = field(Count)
+    amount: str = field(Str(80))  # base units of RLC, as a decimal string
+    proof: tuple[str, ...] = field(ListOf(Str(66, pattern=re.compile(r"0x[0-9a-f]{64}"), what="32-byte hex"),
+                                          MAX_PROOF))
+
+
+@message
+class PayoutClaims:
+    """An account's leaves in the distributor's committed epochs, and where to claim them."""
+
+    chain_id: int = field(Count)
+    distributor: str = field(Address)
+    token: str = field(Address)
+    account: str = field(Address)
+    claims: tuple[PayoutClaim, ...] = field(ListOf(Nested(PayoutClaim), MAX_CLAIMS))
 
 
 @message

@@ -27,7 +27,7 @@ class OracleGrid:
     accounts: dict = field(default_factory=demo_accounts)
     chain_url: str | None = None  # the node's URL as the site's configuration gives it (ganache)
 
-    def start(self, workers: int = 3) -> "OracleGrid":
+    def start(self, workers: int = 3, **oracle) -> "OracleGrid":
         g = self.grid
         if self.kind == "ganache":
             path = g.cfg.dir / "chain" / "deployment.json"
@@ -36,9 +36,9 @@ class OracleGrid:
             write_key_file(g.cfg.dir / "oracle.key", self.accounts["oracle"].key)
             # ganache mines a block per transaction and never reorganises: no confirmations to wait.
             g.enable_oracle(chain=self.chain_url or self.node.url, deployment=str(path), key_file="oracle.key",
-                            poll_seconds=0.2, confirmations=0)
+                            poll_seconds=0.2, confirmations=0, **oracle)
         else:
-            g.enable_oracle(rpc_port=0, poll_seconds=0.2)
+            g.enable_oracle(rpc_port=0, poll_seconds=0.2, **oracle)
         self.start_coordinator()
         self.admin = g.client()
         for i in range(workers):
@@ -62,7 +62,8 @@ class OracleGrid:
         return TxSender(self.w3, self.accounts[role].key)
 
     def address(self, role: str) -> str:
-        return self.accounts[role].address
+        """A demo account's address; "pool": where the hub pays the pool's share (the distributor)."""
+        return self.deployment.pool if role == "pool" else self.accounts[role].address
 
     def now(self) -> int:
         return latest_timestamp(self.w3)

@@ -44,6 +44,7 @@ SPENT = {"expired": "expired", "disabled": "disabled", "revoked": "revoked"}  # 
 # name of the worker account's host; no one else may ever see them.
 ALICE_SECRETS = ("alice-secret-arg", "alicesecretdata.txt", "alice-private-app-cmd")
 VOL_SECRETS = ("vol-secret-host",)
+PAYOUT = "0x" + "ab" * 20
 
 
 @dataclass
@@ -125,6 +126,15 @@ def matrix(ids) -> list[Entry]:
         # The worker account's spare host: revoked by an admin, then (again: no change) by its owner.
         Entry("POST", "/hosts/{host_id:int}/revoke", f"/hosts/{ids.spare_host}/revoke",
               statuses(ok=("admin", "worker"), alice=404, bob=404, host=403)),
+        # Where a host's share of the pool is paid: the host itself, its owner, an admin.
+        Entry("PUT", "/hosts/{host_id:int}/payout-address", f"/hosts/{ids.host}/payout-address",
+              statuses(ok=("admin", "worker", "host"), alice=404, bob=404), {"address": PAYOUT}),
+        # Payout proofs: only of the caller's hosts' addresses (alice's and bob's are not theirs); this
+        # site runs no oracle, so those who may ask learn that (404 no_oracle).
+        Entry("GET", "/payouts/{account}", f"/payouts/{PAYOUT}", statuses(admin=404, alice=404, bob=404,
+                                                                          worker=404, host=404)),
+        Entry("GET", "/payouts/{account}/{epoch:int}", f"/payouts/{PAYOUT}/1",
+              statuses(admin=404, alice=404, bob=404, worker=404, host=404)),
         Entry("GET", "/stats", "/stats", statuses(ok=("admin",), **f403)),
         # This site runs no oracle: an admin learns so (404 no_oracle), the others are refused first.
         Entry("GET", "/chain/tasks/{task:int}", "/chain/tasks/1", statuses(admin=404, **f403)),
@@ -177,6 +187,7 @@ class Site:
     certified_job: int = 0
     cancel_job: int = 0
     spare_host: int = 0
+    host: int = 0  # the "host" role's
 
 
 def build_site(grid) -> Site:
@@ -210,6 +221,7 @@ def build_site(grid) -> Site:
               "host": host["token"], "anonymous": None, "forged": forged, "expired": expired, "disabled": disabled,
               "revoked": revoked["token"]})
     s.spare_host = spare["host_id"]
+    s.host = host["host_id"]
     s.alice_data = alice_data
     [s.alice_job, s.cancel_job] = alice_jobs
     # A certified job of alice's, by the host acting by hand: pull it, report a result inline.

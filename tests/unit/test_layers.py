@@ -50,7 +50,8 @@ APART = [
 # What the base may use besides itself: pure helpers with no xwpy imports of their own.
 BASE_MAY_USE = ("xwpy.platforms",)
 # What the grid's callers may take from below the grid.
-CALLERS_MAY_USE = ("xwpy.server.catalog.rows", "xwpy.server.catalog.connector", "xwpy.server.catalog.chain")
+CALLERS_MAY_USE = ("xwpy.server.catalog.rows", "xwpy.server.catalog.connector", "xwpy.server.catalog.chain",
+                   "xwpy.server.catalog.payouts")  # the oracle's own tables: chain tasks, payout epochs
 
 
 def _in(module: str, prefixes) -> bool:

@@ -334,6 +334,36 @@ def _completed(e) -> TaskCompleted:
     return TaskCompleted(a["taskId"], bytes(a["digest"]), bytes(a["result"]), a["callbackOk"], _ref(e))
 
 
+class Distributor(_Bound):
+    """contracts/Distributor.vy: the pool's account, one Merkle root per epoch, claims with proofs."""
+
+    NAME = "Distributor"
+
+    def epoch_count(self, block: int | str = "latest") -> int:
+        return self.contract.functions.epochCount().call(block_identifier=block)
+
+    def root(self, epoch: int, block: int | str = "latest") -> bytes:
+        return bytes(self.contract.functions.roots(epoch).call(block_identifier=block))
+
+    def total(self, epoch: int) -> int:
+        return self.contract.functions.totals(epoch).call()
+
+    def uncommitted(self) -> int:
+        return self.contract.functions.uncommitted().call()
+
+    def oracle(self) -> str:
+        return self.contract.functions.oracle().call()
+
+    def claimed(self, epoch: int, index: int) -> bool:
+        return self.contract.functions.claimed(epoch, index).call()
+
+    def commit_call(self, root: bytes, total: int):
+        return self.contract.functions.commitEpoch(root, total)
+
+    def claim(self, sender: TxSender, epoch: int, index: int, amount: int, proof, **kw):
+        return sender.transact(self.contract.functions.claim(epoch, index, amount, list(proof)), **kw)
+
+
 class VanityConsumer(_Bound):
     NAME = "VanityConsumer"
 

@@ -1,4 +1,4 @@
-"""Deploy the token and the hub, register apps, fund demo requesters.
+"""Deploy the token, the payout distributor and the hub, register apps, fund demo requesters.
 
 ``deploy_stack`` is what ``xwpy chain deploy`` runs; ``deploy_demo`` does the same with the
 demo accounts of ``accounts.py`` (on the embedded chain or ganache). The result is a
@@ -18,7 +18,7 @@ from web3 import Web3
 
 from xwpy.chain.accounts import DemoAccount, demo_accounts
 from xwpy.chain.artifacts import load_artifact
-from xwpy.chain.contracts import Hub, Token, VanityConsumer
+from xwpy.chain.contracts import Distributor, Hub, Token, VanityConsumer
 from xwpy.chain.tx import TxSender
 
 RLC_DECIMALS = 9
@@ -46,6 +46,7 @@ class Deployment:
     pool: str
     pool_fee_bps: int
     callback_gas: int
+    distributor: str = ""  # the payout distributor (files of older versions have none: no payouts)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,10 +54,11 @@ class Deployment:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Deployment":
         fields = {f.name for f in dataclasses.fields(cls)}
-        missing = fields - set(data)
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        missing = required - set(data)
         if missing:
             raise ValueError(f"deployment file lacks {', '.join(sorted(missing))}")
-        return cls(**{k: data[k] for k in fields})
+        return cls(**{k: data[k] for k in fields if k in data})
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
@@ -80,6 +82,9 @@ class Deployment:
     def hub_at(self, w3: Web3) -> Hub:
         return Hub(w3, self.hub)
 
+    def distributor_at(self, w3: Web3) -> Distributor | None:
+        return Distributor(w3, self.distributor) if self.distributor else None
+
 
 def deploy_contract(sender: TxSender, name: str, *args: Any, cache_dir=None) -> tuple[str, Any]:
     """Deploy contract NAME with constructor ARGS; (address, receipt)."""
@@ -94,7 +99,7 @@ def deploy_stack(
     deployer: TxSender,
     *,
     oracle: str,
-    pool: str,
+    pool: str | None = None,
     apps: dict[str, tuple[TxSender, int]],
     mint: dict[str, int] | None = None,
     pool_fee_bps: int = DEFAULT_POOL_FEE_BPS,
@@ -102,8 +107,12 @@ def deploy_stack(
     token_name: str = "iExec RLC (xwpy demo)",
     cache_dir=None,
 ) -> Deployment:
-    """Deploy RLC and the hub; register APPS (name -> (owner, price)); mint MINT (address -> amount)."""
+    """Deploy RLC, the payout distributor (its oracle: ORACLE) and the hub; register APPS (name ->
+    (owner, price)); mint MINT (address -> amount). The hub pays each task's pool share to POOL,
+    by default the distributor (volunteers then claim it per epoch: ``xwpy worker claim``)."""
     token_addr, _ = deploy_contract(deployer, "RLC", token_name, "RLC", cache_dir=cache_dir)
+    distributor, _ = deploy_contract(deployer, "Distributor", token_addr, oracle, cache_dir=cache_dir)
+    pool = pool or distributor
     hub_addr, receipt = deploy_contract(
         deployer, "TaskHub", token_addr, oracle, pool, pool_fee_bps, callback_gas, cache_dir=cache_dir
     )
@@ -123,18 +132,21 @@ def deploy_stack(
         pool=Web3.to_checksum_address(pool),
         pool_fee_bps=pool_fee_bps,
         callback_gas=callback_gas,
+        distributor=distributor,
     )
 
 
 def deploy_demo(w3: Web3, *, accounts: dict[str, DemoAccount] | None = None, cache_dir=None, **kw) -> Deployment:
-    """deploy_stack with the demo accounts: the vanitygen app, requesters funded with RLC."""
+    """deploy_stack with the demo accounts: the vanitygen app, requesters funded with RLC. The
+    hub's pool is the demo account "pool" unless ``pool=None`` is given (then the distributor):
+    the contract tests watch the pool's share arrive in an account."""
     acc = accounts or demo_accounts()
     owner = TxSender(w3, acc["app_owner"].key)
     return deploy_stack(
         w3,
         TxSender(w3, acc["deployer"].key),
         oracle=acc["oracle"].address,
-        pool=acc["pool"].address,
+        pool=kw.pop("pool", acc["pool"].address),
         apps={name: (owner, price) for name, price in DEMO_APPS.items()},
         mint={acc[r].address: DEMO_MINT for r in ("requester", "requester2")},
         cache_dir=cache_dir,

@@ -240,6 +240,10 @@ class TxSender:
         params["nonce"] = self._reserve_nonce()
         return self._build_at(call, params)
 
+    def estimate_gas(self, call: Any, value: int = 0) -> int:
+        """The node's gas estimate for CALL from this key; TxReverted if it would revert."""
+        return self._build_at(call, {"from": self.address, "value": value, "chainId": self.chain_id()})["gas"]
+
     def _build_at(self, call: Any, params: dict) -> dict:
         try:
             return call.build_transaction(params)

@@ -133,7 +133,11 @@ def request_direct(t: ChainTarget, sender: TxSender, app: str, params: bytes, tt
     deadline = latest_timestamp(t.w3) + ttl
     # The price read above is the most paid: an owner raising it meanwhile makes this revert.
     fn = hub.contract.functions.request(app_id, params, "0x" + "00" * 20, deadline, price)
-    receipt = sender.transact(fn)
+    # Gas with a quarter to spare over the node's estimate: a commit mined in between may empty the
+    # hub's RLC balance, and the request's payment then fills it again at a new word's price
+    # (seen on ganache: out of gas by 20k while the oracle committed the previous task).
+    estimate = sender.estimate_gas(fn)
+    receipt = sender.transact(fn, gas=estimate + estimate // 4)
     (event,) = [e for e in hub.contract.events.TaskRequested().process_receipt(receipt, errors=_discard())]
     return Requested(event["args"]["taskId"], price, deadline, "0x" + bytes(receipt["transactionHash"]).hex())
 

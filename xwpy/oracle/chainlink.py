@@ -14,13 +14,15 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from web3 import Web3
 
-from xwpy.chain.contracts import Hub, TaskInfo, TaskRequested
+from xwpy.chain.contracts import Distributor, Hub, TaskInfo, TaskRequested
 from xwpy.chain.deploy import Deployment
 from xwpy.chain.tx import Fees, PreparedTx, TxSender, TxState
 
 # Gas the commit needs besides the callback's stipend: checks, two token transfers, the digest,
 # the event with up to 400 bytes of result (about 150k measured; the rest is margin).
 COMMIT_GAS_BESIDES_CALLBACK = 300_000
+# commitEpoch: three new storage words, two updated, an event (122k measured; the rest is margin).
+EPOCH_GAS = 200_000
 
 
 class ChainMismatch(Exception):
@@ -55,6 +57,7 @@ class ChainLink:
         self.w3 = w3
         self.deployment = deployment
         self.hub = Hub(w3, deployment.hub)
+        self.distributor = Distributor(w3, deployment.distributor) if deployment.distributor else None
         self.sender = TxSender(w3, key, receipt_timeout=receipt_timeout, poll_latency=0.02)
         self.commit_gas = commit_gas or commit_gas_for(deployment.callback_gas)
         self._reactor = reactor
@@ -145,6 +148,30 @@ class ChainLink:
 
     async def wait(self, tx_hash: bytes, timeout: float):
         return await self._run(self.sender.wait, tx_hash, timeout)
+
+    # -- the payout distributor ----------------------------------------------------------------
+
+    def _epoch_state(self, epoch: int) -> tuple[int, bytes]:
+        head = self.w3.eth.block_number  # both read at one block
+        return self.distributor.epoch_count(head), self.distributor.root(epoch, head)
+
+    async def epoch_state(self, epoch: int) -> tuple[int, bytes]:
+        """The distributor's epoch count and its root for EPOCH (zeros: none)."""
+        return await self._run(self._epoch_state, epoch)
+
+    async def epoch_count(self) -> int:
+        return await self._run(self.distributor.epoch_count)
+
+    async def uncommitted(self) -> int:
+        """RLC the distributor received and no epoch committed yet."""
+        return await self._run(self.distributor.uncommitted)
+
+    async def distributor_oracle(self) -> str:
+        return await self._run(self.distributor.oracle)
+
+    async def prepare_epoch(self, root: bytes, total: int, *, nonce: int | None = None) -> PreparedTx:
+        call = self.distributor.commit_call(root, total)
+        return await self._run(self.sender.prepare, call, gas=EPOCH_GAS, nonce=nonce)
 
     async def explain(self, receipt) -> str:
         return await self._run(self.sender.explain, receipt)

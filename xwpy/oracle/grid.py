@@ -121,5 +121,12 @@ class GridLink:
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.grid.on_final(listener)
 
+    async def earned(self, job_ids: list[int]) -> list[tuple[int, int, str, float | None]]:
+        """(job id, host id, validation, credit) of every replica of these jobs (payouts)."""
+        return await self.grid.earned(job_ids)
+
+    def payout_addresses(self) -> dict[int, str | None]:
+        return self.grid.payout_addresses()
+
     def live_hosts(self) -> int:
         return len(self.grid.alive_hosts())

@@ -33,6 +33,7 @@ from xwpy.oracle.committer import Committer
 from xwpy.oracle.follower import Follower
 from xwpy.oracle.grid import GridLink
 from xwpy.oracle.handlers import default_handlers
+from xwpy.oracle.payer import Payer
 from xwpy.oracle.runner import Outcome, Runner
 from xwpy.server.catalog.chain import StaleTask
 from xwpy.server.catalog.connector import Catalog
@@ -61,7 +62,9 @@ class OracleService(service.MultiService):
         self.follower: Follower | None = None
         self.runner: Runner | None = None
         self.committer: Committer | None = None
+        self.payer: Payer | None = None  # None: the deployment has no payout distributor
         self._loop: ttask.LoopingCall | None = None
+        self._epochs: ttask.LoopingCall | None = None
         self._stopping = False
         self._recovered = False
         self._trouble: str | None = None
@@ -105,9 +108,16 @@ class OracleService(service.MultiService):
         self.committer = Committer(self.catalog, self.link, wall=wall, chain_now=self.chain_now,
                                    margin=cfg.commit_margin_seconds, replace_after=cfg.replace_after_blocks,
                                    max_fee=cfg.max_fee_gwei * 10**9)
+        if deployment.distributor:
+            self.payer = Payer(self.catalog, self.grid, self.link, self.committer._send, wall=wall)
+        else:
+            log.warn("the deployment has no payout distributor: volunteers are not paid (deploy one with "
+                     "`xwpy chain deploy`)")
         self._loop = ttask.LoopingCall(self._tick)
         self._loop.clock = self.reactor
         self._loop.start(cfg.poll_seconds, now=True).addErrback(lambda f: log.failure("oracle loop stopped", f))
+        if self.payer is not None and cfg.epoch_seconds > 0:
+            self._epochs = self.payer.every(self.reactor, cfg.epoch_seconds, self._epoch)
         log.info("oracle {address} follows hub {hub} on {url} (chain {cid}, {n} confirmations), apps: {apps}",
                  address=self.link.address, hub=deployment.hub, url=redact_url(self.url), cid=deployment.chain_id,
                  n=confirmations_for(cfg), apps=", ".join(sorted(self.handlers)))
@@ -119,6 +129,8 @@ class OracleService(service.MultiService):
         self._stopping = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._epochs is not None and self._epochs.running:
+            self._epochs.stop()
         for timer in self._timers.values():
             if timer.active():
                 timer.cancel()
@@ -155,7 +167,32 @@ class OracleService(service.MultiService):
             "state": t.state, "digest": t.digest, "commit_tx": t.commit_tx, "commit_block": t.commit_block,
         }
 
+    async def claims(self, account: str, epoch: int | None = None) -> dict | None:
+        """ACCOUNT's leaves in the committed payout epochs (one epoch's with EPOCH), with where to
+        claim them; None when the deployment has no distributor."""
+        if self.payer is None:
+            return None
+        rows = await self.payer.claims(account, epoch)
+        return {"chain_id": self.link.chain_id, "distributor": self.payer.distributor,
+                "token": self.link.deployment.token, "account": account, "claims": rows}
+
     # -- the loop -----------------------------------------------------------------------------
+
+    def _epoch(self):
+        """Every ``epoch_seconds``: pay out the tasks committed since the last epoch."""
+        d = Deferred.fromCoroutine(self._epoch_once())
+        self._inflight.add(d)
+        d.addBoth(lambda r: (self._inflight.discard(d), None)[1])
+        return d
+
+    async def _epoch_once(self) -> None:
+        if self._stopping or not self._recovered:
+            return
+        try:
+            await self.payer.new_epoch()
+        except Exception as e:  # noqa: BLE001 - the next epoch (or the next tick) tries again
+            log.warn("payout epoch: {e}; trying again later",
+                     e=f"{type(e).__name__}: {scrub(str(e), self.url or '')[:300]}")
 
     def _tick(self):
         d = Deferred.fromCoroutine(self._tick_once())
@@ -170,11 +207,18 @@ class OracleService(service.MultiService):
                 if hub_oracle != self.link.address:
                     log.error("the hub's oracle is {hub}, this oracle signs as {me}: its commits will be refused",
                               hub=hub_oracle, me=self.link.address)
+                if self.payer is not None:
+                    dist_oracle = await self.link.distributor_oracle()
+                    if dist_oracle != self.link.address:
+                        log.error("the distributor's oracle is {d}, this oracle signs as {me}: its epochs will be "
+                                  "refused", d=dist_oracle, me=self.link.address)
                 await self._recover()
                 self._recovered = True
             for pk in await self.follower.poll():
                 self.kick(pk)
             await self._sweep()
+            if self.payer is not None:
+                await self.payer.advance()  # an epoch whose commitEpoch is out (after a restart too)
         except Exception as e:  # noqa: BLE001 - node or catalog away: say so once, keep trying
             why = f"{type(e).__name__}: {scrub(str(e), self.url or '')[:300]}"
             if why != self._trouble:

@@ -163,6 +163,41 @@ class Grid:
             log.info("host {id} ({name}) revoked by {caller}", id=host_id, name=host.name, caller=caller.login)
         return host
 
+    async def set_payout_address(self, principal: Principal, host_id: int, address: str | None) -> Host:
+        """Where a host's share of the pool is paid from the next epoch on (None: nowhere): the
+        host's own doing (its token), its owner's or an admin's."""
+        from xwpy.addresses import checked
+
+        caller, host = principal.user, self.directory.hosts.get(host_id)
+        if (host is None or (principal.host_id is not None and principal.host_id != host_id)
+                or not (caller.admin or host.owner_id == caller.id)):
+            raise NotFound.of(f"host {host_id}")
+        if address is not None:
+            try:
+                address = checked(address)
+            except ValueError as e:
+                raise BadRequest(str(e), field="address") from None
+        host = await self.catalog.hosts.set_payout_address(host_id, address)
+        self.directory.add_host(host)
+        log.info("host {id} ({name}): payout address {address} set by {caller}", id=host_id, name=host.name,
+                 address=address or "(none)", caller=caller.login)
+        return host
+
+    def payout_addresses(self) -> dict[int, str | None]:
+        """Each host's payout address (None: it gave none)."""
+        return {h.id: h.payout_address for h in self.directory.hosts.values()}
+
+    def payout_accounts(self, caller: User, host_id: int | None = None) -> set[str]:
+        """The payout addresses of the caller's hosts (its own only, for a host's token; every
+        host's for an admin), lower case."""
+        return {h.payout_address.lower() for h in self.directory.hosts.values()
+                if h.payout_address and (h.id == host_id if host_id is not None
+                                         else caller.admin or h.owner_id == caller.id)}
+
+    async def earned(self, job_ids: list[int]) -> list[tuple[int, int, str, float | None]]:
+        """(job id, host id, validation, credit) of every replica of these jobs."""
+        return await self.catalog.jobs.earned(job_ids) if job_ids else []
+
     async def register_host(self, user: User, msg: protocol.RegisterHost) -> tuple[int, str]:
         """A volunteer's new host: its id and token (shown this once)."""
         token = tokens.new_token("xwh")

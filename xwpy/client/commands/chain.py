@@ -116,7 +116,7 @@ def register(cli: click.Group) -> None:
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
                   help="Write the deployment (addresses, app ids, start block) here.")
     @click.option("--oracle", "oracle_address", help="The oracle's address (default with --account: the demo oracle).")
-    @click.option("--pool", "pool_address", help="Where the pool's share goes (default with --account: the demo pool).")
+    @click.option("--pool", "pool_address", help="Where the pool's share goes (default: the payout distributor it deploys, which the oracle pays volunteers from).")
     @click.option("--app", "apps", multiple=True, metavar="NAME=PRICE",
                   help="Register an app at a price in RLC (default: the oracle's apps at their demo prices).")
     @click.option("--mint", multiple=True, metavar="ADDRESS=AMOUNT",
@@ -169,7 +169,7 @@ def register(cli: click.Group) -> None:
             address(a, None, "mint")
         owner = deployer
         d = deploy_stack(
-            t.w3, deployer, oracle=address(oracle_address, "oracle", "oracle"), pool=address(pool_address, "pool", "pool"),
+            t.w3, deployer, oracle=address(oracle_address, "oracle", "oracle"), pool=None if pool_address is None else address(pool_address, "pool", "pool"),
             apps={name: (owner, price) for name, price in prices.items()},
             mint={Web3.to_checksum_address(a): v for a, v in minted.items()},
             pool_fee_bps=pool_fee_bps, callback_gas=callback_gas,
@@ -177,7 +177,8 @@ def register(cli: click.Group) -> None:
         d.save(out)
         emit(d.to_json(), as_json,
              f"hub {d.hub}\ntoken {d.token}\napps {', '.join(f'{n} (id {i})' for n, i in d.apps.items())}\n"
-             f"oracle {d.oracle}, pool {d.pool} ({d.pool_fee_bps / 100:g}%)\ndeployment written to {out}")
+             f"oracle {d.oracle}, pool {d.pool} ({d.pool_fee_bps / 100:g}%)"
+             f"{' (the payout distributor)' if d.pool == d.distributor else ''}\ndeployment written to {out}")
 
     @chain.command("consumer")
     @click.argument("pubkey")

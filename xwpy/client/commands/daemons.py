@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from xwpy import pki, protocol
+from xwpy.client.commands import payouts
 from xwpy.client.context import JSON_HELP, Size, emit, fail, table
 from xwpy.worker.power import POWER_SUPPLY
 
@@ -169,8 +170,10 @@ def register(cli: click.Group) -> None:
     def worker(ctx, url, ca, token, token_file, state_dir, prefs_file, max_cpus, cores, memory, name, idle_threshold,
                no_battery, no_idle_check, idle_period, wait, confinement, allow_network, log_level):
         """Run a worker daemon that lends this machine's idle cycles to a site."""
-        if ctx.invoked_subcommand is not None:  # `worker prefs`: what it would run with
+        if ctx.invoked_subcommand == "prefs":  # `worker prefs`: what it would run with
             ctx.meta["xwpy.worker.prefs"] = _worker_prefs(ctx, prefs_file)
+            return
+        if ctx.invoked_subcommand is not None:  # payout-address, claim: as the host (commands/payouts.py)
             return
         for value, option in ((url, "--coordinator"), (ca, "--ca"), (state_dir, "--state")):
             if value is None:
@@ -297,6 +300,8 @@ def register(cli: click.Group) -> None:
             return
         click.echo(table([list(r) for r in rows], ["KEY", "VALUE", "SOURCE"]))
         click.echo(lends)
+
+    payouts.register(worker)
 
     @cli.command("demo")
     @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path),

@@ -8,7 +8,7 @@ than the coordinator, and the catalog's layout is the coordinator's business.
 from __future__ import annotations
 
 from xwpy import protocol
-from xwpy.server.api.router import ADMIN, Api, Ctx, not_found
+from xwpy.server.api.router import ADMIN, USER_OR_HOST, Api, Ctx, not_found
 from xwpy.server.errors import NotFound
 
 
@@ -32,6 +32,34 @@ def install(api: Api, grid) -> None:
         if record is None:
             raise not_found(f"task {task} (not seen by the oracle yet)")
         return protocol.ChainTaskInfo(**record)
+
+
+    @api.route("GET", "/payouts/{account}", USER_OR_HOST, reply=protocol.PayoutClaims)
+    async def claims(ctx: Ctx, account: str):
+        """What ACCOUNT (a payout address of one of the caller's hosts; a host's token: its own)
+        may claim from the distributor: its leaves in the committed epochs, with their proofs."""
+        return await _claims(ctx, account, None)
+
+    @api.route("GET", "/payouts/{account}/{epoch:int}", USER_OR_HOST, reply=protocol.PayoutClaims)
+    async def claim(ctx: Ctx, account: str, epoch: int):
+        """ACCOUNT's leaf in one committed epoch, with its proof (404: nothing for it there)."""
+        reply = await _claims(ctx, account, epoch)
+        if not reply.claims:
+            raise not_found(f"a payout of epoch {epoch} for {account}")
+        return reply
+
+    async def _claims(ctx: Ctx, account: str, epoch: int | None) -> protocol.PayoutClaims:
+        account = protocol.parse(protocol.PayoutAddress, {"address": account}).address
+        mine = grid.payout_accounts(ctx.user, ctx.principal.host_id)
+        if account.lower() not in mine and not (ctx.user.admin and ctx.principal.host_id is None):
+            raise not_found(f"payouts of {account} (not the payout address of one of your hosts)")
+        found = await _oracle(grid).claims(account, epoch)
+        if found is None:
+            raise NotFound("the oracle's deployment has no payout distributor", code="no_distributor")
+        return protocol.PayoutClaims(
+            chain_id=found["chain_id"], distributor=found["distributor"], token=found["token"], account=account,
+            claims=tuple(protocol.PayoutClaim(epoch=c.epoch, index=c.index, amount=str(c.amount), proof=c.proof)
+                         for c in found["claims"]))
 
 
 def _oracle(grid):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xwpy import protocol
-from xwpy.server.api.router import ADMIN, USER, Api, Ctx
+from xwpy.server.api.router import ADMIN, USER, USER_OR_HOST, Api, Ctx
 
 
 async def host_rows(grid, user) -> list[protocol.HostInfo]:
@@ -34,6 +34,7 @@ async def host_rows(grid, user) -> list[protocol.HostInfo]:
                 revoked=h.revoked_at is not None,
                 credit=_credit(seen),
                 owner_credit=round(by_owner[h.owner_id], 3),
+                payout_address=h.payout_address,
             )
         )
     return out
@@ -53,6 +54,14 @@ def install(api: Api, grid) -> None:
         """Revoke a host's token: its owner's or an admin's doing."""
         host = await grid.revoke_host(ctx.user, host_id)
         return protocol.HostRevoked(id=host.id, name=host.name, revoked=True)
+
+    @api.route("PUT", "/hosts/{host_id:int}/payout-address", USER_OR_HOST, body=protocol.PayoutAddress,
+               reply=protocol.HostPayout)
+    async def payout_address(ctx: Ctx, host_id: int):
+        """Where the host's share of the pool is paid from the next epoch on (null: nowhere): the
+        host's own token, its owner's or an admin's (``xwpy worker payout-address``)."""
+        host = await grid.set_payout_address(ctx.principal, host_id, ctx.body.address)
+        return protocol.HostPayout(id=host.id, payout_address=host.payout_address)
 
     @api.route("GET", "/stats", ADMIN, reply=protocol.MapOf(protocol.Float(-1e18, 1e18), 256))
     async def stats(ctx: Ctx):

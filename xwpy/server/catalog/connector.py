@@ -105,7 +105,7 @@ class Catalog:
         # Each write transaction's time (not registered globally: one per catalog).
         self.write_latency = Histogram("xwpy_catalog_write_seconds", "Seconds each catalog write transaction "
                                        "took, commit included (committed or not)", buckets=WRITE_BUCKETS, registry=None)
-        from xwpy.server.catalog import apps, blobs, chain, data, hosts, jobs, users
+        from xwpy.server.catalog import apps, blobs, chain, data, hosts, jobs, payouts, users
 
         self.users = users.UsersComponent(self)
         self.apps = apps.AppsComponent(self)
@@ -114,6 +114,7 @@ class Catalog:
         self.hosts = hosts.HostsComponent(self)
         self.jobs = jobs.JobsComponent(self)
         self.chain = chain.ChainComponent(self)
+        self.payouts = payouts.PayoutsComponent(self)
 
     @classmethod
     def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL",

@@ -13,7 +13,7 @@ def _row(r) -> Host:
     return Host(
         r.id, r.owner_id, r.name, r.token_hash, r.cpus, r.memory, r.os, r.registered_at, r.last_alive,
         r.reputation, r.login, r.group_name, r.platform or "", bool(r.images), bool(r.network),
-        r.disk or 0, r.revoked_at, r.credit or 0.0,
+        r.disk or 0, r.revoked_at, r.credit or 0.0, r.payout_address,
     )
 
 
@@ -45,6 +45,16 @@ class HostsComponent:
 
         def thd(conn) -> Host:
             conn.execute(hosts.update().where(hosts.c.id == host_id, hosts.c.revoked_at.is_(None)).values(revoked_at=now))
+            q = select(hosts, users.c.login, users.c.group_name).join(users, users.c.id == hosts.c.owner_id)
+            return _row(conn.execute(q.where(hosts.c.id == host_id)).one())
+
+        return self.catalog.write(thd)
+
+    def set_payout_address(self, host_id: int, address: str | None) -> Deferred:
+        """Where the host's share of the pool is paid from the next epoch on; the host."""
+
+        def thd(conn) -> Host:
+            conn.execute(hosts.update().where(hosts.c.id == host_id).values(payout_address=address))
             q = select(hosts, users.c.login, users.c.group_name).join(users, users.c.id == hosts.c.owner_id)
             return _row(conn.execute(q.where(hosts.c.id == host_id)).one())
 

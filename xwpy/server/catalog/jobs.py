@@ -86,6 +86,16 @@ def statuses(conn, job_ids: list[int]) -> dict[int, str]:
     return dict(conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(job_ids))).all())
 
 
+def earned(conn, job_ids: list[int]) -> list[tuple[int, int, str, float | None]]:
+    """(job id, host id, validation, credit) of every replica of these jobs: what each earned."""
+    out = []
+    for chunk in range(0, len(job_ids), 500):
+        ids = job_ids[chunk:chunk + 500]
+        q = select(replicas.c.job_id, replicas.c.host_id, replicas.c.validation, replicas.c.credit)
+        out += [tuple(r) for r in conn.execute(q.where(replicas.c.job_id.in_(ids)).order_by(replicas.c.id))]
+    return out
+
+
 def ends(conn, job_ids: list[int]) -> list[tuple[int, int, str, str | None]]:
     """(id, owner id, status, certified result's sha256) of these jobs: how they ended."""
     return bulk.select_by_ids(conn, jobs, ("owner_id", "status", "result_sha256"), sorted(set(job_ids)))
@@ -260,6 +270,9 @@ class JobsComponent:
 
     def ends(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(ends, job_ids)
+
+    def earned(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(earned, sorted(set(job_ids)))
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)

@@ -96,6 +96,7 @@ class Host:
     disk: int = 0
     revoked_at: float | None = None  # its token was revoked then (None: it is not)
     credit: float = 0.0  # earned by the work it certified (scheduler/credit.py)
+    payout_address: str | None = None  # where its share of the pool is paid (checksummed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,8 @@ hosts = Table(
     Column("revoked_at", Float),  # its token was revoked then (None: it is not)
     # Credit earned by the replicas of it that certified a job (the sum of their replicas.credit).
     Column("credit", Float, nullable=False, server_default=text("0")),
+    # Where the volunteer wants this host's share of the pool paid (0x..., checksummed; None: unpaid).
+    Column("payout_address", String(42)),
 )
 
 jobs = Table(
@@ -266,6 +268,41 @@ chain_tasks = Table(
     # the id to another one). NULL in rows of versions before it.
     Column("request_hash", String(66)),
     Column("commit_sent_block", BigInteger),  # the head when the stored commit was signed
+    # The payout epoch (payout_epochs.id) that paid its pool share out: a task is counted once.
+    Column("payout_epoch", Integer),
     UniqueConstraint("chain_id", "hub", "task_id", name="uq_chain_tasks_task"),
     Index("ix_chain_tasks_status", "status", "id"),
+)
+
+# Payouts (oracle/epochs.py): each epoch's Merkle tree over what the volunteers earned, stored with
+# its signed commitEpoch transaction before that is sent (the same journal as a task's commit).
+payout_epochs = Table(
+    "payout_epochs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("distributor", String(42), nullable=False),
+    Column("epoch", Integer, nullable=False),  # the distributor's number for it (its leaves name it)
+    Column("root", String(66), nullable=False),
+    Column("total", String(78), nullable=False),  # base units of RLC (decimal text: above 64 bits)
+    Column("status", String(12), nullable=False),  # COMMITTING, COMMITTED, FAILED
+    Column("commit_tx", String(66), nullable=False),
+    Column("commit_raw", LargeBinary, nullable=False),
+    Column("commit_nonce", Integer, nullable=False),
+    Column("commit_block", BigInteger),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_payout_epochs_status", "chain_id", "distributor", "status"),
+)
+
+payout_leaves = Table(
+    "payout_leaves",
+    metadata,
+    Column("epoch_id", Integer, ForeignKey("payout_epochs.id"), primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("account", String(42), nullable=False),  # checksummed
+    Column("amount", String(78), nullable=False),
+    Column("proof", JSON, nullable=False),  # ["0x..."], the siblings from the leaf up
+    Index("ix_payout_leaves_account", "account"),
 )

@@ -1,0 +1,124 @@
+"""Payout epochs: what each volunteer earns from the pool, and how the epoch's root reaches the
+distributor exactly once. Pure (no I/O): :mod:`xwpy.oracle.payer` does the I/O around it.
+
+An epoch pays the pool share of the chain tasks committed since the last one (each task belongs
+to one epoch: ``chain_tasks.payout_epoch``). A task's share — what the hub paid the pool for it,
+``fee_split`` — is split over the credit its jobs' VALID replicas earned, per host, and each
+host's part goes to its payout address (``payouts.split``: exact, no dust). A host with no payout
+address when the epoch is built is paid nothing for it: its part stays in the distributor,
+uncommitted (never lost, never someone else's). An epoch never commits more than the
+distributor holds uncommitted: if it would, the amounts are scaled down to that (``split`` again).
+
+The commit is journaled as a task's is (``committer.plan``): the signed ``commitEpoch`` is stored
+with the epoch's tree before it is sent; after a crash the distributor's root for the epoch's
+number says whether it is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from xwpy.chain.payouts import split
+from xwpy.chain.tx import TxState
+from xwpy.lifecycle.replica import Validation
+
+CREDIT_UNITS = 1000  # credit is kept to the millisecond (scheduler/credit.PRECISION): split integers
+
+
+@dataclass(frozen=True)
+class TaskShare:
+    task: int  # the chain task's row id
+    share: int  # base units of RLC its commit paid the pool
+
+
+@dataclass(frozen=True)
+class Earned:
+    """One replica of one of a task's jobs, as the catalog has it."""
+
+    task: int
+    host: int
+    validation: str
+    credit: float | None
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    amounts: dict[str, int]  # payout address -> base units
+    tasks: tuple[int, ...]  # the tasks it pays out (each then belongs to this epoch)
+
+    @property
+    def total(self) -> int:
+        return sum(self.amounts.values())
+
+
+def plan_epoch(unpaid: Sequence[TaskShare], earned: Iterable[Earned], addresses: Mapping[int, str | None],
+               available: int) -> EpochPlan | None:
+    """The next epoch over the UNPAID tasks (committed, in no epoch yet), or None when it would pay
+    nobody (then the tasks wait for a later one, when a volunteer has said where to be paid).
+
+    EARNED: their jobs' replicas; only VALID ones with credit count. ADDRESSES: host -> payout
+    address (None: none given). AVAILABLE: what the distributor holds uncommitted."""
+    credits: dict[int, dict[int, int]] = {}
+    for e in earned:
+        if e.validation != Validation.VALID.value or not e.credit or e.credit <= 0:
+            continue
+        units = round(e.credit * CREDIT_UNITS)
+        if units > 0:
+            per_host = credits.setdefault(e.task, {})
+            per_host[e.host] = per_host.get(e.host, 0) + units
+    out: dict[str, int] = {}
+    for t in unpaid:
+        by_host = credits.get(t.task, {})
+        # Hosts split the share (one key each, so a host without an address keeps its part out).
+        for host, amount in split(t.share, {f"{host:020d}": c for host, c in by_host.items()}).items():
+            address = addresses.get(int(host))
+            if address:
+                out[address] = out.get(address, 0) + amount
+    if sum(out.values()) > max(available, 0):
+        out = split(max(available, 0), out)
+    out = {a: v for a, v in out.items() if v > 0}
+    if not out:
+        return None
+    return EpochPlan(out, tuple(t.task for t in unpaid))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored epoch whose commitEpoch was signed, as the catalog has it."""
+
+    epoch: int
+    root: bytes
+    commit_nonce: int
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # committed | fail | wait | resend | sign
+    reason: str = ""
+
+
+def plan_commit(e: Stored, root_on_chain: bytes, epoch_count: int, tx: TxState, node_nonce: int | None) -> Action:
+    """What to do next for an epoch whose commitEpoch was stored, given the distributor's root for
+    its number, its epoch count, the stored transaction's state and the oracle's next nonce.
+
+    Never a second commit of the epoch: a new transaction is signed only when the stored one can
+    no longer be mined (its nonce went to another transaction, or it reverted) and the
+    distributor does not have the root."""
+    if root_on_chain == e.root:
+        return Action("committed")
+    if epoch_count >= e.epoch:
+        # The number went to another root: its leaves (which name the number) can never be claimed.
+        return Action("fail", f"the distributor's epoch {e.epoch} has another root: build the epoch again")
+    if tx.kind == "pending":
+        return Action("wait")
+    if tx.kind == "mined":
+        if tx.receipt["status"] == 1:
+            return Action("wait")  # mined, yet the root reads empty: a node behind its own receipts
+        return Action("fail", "commitEpoch reverted: build the epoch again")
+    if epoch_count != e.epoch - 1:
+        # Mined now, it would get another number than its leaves name (a distributor reset?).
+        return Action("fail", f"the distributor is at epoch {epoch_count}, this one was built as {e.epoch}")
+    if node_nonce is not None and node_nonce == e.commit_nonce:
+        return Action("resend")
+    return Action("sign", "the stored commitEpoch can no longer be mined where it is (its nonce moved)")
