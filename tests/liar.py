@@ -13,12 +13,29 @@ import sys
 from xwpy import archive
 from xwpy.worker.runner import Outcome, Run
 
-MODES = ("random", "collude")
+MODES = ("random", "collude", "noise", "beyond")
+# 'noise': an honest host whose floating point differs in the last digits (each number of its
+# stdout times 1 + a random amount below 1e-12); 'beyond': a liar whose numbers are off by 1e-3.
+NOISE = {"noise": 1e-12, "beyond": 1e-3}
+
+
+def _perturb(text: str, scale: float) -> str:
+    import random
+    import re
+
+    def one(m):
+        x = float(m.group())
+        return repr(x * (1 + scale * random.uniform(0.5, 1.0) * random.choice((-1, 1))))
+
+    return re.sub(r"-?\d+\.\d+(?:e[-+]?\d+)?", one, text)
 
 
 def lie(outcome: Outcome, mode: str) -> Outcome:
     files = archive.read_files(outcome.archive.read_bytes())
-    files["stdout"] = (os.urandom(16).hex() if mode == "random" else "the colluders' answer\n").encode()
+    if mode in NOISE:
+        files["stdout"] = _perturb(files["stdout"].decode(), NOISE[mode]).encode()
+    else:
+        files["stdout"] = (os.urandom(16).hex() if mode == "random" else "the colluders' answer\n").encode()
     outcome.archive.write_bytes(archive.from_files(files))
     outcome.digest, outcome.size = archive.sha256_file(outcome.archive)
     return outcome

@@ -507,8 +507,17 @@ class NewApp:
     network: bool = field(Bool(), default=False)  # its jobs need the network (workers that allow it)
     deadline: int = field(Int(1, MAX_DEADLINE), default=DEFAULT_DEADLINE)  # seconds a replica may take, see above
     checkpoints: str = field(OneOf(*CHECKPOINTS), default="keep")  # see above
+    # Tolerant validation (xwpy.compare): results equivalent by this comparator agree (None:
+    # identical archives only), with its tolerances; homogeneous redundancy: a job's replicas all
+    # on hosts of one platform.
+    comparator: str | None = field(Optional(Name), default=None)
+    rtol: float | None = field(Optional(Float(0, 1)), default=None)
+    atol: float | None = field(Optional(Float(0, 1e300)), default=None)
+    homogeneous: bool = field(Bool(), default=False)
 
     def __attrs_post_init__(self) -> None:
+        if (self.rtol is not None or self.atol is not None) and self.comparator is None:
+            raise ProtocolError("rtol", "tolerances need a comparator (comparator: numeric)")
         if self.quorum > self.replication:
             raise ProtocolError("quorum", f"must not exceed replication ({self.replication})")
         if self.image is not None and self.bundle is not None:

@@ -41,6 +41,7 @@ from xwpy.server.samples import Sample, Samples
 from xwpy.server.scheduler.dispatcher import Dispatched, Dispatcher
 from xwpy.server.scheduler.engine import HostState
 from xwpy.server.uploads import Session, UploadSessions
+from xwpy.compare import known_comparators
 from xwpy.verify import known_verifiers
 
 log = Logger()
@@ -235,6 +236,9 @@ class Grid:
             raise Conflict(f"app {msg.name!r} exists", "name")
         if msg.validator.startswith("verifier:") and msg.validator[9:] not in known_verifiers():
             raise BadRequest(f"unknown verifier {msg.validator[9:]!r}", "validator")
+        if msg.comparator is not None and msg.comparator not in known_comparators():
+            raise BadRequest(f"unknown comparator {msg.comparator!r} (known: {', '.join(sorted(known_comparators()))})",
+                             "comparator")
         if msg.bundle is not None and await self.readable(user, msg.bundle) is None:
             raise BadRequest(f"bundle {msg.bundle} is not data you may read (upload it first)", "bundle")
         image = None
@@ -247,6 +251,8 @@ class Grid:
             limits=protocol.encode(msg.limits), validator=msg.validator, replication=msg.replication,
             quorum=msg.quorum, adaptive=msg.adaptive, network=msg.network, image=image,
             platform=_platform(msg.platform, image), deadline=msg.deadline, checkpoints=msg.checkpoints,
+            comparator=msg.comparator, homogeneous=msg.homogeneous,
+            compare={k: v for k, v in (("rtol", msg.rtol), ("atol", msg.atol)) if v is not None} or None,
         )
 
     async def ensure_app(self, user: User, *, name: str, command: Iterable[str], limits: dict, validator: str,
@@ -264,17 +270,20 @@ class Grid:
     async def _add_app(self, user: User, *, name: str, access: str, bundle: str | None, command: tuple,
                        limits: dict, validator: str, replication: int, quorum: int, adaptive: bool = False,
                        network: bool = False, image: dict | None = None, platform: str = "any",
-                       deadline: int = protocol.DEFAULT_DEADLINE, checkpoints: str = "keep") -> App:
+                       deadline: int = protocol.DEFAULT_DEADLINE, checkpoints: str = "keep",
+                       comparator: str | None = None, compare: dict | None = None, homogeneous: bool = False) -> App:
         try:
             app_id = await self.catalog.apps.add(
                 name=name, owner_id=user.id, access=access, bundle=bundle, command=list(command), limits=limits,
                 validator=validator, replication=replication, quorum=quorum, now=self.now(), adaptive=adaptive,
                 network=network, image=image, platform=platform, deadline=deadline, checkpoints=checkpoints,
+                comparator=comparator, compare=compare, homogeneous=homogeneous,
             )
         except IntegrityError:
             raise Conflict(f"app {name!r} exists", "name") from None
         app = App(app_id, name, user.id, user.login, access, bundle, command, limits, validator, replication, quorum,
-                  adaptive, network, image, platform, deadline=deadline, checkpoints=checkpoints)
+                  adaptive, network, image, platform, deadline=deadline, checkpoints=checkpoints,
+                  comparator=comparator, compare=compare, homogeneous=homogeneous)
         self.directory.add_app(app)
         return app
 

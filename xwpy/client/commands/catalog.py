@@ -45,6 +45,13 @@ def register(cli: click.Group) -> None:
     @click.option("--validator", default="quorum", show_default=True, help="'quorum' or 'verifier:NAME'.")
     @click.option("--adaptive", is_flag=True,
                   help="Adaptive replication: a trusted host's result may certify alone (spot-checked).")
+    @click.option("--comparator", metavar="NAME",
+                  help="Results agree when this comparator finds them equivalent, not only when identical: "
+                       "'numeric' (numbers in the outputs equal within --rtol/--atol), or an xwpy.comparators entry point.")
+    @click.option("--rtol", type=click.FloatRange(0, 1), help="With --comparator numeric: relative tolerance (default 1e-9).")
+    @click.option("--atol", type=click.FloatRange(0), help="With --comparator numeric: absolute tolerance (default 0).")
+    @click.option("--homogeneous", is_flag=True,
+                  help="Homogeneous redundancy: the replicas of a job run on hosts of one platform only.")
     @click.option("--network", is_flag=True,
                   help="Its jobs need the network: they go only to workers whose volunteer allows it (--allow-network).")
     @click.option("--deadline", type=Duration(), default=f"{protocol.DEFAULT_DEADLINE // 3600}h", show_default=True,
@@ -68,7 +75,8 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     @pass_settings
     def app_register(s: Settings, name, command, bundle, image, platform, access, replication, quorum, validator, adaptive,
-                     network, deadline, checkpoints, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json):
+                     network, deadline, checkpoints, wall_seconds, cpu_seconds, memory_bytes, output_bytes, processes, cores, as_json,
+                     comparator, rtol, atol, homogeneous):
         """Register NAME running COMMAND (after --): `{python}` is the worker's Python, `{args}` the
         job's arguments.  Example: xwpy app register primes --bundle ./primes -- '{python}' primes.py '{args}'
 
@@ -76,13 +84,16 @@ def register(cli: click.Group) -> None:
         xwpy app register tool --image tool.tar -- /bin/tool '{args}'"""
         if image and bundle:
             raise click.UsageError("--image and --bundle exclude each other: put the bundle's files in the image")
+        if (rtol is not None or atol is not None) and comparator is None:
+            raise click.UsageError("--rtol and --atol are a comparator's tolerances: give --comparator numeric")
         client = s.client()
         sha = upload_bundle(client, bundle, access) if bundle else None
         image_sha = client.put_data(image, access=access, name=image.name)["sha256"] if image else None
         info = client.register_app(
             name=name, command=list(command), bundle=sha, image=image_sha, platform=platform, access=access,
             validator=validator, replication=replication, quorum=quorum, adaptive=adaptive, network=network or None,
-            deadline=deadline, checkpoints=checkpoints,
+            deadline=deadline, checkpoints=checkpoints, comparator=comparator, rtol=rtol, atol=atol,
+            homogeneous=homogeneous or None,
             limits={"wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
                     "output_bytes": output_bytes, "processes": processes, "cores": cores},
         )

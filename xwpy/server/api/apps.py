@@ -19,7 +19,8 @@ def app_info(app: App) -> dict:
             limits=protocol.Limits(**app.limits), validator=app.validator, replication=app.replication,
             quorum=app.quorum, adaptive=app.adaptive, image=spec.sha256 if spec else None, image_spec=spec,
             platform=app.platform, network=app.network, deadline=app.deadline,
-            checkpoints=app.checkpoints,
+            checkpoints=app.checkpoints, comparator=app.comparator, homogeneous=app.homogeneous,
+            rtol=(app.compare or {}).get("rtol"), atol=(app.compare or {}).get("atol"),
             versions=tuple(protocol.VersionInfo(platform=v.platform, bundle=v.bundle, image=_spec(v.image))
                            for v in app.versions),
         )

@@ -18,6 +18,7 @@ def _row(r, extra: tuple[AppVersion, ...] = ()) -> App:
         r.id, r.name, r.owner_id, r.login, r.access, r.bundle_sha256, tuple(r.command), dict(r.limits),
         r.validator, r.replication, r.quorum, bool(r.adaptive), bool(r.network), dict(r.image) if r.image else None,
         r.platform or "any", extra, deadline=r.deadline, checkpoints=r.checkpoints,
+        comparator=r.comparator, compare=dict(r.compare) if r.compare else None, homogeneous=bool(r.homogeneous),
     )
 
 
@@ -35,14 +36,14 @@ class AppsComponent:
 
     def add(self, *, name, owner_id, access, bundle, command, limits, validator, replication, quorum, now,
             adaptive=False, network=False, image=None, platform="any", deadline=DEFAULT_DEADLINE,
-            checkpoints="keep") -> Deferred:
+            checkpoints="keep", comparator=None, compare=None, homogeneous=False) -> Deferred:
         def thd(conn) -> int:
             res = conn.execute(
                 apps.insert().values(
                     name=name, owner_id=owner_id, access=access, bundle_sha256=bundle, command=list(command),
                     limits=limits, validator=validator, replication=replication, quorum=quorum, adaptive=adaptive,
                     network=network, created_at=now, image=image, platform=platform, deadline=deadline,
-                    checkpoints=checkpoints,
+                    checkpoints=checkpoints, comparator=comparator, compare=compare, homogeneous=homogeneous,
                 )
             )
             return res.inserted_primary_key[0]

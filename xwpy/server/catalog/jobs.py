@@ -181,7 +181,7 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
     reps = [
         ActiveReplica(r.id, r.job_id, r.host_id, ReplicaStatus(r.status), r.lease_expires, r.result_sha256,
                       r.result_size or 0, r.verdict, Validation(r.validation), r.deadline, r.covers, r.checkpoint,
-                      r.resume, r.origin, r.assigned_at, r.finished_at)
+                      r.resume, r.origin, r.assigned_at, r.finished_at, tuple(r.equivalent or ()))
         for r in conn.execute(q)
     ]
     floors = dict(conn.execute(select(id_floors.c.name, id_floors.c.next_id)).all())

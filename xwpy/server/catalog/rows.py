@@ -55,6 +55,9 @@ class App:
     extra: tuple[AppVersion, ...] = ()  # versions for other platforms
     deadline: int = DEFAULT_DEADLINE  # seconds a replica may take (protocol.NewApp.deadline)
     checkpoints: str = "keep"  # keep | upload (protocol.CHECKPOINTS)
+    comparator: str | None = None  # xwpy.compare: results equivalent without being identical (None: bitwise)
+    compare: dict | None = None  # the comparator's parameters (rtol, atol)
+    homogeneous: bool = False  # a job's replicas on hosts of one platform only
 
     @property
     def versions(self) -> tuple[AppVersion, ...]:
@@ -190,3 +193,4 @@ class ActiveReplica:
     origin: int | None = None
     assigned_at: float = 0.0  # with finished_at: its run seconds, the credit it may earn
     finished_at: float | None = None
+    equivalent: tuple[str, ...] = ()  # earlier results of its job its app's comparator found equivalent

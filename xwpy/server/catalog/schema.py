@@ -70,6 +70,11 @@ apps = Table(
     # Seconds a replica of its jobs may take, its host asleep or offline included (protocol.NewApp).
     Column("deadline", Integer, nullable=False, server_default=text(str(DEFAULT_DEADLINE))),
     Column("checkpoints", String(8), nullable=False, server_default=text("'keep'")),  # keep | upload
+    # Tolerant validation: the comparator its results are compared with (null: bitwise) and its
+    # parameters ({"rtol", "atol"}); homogeneous redundancy: a job's replicas on one platform.
+    Column("comparator", String(64)),
+    Column("compare", JSON),
+    Column("homogeneous", Boolean, nullable=False, server_default=false()),
 )
 
 app_versions = Table(
@@ -211,6 +216,7 @@ replicas = Table(
     Column("checkpoint", String(64)),  # its latest checkpoint uploaded (apps with checkpoints = upload)
     Column("resume", String(64)),  # the checkpoint it was started from (another replica's)
     Column("origin", Integer),  # the replica whose work it continues, when resumed: one vote between them
+    Column("equivalent", JSON),  # digests of its job's earlier results its app's comparator found equivalent
     Column("credit", Float),  # what it earned by certifying its job (scheduler/credit.py; None: nothing)
     Index("ix_replicas_job", "job_id"),
 )

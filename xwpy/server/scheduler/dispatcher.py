@@ -35,6 +35,7 @@ from xwpy.server.catalog.rows import App
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
 from xwpy.singleflight import SingleFlight
+from xwpy.compare import load_comparator
 from xwpy.verify import Verdict, load_verifier
 
 log = Logger()
@@ -468,6 +469,7 @@ class Dispatcher(service.Service):
         outcome: dict[int, str] = {}
         reports: list[Report] = []
         inline: dict[int, tuple[str, bytes]] = {}
+        reported: dict[int, dict[str, bytes | None]] = {}  # per job, results of this batch (comparators)
         for res in results:
             r = self.engine.replicas.get(res.replica_id)
             if r is None or r.host_id != host_id:
@@ -491,10 +493,18 @@ class Dispatcher(service.Service):
                     continue
             job = self.engine.jobs[r.job_id]
             verdict = await self._verify(job.app_id, job.id, res.result_sha256, res.inline)
+            equivalent = frozenset()
+            app = self._apps(job.app_id)
+            if app is not None and app.comparator is not None and verdict is not Verdict.REJECTED:
+                others = {x.digest: None for x in job.replicas
+                          if x.status is ReplicaStatus.DONE and x.digest and x.verdict is not Verdict.REJECTED}
+                others.update(reported.get(job.id, {}))
+                equivalent = await self._compare(app, res.result_sha256, res.inline, others)
+                reported.setdefault(job.id, {})[res.result_sha256] = res.inline
             reports.append(
                 Report(
                     res.replica_id, True, digest=res.result_sha256, size=size, verdict=verdict,
-                    exit_code=res.exit_code, stderr_tail=res.stderr_tail,
+                    exit_code=res.exit_code, stderr_tail=res.stderr_tail, equivalent=equivalent,
                 )
             )
         self._check()  # verification yielded: the state may have been frozen meanwhile
@@ -537,6 +547,37 @@ class Dispatcher(service.Service):
                 return load_verifier(app.verifier)(args, files)
             except Exception:  # a hostile archive must not break the coordinator
                 return Verdict.REJECTED
+
+        return await self.catalog.read(check)
+
+    async def _compare(self, app: App, digest: str, data: bytes | None,
+                       others: dict[str, bytes | None]) -> frozenset[str]:
+        """The digests among ``others`` (earlier results of the job; their bytes when not stored
+        yet) whose results the app's comparator finds equivalent to this one, both ways round."""
+        others = {d: b for d, b in others.items() if d != digest}
+        if not others:
+            return frozenset()
+        params = app.compare or {}
+
+        def check(conn) -> frozenset[str]:
+            def files(d: str, raw: bytes | None):
+                raw = raw if raw is not None else (blobs_catalog.get(conn, d) or self.blobs.read(d))
+                return archive.read_files(raw, max_total=64 << 20)
+
+            try:  # a hostile archive, or a comparator that fails, makes no result equivalent
+                compare = load_comparator(app.comparator)
+                mine = files(digest, data)
+            except Exception:
+                return frozenset()
+            out = set()
+            for d, raw in others.items():
+                try:
+                    theirs = files(d, raw)
+                    if compare(mine, theirs, params) and compare(theirs, mine, params):
+                        out.add(d)
+                except Exception:
+                    continue
+            return frozenset(out)
 
         return await self.catalog.read(check)
 

@@ -72,6 +72,8 @@ class ReplicaState:
     # When it was assigned and when its result came: its run seconds, the credit it may earn (credit.py).
     assigned_at: float = 0.0
     finished_at: float | None = None
+    # The digests of earlier results of its job its app's comparator found equivalent (quorum.py).
+    equivalent: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, row: ActiveReplica) -> "ReplicaState":
@@ -80,7 +82,8 @@ class ReplicaState:
                    lease_expires=row.lease_expires, digest=row.digest, size=row.size,
                    verdict=Verdict(row.verdict) if row.verdict else None, validation=row.validation,
                    deadline=row.deadline, covers=row.covers, checkpoint=row.checkpoint, resume=row.resume,
-                   origin=row.origin, assigned_at=row.assigned_at, finished_at=row.finished_at)
+                   origin=row.origin, assigned_at=row.assigned_at, finished_at=row.finished_at,
+                   equivalent=frozenset(row.equivalent or ()))
 
 
 @dataclass(slots=True)
@@ -194,6 +197,7 @@ class Report:
     exit_code: int | None = None
     stderr_tail: str = ""
     error: str = ""
+    equivalent: frozenset[str] = frozenset()  # digests of the job's earlier results found equivalent
 
 
 class Engine:
@@ -535,6 +539,17 @@ class Engine:
         lost = [r for r in job.replicas if r.status is ReplicaStatus.LOST and r.checkpoint]
         return lost[-1] if lost else None
 
+    def platform_class(self, job: JobState) -> str | None:
+        """The platform a job's replicas are bound to: its first replica's host's, when its app asks
+        for homogeneous redundancy (None: any platform)."""
+        if not job.replicas or self._apps is None:
+            return None
+        app = self._apps(job.app_id)
+        if not getattr(app, "homogeneous", False):
+            return None
+        host = self.hosts.get(job.replicas[0].host_id)
+        return host.platform if host is not None else None
+
     def deadline_seconds(self, job: JobState) -> float:
         """How long a replica of this job may take: its app's deadline."""
         app = self._apps(job.app_id) if self._apps is not None else None
@@ -593,11 +608,12 @@ class Engine:
         hosts_used, owners_used = job.hosts_used, self._owners_used(job)
         pool_owners = self.pool_owners(job.visibility)
         need = self.need(job)
+        klass = self.platform_class(job)
         out: list[str | None] = []
         for v in views:
             out.append(pol.refusal(host=v, visibility=job.visibility, memory_needed=job.memory,
                                    hosts_used=hosts_used, owners_used=owners_used, pool_owners=pool_owners,
-                                   need=need))
+                                   need=need, platform_class=klass))
             if out[-1] is None:
                 break
         return out
@@ -783,6 +799,9 @@ class Engine:
             fields = {"exit_code": rep.exit_code, "stderr_tail": rep.stderr_tail, "error": rep.error}
             if rep.ok:
                 r.digest, r.size, r.verdict = rep.digest, rep.size, rep.verdict
+                if rep.equivalent:
+                    r.equivalent = rep.equivalent
+                    fields["equivalent"] = sorted(rep.equivalent)
                 fields.update(
                     result_sha256=rep.digest,
                     result_size=rep.size,
@@ -874,7 +893,7 @@ class Engine:
 
     @staticmethod
     def _agreeing(job: JobState) -> int:
-        return agreement([ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin) for r in job.replicas
+        return agreement([ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin, r.equivalent) for r in job.replicas
                           if r.status is ReplicaStatus.DONE and r.digest and r.verdict is not Verdict.REJECTED])
 
     # -- internals ---------------------------------------------------------------------------------
@@ -898,7 +917,7 @@ class Engine:
     def _settle(self, job: JobState, now: float, ch: Changes) -> Decision:
         if job.waiting:  # held by the jobs it runs after: nothing to decide yet
             return Decision()
-        views = [ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin) for r in job.replicas]
+        views = [ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin, r.equivalent) for r in job.replicas]
         if job.solo and not (views[0].status.active or (views[0].status is ReplicaStatus.DONE
                                                       and views[0].verdict is not Verdict.REJECTED)):
             job.solo = False  # the trusted host did not deliver: back to the quorum
@@ -923,7 +942,7 @@ class Engine:
                 ch.host(host.id, reputation=host.reputation)
         if d.certified is not None:
             self._credit(by_id, d.valid, now, ch)
-            winner = next(r for r in job.replicas if r.id in d.valid)
+            winner = next(r for r in job.replicas if r.id in d.valid and r.digest == d.certified)
             self._end(job, JobStatus.COMPLETED, now, ch, result_sha256=d.certified, result_size=winner.size)
         elif d.error is not None:
             tail = f": {job.last_stderr}" if job.last_stderr else ""

@@ -81,6 +81,7 @@ NO_NETWORK = "gives no network to jobs"
 NO_DISK = "has too small a disk budget for its inputs"
 NOT_ADMITTED = "may not read its inputs"
 SAME_VOLUNTEER = "its volunteer already runs or ran it"
+OTHER_CLASS = "is of another platform than its replicas (homogeneous redundancy)"
 
 
 def refusal(
@@ -92,6 +93,7 @@ def refusal(
     owners_used: set[int] | frozenset[int],
     pool_owners: int,
     need: capacity.Need | None = None,
+    platform_class: str | None = None,
 ) -> str | None:
     """Why this host may not take a replica of this job, or None when it may (when it is idle:
     whether it has room beside what it runs is :func:`capacity.fits`, a wait, not a refusal)."""
@@ -106,6 +108,9 @@ def refusal(
                     capacity.NETWORK: NO_NETWORK, capacity.DISK: NO_DISK}[lack]
     if not visibility.admits(host.owner_id, host.group):
         return NOT_ADMITTED
+    # Homogeneous redundancy: a job's replicas run on hosts of one platform, the first one's.
+    if platform_class is not None and (host.offer is None or host.offer.platform != platform_class):
+        return OTHER_CLASS
     # Another volunteer could still take it: keep volunteers distinct.
     if host.owner_id in owners_used and pool_owners > len(owners_used):
         return SAME_VOLUNTEER

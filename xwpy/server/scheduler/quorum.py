@@ -5,6 +5,15 @@ result is proven by the app's verifier. Disagreement and failures add replicas, 
 ``max_replicas`` results in all; ``max_errors`` failed replicas end the job in ERROR. Replicas lost
 with their host, or aborted, are not the job's fault and count against neither bound.
 
+With an app's comparator (:mod:`xwpy.compare`), results need not be identical to agree: each
+result carries the digests of the earlier ones the comparator found equivalent to it. The
+comparator need not be an equivalence (it may not be transitive), so no classes are formed: a
+result's support is the independent results identical or equivalent to it, and the result with
+the largest support (the first reported among equals) is certified — the canonical result — once
+that support reaches ``quorum``; exactly the results in its support are valid. Each valid result
+was found equivalent to the canonical one itself, never only through a third; and one decision
+names one canonical result, after which the job is final.
+
 ``decide`` sees replicas only, not hosts: a job that still wants replicas but that no host alive
 may run (its replicas disagree and every host has given a result, or its quorum needs more distinct
 hosts than the site has) is ended by the scheduler's no-quorum rule, documented in ``policy.py``.
@@ -50,6 +59,9 @@ class ReplicaView:
     # The replica whose work it continues (it resumed from that one's checkpoint): the two are one
     # vote, or a host could have its lie certified by handing it on in a checkpoint.
     origin: int | None = None
+    # The digests of earlier results its app's comparator found equivalent to its own (empty:
+    # bitwise, identical results only).
+    equivalent: frozenset[str] = frozenset()
 
     @property
     def lineage(self) -> int:
@@ -85,9 +97,24 @@ def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
     return digest if n >= quorum else None
 
 
+def equivalent_pairs(candidates: list[ReplicaView]) -> set[frozenset[str]]:
+    """The pairs of distinct digests a comparator found equivalent (empty when bitwise)."""
+    return {frozenset((r.digest, d)) for r in candidates for d in r.equivalent if d != r.digest}
+
+
 def _votes(candidates: list[ReplicaView]) -> Counter:
-    """Per digest, the independent results that gave it (one per lineage)."""
-    return Counter(digest for digest, _ in {(r.digest, r.lineage) for r in candidates})
+    """Per digest, the independent results (one per lineage) identical or equivalent to it."""
+    pairs = equivalent_pairs(candidates) if any(r.equivalent for r in candidates) else None
+    if not pairs:
+        return Counter(digest for digest, _ in {(r.digest, r.lineage) for r in candidates})
+    digests = {r.digest for r in candidates}
+    return Counter({d: len({r.lineage for r in candidates if r.digest == d or frozenset((d, r.digest)) in pairs})
+                    for d in digests})
+
+
+def supports(canonical: str, r: ReplicaView, pairs: set[frozenset[str]]) -> bool:
+    """Whether the result ``r`` counts for ``canonical``: identical, or found equivalent to it."""
+    return r.digest == canonical or frozenset((canonical, r.digest)) in pairs
 
 
 def agreement(candidates: list[ReplicaView]) -> int:
@@ -106,7 +133,8 @@ def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
 
     winner = _winner(policy.quorum, candidates)
     if winner is not None:
-        valid = frozenset(r.id for r in candidates if r.digest == winner)
+        pairs = equivalent_pairs(candidates)
+        valid = frozenset(r.id for r in candidates if supports(winner, r, pairs))
         return Decision(
             certified=winner,
             valid=valid,
