@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from xwpy.server.catalog.migrations import ops
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 
 
 def upgrade() -> None:
