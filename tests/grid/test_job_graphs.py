@@ -130,6 +130,7 @@ def test_cycles_and_unknown_or_foreign_parents_are_refused_at_submit(grid):
     assert not list(alice.jobs())
 
 
+@pytest.mark.parametrize("grid", ["sqlite", "postgres"], indirect=True)
 def test_the_coordinator_killed_mid_graph_loses_and_duplicates_nothing(grid, tmp_path):
     alice = _site(grid)
     specs = _three_levels(pause="0.3")
