@@ -38,6 +38,11 @@ class CatalogConfig:
     # How long a write waits for a SQLite catalog locked by another program (a backup, a sqlite3
     # shell) before the request is answered 503 "retry later".
     busy_timeout_seconds: float = 30.0
+    # One coordinator leads a catalog (catalog/lease.py); others wait as standbys. PostgreSQL: the
+    # leader renews its lease every third of lease_seconds; a standby takes over from a leader
+    # that died at once, from one silent (paused, cut off) once its lease has run out.
+    lease_seconds: float = 10.0
+    standby_poll_seconds: float = 1.0  # how often a standby tries to take the lease
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,10 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
         raise ConfigError("[catalog] sqlite_synchronous must be NORMAL or FULL")
     if not 0 < cfg.catalog.busy_timeout_seconds <= 3600:
         raise ConfigError("[catalog] busy_timeout_seconds must be in (0, 3600]")
+    if not 0.5 <= cfg.catalog.lease_seconds <= 3600:
+        raise ConfigError("[catalog] lease_seconds must be in [0.5, 3600]")
+    if not 0 < cfg.catalog.standby_poll_seconds <= cfg.catalog.lease_seconds:
+        raise ConfigError("[catalog] standby_poll_seconds must be > 0 and at most lease_seconds")
     if not cfg.scheduler.no_quorum_seconds > 0:
         raise ConfigError("[scheduler] no_quorum_seconds must be > 0")
     if not cfg.scheduler.silent_leases >= 1:

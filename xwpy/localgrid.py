@@ -23,6 +23,7 @@ from typing import Callable
 
 from xwpy.client.api import Client, ClientError, Endpoint
 from xwpy.lifecycle import JobStatus
+from xwpy.config import SiteConfig
 from xwpy.site import init_site
 
 CODE_ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +181,26 @@ class LocalGrid:
         self.cfg = dataclasses.replace(self.cfg, **{section: value})
         (self.cfg.dir / config.CONFIG_NAME).write_text(config.render(self.cfg))
 
+    def add_coordinator(self, name: str) -> SiteConfig:
+        """Another coordinator of this site, to start with ``start_coordinator(site=...)`` (a standby
+        while the first leads): a copy of the site directory — the same CA, server certificate,
+        admin token and catalog (a SQLite file by its absolute path), the blob store linked — on
+        a port of its own. Its configuration is returned; its URL is ``https://127.0.0.1:PORT``."""
+        import dataclasses
+
+        from xwpy import config
+
+        src = self.cfg.dir
+        dest = self.root / name
+        shutil.copytree(src, dest, ignore=lambda d, names: [n for n in names if d == str(src) and (
+            n in ("run", "blobs") or n.startswith("catalog.sqlite"))])
+        (dest / "blobs").symlink_to(self.cfg.blobs)
+        cfg = dataclasses.replace(
+            self.cfg, dir=dest, coordinator=dataclasses.replace(self.cfg.coordinator, port=free_port()),
+            catalog=dataclasses.replace(self.cfg.catalog, url=self.cfg.database_url))
+        (dest / config.CONFIG_NAME).write_text(config.render(cfg))
+        return cfg
+
     def chain_info(self, timeout: float = 60) -> dict:
         """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""
         path = self.cfg.dir / "run" / "chain.json"
@@ -208,10 +229,15 @@ class LocalGrid:
         self.procs.append(proc)
         return proc
 
-    def start_coordinator(self) -> Proc:
-        run_file = self.cfg.run_file
+    def start_coordinator(self, site: SiteConfig | None = None) -> Proc:
+        """The site's coordinator (or that of ``site``, from add_coordinator), once it listens: as
+        the leader, or as a standby if another coordinator leads the catalog."""
+        cfg = site or self.cfg
+        run_file = cfg.run_file
         run_file.unlink(missing_ok=True)
-        proc = self.coordinator = self.spawn("coordinator", "coordinator", "--site", str(self.cfg.dir))
+        proc = self.spawn("coordinator" if site is None else cfg.dir.name, "coordinator", "--site", str(cfg.dir))
+        if site is None:
+            self.coordinator = proc
 
         def up():
             if not proc.alive():

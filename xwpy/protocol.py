@@ -1063,7 +1063,7 @@ class HealthCheck:
 
 @message
 class Health:
-    status: str = field(OneOf("ok", "failing"))
+    status: str = field(OneOf("ok", "failing", "standby"))  # standby: another coordinator leads
     failed: tuple[str, ...] = field(ListOf(Str(64), 64))
     checks: dict = field(MapOf(Nested(HealthCheck), 64))
 

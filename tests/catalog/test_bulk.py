@@ -62,3 +62,45 @@ def test_skip_existing_and_select_by_ids(catalog_url):
         assert sorted(rows) == [(i, "first" if i <= 300 else "second", [i] if i <= 300 else []) for i in range(7, 351, 7)]
     finally:
         eng.dispose()
+
+
+guarded = Table("guarded", MetaData(), Column("id", Integer, primary_key=True), Column("status", String(10)),
+                Column("b", Integer))
+STATES = ("PENDING", "RUNNING", "COMPLETED", "ERROR")
+
+
+def test_guarded_update_applies_only_to_rows_in_the_states_expected(catalog_url):
+    """A conditional update (the scheduler's) changes every row, or none when one of them is not in
+    a state it may change (a late ERROR never overwrites a COMPLETED): StaleWrite, rolled back."""
+    eng = create_engine(catalog_url)
+    guarded.metadata.create_all(eng)
+    allowed = ("PENDING", "RUNNING")
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.sampled_from(STATES), min_size=1, max_size=300), st.data())
+    def run(states, data):
+        with eng.begin() as conn:
+            conn.execute(guarded.delete())
+            bulk.insert_rows(conn, guarded, [{"id": i + 1, "status": s, "b": 0} for i, s in enumerate(states)])
+        ids = data.draw(st.lists(st.integers(1, len(states)), unique=True, min_size=1))
+        new = data.draw(st.sampled_from(STATES))
+        stale = any(states[i - 1] not in allowed for i in ids)
+        try:
+            with eng.begin() as conn:
+                bulk.update_rows(conn, guarded, {i: {"status": new, "b": i} for i in ids},
+                                 guard=lambda keys: (("status", allowed),))
+        except bulk.StaleWrite:
+            assert stale
+        else:
+            assert not stale
+        with eng.connect() as conn:
+            got = {r.id: (r.status, r.b) for r in conn.execute(select(guarded))}
+        expect = {i + 1: (s, 0) for i, s in enumerate(states)}
+        if not stale:
+            expect.update({i: (new, i) for i in ids})
+        assert got == expect
+
+    try:
+        run()
+    finally:
+        eng.dispose()

@@ -3,6 +3,11 @@
 ``make_service(config, reactor)`` is the whole process layout. ``Coordinator`` only assembles and
 starts its parts: the API and the oracle work through :class:`xwpy.server.grid.Grid`, which holds
 the access rules and is the one door into the state.
+
+It leads its catalog before it loads anything from it (:mod:`xwpy.server.catalog.lease`): while
+another coordinator leads, it listens as a standby (every request answered 503 "standby") and tries
+again every ``[catalog] standby_poll_seconds``; once it leads, it loads the state and serves. If
+another coordinator takes the catalog over, this one's writes are refused and it exits, in one line.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from xwpy import logs, pki, protocol
+from xwpy.backoff import Backoff
 from xwpy.config import SiteConfig
 from xwpy.server import api as api_module
 from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
 from xwpy.server.api.router import BoundedRequest
+from xwpy.server.api.standby import Standby
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
+from xwpy.server.catalog import lease as lease_module
 from xwpy.server.catalog import users as users_catalog
-from xwpy.server.catalog.connector import Catalog
+from xwpy.server.catalog.connector import Catalog, CatalogFenced
 from xwpy.server.directory import Directory
 from xwpy.server.grid import Grid
 from xwpy.server.samples import SAMPLE_SECONDS
@@ -58,6 +66,11 @@ class Coordinator(service.MultiService):
         self.url: str | None = None
         self.ready: Deferred = Deferred()
         self.sampler: task.LoopingCall | None = None  # throughput for the dashboard
+        self.lease: lease_module.PostgresLease | lease_module.FileLease | None = None
+        self.epoch: int | None = None  # the catalog's lease epoch, once this coordinator leads
+        self.fenced: CatalogFenced | None = None  # set when another coordinator took the catalog over
+        self._renewer: task.LoopingCall | None = None
+        self._site: server.Site | None = None
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -78,12 +91,17 @@ class Coordinator(service.MultiService):
         if self.reactor.running:
             self.reactor.stop()
 
-    async def _start(self) -> str:
+    async def _start(self) -> str | None:
         cfg = self.config
+        name = lease_module.session_name()
         self.catalog = await deferToThread(
             Catalog.open, cfg.database_url, self.reactor, read_threads=cfg.catalog.read_threads,
             sqlite_synchronous=cfg.catalog.sqlite_synchronous, busy_timeout=cfg.catalog.busy_timeout_seconds,
+            session_name=name,
         )
+        self.lease = lease_module.for_engine(self.catalog.engine, name, cfg.catalog.lease_seconds)
+        if not await self._lead():
+            return None  # stopped while standby
         self.blobs = BlobStore(cfg.blobs)
         users = await self.catalog.read(users_catalog.all_users)
         hosts = await self.catalog.read(hosts_catalog.all_hosts)
@@ -131,12 +149,83 @@ class Coordinator(service.MultiService):
             self.oracle = self.grid.oracle = OracleService(self.grid, self.catalog)
             self.oracle.setServiceParent(self)
             await self.oracle.start()
-        self.port = await self._listen(api_module.build(self.grid, access_log=self.config.coordinator.access_log))
+        resource = api_module.build(self.grid, access_log=self.config.coordinator.access_log)
+        if self.port is None:
+            self.port = await self._listen(resource)
+        else:  # it listened as a standby: the same port serves the API from now on
+            self._site.resource = resource
         self.url = f"https://{cfg.coordinator.public_host}:{self.port.getHost().port}"
         self._write_run_file()
         self._on_sighup()
         log.info("coordinator listening on {url}", url=self.url)
         return self.url
+
+    # -- the catalog's lease ---------------------------------------------------------------------
+
+    async def _lead(self) -> bool:
+        """Take the catalog's lease, as a standby for as long as another coordinator holds it.
+        False if the service stopped meanwhile."""
+        cfg = self.config.catalog
+        backoff = Backoff(cfg.standby_poll_seconds, max(cfg.standby_poll_seconds, cfg.lease_seconds))
+        said = None
+        while True:
+            try:
+                seen = await deferToThread(self.lease.try_lead)
+            except Exception as e:  # noqa: BLE001 - the database out of reach: try again
+                log.warn("catalog lease not taken, trying again: {why}", why=str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+                seen, delay = None, backoff.next()
+            else:
+                backoff.reset()
+                delay = cfg.standby_poll_seconds
+            if seen is not None and seen.epoch is not None:
+                break
+            if not self.running:
+                return False
+            if seen is not None and seen.evicted:
+                log.warn("the catalog's leader ({holder}) let its lease run out: its sessions are ended, "
+                         "taking over", holder=seen.holder)
+            elif seen is not None and said != seen.holder:
+                said = seen.holder
+                log.info("standby: the catalog is led by {holder} (epoch {epoch}); waiting for its lease",
+                         holder=seen.holder, epoch=seen.their_epoch)
+                if self.port is None:
+                    self.port = await self._listen(Standby())
+                    self.url = f"https://{self.config.coordinator.public_host}:{self.port.getHost().port}"
+                    self._write_run_file(standby=True)
+                    log.info("standby listening on {url} (answering 503 until it leads)", url=self.url)
+            await task.deferLater(self.reactor, delay, lambda: None)
+            if not self.running:
+                return False
+        self.epoch = seen.epoch
+        self.catalog.fence(seen.epoch)
+        self.catalog.on_fenced = self._on_fenced
+        log.info("leading the catalog (epoch {epoch})", epoch=seen.epoch)
+        if self.lease.renews:
+            self._renewer = task.LoopingCall(self._renew)
+            self._renewer.clock = self.reactor
+            self._renewer.start(cfg.lease_seconds / 3, now=False)
+        return True
+
+    def _renew(self) -> Deferred:
+        def failed(f):
+            if f.check(lease_module.Fenced):
+                self._on_fenced(CatalogFenced(f.getErrorMessage()))
+            else:
+                log.warn("catalog lease not renewed (writes stay fenced), trying again: {why}",
+                         why=f.getErrorMessage().splitlines()[0][:200] if f.getErrorMessage() else f.type.__name__)
+
+        return deferToThread(self.lease.renew).addErrback(failed)
+
+    def _on_fenced(self, err: CatalogFenced) -> None:
+        """Another coordinator leads the catalog: nothing this one writes will be stored. Stop."""
+        if self.fenced is not None:
+            return
+        self.fenced = err
+        if self._renewer is not None and self._renewer.running:
+            self._renewer.stop()
+        log.critical("coordinator stopped: {why}", why=str(err))
+        if self.reactor.running:
+            self.reactor.stop()
 
     # -- the server certificate ------------------------------------------------------------------
 
@@ -182,16 +271,17 @@ class Coordinator(service.MultiService):
         site.timeOut = limits.idle_timeout_seconds
         site.noisy = False
         site.guard = Guard.from_limits(limits)
+        self._site = site
         self.tls = pki.ServerTLS(cfg.server_cert.read_bytes(), cfg.server_key.read_bytes())
         self.connections = GuardedTLSFactory(self.tls, site, site.guard)
         endpoint = TCP4ServerEndpoint(self.reactor, cfg.coordinator.port, backlog=1024, interface=cfg.coordinator.interface)
         return await endpoint.listen(self.connections)
 
-    def _write_run_file(self) -> None:
+    def _write_run_file(self, standby: bool = False) -> None:
         path = self.config.run_file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid(), **({"standby": True} if standby else {})}))
         os.replace(tmp, path)
 
     def stopService(self):
@@ -199,6 +289,8 @@ class Coordinator(service.MultiService):
         steps = []
         if self.sampler is not None and self.sampler.running:
             self.sampler.stop()
+        if self._renewer is not None and self._renewer.running:
+            self._renewer.stop()
         if self.port is not None:
             steps.append(self.port.stopListening())
         if self.url is not None:  # only the run file this coordinator wrote
@@ -214,6 +306,8 @@ class Coordinator(service.MultiService):
                 await d
             if self.catalog is not None:
                 await self.catalog.close()
+            if self.lease is not None:  # after the last write: a standby may take over at once
+                await deferToThread(self.lease.release)
 
         return Deferred.fromCoroutine(finish())
 

@@ -40,7 +40,7 @@ def run_coordinator(site_dir: Path, log_level: str | None = None) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", svc.stopService)
     reactor.run()
     logs.flush()
-    return 1 if failed else 0
+    return 1 if failed or svc.fenced is not None else 0
 
 
 # The cyclic garbage collector's thresholds. Python's defaults (700, 10, 10) made a full

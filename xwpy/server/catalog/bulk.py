@@ -9,6 +9,10 @@ handful of statements.
 Row counts are rounded up to powers of two so that each statement shape is built (and prepared by
 the driver) once: inserts are split into power-of-two chunks, updates are padded with rows for
 id 0, which matches nothing (ids start at 1). Other databases get one statement per row.
+
+Updates may be conditional (``guard``: the states a row must be in for the update to apply, e.g. a
+job not final yet): a row found in another state makes the whole write fail (:class:`StaleWrite`),
+so that a late ERROR never overwrites a COMPLETED, whoever wrote it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from typing import Callable
+
 from sqlalchemy import JSON, Table, bindparam
 
 MAX_ROWS = 256
+
+# For a set of updated columns, the (column, values it may hold) each row must match.
+Guard = Callable[[tuple[str, ...]], tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+class StaleWrite(RuntimeError):
+    """A conditional update found rows no longer in the state the writer believed: nothing of the
+    transaction is stored."""
 
 
 def _chunks(n: int) -> list[int]:
@@ -86,8 +100,9 @@ def select_by_ids(conn, table: Table, columns: tuple[str, ...], ids: list[int]) 
     return out
 
 
-def update_rows(conn, table: Table, rows: dict[int, dict]) -> None:
-    """``UPDATE table SET ... WHERE id = ...`` for each row id, grouped by the set of columns."""
+def update_rows(conn, table: Table, rows: dict[int, dict], *, guard: Guard | None = None) -> None:
+    """``UPDATE table SET ... WHERE id = ...`` for each row id, grouped by the set of columns; with
+    ``guard``, ``AND column IN (values)`` too, and StaleWrite unless every row was updated."""
     groups: dict[tuple, list[tuple]] = defaultdict(list)
     for row_id, fields in rows.items():
         keys = tuple(sorted(fields))
@@ -99,12 +114,17 @@ def update_rows(conn, table: Table, rows: dict[int, dict]) -> None:
             conn.execute(stmt, [{"p_id": r[0], **{f"p_{k}": v for k, v in zip(keys, r[1:])}} for r in data])
             continue
         procs = [_processor(c, dialect) for c in (table.c.id, *(table.c[k] for k in keys))]
+        cond = guard(keys) if guard is not None else ()
         for start in range(0, len(data), MAX_ROWS):
             chunk = data[start:start + MAX_ROWS]
+            real = len(chunk)
             padded = 1 << (len(chunk) - 1).bit_length()
             chunk = chunk + [(0, *([None] * len(keys)))] * (padded - len(chunk))
             params = [p(v) if p and v is not None else v for row in chunk for p, v in zip(procs, row)]
-            conn.exec_driver_sql(_update_sql(dialect, table, keys, padded), tuple(params))
+            done = conn.exec_driver_sql(_update_sql(dialect, table, keys, padded, cond), tuple(params)).rowcount
+            if cond and done != real:
+                raise StaleWrite(f"{real - done} of {real} {table.name} rows were not in the state this "
+                                 f"coordinator expected ({_said(cond)}): written by someone else")
 
 
 def _processor(col, dialect):
@@ -113,8 +133,12 @@ def _processor(col, dialect):
     return col.type.bind_processor(dialect)
 
 
-def _update_sql(dialect, table: Table, keys: tuple, n: int) -> str:
-    cached = _SQL.get(("update", dialect.name, table.name, keys, n))
+def _said(cond) -> str:
+    return ", ".join(f"{col} in {'/'.join(values)}" for col, values in cond)
+
+
+def _update_sql(dialect, table: Table, keys: tuple, n: int, cond=()) -> str:
+    cached = _SQL.get(("update", dialect.name, table.name, keys, n, cond))
     if cached is not None:
         return cached
     q = dialect.identifier_preparer.quote
@@ -129,8 +153,16 @@ def _update_sql(dialect, table: Table, keys: tuple, n: int) -> str:
         names = ", ".join(["id", *(q(k) for k in keys)])
         sets = ", ".join(f"{q(k)} = v.{q(k)}" for k in keys)
         sql = f"UPDATE {name} SET {sets} FROM (VALUES {', '.join([row] * n)}) AS v({names}) WHERE {name}.id = v.id"
-    _SQL[("update", dialect.name, table.name, keys, n)] = sql
+    for col, values in cond:  # the values are the code's own constants (statuses), never input
+        sql += f" AND {name}.{q(col)} IN ({', '.join(_literal(v) for v in values)})"
+    _SQL[("update", dialect.name, table.name, keys, n, cond)] = sql
     return sql
+
+
+def _literal(value: str) -> str:
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a status: {value!r}")
+    return f"'{value}'"
 
 
 _SQL: dict[tuple, str] = {}

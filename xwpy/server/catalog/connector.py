@@ -11,6 +11,10 @@ commit: every later one fails too, until the scheduler has rebuilt its state fro
 calls :meth:`Catalog.reset_failure`. Other writes are simply retried one by one; one the database
 cannot take (locked, full, unreachable) fails with :class:`CatalogUnavailable` too.
 
+Once the coordinator leads the catalog (:mod:`xwpy.server.catalog.lease`), every write transaction
+starts by checking the lease's epoch: a coordinator that another has replaced has each write
+refused (:class:`CatalogFenced`), and hears it once (``on_fenced``).
+
 Reads run on a small thread pool, each on its own connection (SQLite in WAL mode lets readers
 proceed while the writer commits). With SQLite, a checkpointer thread copies the write-ahead log
 into the database file in the background, so that commits never wait for it.
@@ -34,7 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from xwpy.server.catalog import revision
+from xwpy.server.catalog import lease, revision
 
 log = Logger()
 
@@ -48,6 +52,10 @@ class CatalogUnavailable(RuntimeError):
     """A write could not be committed; nothing of it was stored."""
 
 
+class CatalogFenced(CatalogUnavailable):
+    """Another coordinator leads the catalog now: no write of this one will ever be committed."""
+
+
 @dataclass
 class _Op:
     fn: Callable[..., Any] | None
@@ -58,7 +66,7 @@ class _Op:
 
 
 def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORMAL",
-                busy_timeout: float = 30.0) -> Engine:
+                busy_timeout: float = 30.0, session_name: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         eng = create_engine(
             url,
@@ -80,7 +88,10 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
             cur.close()
 
         return eng
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # Every session named as this process's (PostgreSQL's application_name): a standby taking over
+    # from this coordinator, silent past its lease, ends them all by that name (lease.py).
+    args = {"application_name": session_name} if session_name and url.startswith("postgresql") else {}
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=args)
 
 
 class Catalog:
@@ -99,6 +110,9 @@ class Catalog:
         self._readers = ThreadPool(minthreads=1, maxthreads=read_threads, name="catalog-read")
         self._closed: Deferred | None = None
         self._batch_appliers: dict[str, Callable[[Any, list[Any]], list[Any]]] = {}
+        self._epoch: int | None = None  # the lease's epoch, checked by every write once set
+        self.on_fenced: Callable[[CatalogFenced], None] | None = None  # told once, on the reactor thread
+        self._fenced: CatalogFenced | None = None
         self.commits = 0  # transactions committed (for benchmarks)
         self.writes = 0  # write operations committed
         self.write_seconds = 0.0  # time spent in write transactions
@@ -118,9 +132,9 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str, reactor, *, read_threads: int = 4, sqlite_synchronous: str = "NORMAL",
-             busy_timeout: float = 30.0) -> "Catalog":
+             busy_timeout: float = 30.0, session_name: str | None = None) -> "Catalog":
         eng = make_engine(url, pool_size=read_threads + 2, sqlite_synchronous=sqlite_synchronous,
-                          busy_timeout=busy_timeout)
+                          busy_timeout=busy_timeout, session_name=session_name)
         try:
             revision.open_or_create(eng)  # a new database becomes a catalog; an old one must be upgraded
         except BaseException:
@@ -162,6 +176,10 @@ class Catalog:
         return d
 
     # -- API ---------------------------------------------------------------------------------------
+
+    def fence(self, epoch: int) -> None:
+        """From now on every write transaction first checks that ``epoch`` is still the lease's."""
+        self._epoch = epoch
 
     def write(self, fn: Callable[..., Any], *args: Any, engine: bool = False) -> Deferred:
         """Run ``fn(conn, *args)`` in a write transaction; fire with its result once committed."""
@@ -226,7 +244,8 @@ class Catalog:
         live = []
         for i, op in enumerate(batch):
             if op.engine and failed is not None:
-                outcomes[i] = (False, CatalogUnavailable(f"catalog write failed earlier: {failed}"))
+                outcomes[i] = (False, failed if isinstance(failed, CatalogFenced)
+                               else CatalogUnavailable(f"catalog write failed earlier: {failed}"))
             else:
                 live.append(i)
         if not live:
@@ -238,6 +257,16 @@ class Catalog:
             self.commits += 1
             self.writes += len(live)
         except Exception as e:  # noqa: BLE001 - any database failure
+            fenced = self._fenced_by(e)
+            if fenced is not None:
+                with self._lock:
+                    self._failed = fenced
+                first, self._fenced = self._fenced is None, fenced
+                if first and self.on_fenced is not None:
+                    self._reactor.callFromThread(self.on_fenced, fenced)
+                for i in live:
+                    outcomes[i] = (False, fenced)
+                return outcomes  # type: ignore[return-value]
             err = CatalogUnavailable(f"catalog write failed: {type(e).__name__}: {_short(e)}")
             if any(batch[i].engine for i in live):
                 with self._lock:
@@ -258,10 +287,28 @@ class Catalog:
                     outcomes[i] = self._run([batch[i]])[0]
         return outcomes  # type: ignore[return-value]
 
+    def _fenced_by(self, e: Exception) -> CatalogFenced | None:
+        """Whether ``e`` means another coordinator leads now: the fence refused the write, or the
+        session was cut (a standby taking over ends a silent leader's sessions) and the epoch moved."""
+        if self._epoch is None:
+            return None
+        if isinstance(e, lease.Fenced):
+            return CatalogFenced(str(e))
+        if isinstance(e, (OperationalError, InterfaceError)):
+            try:
+                epoch, holder = lease.current(self.engine)
+            except Exception:  # noqa: BLE001 - out of reach: an ordinary failure, retried
+                return None
+            if epoch != self._epoch:
+                return CatalogFenced(str(lease.Fenced(self._epoch, epoch, holder)))
+        return None
+
     def _transaction(self, ops: list[_Op]) -> list[Any]:
         t = time.perf_counter()
         try:
             with self.engine.begin() as conn:
+                if self._epoch is not None:
+                    lease.check(conn, self._epoch)
                 results: list[Any] = []
                 i = 0
                 while i < len(ops):
@@ -294,4 +341,4 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
-__all__ = ["Catalog", "CatalogUnavailable", "make_engine"]
+__all__ = ["Catalog", "CatalogFenced", "CatalogUnavailable", "make_engine"]

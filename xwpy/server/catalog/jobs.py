@@ -193,12 +193,32 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
 # -- writing the scheduler's changes --------------------------------------------------------------
 
 
+_ACTIVE_REPLICA = tuple(s.value for s in ReplicaStatus if s.active)
+
+
+def job_guard(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The scheduler changes only jobs that are not final: a final one is never written again."""
+    return (("status", tuple(ACTIVE_JOB)),)
+
+
+def replica_guard(keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A replica's status changes only while it is active, its validation only while pending
+    (lifecycle/replica.py); its lease, progress or credit whenever."""
+    out = []
+    if "status" in keys:
+        out.append(("status", _ACTIVE_REPLICA))
+    if "validation" in keys:
+        out.append(("validation", (Validation.PENDING.value,)))
+    return tuple(out)
+
+
 def apply(conn, ch: Changes) -> None:
-    """Write a Changes record (the scheduler's): inserts first, then updates, each as multi-row statements."""
+    """Write a Changes record (the scheduler's): inserts first, then updates, each as multi-row
+    statements; the updates only of rows in the states the scheduler believed (StaleWrite if not)."""
     bulk.insert_rows(conn, jobs, ch.jobs_new)
     bulk.insert_rows(conn, replicas, ch.replicas_new)
-    bulk.update_rows(conn, jobs, ch.jobs)
-    bulk.update_rows(conn, replicas, ch.replicas)
+    bulk.update_rows(conn, jobs, ch.jobs, guard=job_guard)
+    bulk.update_rows(conn, replicas, ch.replicas, guard=replica_guard)
     bulk.update_rows(conn, hosts, ch.hosts)
 
 

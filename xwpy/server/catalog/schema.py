@@ -1,7 +1,8 @@
 """The catalog's whole schema, on one page.
 
-Times are UNIX seconds (float). Ids of jobs and replicas are allocated by the scheduler (one
-coordinator owns a catalog), so rows can be written in batches without a round trip for each id.
+Times are UNIX seconds (float). Ids of jobs and replicas are allocated by the scheduler of the one
+coordinator that leads the catalog (``leadership``), from the catalog's largest ids as it takes the
+lease, so rows can be written in batches without a round trip for each id.
 
 Indexes follow the hot paths: a work request or a result touches rows by primary key only; the
 start-up rebuild finds active jobs through ``jobs(status)``; listings go through an owner's index.
@@ -311,4 +312,16 @@ payout_leaves = Table(
     Column("amount", String(78), nullable=False),
     Column("proof", JSON, nullable=False),  # ["0x..."], the siblings from the leaf up
     Index("ix_payout_leaves_account", "account"),
+)
+
+# The catalog's leader (xwpy/server/catalog/lease.py): one row, id 1. ``epoch`` grows by one at each
+# takeover and every write transaction checks it (a leader that has been replaced writes nothing);
+# ``expires_at`` is the leader's lease in the database's clock (PostgreSQL), renewed while it leads.
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=False),  # host, pid and session name of the leader
+    Column("expires_at", Float, nullable=False),
 )

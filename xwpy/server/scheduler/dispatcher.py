@@ -30,7 +30,7 @@ from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import blobs as blobs_catalog
 from xwpy.server.catalog import health as catalog_health
 from xwpy.server.catalog import jobs as jobs_catalog
-from xwpy.server.catalog.connector import Catalog, CatalogUnavailable
+from xwpy.server.catalog.connector import Catalog, CatalogFenced, CatalogUnavailable
 from xwpy.server.catalog.rows import App
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
@@ -263,6 +263,9 @@ class Dispatcher(service.Service):
 
     def _freeze(self, why: str) -> None:
         if self._frozen is not None:
+            return
+        if self.catalog.failure is not None and isinstance(self.catalog.failure, CatalogFenced):
+            self._frozen = why  # another coordinator leads: nothing to recover (the process stops)
             return
         self._frozen = why
         self.stats.rebuilds += 1
