@@ -141,7 +141,8 @@ def _wall(argv: list[str], env: dict) -> float:
     import sys
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, *argv], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, *argv], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=120)  # a hung search must end the benchmark, not stall it
     return time.perf_counter() - t0
 
 

@@ -8,11 +8,11 @@ verification of results.
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import signal
 import threading
 import time
-from functools import partial
+from collections import deque
+from multiprocessing.connection import wait
 from typing import Optional, Sequence
 
 from xwpy.apps.vanitygen import kernels, unit
@@ -20,9 +20,20 @@ from xwpy.apps.vanitygen.candidates import PER_POINT
 from xwpy.apps.vanitygen.prefix import compile_prefix
 
 
-def _worker_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # terminate() must kill, whatever the parent set
+def _serve(conn, kernel: Optional[str]) -> None:
+    """A worker process: run the units its parent sends, one at a time, until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        try:
+            index, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            data = unit.run_args(args, kernel)
+        except Exception:  # noqa: BLE001 - the search counts a failed unit and goes on
+            data = None
+        conn.send((index, data))
 
 
 def _context():
@@ -42,7 +53,13 @@ def _context():
 
 
 class LocalBackend:
-    """A process pool; use as a context manager so the pool dies with the search."""
+    """Worker processes, each with a pipe of its own; use as a context manager so that they die
+    with the search.
+
+    Not ``multiprocessing.Pool``: its workers share one result queue, and terminating a worker
+    while it sends a result leaves that queue's lock held, so ``Pool.terminate`` hung for ever
+    (seen once in a few dozen short searches). Nothing is shared here: killing a worker at any
+    moment loses only its own pipe."""
 
     def __init__(self, workers: int, kernel: Optional[str] = None) -> None:
         if workers < 1:
@@ -50,41 +67,68 @@ class LocalBackend:
         kernels.get(kernel)  # fail early on an unknown kernel name
         self.kernel = kernel
         self.workers = workers
-        self._done: queue.Queue = queue.Queue()
-        self._pool = _context().Pool(workers, initializer=_worker_signals)
+        self._ctx = _context()
+        self._queue: deque[tuple[int, list[str]]] = deque()
+        self._idle: list = []  # pipes of workers waiting for a unit
+        self._busy: dict = {}  # pipe -> (process, unit index)
+        self._procs: dict = {}  # pipe -> process
+        for _ in range(workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        mine, theirs = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_serve, args=(theirs, self.kernel), daemon=True)
+        proc.start()
+        theirs.close()
+        self._procs[mine] = proc
+        self._idle.append(mine)
+
+    def _feed(self) -> None:
+        while self._idle and self._queue:
+            conn = self._idle.pop()
+            index, args = self._queue.popleft()
+            conn.send((index, args))
+            self._busy[conn] = index
 
     def submit(self, units: Sequence[tuple[int, list[str]]]) -> None:
-        for index, args in units:
-            self._pool.apply_async(
-                unit.run_args,
-                (args, self.kernel),
-                callback=partial(self._finished, index),
-                error_callback=partial(self._failed, index),
-            )
-
-    def _finished(self, index: int, data: bytes) -> None:
-        self._done.put((index, data))
-
-    def _failed(self, index: int, exc: BaseException) -> None:
-        self._done.put((index, None))
+        self._queue.extend((index, list(args)) for index, args in units)
+        self._feed()
 
     def poll(self, timeout: float) -> list[tuple[int, Optional[bytes]]]:
-        try:
-            out = [self._done.get(timeout=timeout)]
-        except queue.Empty:
+        self._feed()
+        if not self._busy:
+            time.sleep(timeout)  # nothing running: the driver's pace, as an empty pool's would be
             return []
-        while True:
+        out = []
+        for conn in wait(list(self._busy), timeout):
+            index = self._busy.pop(conn)
             try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                return out
+                got, data = conn.recv()
+                out.append((got, data))
+                self._idle.append(conn)
+            except (EOFError, OSError):  # the worker died (a crash, the OOM killer): its unit failed
+                out.append((index, None))
+                self._procs.pop(conn).join(0)
+                conn.close()
+                self._spawn()
+        self._feed()
+        return out
 
     def cancel(self, indices: Sequence[int]) -> None:
-        """Pool tasks cannot be stopped one by one; closing the backend terminates them all."""
+        """Queued units are dropped; running ones end with the backend (closing kills them)."""
+        drop = set(indices)
+        self._queue = deque(u for u in self._queue if u[0] not in drop)
 
     def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        for conn, proc in self._procs.items():
+            if proc.is_alive():
+                proc.kill()
+            conn.close()
+        for proc in self._procs.values():
+            proc.join()
+        self._procs.clear()
+        self._idle.clear()
+        self._busy.clear()
 
     def __enter__(self) -> "LocalBackend":
         return self
