@@ -83,6 +83,18 @@ class LimitsConfig:
     min_free_bytes: int = 64 << 20  # the blob store's free space below which /health fails
     max_image_files: int = 200_000  # entries in an app's image, over all its layers
     max_image_bytes: int = 4 << 30  # an app's image unpacked (its archive is bounded by max_upload_bytes)
+    # Quotas, per user (admins are exempt; 0: none): jobs not final yet, and bytes of data they own.
+    max_jobs_per_user: int = 0
+    max_stored_bytes_per_user: int = 0
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    # Every gc_seconds the coordinator removes the blobs nothing refers to any more (no data row,
+    # app, job result, nor input or replica of a job not final) and untouched for grace_seconds
+    # (an upload whose data row or report is not written yet is never taken). 0: never.
+    gc_seconds: float = 3600.0
+    grace_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,7 @@ class SiteConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     shares: dict[str, float] = field(default_factory=dict)  # [shares] login = share (fair share)
 
     def path(self, name: str) -> Path:
@@ -164,6 +177,7 @@ _SECTIONS = {
     "scheduler": SchedulerConfig,
     "limits": LimitsConfig,
     "oracle": OracleConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -234,6 +248,8 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
     if not cfg.scheduler.usage_half_life_seconds >= 0:
         raise ConfigError("[scheduler] usage_half_life_seconds must be >= 0")
     _check_limits(cfg.limits)
+    if cfg.retention.gc_seconds < 0 or cfg.retention.grace_seconds < 0:
+        raise ConfigError("[retention] gc_seconds and grace_seconds must be >= 0")
     _check_oracle(cfg.oracle)
     return cfg
 
@@ -262,6 +278,9 @@ def _check_limits(lim: LimitsConfig) -> None:
                 "upload_session_seconds"):
         if not getattr(lim, key) > 0:
             raise ConfigError(f"[limits] {key} must be > 0")
+    for key in ("max_jobs_per_user", "max_stored_bytes_per_user"):
+        if getattr(lim, key) < 0:
+            raise ConfigError(f"[limits] {key} must be >= 0 (0: no limit)")
 
 
 def _check_oracle(o: OracleConfig) -> None:

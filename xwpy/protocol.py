@@ -847,6 +847,16 @@ class JobsCancelled:
 
 
 @message
+class Deleted:
+    """What a DELETE removed: jobs (with their replicas), data rows, and blobs gone from the
+    coordinator's store because nothing referred to them any more."""
+
+    jobs: int = field(Count, default=0)
+    data: int = field(Count, default=0)
+    blobs: int = field(Count, default=0)
+
+
+@message
 class UploadCancelled:
     cancelled: str = field(Str(64))
 

@@ -55,6 +55,7 @@ class Entry:
     expect: dict[str, int]  # role -> status
     body: object = None  # a JSON value, or bytes
     per_role: bool = False  # the body names the role: {role} in it is replaced
+    urls: dict[str, str] | None = None  # a request of its own for these roles (deletions: one object each)
 
 
 def statuses(ok=(), **refused) -> dict[str, int]:
@@ -99,6 +100,17 @@ def matrix(ids) -> list[Entry]:
         Entry("GET", "/data/{sha256:sha}", f"/data/{ids.alice_data}",
               statuses(ok=("admin", "alice"), bob=404, worker=404, host=404)),
         Entry("GET", "/data", "/data", statuses(ok=("admin", "alice", "bob"), worker=403, host=403)),
+        # Deleting: alice's own (each role its own target, else the first deletion would answer the
+        # others); an admin any owner's; bob's attempt on alice's is a 404 (it does not exist to him).
+        Entry("DELETE", "/data/{sha256:sha}", f"/data/{ids.deletable_data['alice']}",
+              statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
+              urls={r: f"/data/{sha}" for r, sha in ids.deletable_data.items()}),
+        Entry("DELETE", "/jobs/{job_id:int}", f"/jobs/{ids.deletable_jobs['alice']}",
+              statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
+              urls={r: f"/jobs/{jid}" for r, jid in ids.deletable_jobs.items()}),
+        Entry("DELETE", "/batches/{batch}", "/batches/del-alice",
+              statuses(ok=("admin", "alice"), bob=404, worker=403, host=403),
+              urls={r: f"/batches/del-{r}" for r in ("admin", "alice", "bob")}),
         # Resumable uploads: a user opens one as with PUT /data; a worker account may not, nor a host
         # that holds no work; a session is its opener's alone (another's id, or an unknown one: 404).
         Entry("POST", "/uploads", "/uploads", statuses(ok=("admin", "alice", "bob"), worker=403, host=403),
@@ -188,6 +200,9 @@ class Site:
     cancel_job: int = 0
     spare_host: int = 0
     host: int = 0  # the "host" role's
+    deletable_jobs: dict[str, int] | None = None  # alice's, one for each of admin, alice, bob to try
+    deletable_data: dict[str, str] | None = None
+    deletable_batches: dict[str, list[int]] | None = None
 
 
 def build_site(grid) -> Site:
@@ -207,6 +222,11 @@ def build_site(grid) -> Site:
         {"app": "alice-app", "args": [arg], "inputs": [{"name": "alicesecretdata.txt", "sha256": alice_data}]}
         for arg in ("alice-secret-arg", "alice-secret-arg-2")
     ], batch="alice-batch")
+    # What admin, alice and bob each try to delete (alice's, all): a job, a batch, data.
+    deleters = ("admin", "alice", "bob")
+    deletable = (dict(zip(deleters, alice.submit([{"app": "alice-app", "args": [f"del-{r}"]} for r in deleters]))),
+                 {r: alice.submit([{"app": "alice-app", "args": ["b"]}], batch=f"del-{r}") for r in deleters},
+                 {r: alice.put_bytes(f"alice's data for {r} to delete".encode())["sha256"] for r in deleters})
     host = grid.client(vol).call("POST", "/work/register", {"name": "vol-secret-host", "cpus": 1, "memory": 1 << 30})
     forged = "xwu_" + hashlib.sha256(os.urandom(16)).hexdigest()[:43]
     admin = grid.client()
@@ -224,6 +244,7 @@ def build_site(grid) -> Site:
     s.host = host["host_id"]
     s.alice_data = alice_data
     [s.alice_job, s.cancel_job] = alice_jobs
+    s.deletable_jobs, s.deletable_batches, s.deletable_data = deletable
     # A certified job of alice's, by the host acting by hand: pull it, report a result inline.
     [s.certified_job] = alice.submit([{"app": "public-app", "args": ["alice-secret-arg-3"]}])
     hc = grid.client(host["token"])
@@ -280,7 +301,7 @@ def test_rights_matrix(grid, ledger):
     for e in entries:
         for role in ROLES:
             token = site.tokens[role]
-            body, url = e.body, e.url
+            body, url = e.body, (e.urls or {}).get(role, e.url)
             if e.per_role:
                 body = (body.replace(b"{role}", role.encode()) if isinstance(body, bytes)
                         else json.loads(json.dumps(body).replace("{role}", role)))
@@ -334,6 +355,14 @@ def test_rights_matrix(grid, ledger):
     # Nothing refused took effect; nor did cancelling alice's batch by name, as bob.
     assert grid.client(site.tokens["bob"]).cancel(batch="alice-batch") == []
     admin = grid.client()
+    # Deleted: gone for good, blobs too; what bob tried to delete is still there.
+    for r in ("admin", "alice"):
+        for jid in (site.deletable_jobs[r], *site.deletable_batches[r]):
+            assert raw("GET", f"/jobs/{jid}", headers={"Authorization": f"Bearer {grid.admin_token}"})[0] == 404
+        assert not (grid.cfg.blobs / site.deletable_data[r][:2] / site.deletable_data[r][2:4] / site.deletable_data[r]).exists()
+    assert admin.job(site.deletable_jobs["bob"])["status"] == "PENDING"
+    assert admin.job(site.deletable_batches["bob"][0])["status"] == "PENDING"
+    assert (grid.cfg.blobs / site.deletable_data["bob"][:2] / site.deletable_data["bob"][2:4] / site.deletable_data["bob"]).exists()
     assert admin.job(site.alice_job)["status"] == "PENDING" and admin.job(site.cancel_job)["status"] == "CANCELLED"
     logins = {u["login"] for u in admin.users()}
     assert "new-admin" in logins and not logins & {f"new-{r}" for r in ROLES if r != "admin"}

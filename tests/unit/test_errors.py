@@ -10,7 +10,7 @@ from xwpy.server.api.router import STATUS, status_of
 PROMISED = {  # as the README and the clients expect them
     errors.BadRequest: 400, errors.Unauthorized: 401, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409,
     errors.Gone: 410,
-    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.Unavailable: 503,
+    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.OverQuota: 403, errors.Unavailable: 503,
 }
 
 

@@ -39,6 +39,7 @@ class StoreFull(BlobError):
 
 
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_HEX = frozenset("0123456789abcdef")
 
 
 class BlobStore:
@@ -106,7 +107,9 @@ class BlobStore:
         digest = hashlib.sha256(data).hexdigest()
         if expected is not None and digest != expected:
             raise DigestMismatch(f"content hashes to {digest}, not {expected}")
-        if self.size(digest) is None:
+        if self.size(digest) is not None:
+            self.touch(digest)
+        else:
             fd, tmp = tempfile.mkstemp(dir=self._tmp)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -150,6 +153,45 @@ class BlobStore:
 
     def copy_to(self, sha256: str, dest: Path) -> None:
         shutil.copyfile(self.path(sha256), dest)
+
+    # -- retention (xwpy.server.retention) ----------------------------------------------------------
+
+    def touch(self, sha256: str) -> None:
+        """Mark a stored blob as just stored (it is being relied upon again: not collected soon)."""
+        try:
+            os.utime(self.path(sha256))
+        except FileNotFoundError:
+            pass
+
+    def listing(self) -> dict[str, float]:
+        """Every stored blob: sha256 -> when it was last stored (mtime)."""
+        out = {}
+        for top in self.root.iterdir():
+            if not (len(top.name) == 2 and _HEX.issuperset(top.name) and top.is_dir()):
+                continue
+            for sub in top.iterdir():
+                for f in sub.iterdir() if sub.is_dir() else ():
+                    if len(f.name) == 64 and _HEX.issuperset(f.name):
+                        try:
+                            out[f.name] = f.stat().st_mtime
+                        except FileNotFoundError:
+                            continue
+        return out
+
+    def remove(self, shas: list[str], stored_before: float | None = None) -> list[str]:
+        """Delete these blobs' files — with ``stored_before``, only those last stored before then
+        (checked now: one stored again meanwhile stays). Those removed."""
+        gone = []
+        for sha in shas:
+            path = self.path(sha)
+            try:
+                if stored_before is not None and path.stat().st_mtime >= stored_before:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            gone.append(sha)
+        return gone
 
 
 def hash_prefix(path: Path, n: int):

@@ -138,6 +138,10 @@ class Coordinator(service.MultiService):
                              lambda: Deferred.fromCoroutine(self.grid.sweep_uploads()))
         sweep.clock = self.reactor
         sweep.setServiceParent(self)
+        if cfg.retention.gc_seconds > 0:  # the retention policy: unreferenced blobs collected
+            gc = TimerService(cfg.retention.gc_seconds, lambda: Deferred.fromCoroutine(self.grid.retention_round()))
+            gc.clock = self.reactor
+            gc.setServiceParent(self)
         if cfg.oracle.enabled:
             try:
                 import web3  # noqa: F401 - the oracle's chain stack, an extra of its own

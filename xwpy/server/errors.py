@@ -71,11 +71,17 @@ class TooMany(GridError):
     code = "too_many"
 
 
+class OverQuota(GridError):
+    """The caller is at a limit of theirs (jobs in progress, bytes stored): end or delete some first."""
+
+    code = "over_quota"
+
+
 class Unavailable(GridError):
     """Not now (storage full, scheduler rebuilding): try again later."""
 
     code = "unavailable"
 
 
-__all__ = ["BadRequest", "Conflict", "DigestMismatch", "Forbidden", "Gone", "GridError", "NotFound", "TooLarge",
-           "TooMany", "Unauthorized", "Unavailable"]
+__all__ = ["BadRequest", "Conflict", "DigestMismatch", "Forbidden", "Gone", "GridError", "NotFound", "OverQuota",
+           "TooLarge", "TooMany", "Unauthorized", "Unavailable"]

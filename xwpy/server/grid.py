@@ -31,7 +31,7 @@ from xwpy.server.catalog.connector import Catalog
 from xwpy.server.catalog.rows import App, AppVersion, Data, Host, Job, User
 from xwpy.server.directory import Directory, Principal
 from xwpy.server.errors import (
-    BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, TooLarge, TooMany, Unavailable,
+    BadRequest, Conflict, DigestMismatch, Forbidden, Gone, NotFound, OverQuota, TooLarge, TooMany, Unavailable,
 )
 from xwpy.server.feed import Feed
 from xwpy.server.finals import Finals
@@ -369,6 +369,8 @@ class Grid:
         limit = self._upload_limit(principal)
         if content is None:
             raise BadRequest("a body is required")
+        if principal.host_id is None:
+            await self._check_bytes_quota(principal.user, sha256, content.seek(0, 2))
         content.seek(0)
         try:
             digest, size = await deferToThread(self.blobs.put_stream, content, sha256, limit)
@@ -402,10 +404,14 @@ class Grid:
         caller = (principal.user.id, principal.host_id)
         if principal.host_id is not None and self.blobs.size(msg.sha256) == msg.size:
             # Another replica's identical result is stored: nothing to send. (A user's upload is
-            # always sent: having the bytes is what makes them the data's owner.)
+            # always sent: having the bytes is what makes them the data's owner.) Marked as stored
+            # now: the collector of unreferenced blobs leaves it until the report refers to it.
+            self.blobs.touch(msg.sha256)
             return self.uploads.completed(caller, msg.sha256, msg.size, self.now(), {})
         if msg.size > limit:
             raise TooLarge(f"{msg.size} bytes is more than the {limit} allowed", "size")
+        if principal.host_id is None:
+            await self._check_bytes_quota(principal.user, msg.sha256, msg.size)
         try:
             s = await deferToThread(self.uploads.create, caller, msg.sha256, msg.size, self.now(), msg.access, msg.name)
         except uploads.TooMany as e:
@@ -519,6 +525,7 @@ class Grid:
         return ids
 
     async def _submit(self, user: User, msg: protocol.SubmitJobs) -> list[int]:
+        self._check_job_quota(user, len(msg.jobs))
         shas = sorted({i.sha256 for spec in msg.jobs for i in spec.inputs})
         rows = await self.catalog.data.rows_for(shas) if shas else []
         parents = await self._parents(user, submission.parent_ids(msg))
@@ -626,6 +633,96 @@ class Grid:
         small = await self.catalog.blobs.get_many(shas) if shas else {}
         return with_inline([(jid, status, digest) for jid, _, status, digest in rows], small,
                            protocol.MAX_INLINE_FINALS)
+
+    # -- quotas, deletion, retention ------------------------------------------------------------------
+
+    def _check_job_quota(self, user: User, more: int) -> None:
+        limit = self.config.limits.max_jobs_per_user
+        if not limit or user.admin:
+            return
+        have = self.dispatcher.engine.active_by_owner.get(user.id, 0)
+        if have + more > limit:
+            raise OverQuota(f"{user.login} has {have} jobs in progress and may have {limit} ([limits] "
+                            f"max_jobs_per_user): {more} more refused; wait for some to end, or cancel some", "jobs")
+
+    async def _check_bytes_quota(self, user: User, sha256: str | None, size: int) -> None:
+        limit = self.config.limits.max_stored_bytes_per_user
+        if not limit or user.admin or (sha256 is not None and await self.catalog.data.owns(sha256, user.id)):
+            return
+        have = await self.catalog.data.stored_bytes(user.id)
+        if have + size > limit:
+            raise OverQuota(f"{user.login} stores {have} bytes and may store {limit} ([limits] "
+                            f"max_stored_bytes_per_user): {size} more refused; delete some data first "
+                            f"(xwpy delete data SHA256)", "size")
+
+    async def delete_data(self, user: User, sha256: str) -> tuple[int, int]:
+        """Delete the caller's data row of this blob (an admin: every owner's); the blob itself
+        goes at once when nothing else refers to it. How many rows and blobs went (NotFound if
+        the caller had no row)."""
+        if user.role == "worker":
+            raise Forbidden("worker accounts own no data")
+        gone = await self.catalog.data.delete(sha256, None if user.admin else user.id)
+        if not gone:
+            raise NotFound.of(f"data {sha256}")
+        log.info("data {sha} deleted by {login}", sha=sha256, login=user.login)
+        return gone, len(await self.collect([sha256]))
+
+    async def delete_jobs(self, user: User, job_ids: Iterable[int] = (),
+                          batch: str | None = None) -> tuple[list[int], int]:
+        """Delete jobs by id and/or a batch's: the user's own, any for an admin (NotFound
+        otherwise); those not final are cancelled first. A job that other jobs not final run after
+        is kept (Conflict). Their blobs go at once where nothing else refers to them. The jobs
+        deleted, and how many blobs went."""
+        owner = None if user.admin else user.id
+        ids = sorted(set(job_ids))
+        if ids:
+            owners = await self.catalog.jobs.owners_of(ids)
+            for jid in ids:
+                if jid not in owners or (owner is not None and owners[jid] != owner):
+                    raise NotFound.of(f"job {jid}")
+        if batch is not None:
+            found = await self.catalog.jobs.batch_ids(owner, batch)
+            if not found and not ids:
+                raise NotFound.of(f"batch {batch!r}")
+            ids = sorted({*ids, *found})
+        children = await self.catalog.jobs.active_children(ids)
+        if children:
+            child, parent = min(children.items())
+            raise Conflict(f"job {child} runs after job {parent} and is not final: delete or cancel it first",
+                           code="has_children")
+        await self.dispatcher.cancel([jid for jid in ids if self.dispatcher.active(jid)])
+        shas = await self.catalog.jobs.delete(ids)
+        self.reads.changed(None)
+        self.feed.bump()
+        log.info("{n} jobs deleted by {login}", n=len(ids), login=user.login)
+        return ids, len(await self.collect(sorted(shas)))
+
+    async def collect(self, shas: list[str], stored_before: float | None = None) -> list[str]:
+        """Remove those of these blobs nothing refers to any more (catalog rows in the writer's
+        transaction, then their files; with ``stored_before``, only files last stored before then)."""
+        if not shas:
+            return []
+        unreferenced = await self.catalog.blobs.drop_unreferenced(shas)
+        gone = await deferToThread(self.blobs.remove, unreferenced, stored_before)
+        if gone:
+            log.info("{n} unreferenced blobs removed", n=len(gone))
+        return gone
+
+    async def retention_round(self) -> None:
+        """:meth:`collect_garbage`, its failure logged (the next round tries again)."""
+        try:
+            await self.collect_garbage()
+        except Exception:
+            log.failure("collecting unreferenced blobs failed")
+
+    async def collect_garbage(self) -> int:
+        """The retention policy's round ([retention]): every blob nothing refers to and stored over
+        ``grace_seconds`` ago is removed, from disk and from the catalog. How many files went."""
+        cutoff = self.now() - self.config.retention.grace_seconds
+        stored = await deferToThread(self.blobs.listing)
+        old = [sha for sha, at in stored.items() if at < cutoff]
+        small = await self.catalog.blobs.all_shas()
+        return len(await self.collect(sorted({*old, *small}), cutoff))
 
     def on_final(self, listener: Callable[[list[int]], None]) -> None:
         self.dispatcher.on_final(listener)

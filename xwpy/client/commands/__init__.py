@@ -19,6 +19,7 @@ MODULES = {
     "hosts": "admin", "token": "admin", "users": "admin", "whoami": "admin",
     "app": "catalog", "data": "catalog", "image": "catalog",
     "cancel": "jobs", "result": "jobs", "status": "jobs", "submit": "jobs", "why": "jobs",
+    "delete": "cleanup",
     "chain": "chain",
     "vanity": "xwpy.apps.vanitygen.cli",
 }

@@ -63,6 +63,13 @@ def install(api: Api, grid) -> None:
             raise not_found(f"data {sha256}")
         return await response(found, ctx.request)
 
+    @api.route("DELETE", "/data/{sha256:sha}", SCIENTIST, reply=protocol.Deleted, errors=(404,))
+    async def delete(ctx: Ctx, sha256: str):
+        """Delete your data row of this blob (an admin: every owner's); the blob goes from the
+        store once nothing refers to it (no other owner's row, app, job result, live job)."""
+        rows, blobs = await grid.delete_data(ctx.user, _sha(sha256))
+        return protocol.Deleted(data=rows, blobs=blobs)
+
     @api.route("GET", "/data", SCIENTIST, query=protocol.Limit, reply=protocol.DataList)
     async def listing(ctx: Ctx):
         rows = await grid.data_of(ctx.user, limit=ctx.args.limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xwpy import protocol
 from xwpy.lifecycle import FINAL_NAMES
 from xwpy.server.api import data
-from xwpy.server.api.router import SCIENTIST, USER, Api, Ctx, json_raw
+from xwpy.server.api.router import SCIENTIST, USER, Api, Ctx, bad_request, json_raw
 from xwpy.server.catalog.rows import Job
 
 FINAL = frozenset(FINAL_NAMES)
@@ -99,6 +99,21 @@ def install(api: Api, grid) -> None:
     @api.route("GET", "/jobs/{job_id:int}/result", USER, reply=TAR, replies={206: TAR}, errors=(409, 410, 416))
     async def result(ctx: Ctx, job_id: int):
         return await data.response(await grid.result_of(ctx.user, job_id), ctx.request, TAR)
+
+    @api.route("DELETE", "/jobs/{job_id:int}", SCIENTIST, reply=protocol.Deleted, errors=(404, 409))
+    async def delete(ctx: Ctx, job_id: int):
+        """Delete a job (yours; any, for an admin), cancelled first if it is not final, with its
+        replicas and the blobs nothing else refers to. 409 while jobs not final run after it."""
+        ids, blobs = await grid.delete_jobs(ctx.user, [job_id])
+        return protocol.Deleted(jobs=len(ids), blobs=blobs)
+
+    @api.route("DELETE", "/batches/{batch}", SCIENTIST, reply=protocol.Deleted, errors=(404, 409))
+    async def delete_batch(ctx: Ctx, batch: str):
+        """Delete every job of a batch (yours; every owner's, for an admin), as one job is deleted."""
+        if not protocol.NAME_RE.fullmatch(batch):
+            raise bad_request("not a batch name (letters, digits, '.', '_', '-'; 1-64 chars)", "batch")
+        ids, blobs = await grid.delete_jobs(ctx.user, batch=batch)
+        return protocol.Deleted(jobs=len(ids), blobs=blobs)
 
     @api.route("POST", "/jobs/cancel", SCIENTIST, body=protocol.CancelJobs, reply=protocol.JobsCancelled, errors=(404,))
     async def cancel(ctx: Ctx):

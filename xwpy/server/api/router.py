@@ -61,7 +61,8 @@ class ApiError(Exception):
 # Each domain error's HTTP status (the first class in its MRO found here).
 STATUS: dict[type, int] = {
     errors.BadRequest: 400, errors.Unauthorized: 401, errors.Forbidden: 403, errors.NotFound: 404, errors.Conflict: 409, errors.Gone: 410,
-    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.Unavailable: 503,
+    errors.TooLarge: 413, errors.DigestMismatch: 422, errors.TooMany: 429, errors.OverQuota: 403,
+    errors.Unavailable: 503,
     errors.GridError: 400,
 }
 

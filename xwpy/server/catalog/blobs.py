@@ -8,11 +8,13 @@ import hashlib
 import zlib
 
 from sqlalchemy import select
+
+from xwpy.lifecycle import ACTIVE_NAMES
 from twisted.internet.defer import Deferred
 
 from xwpy.server.blobstore import Corrupt
 from xwpy.server.catalog import bulk
-from xwpy.server.catalog.schema import small_blobs
+from xwpy.server.catalog.schema import app_versions, apps, data, jobs, replicas, small_blobs
 
 
 def store(conn, blobs: list[tuple[str, bytes]]) -> None:
@@ -52,6 +54,56 @@ def _checked(sha256: str, packed: bytes) -> bytes:
     return data
 
 
+def live_inputs(conn, shas: list[str], after: int = 0) -> tuple[set[str], int]:
+    """Those of ``shas`` that jobs not final (with ids above ``after``) take as inputs, and the
+    highest job id seen: a scan of the active jobs, done as a read first so that the writer's
+    transaction (:func:`drop_unreferenced`) only looks at the jobs submitted since."""
+    wanted = set(shas)
+    out: set[str] = set()
+    top = after
+    q = select(jobs.c.id, jobs.c.inputs).where(jobs.c.status.in_(ACTIVE_NAMES), jobs.c.id > after)
+    for jid, inputs in conn.execute(q):
+        top = max(top, jid)
+        out.update(i["sha256"] for i in inputs or () if i.get("sha256") in wanted)
+    return out, top
+
+
+def referenced(conn, shas: list[str], inputs_seen: tuple[set[str], int] | None = None) -> set[str]:
+    """Those of ``shas`` that something still refers to: a data row (any owner's), an app's bundle
+    or image, a job's certified result, or an input, a replica's result or a checkpoint of a job
+    not final. Only the rest may be collected. ``inputs_seen``: :func:`live_inputs` read before."""
+    wanted = set(shas)
+    seen, after = inputs_seen if inputs_seen is not None else (set(), 0)
+    out = set(seen) | live_inputs(conn, shas, after)[0]
+    q = (select(replicas.c.result_sha256, replicas.c.checkpoint, replicas.c.resume)
+         .join(jobs, jobs.c.id == replicas.c.job_id).where(jobs.c.status.in_(ACTIVE_NAMES)))
+    for row in conn.execute(q):
+        out.update(b for b in row if b in wanted)
+    for column in (apps.c.image, app_versions.c.image):
+        for (image,) in conn.execute(select(column).where(column.is_not(None))):
+            if isinstance(image, dict) and image.get("sha256") in wanted:
+                out.add(image["sha256"])
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        for column in (data.c.sha256, apps.c.bundle_sha256, app_versions.c.bundle_sha256, jobs.c.result_sha256):
+            out.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk)).distinct()))
+    return out & wanted
+
+
+def drop_unreferenced(conn, shas: list[str], inputs_seen: tuple[set[str], int] | None = None) -> list[str]:
+    """Those of ``shas`` nothing refers to (:func:`referenced`), their rows here deleted: the
+    caller removes their files. In the writer's transaction, so no reference is added meanwhile."""
+    gone = sorted(set(shas) - referenced(conn, shas, inputs_seen))
+    for start in range(0, len(gone), 500):
+        conn.execute(small_blobs.delete().where(small_blobs.c.sha256.in_(gone[start:start + 500])))
+    return gone
+
+
+def all_shas(conn) -> list[str]:
+    return [r[0] for r in conn.execute(select(small_blobs.c.sha256))]
+
+
 class BlobsComponent:
     def __init__(self, catalog):
         self.catalog = catalog
@@ -61,3 +113,11 @@ class BlobsComponent:
 
     def get_many(self, shas: list[str]) -> Deferred:
         return self.catalog.read(get_many, shas)
+
+    async def drop_unreferenced(self, shas: list[str]) -> list[str]:
+        """As :func:`drop_unreferenced`, the scan of the active jobs' inputs read first (off the writer)."""
+        seen = await self.catalog.read(live_inputs, shas)
+        return await self.catalog.write(drop_unreferenced, shas, seen)
+
+    def all_shas(self) -> Deferred:
+        return self.catalog.read(all_shas)

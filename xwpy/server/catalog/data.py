@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from twisted.internet.defer import Deferred
 
 from xwpy.lifecycle import JobStatus
@@ -76,6 +76,23 @@ def rows_for(conn, sha256s: list[str]) -> list[Data]:
     return [_row(r) for r in conn.execute(_q().where(data.c.sha256.in_(sha256s)))] + job_results(conn, sha256s, None)
 
 
+def stored_bytes(conn, owner_id: int) -> int:
+    """Bytes of the data rows a user owns (a quota's measure)."""
+    return int(conn.execute(select(func.coalesce(func.sum(data.c.size), 0)).where(data.c.owner_id == owner_id)).scalar())
+
+
+def owns(conn, sha256: str, owner_id: int) -> bool:
+    return conn.execute(select(data.c.id).where(data.c.sha256 == sha256, data.c.owner_id == owner_id)).first() is not None
+
+
+def delete(conn, sha256: str, owner_id: int | None) -> int:
+    """Delete one owner's row of this blob (every owner's, if None); how many rows went."""
+    q = data.delete().where(data.c.sha256 == sha256)
+    if owner_id is not None:
+        q = q.where(data.c.owner_id == owner_id)
+    return conn.execute(q).rowcount
+
+
 def owned(conn, user_id: int | None, limit: int, after: int) -> list[Data]:
     q = _q().where(data.c.id > after).order_by(data.c.id).limit(limit)
     if user_id is not None:
@@ -96,6 +113,15 @@ class DataComponent:
 
     def rows_for(self, sha256s: list[str]) -> Deferred:
         return self.catalog.read(rows_for, sha256s)
+
+    def stored_bytes(self, owner_id: int) -> Deferred:
+        return self.catalog.read(stored_bytes, owner_id)
+
+    def owns(self, sha256: str, owner_id: int) -> Deferred:
+        return self.catalog.read(owns, sha256, owner_id)
+
+    def delete(self, sha256: str, owner_id: int | None) -> Deferred:
+        return self.catalog.write(delete, sha256, owner_id)
 
     def list(self, user_id: int | None, limit: int = 1000, after: int = 0) -> Deferred:
         return self.catalog.read(owned, user_id, limit, after)

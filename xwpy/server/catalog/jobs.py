@@ -11,7 +11,7 @@ from xwpy.lifecycle import ACTIVE_NAMES, JobStatus, ReplicaStatus, Validation
 from xwpy.server.catalog import bulk
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.rows import ActiveJob, ActiveReplica, Job, Replica
-from xwpy.server.catalog.schema import app_versions, apps, hosts, id_floors, jobs, replicas, users
+from xwpy.server.catalog.schema import app_versions, apps, data, hosts, id_floors, jobs, replicas, users
 
 ACTIVE_JOB = ACTIVE_NAMES
 
@@ -76,6 +76,59 @@ def ids_in_batch(conn, owner_id: int | None, batch: str) -> list[int]:
 def ids_of_request(conn, owner_id: int, request: str) -> list[int]:
     q = select(jobs.c.id).where(jobs.c.owner_id == owner_id, jobs.c.request == request).order_by(jobs.c.id)
     return [r[0] for r in conn.execute(q)]
+
+
+def batch_ids(conn, owner_id: int | None, batch: str) -> list[int]:
+    """Every job of a batch, final or not (of one owner, unless None)."""
+    return [r[0] for r in conn.execute(_only(select(jobs.c.id), owner_id=owner_id, batch=batch).order_by(jobs.c.id))]
+
+
+def active_children(conn, job_ids: list[int]) -> dict[int, int]:
+    """Active jobs that run after one of these (job graphs): child id -> the parent it names."""
+    wanted = set(job_ids)
+    out = {}
+    q = select(jobs.c.id, jobs.c.after).where(jobs.c.status.in_(ACTIVE_JOB), jobs.c.after.is_not(None))
+    for jid, after in conn.execute(q):
+        parent = next((p for p in after or () if p in wanted), None)
+        if parent is not None and jid not in wanted:
+            out[jid] = parent
+    return out
+
+
+def delete(conn, job_ids: list[int]) -> set[str]:
+    """Delete these jobs (final ones) and their replicas; the blobs they referred to (inputs,
+    results, checkpoints), for the caller to collect those nothing else refers to. Their ids are
+    never given again (id_floors)."""
+    ids = sorted(set(job_ids))
+    shas: set[str] = set()
+    top_job = top_rep = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for jid, inputs, result in conn.execute(select(jobs.c.id, jobs.c.inputs, jobs.c.result_sha256)
+                                                .where(jobs.c.id.in_(chunk))):
+            top_job = max(top_job, jid)
+            shas.update(i["sha256"] for i in inputs or () if i.get("sha256"))
+            if result:
+                shas.add(result)
+        q = select(replicas.c.id, replicas.c.result_sha256, replicas.c.checkpoint, replicas.c.resume)
+        for rid, *blobs in conn.execute(q.where(replicas.c.job_id.in_(chunk))):
+            top_rep = max(top_rep, rid)
+            shas.update(b for b in blobs if b)
+        conn.execute(replicas.delete().where(replicas.c.job_id.in_(chunk)))
+        conn.execute(data.update().where(data.c.job_id.in_(chunk)).values(job_id=None))
+        conn.execute(jobs.delete().where(jobs.c.id.in_(chunk)))
+    for name, top in (("jobs", top_job), ("replicas", top_rep)):
+        if top:
+            _raise_floor(conn, name, top + 1)
+    return shas
+
+
+def _raise_floor(conn, name: str, next_id: int) -> None:
+    row = conn.execute(select(id_floors.c.next_id).where(id_floors.c.name == name)).first()
+    if row is None:
+        conn.execute(id_floors.insert().values(name=name, next_id=next_id))
+    elif row[0] < next_id:
+        conn.execute(id_floors.update().where(id_floors.c.name == name).values(next_id=next_id))
 
 
 def owners_of(conn, job_ids: list[int]) -> dict[int, int]:
@@ -278,6 +331,15 @@ class JobsComponent:
 
     def ids_of_request(self, owner_id: int, request: str) -> Deferred:
         return self.catalog.read(ids_of_request, owner_id, request)
+
+    def batch_ids(self, owner_id: int | None, batch: str) -> Deferred:
+        return self.catalog.read(batch_ids, owner_id, batch)
+
+    def active_children(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.read(active_children, job_ids)
+
+    def delete(self, job_ids: list[int]) -> Deferred:
+        return self.catalog.write(delete, job_ids)
 
     def owners_of(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(owners_of, job_ids)
