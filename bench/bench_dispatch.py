@@ -187,6 +187,19 @@ def prefill(url: str, completed: int, pending: int) -> None:
     db.close()
 
 
+def growth_pairs(bench: Bench, rounds: int, sizes: tuple[int, int], seconds: float) -> list[tuple[float, float]]:
+    """Throughput (SQLite, 1,000 workers, r1) with ``sizes[0]`` and then ``sizes[1]`` certified
+    jobs in the catalog, ``rounds`` pairs: (small, large) replicas/s each."""
+    pairs = []
+    for r in range(rounds):
+        rates = [bench.throughput(Run(f"sqlite w1000 r1 +{n:,} jobs", 1000, 1, "sqlite", prefill=n), seconds).replicas_per_s
+                 for n in sizes]
+        pairs.append((rates[0], rates[1]))
+        print(f"  growth pair {r + 1}/{rounds}: {sizes[0]:,} jobs {rates[0]:,.0f}, {sizes[1]:,} jobs {rates[1]:,.0f} "
+              f"replicas/s ({rates[1] / rates[0] - 1:+.1%})", flush=True)
+    return pairs
+
+
 def dask_rate(tasks: int) -> tuple[float, str]:
     """Trivial tasks per second through Dask distributed on this machine: the better of two
     worker processes and two worker threads (in-process), so that Dask gets its best case."""

@@ -4,6 +4,11 @@ Twisted TLS server (same certificate, a trivial resource) in the same run, for a
 
     python -m bench.bench_reads                   # 10 s per read (about 2 minutes)
     python -m bench.bench_reads --seconds 20 --jobs 50000
+    python -m bench.bench_reads --while-dispatch  # a job and a batch read at 32 and 128 connections,
+                                                  # while simulated workers take and report work
+
+While dispatch runs, the coordinator's one reactor thread serves both: what a read costs there is
+taken from dispatch, so each line also says the replicas dispatched per second during it.
 
 The token goes to wrk in a Lua script file readable by its owner only, never on a command line.
 """
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import clients
 from bench.bench_dispatch import Bench
 from bench.clients import REPO
 from xwpy.localgrid import LocalGrid, child_env, free_port, wait_for
@@ -49,7 +56,7 @@ class Result:
     errors: int
 
 
-def wrk(label: str, url: str, token: str, seconds: float, scratch: Path) -> Result:
+def wrk(label: str, url: str, token: str, seconds: float, scratch: Path, connections: int = CONNECTIONS) -> Result:
     """``wrk`` on ``url`` with the bearer token (in a 0600 Lua file, removed after)."""
     script = scratch / "reads.lua"
     fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -57,7 +64,7 @@ def wrk(label: str, url: str, token: str, seconds: float, scratch: Path) -> Resu
         f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n{LUA_DONE}')
     try:
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url],
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url],
             capture_output=True, text=True, check=True,
         ).stdout
     finally:
@@ -125,15 +132,103 @@ def populate(bench: Bench, grid: LocalGrid, jobs: int) -> tuple[str, int, int]:
     return token, ids[0], ids[-1]
 
 
+@dataclass
+class Busy:
+    """A read measured while dispatch runs, and the dispatch rate meanwhile."""
+
+    read: Result
+    connections: int
+    replicas_per_s: float
+
+
+# The dispatch that runs beside the reads: simulated workers whose replicas each "run" JOB_SECONDS,
+# DISPATCH_WORKERS x 4 slots of them, so at most DISPATCH_WORKERS * 4 / JOB_SECONDS replicas a
+# second are offered (a busy site; bench_dispatch measures the saturated coordinator, which has no
+# reactor time left for anyone: reads there took 500-1,100 req/s with a p99 of 200-280 ms).
+DISPATCH_WORKERS, JOB_SECONDS = 250, 1.0
+
+
+def while_dispatch(bench: Bench, jobs: int, seconds: float, rounds: int, scratch: Path) -> list[Busy]:
+    """A certified job's read and its batch's summary at 32 and 128 connections, ``rounds`` times
+    each (alternated), while DISPATCH_WORKERS simulated workers take and report trivial jobs of
+    another user's backlog (every commit changes the jobs table: the summary is read again after
+    each, a job read is served from memory)."""
+    grid = bench.grid("reads_dispatch", "sqlite")
+    out: list[Busy] = []
+    lg = None
+    try:
+        grid.start_coordinator()
+        token, done, _ = populate(bench, grid, jobs)
+        admin = grid.client()
+        bob = grid.client(grid.user("bob"))
+        bob.register_app(name="busy", command=["true"], replication=1, quorum=1)
+        runs = [(label, url, c) for _ in range(rounds) for c in (32, 128)
+                for label, url in (("job (certified)", f"{grid.url}/api/v1/jobs/{done}"),
+                                   ("batch summary", f"{grid.url}/api/v1/jobs/summary?batch=b"))]
+        backlog = int(DISPATCH_WORKERS * 4 / JOB_SECONDS * (len(runs) * (seconds + 2) + 30))
+        for start in range(0, backlog, 5000):
+            bob.submit([{"app": "busy", "args": [str(i)]} for i in range(start, min(backlog, start + 5000))])
+        lg = clients.spawn("bench.loadgen", grid, grid.user("vol2", "worker"), 24 * 3600, workers=DISPATCH_WORKERS,
+                           slots=4, **{"job-seconds": JOB_SECONDS})
+        wait_for(lambda: admin.call("GET", "/stats")["hosts"] >= DISPATCH_WORKERS + 50, 120, "workers to register")
+        time.sleep(3)  # warm-up: connections open, queues full (a measurement window, not a sync)
+        for label, url, connections in runs:
+            s0, t0 = admin.call("GET", "/stats")["dispatched"], time.monotonic()
+            r = wrk(label, url, token, seconds, scratch, connections)
+            rate = (admin.call("GET", "/stats")["dispatched"] - s0) / (time.monotonic() - t0)
+            out.append(Busy(r, connections, rate))
+            print(f"  {label}, {connections} connections: {r.rps:,.0f} req/s, p99 {r.p99_ms:.1f} ms, "
+                  f"{r.errors} errors; dispatch meanwhile {rate:,.0f} replicas/s", flush=True)
+    finally:
+        if lg is not None:
+            lg.kill()
+            lg.wait()
+        grid.close()
+    return out
+
+
+def print_busy(busy: list[Busy], seconds: float) -> None:
+    print(f"reads while {DISPATCH_WORKERS} simulated workers x 4 slots take work, replicas of {JOB_SECONDS:g} s "
+          f"(wrk, 2 threads, {seconds:g} s a run; medians of the runs, min-max in brackets):")
+    print(f"{'read':<16} {'conns':>5} {'req/s':>22} {'p99 ms':>20} {'dispatch replicas/s':>24}")
+    for label in dict.fromkeys(b.read.label for b in busy):
+        for c in (32, 128):
+            mine = [b for b in busy if b.read.label == label and b.connections == c]
+            if mine:
+                print(f"{label:<16} {c:>5} {_spread([b.read.rps for b in mine]):>22} "
+                      f"{_spread([b.read.p99_ms for b in mine], 1):>20} {_spread([b.replicas_per_s for b in mine]):>24}")
+    worst = min(b.read.rps for b in busy)
+    print(f"worst run: {worst:,.0f} req/s, p99 at most {max(b.read.p99_ms for b in busy):.1f} ms  "
+          f"(targets >= {TARGET_RPS:,} req/s, p99 <= {TARGET_P99_MS:g} ms)")
+
+
+def _spread(values: list[float], digits: int = 0) -> str:
+    v = sorted(values)
+    return f"{statistics.median(v):,.{digits}f} [{v[0]:,.{digits}f}-{v[-1]:,.{digits}f}]"
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--bare":
         return serve_bare(int(sys.argv[2]), sys.argv[3])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10.0, help="wrk's run per read")
     p.add_argument("--jobs", type=int, default=20_000, help="jobs in the catalog")
+    p.add_argument("--while-dispatch", action="store_true", help="job and batch reads while dispatch runs")
+    p.add_argument("--rounds", type=int, default=3, help="with --while-dispatch: runs of each read")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_reads: wrk is missing (Debian: apt-get install -y wrk)")
+    if args.while_dispatch:
+        root = Path(tempfile.mkdtemp(prefix="xwpy-bench-reads-"))
+        scratch = root / "scratch"
+        scratch.mkdir(mode=0o700)
+        try:
+            busy = while_dispatch(Bench(root, None), args.jobs, args.seconds, args.rounds, scratch)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print()
+        print_busy(busy, args.seconds)
+        return
     root = Path(tempfile.mkdtemp(prefix="xwpy-bench-reads-"))
     scratch = root / "scratch"
     scratch.mkdir(mode=0o700)
