@@ -85,6 +85,40 @@ def test_the_feed_answers_after_the_wait_with_no_change():
     assert got == [0] and feed.waiting == 0
 
 
+@given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=8))
+def test_the_feed_wakes_pages_no_sooner_than_pace_times_what_their_reads_took(costs):
+    # Changes never stop (a busy grid); after each wake the pages' reads take costs[i] seconds.
+    clock = Clock()
+    feed = Feed(clock, settle=1.0, pace=10)
+    wakes = []
+    for cost in costs:
+        feed.wait(feed.version, 60).addCallback(lambda _: wakes.append(clock.seconds()))
+        feed.bump()
+        seen = len(wakes)
+        while len(wakes) == seen:
+            clock.advance(0.05)
+            feed.bump()
+        if len(wakes) > 1:
+            gap = wakes[-1] - wakes[-2]
+            assert gap >= max(1.0, 10 * last) - 1e-9
+            assert gap <= max(1.0, 10 * last) + 0.05 + 1e-9  # and no later than that
+        feed.spent(cost)
+        last = cost
+    assert len(wakes) == len(costs)
+
+
+def test_cheap_reads_keep_the_pages_woken_every_settle():
+    clock = Clock()
+    feed = Feed(clock, settle=1.0)
+    got = []
+    for _ in range(3):
+        feed.wait(feed.version, 30).addCallback(lambda _: got.append(clock.seconds()))
+        feed.bump()
+        clock.advance(1.0)
+        feed.spent(0.01)
+    assert got == [1.0, 2.0, 3.0]
+
+
 def test_a_wait_ending_while_a_change_settles_is_answered_by_the_change():
     clock = Clock()
     feed = Feed(clock, settle=1.0)

@@ -18,9 +18,10 @@ KEEP_AT_MOST = 1024  # keys (one per owner and query): past that, the oldest ans
 
 
 class Fresh:
-    def __init__(self, feed, max_age: float = MAX_AGE):
+    def __init__(self, feed, max_age: float = MAX_AGE, on_read: Callable[[float], None] | None = None):
         self.feed = feed
         self.max_age = max_age
+        self._on_read = on_read  # told the seconds each read took (the feed paces its wakes by them)
         self._kept: dict[Hashable, tuple[int, float, Any]] = {}
         self._reading: dict[Hashable, tuple[int, list[Deferred]]] = {}
 
@@ -37,6 +38,7 @@ class Fresh:
             return await d
         version, waiters = self.feed.version, []
         self._reading[key] = (version, waiters)  # (an older read still in flight serves its own callers)
+        started = self.feed.reactor.seconds()
         try:
             result = await read()
         except BaseException as e:
@@ -45,6 +47,8 @@ class Fresh:
                 d.errback(e)
             raise
         self._done(key, waiters)
+        if self._on_read is not None:
+            self._on_read(self.feed.reactor.seconds() - started)
         old = self._kept.get(key)
         if old is None or old[0] <= version:
             self._kept[key] = (version, now, result)

@@ -85,7 +85,8 @@ class Grid:
         self.dispatcher = dispatcher
         self.oracle = None  # xwpy.oracle.service.OracleService when it runs (operators' endpoints report on it)
         self.feed = Feed(reactor)  # what dashboards long-poll: bumped when jobs are submitted or end
-        self.fresh = Fresh(self.feed)  # the dashboards' reads, shared between the pages a change wakes
+        # the dashboards' reads, shared between the pages a change wakes (and pacing its wakes)
+        self.fresh = Fresh(self.feed, on_read=self.feed.spent)
         self.samples = Samples()  # throughput over time, sampled by the coordinator (sample())
         dispatcher.on_final(self.feed.bump)
         self.finals = Finals(reactor)  # what clients' futures long-poll: any of their jobs final
