@@ -4,6 +4,7 @@ a leader paused past its lease is replaced, and once it wakes its writes are ref
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -103,5 +104,112 @@ def snapshot(url: str) -> tuple[list, list]:
         with engine.connect() as conn:
             return (conn.execute(text("SELECT * FROM jobs ORDER BY id")).all(),
                     conn.execute(text("SELECT * FROM replicas ORDER BY id")).all())
+    finally:
+        engine.dispose()
+
+
+HAPROXY_CFG = """\
+global
+    maxconn 2000
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+frontend grid
+    bind 127.0.0.1:{port}
+    default_backend coordinators
+backend coordinators
+    # TLS passes through; the check asks each coordinator's /health (200: it leads; 503: standby).
+    option httpchk GET /api/v1/health
+    http-check expect status 200
+    # The first server up takes everything (at start HAProxy deems both up: the leader is first);
+    # a connection refused by a dead one is tried again on the other.
+    balance first
+    option redispatch
+    retries 3
+    default-server check check-ssl verify required ca-file {ca} inter 200ms fall 1 rise 1 on-marked-down shutdown-sessions
+{servers}
+"""
+
+
+def start_haproxy(grid, ports: list[int]) -> tuple[str, object]:
+    """HAProxy in front of the coordinators (TCP passthrough), as README's Beyond one machine."""
+    import shutil
+    import subprocess
+
+    from tests.harness import Proc, free_port
+
+    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if haproxy is None:  # never a skip: CI installs it (.ci/run)
+        pytest.fail("the failover test runs HAProxy: apt install haproxy")
+    port = free_port()
+    cfg = grid.root / "haproxy.cfg"
+    cfg.write_text(HAPROXY_CFG.format(port=port, ca=grid.cfg.ca_cert, servers="\n".join(
+        f"    server c{i} 127.0.0.1:{p}" for i, p in enumerate(ports))))
+    log = grid.root / "haproxy.log"
+    with open(log, "ab") as f:
+        popen = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=f, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    proc = Proc("haproxy", popen, log)
+    grid.procs.append(proc)
+    return f"https://127.0.0.1:{port}", proc
+
+
+@pytest.mark.parametrize("grid", ["postgres"], indirect=True)
+def test_failover_behind_haproxy_leader_killed_twice(grid):
+    """500 jobs (replication 2, quorum 2) on 4 workers that know only HAProxy's address; the leader
+    is SIGKILLed twice mid-run (and started again, as the standby): every job certified exactly
+    once — 500 jobs in the catalog and in the client's view, each COMPLETED with its quorum, the
+    hosts' credit the sum of the replicas' (a job certified twice would have paid twice)."""
+    from tests.grid.conftest import SQUARE
+
+    # The workers' replicas outlive a takeover (their lease is a minute): none is lost for it.
+    grid.configure_scheduler(lease_heartbeats=300)
+    grid.configure("catalog", standby_poll_seconds=0.2)
+    a = grid.start_coordinator()
+    b_site = grid.add_coordinator("second")
+    b = grid.start_coordinator(site=b_site)
+    url, _ = start_haproxy(grid, [grid.cfg.coordinator.port, b_site.coordinator.port])
+    grid.url = url  # the workers and clients of this grid know only HAProxy's address
+    wait_for(lambda: (health(grid.client()) or (0,))[0] == 200, 60, "HAProxy to reach the leader")
+    vol = grid.user("vol", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="square", command=SQUARE, replication=2, quorum=2)
+    for i in range(4):
+        grid.start_worker(f"w{i}", vol)
+    ids = alice.submit([{"app": "square", "args": [str(n)]} for n in range(500)], retry_seconds=60)
+    assert len(set(ids)) == 500
+
+    def completed() -> int:
+        try:
+            return alice.summary()["COMPLETED"]
+        except (ClientError, OSError):
+            return 0
+
+    sites = {"a": (grid.cfg, a), "b": (b_site, b)}
+    leader, standby = "a", "b"
+    for at_least in (100, 250):
+        wait_for(lambda: completed() >= at_least, 300, f"{at_least} jobs certified")
+        sites[leader][1].stop(signal.SIGKILL)
+        wait_for(lambda: (health(client_of(grid, sites[standby][0])) or (0,))[0] == 200, 60, "the standby to lead")
+        proc = grid.start_coordinator(site=None if leader == "a" else sites[leader][0])  # back, as the standby
+        sites[leader] = (sites[leader][0], proc)
+        leader, standby = standby, leader
+    done = grid.wait_final(alice, ids, timeout=600)
+    assert {j["status"] for j in done.values()} == {"COMPLETED"}
+    assert alice.summary()["COMPLETED"] == 500 and len(list(alice.jobs())) == 500
+    engine = create_engine(grid.cfg.database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all() == [("COMPLETED", 500)]
+            valid = dict(conn.execute(text("SELECT job_id, count(*) FROM replicas WHERE validation = 'VALID' "
+                                           "GROUP BY job_id")).all())
+            assert sorted(valid) == sorted(ids) and min(valid.values()) >= 2
+            replica_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM replicas")).scalar()
+            host_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM hosts")).scalar()
+            assert replica_credit == pytest.approx(host_credit, rel=1e-9, abs=1e-6)
+            epoch = conn.execute(text("SELECT epoch FROM leadership")).scalar()
+            assert epoch == 3  # two takeovers
     finally:
         engine.dispose()
