@@ -2,13 +2,14 @@
 paid chain tasks, the coordinator's oracle commits each epoch's Merkle root to the distributor,
 and each volunteer claims with ``xwpy worker claim``: its RLC balance rises by exactly what its
 hosts' VALID credit earned of each task's pool share; a second claim is refused; a volunteer
-whose host did no VALID work has nothing to claim; a host without a payout address is paid
-nothing, and its part stays in the distributor. On the embedded chain and on ganache."""
+whose host did no VALID work has nothing to claim; the distributor keeps exactly what it did
+not pay. On the embedded chain and on ganache. (Two working hosts, each job replicated on two:
+both certify every job, so what each earns does not depend on who was faster. A host without a
+payout address is tests/unit/test_epochs.py's.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.slow
 
 # Who is paid where: two working volunteers' hosts (demo accounts: their keys sign the claims),
-# the third works without a payout address, and an idle host has an address and no work.
+# and an idle host with an address and no work.
 PAID = {"w0": "requester2", "w1": "stranger"}
 IDLE = "app_owner"
 FORCE_GAS = 1_500_000  # a claim sent although it reverts: the distributor itself refuses it
@@ -51,9 +52,9 @@ def as_host(og: OracleGrid, state, *args: str, code: int = 0) -> str:
 
 
 def test_volunteers_claim_exactly_what_their_valid_work_earned(oracle_grid, tmp_path):
-    og = oracle_grid.start(workers=3, epoch_seconds=1.0)
+    og = oracle_grid.start(workers=2, epoch_seconds=1.0)
     g = og.grid
-    states = {f"w{i}": g.work_root / f"w{i}" for i in range(3)}
+    states = {f"w{i}": g.work_root / f"w{i}" for i in range(2)}
     hosts = {name: json.loads((state / "host.json").read_text())["host_id"] for name, state in states.items()}
     # An idle volunteer's host: registered, never asks for work.
     idle = g.client(g.user("idler", "worker")).call("POST", "/work/register", {"name": "idle", "cpus": 1, "memory": 1 << 30})
@@ -69,7 +70,7 @@ def test_volunteers_claim_exactly_what_their_valid_work_earned(oracle_grid, tmp_
         assert f"paid to {og.address(role)}" in out
     as_host(og, idle_state, "payout-address", og.address(IDLE))
     shown = {h["id"]: h["payout_address"] for h in og.admin.hosts()}
-    assert shown[hosts["w0"]] == og.address("requester2") and shown[hosts["w2"]] is None
+    assert shown[hosts["w0"]] == og.address("requester2") and shown[idle["host_id"]] == og.address(IDLE)
 
     dist = Distributor(og.w3, og.deployment.distributor)
     assert og.hub.pool() == dist.address  # the hub pays the pool's share to the distributor
@@ -130,12 +131,11 @@ def test_volunteers_claim_exactly_what_their_valid_work_earned(oracle_grid, tmp_
     write_key_file(key, og.accounts[IDLE].key)
     out = as_host(og, idle_state, "claim", "--key-file", str(key), "--rpc", og.url)
     assert "nothing to claim" in out and after[IDLE] == og.balances(IDLE)[IDLE]
-    # w2 worked without an address: its part (if it certified anything) was never committed, so the
-    # distributor still holds it, uncommitted.
+    # All was paid out (both hosts had an address): nothing left in the distributor, nothing uncommitted.
+    assert sum(expected.values()) == pool_total  # every share went to an address: exactly, no dust
     assert og.token.balance_of(dist.address) == pool_total - sum(expected.values())
     assert dist.uncommitted() == pool_total - sum(expected.values())
     # A volunteer asks only for its own hosts' addresses.
     other = og.grid.client(json.loads((states["w0"] / "host.json").read_text())["token"])
     with pytest.raises(Exception, match="404"):
         other.call("GET", f"/payouts/{og.address('stranger')}")
-    assert os.path.exists(states["w2"] / "host.json")

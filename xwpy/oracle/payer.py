@@ -59,11 +59,15 @@ class Payer:
                 return await self._advance(open_)
             return await self._build()
 
-    async def advance(self) -> PayoutEpoch | None:
-        """Drive the epoch being committed, if any (each oracle tick: cheap when there is none)."""
+    async def advance(self, *, wait: bool = True) -> PayoutEpoch | None:
+        """Drive the epoch being committed, if any (each oracle tick: cheap when there is none).
+        Without WAIT (the oracle's tick) it neither waits for a pending commitEpoch nor for a look
+        already under way: the tick must not hold up the tasks."""
+        if not wait and self._busy.locked:
+            return None
         async with self._busy:
             open_ = await self.catalog.payouts.open(self.link.chain_id, self.distributor)
-            return None if open_ is None else await self._advance(open_)
+            return None if open_ is None else await self._advance(open_, wait=wait)
 
     async def _build(self) -> PayoutEpoch | None:
         link = self.link
@@ -103,11 +107,11 @@ class Payer:
         except NonceTaken:
             pass  # the next look signs anew
 
-    async def _advance(self, e: PayoutEpoch) -> PayoutEpoch | None:
+    async def _advance(self, e: PayoutEpoch, *, wait: bool = True) -> PayoutEpoch | None:
         """Look at a stored epoch until it is committed or failed, or must wait (a few steps: a
         transaction sent again is then looked at at once)."""
         for _ in range(3):
-            outcome = await self._step(e)
+            outcome = await self._step(e, wait)
             if outcome is not _AGAIN:
                 return outcome
             e = await self.catalog.payouts.open(self.link.chain_id, self.distributor)
@@ -115,10 +119,10 @@ class Payer:
                 return None
         return None
 
-    async def _step(self, e: PayoutEpoch):
+    async def _step(self, e: PayoutEpoch, wait: bool):
         link = self.link
         tx = await link.tx_state(_b(e.commit_tx))
-        if tx.kind == "pending":
+        if tx.kind == "pending" and wait:
             try:
                 await link.wait(_b(e.commit_tx), self.receipt_wait)
             except TxTimeout:

@@ -218,7 +218,7 @@ class OracleService(service.MultiService):
                 self.kick(pk)
             await self._sweep()
             if self.payer is not None:
-                await self.payer.advance()  # an epoch whose commitEpoch is out (after a restart too)
+                await self.payer.advance(wait=False)  # an epoch whose commitEpoch is out (after a restart too)
         except Exception as e:  # noqa: BLE001 - node or catalog away: say so once, keep trying
             why = f"{type(e).__name__}: {scrub(str(e), self.url or '')[:300]}"
             if why != self._trouble:

@@ -97,9 +97,9 @@ def register(worker: click.Group) -> None:
             fail(f"the chain answered with an error: {type(e).__name__}: {str(e)[:300]}")
         from xwpy.client.chainclient import format_rlc
 
-        lines = [f"epoch {c['epoch']}: {format_rlc(int(c['amount']))} RLC "
+        lines = [f"epoch {c['epoch']}: {format_rlc(int(c['amount']))} "
                  + (f"claimed (tx {c['tx']})" if c["tx"] else "already claimed") for c in out["claims"]]
-        lines.append(f"{format_rlc(out['paid'])} RLC paid to {out['account']}" if out["paid"]
+        lines.append(f"{format_rlc(out['paid'])} paid to {out['account']}" if out["paid"]
                      else f"nothing to claim for {out['account']}")
         emit(out, as_json, "\n".join(lines))
 

@@ -45,14 +45,14 @@ def install(api: Api, grid) -> None:
         """ACCOUNT's leaf in one committed epoch, with its proof (404: nothing for it there)."""
         reply = await _claims(ctx, account, epoch)
         if not reply.claims:
-            raise not_found(f"a payout of epoch {epoch} for {account}")
+            raise NotFound(f"nothing for {account} in payout epoch {epoch} (not committed, or it earned nothing)")
         return reply
 
     async def _claims(ctx: Ctx, account: str, epoch: int | None) -> protocol.PayoutClaims:
         account = protocol.parse(protocol.PayoutAddress, {"address": account}).address
         mine = grid.payout_accounts(ctx.user, ctx.principal.host_id)
         if account.lower() not in mine and not (ctx.user.admin and ctx.principal.host_id is None):
-            raise not_found(f"payouts of {account} (not the payout address of one of your hosts)")
+            raise NotFound(f"no payouts of {account} for you: it is not the payout address of one of your hosts")
         found = await _oracle(grid).claims(account, epoch)
         if found is None:
             raise NotFound("the oracle's deployment has no payout distributor", code="no_distributor")
