@@ -105,8 +105,11 @@ def serve_bare(port: int, site_dir: str) -> None:
     site = server.Site(Hello())
     site.log = lambda request: None  # as the coordinator's: its own access log, not twisted.web's
     d = Path(site_dir)
-    ctx = pki.server_context_factory((d / "server.pem").read_bytes(), (d / "server.key").read_bytes())
-    reactor.listenSSL(port, site, ctx, backlog=1024, interface="127.0.0.1")
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    tls = pki.ServerTLS((d / "server.pem").read_bytes(), (d / "server.key").read_bytes())  # the coordinator's TLS
+    TCP4ServerEndpoint(reactor, port, backlog=1024, interface="127.0.0.1").listen(TLSMemoryBIOFactory(tls, False, site))
     reactor.run()
 
 
