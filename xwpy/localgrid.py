@@ -127,6 +127,28 @@ def drop_postgres_database(url: str) -> None:
         admin.dispose()
 
 
+_HAPROXY = """\
+global
+    maxconn 2000
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+frontend grid
+    bind 127.0.0.1:{port}
+    default_backend coordinators
+backend coordinators
+    option httpchk GET /api/v1/health
+    http-check expect status 200
+    balance first
+    option redispatch
+    retries 3
+    default-server check check-ssl verify required ca-file {ca} inter 200ms fall 1 rise 1 on-marked-down shutdown-sessions
+{servers}
+"""
+
+
 @dataclass
 class LocalGrid:
     root: Path
@@ -200,6 +222,24 @@ class LocalGrid:
             catalog=dataclasses.replace(self.cfg.catalog, url=self.cfg.database_url))
         (dest / config.CONFIG_NAME).write_text(config.render(cfg))
         return cfg
+
+    @staticmethod
+    def haproxy_binary() -> str | None:
+        return shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None)
+
+    def start_haproxy(self, ports: list[int]) -> str:
+        """HAProxy in front of coordinators on these ports (TCP passthrough, /health checked, as
+        conf/haproxy.cfg); returns its URL. The first server up takes everything."""
+        port = free_port()
+        cfg = self.root / "haproxy.cfg"
+        cfg.write_text(_HAPROXY.format(port=port, ca=self.cfg.ca_cert, servers="\n".join(
+            f"    server c{i} 127.0.0.1:{p}" for i, p in enumerate(ports))))
+        log = self.root / "haproxy.log"
+        with open(log, "ab") as f:
+            popen = subprocess.Popen([self.haproxy_binary() or "haproxy", "-db", "-f", str(cfg)], stdout=f,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(Proc("haproxy", popen, log))
+        return f"https://127.0.0.1:{port}"
 
     def chain_info(self, timeout: float = 60) -> dict:
         """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""

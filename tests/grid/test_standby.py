@@ -4,7 +4,6 @@ a leader paused past its lease is replaced, and once it wakes its writes are ref
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -108,54 +107,6 @@ def snapshot(url: str) -> tuple[list, list]:
         engine.dispose()
 
 
-HAPROXY_CFG = """\
-global
-    maxconn 2000
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 120s
-    timeout server 120s
-frontend grid
-    bind 127.0.0.1:{port}
-    default_backend coordinators
-backend coordinators
-    # TLS passes through; the check asks each coordinator's /health (200: it leads; 503: standby).
-    option httpchk GET /api/v1/health
-    http-check expect status 200
-    # The first server up takes everything (at start HAProxy deems both up: the leader is first);
-    # a connection refused by a dead one is tried again on the other.
-    balance first
-    option redispatch
-    retries 3
-    default-server check check-ssl verify required ca-file {ca} inter 200ms fall 1 rise 1 on-marked-down shutdown-sessions
-{servers}
-"""
-
-
-def start_haproxy(grid, ports: list[int]) -> tuple[str, object]:
-    """HAProxy in front of the coordinators (TCP passthrough), as README's Beyond one machine."""
-    import shutil
-    import subprocess
-
-    from tests.harness import Proc, free_port
-
-    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if haproxy is None:  # never a skip: CI installs it (.ci/run)
-        pytest.fail("the failover test runs HAProxy: apt install haproxy")
-    port = free_port()
-    cfg = grid.root / "haproxy.cfg"
-    cfg.write_text(HAPROXY_CFG.format(port=port, ca=grid.cfg.ca_cert, servers="\n".join(
-        f"    server c{i} 127.0.0.1:{p}" for i, p in enumerate(ports))))
-    log = grid.root / "haproxy.log"
-    with open(log, "ab") as f:
-        popen = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=f, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    proc = Proc("haproxy", popen, log)
-    grid.procs.append(proc)
-    return f"https://127.0.0.1:{port}", proc
-
-
 @pytest.mark.parametrize("grid", ["postgres"], indirect=True)
 def test_failover_behind_haproxy_leader_killed_twice(grid):
     """500 jobs (replication 2, quorum 2) on 4 workers that know only HAProxy's address; the leader
@@ -170,7 +121,9 @@ def test_failover_behind_haproxy_leader_killed_twice(grid):
     a = grid.start_coordinator()
     b_site = grid.add_coordinator("second")
     b = grid.start_coordinator(site=b_site)
-    url, _ = start_haproxy(grid, [grid.cfg.coordinator.port, b_site.coordinator.port])
+    if grid.haproxy_binary() is None:  # never a skip: CI installs it (.ci/run)
+        pytest.fail("the failover test runs HAProxy: apt install haproxy")
+    url = grid.start_haproxy([grid.cfg.coordinator.port, b_site.coordinator.port])
     grid.url = url  # the workers and clients of this grid know only HAProxy's address
     wait_for(lambda: (health(grid.client()) or (0,))[0] == 200, 60, "HAProxy to reach the leader")
     vol = grid.user("vol", "worker")
