@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-_API = ("Grid", "JobFailed", "JobFuture")
+_API = ("Grid", "JobFailed", "JobFuture", "JobNotFound")
 
 
 def __getattr__(name: str):

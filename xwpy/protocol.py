@@ -929,6 +929,8 @@ class FinalJob:
 @message
 class FinalJobs:
     final: tuple[FinalJob, ...] = field(ListOf(Nested(FinalJob), MAX_JOBS_PER_SUBMIT))
+    # The ids asked for that the caller cannot see: deleted, or another user's (one answer for both).
+    missing: tuple[int, ...] = field(ListOf(Id, MAX_JOBS_PER_SUBMIT), default=())
 
 
 @message

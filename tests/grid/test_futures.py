@@ -11,7 +11,8 @@ import pytest
 
 from tests.grid.conftest import SLOW, SQUARE
 from tests.harness import wait_for
-from xwpy import Grid, JobFailed
+from xwpy import Grid, JobFailed, JobNotFound
+from xwpy.client.futures import JobFuture
 from xwpy.client.futures import FETCHERS
 
 pytestmark = pytest.mark.slow
@@ -96,3 +97,42 @@ def test_from_env(grid):
     g = Grid.from_env({"XWPY_SITE": str(grid.cfg.dir)})
     g.close()
     assert g.endpoint.url == grid.url
+
+
+def _follow(g: Grid, job_id: int) -> JobFuture:
+    """A future of this Grid for a job it did not submit (the watcher asks for it like any other)."""
+    future = JobFuture(g, job_id, save=None, extract=None)
+    with g._changed:
+        g._pending[job_id] = future
+        g._added = True
+        g._changed.notify_all()
+    return future
+
+
+def test_a_deleted_job_fails_its_future_only_and_another_users_job_looks_the_same(grid):
+    grid.start_coordinator()
+    token = grid.user("alice")
+    alice = grid.client(token)
+    alice.register_app(name="square", command=SQUARE, replication=1, quorum=1)
+    bob = grid.client(grid.user("bob"))
+    bob.register_app(name="bobs-square", command=SQUARE, replication=1, quorum=1)
+    [bobs] = bob.submit([{"app": "bobs-square", "args": ["5"]}])
+    with Grid(grid.url, grid.cfg.ca_cert, token) as g:
+        futures = [g.submit("square", n) for n in (2, 3, 4)]  # no worker yet: all three wait
+        wait_for(lambda: g.polls >= 1, 60, "the watcher's long poll")
+        alice.call("DELETE", f"/jobs/{futures[1].job_id}")  # deleted by its owner meanwhile
+        grid.start_worker("w", grid.user("vol", "worker"))
+        assert futures[0].result(timeout=120) == b"4\n" and futures[2].result(timeout=120) == b"16\n"
+        # Cancelled first, then deleted: the watcher saw one or the other; either way it raises.
+        with pytest.raises((JobNotFound, cf.CancelledError)):
+            futures[1].result(timeout=60)
+        # Once deleted, and someone else's: the same answer, the same exception, nothing else touched.
+        answer = alice.call("POST", "/jobs/wait", {"ids": [futures[1].job_id, bobs, futures[0].job_id]})
+        assert answer["missing"] == sorted([futures[1].job_id, bobs])
+        assert [f["id"] for f in answer["final"]] == [futures[0].job_id]
+        deleted, foreign = _follow(g, futures[1].job_id), _follow(g, bobs)
+        for f in (deleted, foreign):
+            with pytest.raises(JobNotFound) as missing:
+                f.result(timeout=60)
+            assert str(missing.value) == f"job {f.job_id} not found: deleted, or not yours"
+        assert bob.job(bobs)["id"] == bobs  # still there, bob's

@@ -48,6 +48,18 @@ class JobFailed(Exception):
         return text
 
 
+class JobNotFound(LookupError):
+    """The coordinator cannot show a job any more: deleted, or not the caller's (it says the same
+    for both, so that no one learns which ids exist)."""
+
+    def __init__(self, job_id: int):
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} not found: deleted, or not yours"
+
+
 class JobFuture(Future):
     """A job's future: its result is the certified output (stdout as bytes, or the path of the
     saved or extracted archive); ``cancel()`` cancels the job on the coordinator (False once the
@@ -268,7 +280,8 @@ class Grid:
                 ids, window = poll_slice(ids, window, MAX_JOBS_PER_SUBMIT)
                 wait = SHORT_WAIT  # short, to come round to the other slices
             try:
-                final = client.call("POST", "/jobs/wait", {"ids": ids, "wait": wait})["final"]
+                answer = client.call("POST", "/jobs/wait", {"ids": ids, "wait": wait})
+                final, missing = answer["final"], answer.get("missing", [])
             except ClientError as e:
                 if self._closed:
                     return
@@ -279,7 +292,12 @@ class Grid:
                 self._fail_all(e)
                 continue
             self.polls += 1
-            wait = min(wait * 2, MAX_JOB_WAIT) if not final else SHORT_WAIT
+            wait = min(wait * 2, MAX_JOB_WAIT) if not (final or missing) else SHORT_WAIT
+            for jid in missing:  # deleted, or not ours: that future fails, the others go on
+                with self._changed:
+                    future = self._pending.pop(jid, None)
+                if future is not None:
+                    _settle(future, exception=JobNotFound(jid))
             for item in final:
                 with self._changed:
                     future = self._pending.pop(item["id"], None)
@@ -426,4 +444,4 @@ def _failure(job: dict) -> JobFailed:
     return JobFailed(job["id"], job.get("error") or job["status"], last.get("stderr_tail") or "", last.get("exit_code"))
 
 
-__all__ = ["Grid", "JobFailed", "JobFuture", "poll_slice", "progress_bar"]
+__all__ = ["Grid", "JobFailed", "JobFuture", "JobNotFound", "poll_slice", "progress_bar"]

@@ -608,32 +608,35 @@ class Grid:
     def wait_final(self, job_id: int, timeout: float) -> Deferred:
         return self.dispatcher.wait_final(job_id, timeout)
 
-    async def wait_any_final(self, user: User, job_ids: Iterable[int],
-                             timeout: float) -> list[tuple[int, str, str | None, bytes | None]]:
-        """(id, status, result sha256, result) of the final jobs among ``job_ids`` (the user's, or
-        any for an admin; NotFound otherwise): at once if some are final, else once one is, or none
-        after ``timeout``. ``result`` is the certified archive when it is kept in the catalog (small)
-        and fits within :data:`protocol.MAX_INLINE_FINALS` for the whole answer, else None."""
+    async def wait_any_final(self, user: User, job_ids: Iterable[int], timeout: float
+                             ) -> tuple[list[tuple[int, str, str | None, bytes | None]], list[int]]:
+        """(id, status, result sha256, result) of the final jobs among ``job_ids``, and the ids it
+        cannot show (deleted, or not the user's — the same answer for both, so no one learns which
+        ids exist; an admin sees any job): at once if some are final or missing, else once one is,
+        or none after ``timeout``. ``result`` is the certified archive when it is kept in the
+        catalog (small) and fits within :data:`protocol.MAX_INLINE_FINALS` for the whole answer,
+        else None."""
         ids = set(job_ids)
         active = self.dispatcher.engine.jobs
-        for jid in ids:
+
+        def foreign(jid: int) -> bool:
             j = active.get(jid)
-            if j is not None and j.owner_id != user.id and not user.admin:
-                raise NotFound.of(f"job {jid}")
-        ended = [jid for jid in ids if not self.dispatcher.active(jid)]
-        if not ended and timeout > 0:
+            return j is not None and j.owner_id != user.id and not user.admin
+
+        missing = {jid for jid in ids if foreign(jid)}
+        ended = [jid for jid in ids - missing if not self.dispatcher.active(jid)]
+        if not ended and not missing and timeout > 0:
             await self.finals.wait(ids, timeout)
-            ended = [jid for jid in ids if not self.dispatcher.active(jid)]
+            missing = {jid for jid in ids if foreign(jid)}
+            ended = [jid for jid in ids - missing if not self.dispatcher.active(jid)]
         if not ended:
-            return []
-        rows = await self.catalog.jobs.ends(ended)
-        mine = {jid for jid, owner, _, _ in rows if owner == user.id or user.admin}
-        if (other := next((jid for jid in ended if jid not in mine), None)) is not None:
-            raise NotFound.of(f"job {other}")
+            return [], sorted(missing)
+        rows = [r for r in await self.catalog.jobs.ends(ended) if r[1] == user.id or user.admin]
+        missing |= set(ended) - {jid for jid, _, _, _ in rows}
         shas = sorted({digest for _, _, status, digest in rows if digest and status == JobStatus.COMPLETED.value})
         small = await self.catalog.blobs.get_many(shas) if shas else {}
-        return with_inline([(jid, status, digest) for jid, _, status, digest in rows], small,
-                           protocol.MAX_INLINE_FINALS)
+        return (with_inline([(jid, status, digest) for jid, _, status, digest in rows], small,
+                            protocol.MAX_INLINE_FINALS), sorted(missing))
 
     # -- quotas, deletion, retention ------------------------------------------------------------------
 

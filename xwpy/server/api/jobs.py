@@ -86,15 +86,18 @@ def install(api: Api, grid) -> None:
         # A final job's answer is encoded once for all its pollers; an active one's says why it waits now.
         return grid.job_answer(job, lambda j: json_raw(protocol.encode(job_info(j, with_replicas=True, grid=grid))))
 
-    @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs, errors=(404,))
+    @api.route("POST", "/jobs/wait", USER, body=protocol.WaitJobs, reply=protocol.FinalJobs)
     async def wait_any(ctx: Ctx):
         """Which of ``ids`` are final (status, certified result's digest, and the result itself
         when small): at once if some are, else as soon as one is, or none after ``wait`` seconds.
-        A client's futures follow all their jobs with it."""
-        final = await grid.wait_any_final(ctx.user, ctx.body.ids, ctx.body.wait)
+        ``missing`` names the ids it cannot show — deleted, or not the caller's (one answer for
+        both) — answered at once; the others are answered as usual. A client's futures follow all
+        their jobs with it."""
+        final, missing = await grid.wait_any_final(ctx.user, ctx.body.ids, ctx.body.wait)
         return protocol.FinalJobs(final=tuple(protocol.FinalJob(id=jid, status=status, result_sha256=digest,
                                                                 result=data)
-                                              for jid, status, digest, data in final))
+                                              for jid, status, digest, data in final),
+                                  missing=tuple(missing))
 
     @api.route("GET", "/jobs/{job_id:int}/result", USER, reply=TAR, replies={206: TAR}, errors=(409, 410, 416))
     async def result(ctx: Ctx, job_id: int):
