@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from importlib.metadata import entry_points
 from typing import Callable, Mapping
+
+from xwpy import plugins
 
 Files = Mapping[str, bytes]
 Comparator = Callable[[Files, Files, Mapping[str, float]], bool]
@@ -37,23 +38,12 @@ class UnknownComparator(LookupError):
     pass
 
 
-def _load(spec: str) -> Comparator:
-    module, _, attr = spec.partition(":")
-    mod = __import__(module, fromlist=[attr])
-    return getattr(mod, attr)
-
-
 def load_comparator(name: str) -> Comparator:
-    if name in BUILTIN:
-        return _load(BUILTIN[name])
-    for ep in entry_points(group="xwpy.comparators"):
-        if ep.name == name:
-            return ep.load()
-    raise UnknownComparator(name)
+    return plugins.load("xwpy.comparators", BUILTIN, name, UnknownComparator)
 
 
 def known_comparators() -> set[str]:
-    return set(BUILTIN) | {ep.name for ep in entry_points(group="xwpy.comparators")}
+    return plugins.known("xwpy.comparators", BUILTIN)
 
 
 def close(x: float, y: float, rtol: float, atol: float) -> bool:

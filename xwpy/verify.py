@@ -15,8 +15,9 @@ coordinator, off the reactor thread).
 from __future__ import annotations
 
 import enum
-from importlib.metadata import entry_points
 from typing import Callable, Mapping, Sequence
+
+from xwpy import plugins
 
 
 class Verdict(enum.Enum):
@@ -37,20 +38,9 @@ class UnknownVerifier(LookupError):
     pass
 
 
-def _load(spec: str) -> Verifier:
-    module, _, attr = spec.partition(":")
-    mod = __import__(module, fromlist=[attr])
-    return getattr(mod, attr)
-
-
 def load_verifier(name: str) -> Verifier:
-    if name in BUILTIN:
-        return _load(BUILTIN[name])
-    for ep in entry_points(group="xwpy.verifiers"):
-        if ep.name == name:
-            return ep.load()
-    raise UnknownVerifier(name)
+    return plugins.load("xwpy.verifiers", BUILTIN, name, UnknownVerifier)
 
 
 def known_verifiers() -> set[str]:
-    return set(BUILTIN) | {ep.name for ep in entry_points(group="xwpy.verifiers")}
+    return plugins.known("xwpy.verifiers", BUILTIN)
