@@ -36,7 +36,10 @@ class GridStub:
 
 @pytest.fixture
 def stack(node) -> Stack:
-    w3 = node.web3()
+    return payer_stack(node.web3())
+
+
+def payer_stack(w3) -> Stack:
     d = deploy_demo(w3, accounts=ACC, pool=None)  # the hub's pool: the distributor
     app_id = d.hub_at(w3).register_app(TxSender(w3, ACC["app_owner"].key), "hashchain", HASHCHAIN_PRICE)
     return Stack(w3, Deployment(**{**d.to_json(), "apps": {**d.apps, "hashchain": app_id}}), ACC)

@@ -5,12 +5,14 @@ little, stalls every later commit: issue 18, items 2 and 3."""
 from __future__ import annotations
 
 import pytest_twisted
+from twisted.internet.defer import DeferredLock
 from tests.oracle.conftest import automine, deploy, mine
 from tests.oracle.test_committer import RESULT, certified, completions, oracle_nonce
 
 from xwpy.chain.tx import fees_of
 from xwpy.lifecycle.chaintask import TaskStatus
 from xwpy.oracle.committer import Committer
+from xwpy.oracle.payer import Payer
 from xwpy.server.catalog import chain as chain_catalog
 
 
@@ -120,3 +122,37 @@ async def test_no_replacement_above_the_cap(hardhat_node, catalog, make_link):
     assert t.status is TaskStatus.COMMITTING and t.commit_tx == stuck.commit_tx
     assert fees_of(t.commit_raw).max_fee == c.max_fee  # nothing above the cap was signed
 
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stuck_commit_epoch_is_replaced_with_higher_fees_and_mined_once(hardhat_node, catalog, make_link):
+    """The payer's commitEpoch takes the committer's bump path: the base fee jumps above what it
+    offers, after replace_after blocks it is signed again on its nonce with higher fees, and the
+    epoch's root reaches the distributor exactly once."""
+    from tests.oracle.test_payer import GridStub, committed_task, dist, payer_stack
+
+    stack = payer_stack(hardhat_node.web3())
+    link = make_link(stack.w3, stack.deployment)
+    await committed_task(stack, catalog, link)
+    automine(stack.w3, False)
+    before = oracle_nonce(stack)
+    p = Payer(catalog, GridStub(), link, DeferredLock(), wall=lambda: 5.0, receipt_wait=0.05, replace_after=3)
+    assert await p.new_epoch() is None  # built, stored, sent: pending
+    [stuck] = await catalog.payouts.list(link.chain_id, stack.deployment.distributor)
+    offered = fees_of(stuck.commit_raw)
+    stack.w3.provider.make_request("hardhat_setNextBlockBaseFeePerGas", [hex(offered.max_fee * 20)])
+    mine(stack.w3)
+    assert (await link.tx_state(bytes.fromhex(stuck.commit_tx[2:]))).kind == "pending"
+    for _ in range(3 + 3):
+        [e] = await catalog.payouts.list(link.chain_id, stack.deployment.distributor)
+        if e.status == "COMMITTED":
+            break
+        await p.advance()
+        mine(stack.w3)
+    [done] = await catalog.payouts.list(link.chain_id, stack.deployment.distributor)
+    assert done.status == "COMMITTED" and done.commit_tx != stuck.commit_tx
+    assert done.commit_nonce == stuck.commit_nonce == before
+    assert fees_of(done.commit_raw).max_fee >= offered.max_fee * 9 // 8
+    assert oracle_nonce(stack) == before + 1  # one transaction mined on that nonce
+    assert dist(stack).epoch_count() == 1 and dist(stack).root(1).hex() == stuck.root[2:]
+    assert await p.new_epoch() is None and dist(stack).epoch_count() == 1  # nothing committed twice

@@ -131,6 +131,13 @@ def test_a_commit_whose_nonce_went_elsewhere_is_signed_anew_for_the_same_number(
     assert plan_commit(E, ZERO, 2, TxState("unknown"), 8).kind == "sign"
 
 
+def test_a_commit_pending_replace_after_blocks_is_replaced_not_before():
+    assert plan_commit(E, ZERO, 2, TxState("pending"), 8, 2, replace_after=3).kind == "wait"
+    assert plan_commit(E, ZERO, 2, TxState("pending"), 8, 3, replace_after=3).kind == "replace"
+    assert plan_commit(E, ZERO, 2, TxState("pending"), 8, 9).kind == "wait"  # no replace_after: never
+    assert plan_commit(E, ROOT, 2, TxState("pending"), 8, 9, replace_after=3).kind == "committed"
+
+
 def test_an_epoch_whose_number_is_taken_or_that_reverted_fails():
     assert plan_commit(E, OTHER, 3, TxState("unknown"), 8).kind == "fail"
     assert plan_commit(E, ZERO, 2, mined(0), None).kind == "fail"
@@ -140,11 +147,15 @@ def test_an_epoch_whose_number_is_taken_or_that_reverted_fails():
 
 @given(st.sampled_from([ROOT, OTHER, ZERO]), st.integers(0, 6),
        st.sampled_from([TxState("unknown"), TxState("pending"), mined(1), mined(0)]),
-       st.one_of(st.none(), st.integers(0, 12)))
-def test_sending_again_only_when_the_root_is_not_there_and_the_stored_one_cannot_be_mined(root, count, tx, nonce):
-    action = plan_commit(E, root, count, tx, nonce)
+       st.one_of(st.none(), st.integers(0, 12)), st.one_of(st.none(), st.integers(0, 10)),
+       st.one_of(st.none(), st.integers(1, 5)))
+def test_sending_again_only_when_the_root_is_not_there_and_the_stored_one_cannot_be_mined(root, count, tx, nonce,
+                                                                                         pending_for, replace_after):
+    action = plan_commit(E, root, count, tx, nonce, pending_for, replace_after=replace_after)
     if action.kind in ("resend", "sign"):
         assert root != ROOT and count == E.epoch - 1 and tx.kind == "unknown"
+    if action.kind == "replace":  # on its own nonce: whichever of the two is mined, the root lands once
+        assert root != ROOT and count < E.epoch and tx.kind == "pending" and pending_for >= replace_after
     if action.kind == "sign":
         assert nonce != E.commit_nonce
     if root == ROOT:

@@ -169,9 +169,10 @@ class ChainLink:
     async def distributor_oracle(self) -> str:
         return await self._run(self.distributor.oracle)
 
-    async def prepare_epoch(self, root: bytes, total: int, *, nonce: int | None = None) -> PreparedTx:
+    async def prepare_epoch(self, root: bytes, total: int, *, nonce: int | None = None,
+                            fees: Fees | None = None) -> PreparedTx:
         call = self.distributor.commit_call(root, total)
-        return await self._run(self.sender.prepare, call, gas=EPOCH_GAS, nonce=nonce)
+        return await self._run(self.sender.prepare, call, gas=EPOCH_GAS, nonce=nonce, fees=fees)
 
     async def explain(self, receipt) -> str:
         return await self._run(self.sender.explain, receipt)

@@ -94,13 +94,17 @@ class Stored:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # committed | fail | wait | resend | sign
+    kind: str  # committed | fail | wait | resend | sign | replace
     reason: str = ""
 
 
-def plan_commit(e: Stored, root_on_chain: bytes, epoch_count: int, tx: TxState, node_nonce: int | None) -> Action:
+def plan_commit(e: Stored, root_on_chain: bytes, epoch_count: int, tx: TxState, node_nonce: int | None,
+                pending_for: int | None = None, *, replace_after: int | None = None) -> Action:
     """What to do next for an epoch whose commitEpoch was stored, given the distributor's root for
     its number, its epoch count, the stored transaction's state and the oracle's next nonce.
+    PENDING_FOR: blocks the stored transaction has been pending; from REPLACE_AFTER on it is
+    signed again on its nonce with higher fees (a queueing node whose base fee rose: the
+    committer's ``bumped_fees``), as a task's commit is.
 
     Never a second commit of the epoch: a new transaction is signed only when the stored one can
     no longer be mined (its nonce went to another transaction, or it reverted) and the
@@ -111,6 +115,8 @@ def plan_commit(e: Stored, root_on_chain: bytes, epoch_count: int, tx: TxState, 
         # The number went to another root: its leaves (which name the number) can never be claimed.
         return Action("fail", f"the distributor's epoch {e.epoch} has another root: build the epoch again")
     if tx.kind == "pending":
+        if replace_after is not None and pending_for is not None and pending_for >= replace_after:
+            return Action("replace", f"pending for {pending_for} blocks")
         return Action("wait")
     if tx.kind == "mined":
         if tx.receipt["status"] == 1:

@@ -7,7 +7,10 @@ distributor. The signed ``commitEpoch`` is stored with the epoch's leaves and wi
 marked, in one catalog transaction, before it is sent (the committer's journal: the same sender
 and the same lock, so the oracle's nonces go out in order). :meth:`Payer.advance` then drives a
 stored epoch to COMMITTED from what the distributor says, and after a restart from its row:
-a second ``commitEpoch`` is signed only when the stored one can no longer be mined.
+a second ``commitEpoch`` is signed only when the stored one can no longer be mined. A
+``commitEpoch`` pending ``replace_after`` blocks (a queueing node whose base fee rose) is signed
+again on its nonce with the committer's ``bumped_fees``, up to ``max_fee``: one nonce, so the
+epoch's root is committed once whichever of the two is mined.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from twisted.logger import Logger
 
 from xwpy.chain import payouts
 from xwpy.chain.contracts import fee_split
-from xwpy.chain.tx import NonceTaken, TxTimeout
+from xwpy.chain.tx import NonceTaken, TxTimeout, fees_of
+from xwpy.oracle.committer import REPLACE_AFTER_BLOCKS, bumped_fees
 from xwpy.oracle.epochs import Earned, Stored, TaskShare, plan_commit, plan_epoch
 from xwpy.server.catalog.payouts import Leaf, PayoutEpoch
 
@@ -30,7 +34,8 @@ _AGAIN = object()  # a step sent a transaction: look again
 
 
 class Payer:
-    def __init__(self, catalog, grid, link, send_lock: DeferredLock, *, wall, receipt_wait: float = 10.0):
+    def __init__(self, catalog, grid, link, send_lock: DeferredLock, *, wall, receipt_wait: float = 10.0,
+                 replace_after: int = REPLACE_AFTER_BLOCKS, max_fee: int = 1000 * 10**9):
         self.catalog = catalog
         self.grid = grid  # xwpy.oracle.grid.GridLink
         self.link = link
@@ -38,6 +43,11 @@ class Payer:
         self._busy = DeferredLock()  # one look at the epochs at a time
         self.wall = wall
         self.receipt_wait = receipt_wait
+        self.replace_after = replace_after
+        self.max_fee = max_fee  # wei per gas: no replacement offers more
+        # The block at which each commitEpoch was first seen pending (after a restart: its first
+        # look), to tell how long it has been stuck without a catalog column.
+        self._pending_since: dict[str, int] = {}
 
     def every(self, clock, seconds: float, epoch) -> ttask.LoopingCall:
         """Call EPOCH (a Deferred-returning function: the service's, which logs and goes on) every
@@ -126,11 +136,16 @@ class Payer:
             try:
                 await link.wait(_b(e.commit_tx), self.receipt_wait)
             except TxTimeout:
-                return None
+                pass  # still pending: plan_commit says whether it has been stuck long enough to replace
             tx = await link.tx_state(_b(e.commit_tx))
         count, root = await link.epoch_state(e.epoch)
         node_nonce = None if tx.kind == "mined" else await link.pending_nonce()
-        action = plan_commit(Stored(e.epoch, _b(e.root), e.commit_nonce), root, count, tx, node_nonce)
+        pending_for = None
+        if tx.kind == "pending":
+            head = (await link.head()).number
+            pending_for = head - self._pending_since.setdefault(e.commit_tx, head)
+        action = plan_commit(Stored(e.epoch, _b(e.root), e.commit_nonce), root, count, tx, node_nonce, pending_for,
+                             replace_after=self.replace_after)
         if action.kind == "committed":
             block = tx.receipt["blockNumber"] if tx.kind == "mined" and tx.receipt["status"] == 1 else None
             await self.catalog.payouts.committed(e.id, block, self.wall())
@@ -145,6 +160,10 @@ class Payer:
                 await self._broadcast(e.commit_raw)
             log.info("payout epoch {n}: sent the stored commitEpoch again", n=e.epoch)
             return _AGAIN
+        if action.kind == "replace":
+            async with self._send:
+                replaced = await self._replace(e, action.reason)
+            return _AGAIN if replaced else None
         if action.kind == "sign":
             async with self._send:
                 prepared = await link.prepare_epoch(_b(e.root), e.total)
@@ -156,6 +175,23 @@ class Payer:
                 await self._broadcast(prepared.raw)
             return _AGAIN
         return None  # wait
+
+    async def _replace(self, e: PayoutEpoch, why: str) -> bool:
+        """The stuck commitEpoch again, on its nonce, with higher fees; False when over the cap."""
+        old = fees_of(e.commit_raw)
+        fees = bumped_fees(old, await self.link.suggested_fees(), self.max_fee)
+        if fees is None:
+            log.warn("payout epoch {n}: commitEpoch {why}, but a replacement would offer more than the cap of "
+                     "{cap} wei/gas", n=e.epoch, why=why, cap=self.max_fee)
+            return False
+        prepared = await self.link.prepare_epoch(_b(e.root), e.total, nonce=e.commit_nonce, fees=fees)
+        await self.catalog.payouts.resigned(e.id, commit_tx="0x" + prepared.tx_hash.hex(), commit_raw=prepared.raw,
+                                            commit_nonce=prepared.nonce, now=self.wall())
+        self._pending_since.pop(e.commit_tx, None)
+        log.info("payout epoch {n}: commitEpoch {why}: replaced by 0x{tx} offering {fee} wei/gas (was {old})",
+                 n=e.epoch, why=why, tx=prepared.tx_hash.hex(), fee=fees.max_fee, old=old.max_fee)
+        await self._broadcast(prepared.raw)
+        return True
 
     async def claims(self, account: str, epoch: int | None = None) -> list:
         return await self.catalog.payouts.claims(self.link.chain_id, self.distributor, to_checksum_address(account),

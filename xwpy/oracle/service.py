@@ -109,7 +109,8 @@ class OracleService(service.MultiService):
                                    margin=cfg.commit_margin_seconds, replace_after=cfg.replace_after_blocks,
                                    max_fee=cfg.max_fee_gwei * 10**9)
         if deployment.distributor:
-            self.payer = Payer(self.catalog, self.grid, self.link, self.committer._send, wall=wall)
+            self.payer = Payer(self.catalog, self.grid, self.link, self.committer._send, wall=wall,
+                               replace_after=cfg.replace_after_blocks, max_fee=cfg.max_fee_gwei * 10**9)
         else:
             log.warn("the deployment has no payout distributor: volunteers are not paid (deploy one with "
                      "`xwpy chain deploy`)")
