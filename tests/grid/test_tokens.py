@@ -133,3 +133,27 @@ def test_a_revoked_hosts_worker_is_refused_and_its_replica_runs_elsewhere(grid):
     assert refusal(lambda: grid.client(token).call("POST", "/work/request", {"slots": 1, "wait": 0})) == (401, "revoked")
     w1 = next(h for h in hosts.values() if h["id"] != w0["id"])
     assert refusal(lambda: alice.revoke_host(w1["id"])) == (404, "not_found")
+
+
+def test_a_disabled_volunteers_replicas_run_elsewhere_at_once(grid):
+    grid.start_coordinator()
+    vol, other = grid.user("vol", "worker"), grid.user("other", "worker")
+    alice = grid.client(grid.user("alice"))
+    alice.register_app(name="slow", command=SLOW, replication=1, quorum=1)
+    grid.start_worker("w0", vol)
+    wait_for(lambda: len(grid.client().hosts()) == 1, 30, "the first worker")
+    [w0] = grid.client().hosts()
+    [jid] = alice.submit([{"app": "slow", "args": ["20", "x"]}])
+    wait_for(lambda: [r for r in alice.job(jid)["replicas"] if r["host_id"] == w0["id"]], 60, "w0 to take the job")
+    grid.start_worker("w1", other)
+    wait_for(lambda: len(grid.client().hosts()) == 2, 30, "the second worker")
+
+    r = xwpy(grid, "users", "disable", "vol", site=True)
+    assert r.returncode == 0, r.stderr
+    # Lost at once, saying why (not at the end of its lease), and run by the other volunteer's host.
+    lost = [r for r in alice.job(jid)["replicas"] if r["host_id"] == w0["id"]]
+    assert [r["status"] for r in lost] == ["LOST"] and "volunteer disabled" in (lost[0]["error"] or "")
+    jobs = grid.wait_final(alice, [jid], timeout=120)
+    assert jobs[jid]["status"] == "COMPLETED"
+    assert [r["status"] for r in alice.job(jid)["replicas"] if r["host_id"] != w0["id"]] == ["DONE"]
+    assert not {h["id"]: h for h in grid.client().hosts()}[w0["id"]]["alive"]

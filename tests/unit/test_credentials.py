@@ -92,3 +92,28 @@ def test_a_revoked_hosts_replicas_go_to_other_hosts():
     assert not e.hosts[1].alive(1.0, 10) and [h.id for h in e.alive_hosts(1.0)] == [2]
     assert e.assign(1, 1, 1.0)[0] == []  # (a long poll it made before: nothing)
     assert [x.job_id for x in e.assign(2, 1, 1.0)[0]] == [jid]
+
+
+@given(hosts_of_disabled=st.integers(1, 3), others=st.integers(1, 3), jobs=st.integers(1, 6))
+def test_a_disabled_volunteers_hosts_are_gone_at_once_until_enabled(hosts_of_disabled, others, jobs):
+    e = Engine(lease_seconds=10)
+    mine = list(range(1, hosts_of_disabled + 1))
+    theirs = list(range(100, 100 + others))
+    for hid in mine:
+        e.add_host(HostState(hid, 10, "", 64 * GiB, last_alive=0.0))
+    for i, hid in enumerate(theirs):
+        e.add_host(HostState(hid, 20 + i, "", 64 * GiB, last_alive=0.0))
+    e.refresh_pool(0.0)
+    ids, _ = e.add_jobs([NewJob(99, 1, Policy(1, 1, 3, 3), PUBLIC, GiB, {}) for _ in range(jobs)], 0.0)
+    running = [r for hid in mine for r in e.assign(hid, jobs, 0.0)[0]]
+    assert running  # the disabled volunteer's hosts had work
+    ch = e.set_owner_disabled(10, True, 1.0)
+    assert {rid for rid, f in ch.replicas.items() if f.get("status") == "LOST"} == {r.id for r in running}
+    assert all(ch.replicas[r.id]["error"] == "volunteer disabled" for r in running)
+    assert not any(e.hosts[h].active or e.hosts[h].alive(1.0, 10) for h in mine)
+    assert sorted(h.id for h in e.alive_hosts(1.0)) == theirs
+    assert all(e.assign(h, jobs, 1.0)[0] == [] for h in mine)  # (a long poll made before: nothing)
+    again = [r.job_id for h in theirs for r in e.assign(h, jobs, 1.0)[0]]
+    assert {r.job_id for r in running} <= set(again)  # their jobs run elsewhere now
+    assert not e.set_owner_disabled(10, False, 2.0)  # enabled: nothing to write, and back once seen
+    assert all(e.hosts[h].alive(2.0, 10) for h in mine)  # (last sign of life within the lease)

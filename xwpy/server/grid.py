@@ -132,12 +132,14 @@ class Grid:
 
     async def set_disabled(self, admin: User, login: str, disabled: bool) -> User:
         """Disable (or enable) an account: its token and its hosts' tokens are refused (or
-        accepted) from the next request on."""
+        accepted) from the next request on, and the replicas its hosts run are rescheduled on other
+        hosts now."""
         user = self._account(admin, login)
         if disabled and user.id == admin.id:
             raise BadRequest("an admin cannot disable their own account", "login")
         user = await self.catalog.users.update(user.id, disabled=disabled)
         self.directory.credentials_changed(user=user)
+        await self.dispatcher.set_owner_disabled(user.id, disabled)  # its hosts' replicas go elsewhere now
         log.info("user {login} {what} by {admin}", login=login, what="disabled" if disabled else "enabled",
                  admin=admin.login)
         return user

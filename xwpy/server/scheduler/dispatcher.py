@@ -304,6 +304,20 @@ class Dispatcher(service.Service):
         await self._commit(ch, now)
         self._wake()
 
+    async def set_owner_disabled(self, owner_id: int, disabled: bool) -> None:
+        """A volunteer's account disabled (or enabled): while disabled, its hosts' replicas go to
+        other hosts now and their open long polls are answered with nothing."""
+        self._check()
+        now = self.reactor.seconds()
+        ch = self.engine.set_owner_disabled(owner_id, disabled, now)
+        self.stats.lost += _lost(ch)
+        if disabled:
+            hosts = {h.id for h in self.engine.hosts.values() if h.owner_id == owner_id}
+            for w in [w for w in self._waiters if w.host_id in hosts]:
+                self._settle_waiter(w, [])
+        await self._commit(ch, now)
+        self._wake()
+
     # -- jobs ------------------------------------------------------------------------------------
 
     async def submit(self, new: list[NewJob]) -> list[int]:

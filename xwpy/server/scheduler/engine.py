@@ -157,12 +157,14 @@ class HostState:
     suspended: str = ""  # why its worker suspended its jobs, as its last heartbeat said
     disk: int = 0  # bytes of inputs its volunteer's disk budget holds (capacity.Offer.disk; 0: not said)
     revoked: bool = False  # its token was revoked: it is gone for good
+    owner_disabled: bool = False  # its volunteer's account is disabled: gone until enabled again
     credit: float = 0.0  # run seconds of the work it certified, earned so far (credit.py)
 
     def alive(self, now: float, lease_seconds: float) -> bool:
         """THE definition of a host alive: a sign of life within one lease, or presumed alive
-        (it could not reach a coordinator that was away); never once revoked."""
-        return not self.revoked and (self.last_alive >= now - lease_seconds or self.presumed_until >= now)
+        (it could not reach a coordinator that was away); never once revoked, nor while its
+        volunteer's account is disabled."""
+        return not self.revoked and not self.owner_disabled and (self.last_alive >= now - lease_seconds or self.presumed_until >= now)
 
     def view(self) -> pol.HostView:
         offer = capacity.Offer(self.cores or UNSAID_CORES, self.memory, self.platform, self.images, self.network,
@@ -438,7 +440,7 @@ class Engine:
     def assign(self, host_id: int, slots: int, now: float) -> tuple[list[ReplicaState], Changes]:
         host = self.hosts[host_id]
         ch = Changes()
-        if host.revoked:  # (a long poll it made before its revocation)
+        if host.revoked or host.owner_disabled:  # (a long poll it made before that)
             return [], ch
         out: list[ReplicaState] = []
         used = self._room(host)
@@ -840,6 +842,18 @@ class Engine:
         self.hosts[host_id].revoked = True
         self.refresh_pool(now)
         return ch
+
+    def set_owner_disabled(self, owner_id: int, disabled: bool, now: float) -> Changes:
+        """A volunteer's account disabled (or enabled again): its hosts are gone at once, as
+        revoked ones are — their replicas lost now, their jobs given new ones on other hosts — until
+        it is enabled again."""
+        parts = []
+        for host in [h for h in self.hosts.values() if h.owner_id == owner_id]:
+            host.owner_disabled = disabled
+            if disabled:
+                parts.append(self.lose(host.id, None, now, "volunteer disabled"))
+        self.refresh_pool(now)
+        return Changes.merge(parts)
 
     def reap(self, now: float) -> Changes:
         """Replicas past their deadline, or whose host is alive without them, are lost; their jobs
