@@ -150,3 +150,13 @@ async def test_the_read_cache_serves_every_step_once_committed(setup):
     assert seen_when_woken[0].status == "COMPLETED"  # woken by the commit: never the row kept before it
     await same_as_catalog(cat, reads, jid)
     assert (await reads.work_done([1])) == {1: 1}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_disabled_volunteers_hosts_stay_gone_after_a_rebuild(setup):
+    cat, d = setup
+    await prepare(cat, d)
+    [u] = await cat.users.all()
+    await cat.users.update(u.id, disabled=True)
+    await d._rebuild()  # as after a restart, or a takeover
+    assert d.engine.hosts[1].owner_disabled and not d.engine.hosts[1].alive(reactor.seconds(), 30)

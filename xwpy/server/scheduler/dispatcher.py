@@ -151,13 +151,15 @@ class Dispatcher(service.Service):
 
     async def _rebuild(self) -> None:
         hosts = await self.catalog.hosts.all()
+        disabled = {u.id for u in await self.catalog.users.all() if u.disabled}  # their hosts are gone
         job_rows, rep_rows, next_job, next_rep = await self.catalog.jobs.load_active()
         now = self.reactor.seconds()
         ch = self.engine.load(
             hosts=[
                 HostState(h.id, h.owner_id, h.group, h.memory, h.reputation, h.last_alive, cores=h.cpus,
                           platform=h.platform, images=h.images, network=h.network, disk=h.disk,
-                          revoked=h.revoked_at is not None, credit=h.credit) for h in hosts
+                          revoked=h.revoked_at is not None, owner_disabled=h.owner_id in disabled,
+                          credit=h.credit) for h in hosts
             ],
             jobs=[JobState.of(r) for r in job_rows],
             replicas=[ReplicaState.of(r) for r in rep_rows],
