@@ -186,6 +186,14 @@ def _report(record: dict, out: Optional[str], as_json: bool) -> None:
     click.echo(f"get the key with: vanity combine --secret SECRET_FILE {where}{unc}")
 
 
+def _finish(found: Optional[dict], max_keys: Optional[int], out: Optional[str], as_json: bool) -> None:
+    """After a search (local or grid): its match, or why there is none."""
+    click.echo("", err=True)
+    if found is None:
+        raise click.ClickException(f"no match within {max_keys:,} keys")
+    _report(found, out, as_json)
+
+
 @vanity.command()
 @click.argument("prefix")
 @click.option("--icase", is_flag=True, help="Case-insensitive match.")
@@ -217,10 +225,7 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
         sys.exit(130)
     except SearchError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo("", err=True)
-    if found is None:
-        raise click.ClickException(f"no match within {max_keys:,} keys")
-    _report(found, out, as_json)
+    _finish(found, max_keys, out, as_json)
 
 
 @vanity.command()
@@ -263,10 +268,7 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
         sys.exit(130)
     except SearchError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo("", err=True)
-    if found is None:
-        raise click.ClickException(f"no match within {max_keys:,} keys")
-    _report(found, out, as_json)
+    _finish(found, max_keys, out, as_json)
 
 
 @vanity.command()
