@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 
@@ -26,6 +27,7 @@ def per_call(fn) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     print(f"{'format':6} {'twisted.logger us':>18} {'AccessLog us':>13} {'ratio':>7}")
     for fmt in ("text", "json"):
         with tempfile.TemporaryFile("w") as f:
