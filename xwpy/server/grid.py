@@ -648,7 +648,7 @@ class Grid:
             return
         have = self.dispatcher.engine.active_by_owner.get(user.id, 0)
         if have + more > limit:
-            raise OverQuota(f"{user.login} has {have} jobs in progress and may have {limit} ([limits] "
+            raise OverQuota(f"{user.login} has {have} job{'' if have == 1 else 's'} in progress and may have {limit} ([limits] "
                             f"max_jobs_per_user): {more} more refused; wait for some to end, or cancel some", "jobs")
 
     async def _check_bytes_quota(self, user: User, sha256: str | None, size: int) -> None:

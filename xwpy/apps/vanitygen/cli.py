@@ -183,7 +183,7 @@ def _report(record: dict, out: Optional[str], as_json: bool) -> None:
     click.echo(f"candidate: {record['candidate']} (spending key = {describe(record['candidate'])} * (partial + q) mod N)")
     where = f"--result {out}" if out else f"--partial {record['partial_key']} --candidate {record['candidate']}"
     unc = "" if out or record["compressed"] else " --uncompressed"
-    click.echo(f"get the key with: vanity combine --secret SECRET_FILE {where}{unc}")
+    click.echo(f"get the key with: xwpy vanity combine --secret SECRET_FILE {where}{unc}")
 
 
 def _finish(found: Optional[dict], max_keys: Optional[int], out: Optional[str], as_json: bool) -> None:
