@@ -29,12 +29,7 @@ def register(cli: click.Group) -> None:
     @pass_settings
     def job(s: Settings, job_ids, as_json):
         """Delete jobs by id, with their replicas and results."""
-        client = s.client()
-        totals = {"jobs": 0, "data": 0, "blobs": 0}
-        for jid in dict.fromkeys(job_ids):
-            for k, v in client.call("DELETE", f"/jobs/{jid}").items():
-                totals[k] += v
-        _say(totals, as_json)
+        _say(_delete(s.client(), [f"/jobs/{jid}" for jid in dict.fromkeys(job_ids)]), as_json)
 
     @delete.command("batch")
     @click.argument("name")
@@ -44,7 +39,7 @@ def register(cli: click.Group) -> None:
         """Delete every job of a batch (an admin: every owner's)."""
         if not NAME_RE.fullmatch(name):
             usage(f"{name!r} is not a batch name (letters, digits, '.', '_', '-')")
-        _say({"jobs": 0, "data": 0, "blobs": 0, **s.client().call("DELETE", f"/batches/{name}")}, as_json)
+        _say(_delete(s.client(), [f"/batches/{name}"]), as_json)
 
     @delete.command("data")
     @click.argument("sha256s", nargs=-1, required=True)
@@ -56,9 +51,13 @@ def register(cli: click.Group) -> None:
         for sha in sha256s:
             if not SHA256_RE.fullmatch(sha):
                 usage(f"{sha!r} is not a sha256 (64 lowercase hex digits)")
-        client = s.client()
-        totals = {"jobs": 0, "data": 0, "blobs": 0}
-        for sha in dict.fromkeys(sha256s):
-            for k, v in client.call("DELETE", f"/data/{sha}").items():
-                totals[k] += v
-        _say(totals, as_json)
+        _say(_delete(s.client(), [f"/data/{sha}" for sha in dict.fromkeys(sha256s)]), as_json)
+
+
+def _delete(client, paths: list[str]) -> dict[str, int]:
+    """DELETE each path; what their answers removed, summed."""
+    totals = {"jobs": 0, "data": 0, "blobs": 0}
+    for path in paths:
+        for k, v in client.call("DELETE", path).items():
+            totals[k] += v
+    return totals
