@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from xwpy.worker.disk import DiskBudget, Entry, NoRoom, eviction_order, to_evict
+from xwpy.worker.disk import DiskBudget, Entry, NoRoom, eviction_order, inputs_offer, to_evict
 
 
 def test_least_recently_used_go_first_and_only_as_many_as_needed():
@@ -174,3 +174,21 @@ def test_a_download_cut_short_counts_from_the_next_start(tmp_path):
     blob(tmp_path / "cache", "not-a-blob.part", 5)
     found = {key: size for key, _path, size, _mtime in _scan_cache(tmp_path)}
     assert found == {blob_key(sha): 10, part_key("cd" * 32): 7}
+
+
+@given(st.integers(0, 1 << 40), st.lists(st.integers(0, 1 << 30), max_size=6))
+def test_the_inputs_offered_leave_room_for_the_results_kept(budget, results):
+    """A worker that keeps finished results (the coordinator was away) offers only what they leave:
+    the inputs it accepts, held twice while staging, plus its results fit its budget."""
+    d = DiskBudget(budget)
+    for i, size in enumerate(results):
+        d.add_result(f"result/{i}", Path(f"/nowhere/{i}"), size, deadline=1e12, evicted=lambda: None)
+    d.add("blob/x", Path("/nowhere/x"), 7)  # a cache entry: it may be evicted, so it does not count
+    offer = inputs_offer(budget, d.results_held())
+    if budget == 0:
+        assert offer == 0  # no limit
+        return
+    assert offer >= 1  # never 0, which would say "no limit"
+    if sum(results) < budget - 1:
+        assert 2 * offer + sum(results) <= budget
+        assert 2 * (offer + 1) + sum(results) > budget  # and nothing more is held back

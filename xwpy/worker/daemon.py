@@ -44,7 +44,8 @@ from xwpy.backoff import Backoff
 from xwpy.singleflight import SingleFlight
 from xwpy.worker.idle import IdleSettings, IdleState, Sample, decide
 from xwpy.worker import power, prefs as vp
-from xwpy.worker.disk import DiskBudget, NoRoom, blob_key, image_key, part_key, result_key, tree_size
+from xwpy.worker.disk import (DiskBudget, NoRoom, blob_key, image_key, inputs_offer, part_key, result_key,
+                              tree_size)
 from xwpy.worker.images import MOUNT_POINTS, ImageCache
 from xwpy.worker.link import Link, Refused, Unreachable
 from xwpy.worker import outbox
@@ -189,8 +190,7 @@ class Worker(service.Service):
             platform=platforms.this_platform(),
             images=self._sandbox is not None,  # an image runs only as the root of a sandbox
             network=self._sandbox is not None and self.opts.allow_network,
-            # Its jobs' inputs, summed: each is held twice while its job stages (cached, and copied).
-            disk=self.opts.prefs.disk_budget // 2,
+            disk=inputs_offer(self.opts.prefs.disk_budget, self.disk.results_held()),
         )
 
     def _fatal(self, failure):

@@ -94,6 +94,15 @@ def to_evict(entries: Iterable[Entry], budget: int, reserved: int, incoming: int
     return None
 
 
+def inputs_offer(budget: int, results_held: int) -> int:
+    """The bytes of inputs a worker offers at hello (capacity.Offer.disk): half of what the results
+    it keeps leave of its budget, since each input is held twice while its job stages (cached, and
+    copied). 0 is "no limit", so a budget its results fill still offers 1 byte: jobs without inputs."""
+    if not budget:
+        return 0
+    return max(1, (budget - results_held) // 2)
+
+
 class NoRoom(Exception):
     pass
 
@@ -203,6 +212,10 @@ class DiskBudget:
         self._reserved.pop(owner, None)
 
     # -- making room -------------------------------------------------------------------------------
+
+    def results_held(self) -> int:
+        """Bytes of finished results waiting to be reported (each stays until its deadline)."""
+        return sum(i.size for i in self._items.values() if i.deadline is not None)
 
     @property
     def used(self) -> int:
