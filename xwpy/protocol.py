@@ -719,6 +719,9 @@ class WorkerTiming:
 class WorkRequest:
     slots: int = field(Int(1, MAX_SLOTS), default=1)
     wait: float = field(Float(0, MAX_WAIT), default=0.0)
+    # The replicas it ran to the end whose results it still has to report (xwpy.worker.outbox):
+    # they hold none of its cores or memory any more.
+    finished: tuple[int, ...] = field(ListOf(Id, MAX_HELD), default=())
 
 
 @message
@@ -763,6 +766,7 @@ class Alive:
     progress: tuple[Progress, ...] = field(ListOf(Nested(Progress), MAX_HELD), default=())
     checkpoints: tuple[Checkpoint, ...] = field(ListOf(Nested(Checkpoint), MAX_HELD), default=())
     suspended: str = field(Str(200), default="")  # why its jobs are suspended ("": they are not)
+    finished: tuple[int, ...] = field(ListOf(Id, MAX_HELD), default=())  # (as WorkRequest.finished)
 
 
 @message

@@ -193,3 +193,18 @@ def test_the_engine_never_gives_a_host_a_job_whose_inputs_exceed_its_disk():
     assert sorted(r.job_id for r in got) == small[:2]
     e.offer(1, disk=0)  # its volunteer lifted the budget (a new hello)
     assert sorted(r.job_id for r in e.assign(1, 4, 2.0)[0]) == [big, small[2]]
+
+
+def test_a_replica_whose_result_waits_to_be_reported_frees_its_cores_and_memory():
+    """A slow uplink: the worker ran a replica to the end and is still uploading its result. The
+    host's cores and memory are free for other work meanwhile; only what it says it ran counts so."""
+    e = grid_engine({1: app()}, [HostState(1, 10, "", 8 * GiB, last_alive=0.0, cores=8)])
+    jobs(e, 1, 4, 4 * GiB)
+    first = e.assign(1, 4, 1.0)[0]
+    assert len(first) == 2 and e.assign(1, 2, 1.0)[0] == []
+    e.ran(1, [first[0].id, 10**9])  # (an id it does not hold changes nothing)
+    got = e.assign(1, 2, 2.0)[0]
+    assert len(got) == 1  # room for one more: the other replica still runs
+    assert e.assign(1, 2, 2.0)[0] == []
+    e.ran(2, [first[1].id])  # another host cannot free this one's room
+    assert e.assign(1, 2, 2.0)[0] == []

@@ -828,6 +828,7 @@ class Grid:
     async def request_work(self, host_id: int, want: protocol.WorkRequest) -> list[protocol.Assignment]:
         """Leases for up to ``want.slots`` replicas, waiting up to ``want.wait`` seconds for some;
         cancel (the Deferred running this) to stop waiting: the worker went away."""
+        self.dispatcher.ran(host_id, want.finished)
         got = await self.dispatcher.request_work(host_id, want.slots, want.wait)
         return [self.assignment(x) for x in got]
 
@@ -853,6 +854,7 @@ class Grid:
         """Extend the host's leases; the replicas it holds that it should abort."""
         # A checkpoint counts once stored: the worker uploads it first (as it does a result).
         checkpoints = {c.replica_id: c.sha256 for c in msg.checkpoints if self.blobs.size(c.sha256) is not None}
+        self.dispatcher.ran(host_id, msg.finished)
         return await self.dispatcher.alive(host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
                                            msg.suspended, checkpoints)
 
@@ -868,6 +870,7 @@ class Grid:
                                  want: protocol.WorkRequest) -> tuple[dict[int, str], list[protocol.Assignment]]:
         """Record results and lease the host's next replicas at once, without waiting: when none
         are ready, the caller asks :meth:`request_work` (which waits)."""
+        self.dispatcher.ran(host_id, want.finished)
         outcome, got = await self.dispatcher.report_and_assign(host_id, list(results), want.slots)
         return outcome, [self.assignment(x) for x in got]
 

@@ -347,7 +347,8 @@ class Worker(service.Service):
                 await self._capacity
                 continue
             try:
-                self._poll = Deferred.fromCoroutine(self.link.request_work(len(self._free_slots), self.opts.wait))
+                self._poll = Deferred.fromCoroutine(self.link.request_work(
+                    len(self._free_slots), self.opts.wait, self.outbox.held()[:protocol.MAX_HELD]))
                 work = await self._poll
             except CancelledError:
                 return
@@ -390,8 +391,9 @@ class Worker(service.Service):
             checkpoints = {rid: t.checkpoint for rid, t in self.tasks.items() if t.checkpoint}
             self._upload_checkpoints()
             # The replicas whose results wait to be reported are held too: their leases must last.
-            held = (sorted(self.tasks) + self.outbox.held())[:protocol.MAX_HELD]
-            reply = await self.link.alive(held, progress, self.suspended, checkpoints)
+            waiting = self.outbox.held()
+            held = (sorted(self.tasks) + waiting)[:protocol.MAX_HELD]
+            reply = await self.link.alive(held, progress, self.suspended, checkpoints, waiting[:protocol.MAX_HELD])
         except Refused as e:
             if e.code == "revoked":  # its replicas are already rescheduled elsewhere: stop now
                 self._fatal(Failure(RuntimeError(f"{e.message} (remove {self._host_file()} to register a new host)")))

@@ -124,14 +124,16 @@ class Link:
         body = protocol.encode(offer) if offer is not None else {}
         return protocol.parse(protocol.WorkerTiming, await self._call("POST", "/work/hello", body))
 
-    async def request_work(self, slots: int, wait: float) -> tuple[protocol.Assignment, ...]:
-        msg = protocol.encode(protocol.WorkRequest(slots=slots, wait=wait))
+    async def request_work(self, slots: int, wait: float,
+                           finished: list[int] | tuple = ()) -> tuple[protocol.Assignment, ...]:
+        msg = protocol.encode(protocol.WorkRequest(slots=slots, wait=wait, finished=tuple(finished)))
         reply = await self._call("POST", "/work/request", msg, timeout=wait + self.timeout)
         return protocol.parse(protocol.WorkReply, reply).replicas
 
     async def alive(self, held: list[int], progress: dict[int, float] | None = None,
-                    suspended: str = "", checkpoints: dict[int, str] | None = None) -> protocol.AliveReply:
-        body = protocol.encode(protocol.Alive(held=tuple(held), progress=tuple(
+                    suspended: str = "", checkpoints: dict[int, str] | None = None,
+                    finished: list[int] | tuple = ()) -> protocol.AliveReply:
+        body = protocol.encode(protocol.Alive(held=tuple(held), finished=tuple(finished), progress=tuple(
             protocol.Progress(replica_id=rid, done=done) for rid, done in sorted((progress or {}).items())),
             suspended=suspended[:200], checkpoints=tuple(
                 protocol.Checkpoint(replica_id=rid, sha256=sha) for rid, sha in sorted((checkpoints or {}).items()))))

@@ -440,6 +440,11 @@ class Dispatcher(service.Service):
         self.stats.dispatched += len(reps)
         return [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
 
+    def ran(self, host_id: int, replica_ids: Iterable[int]) -> None:
+        """The replicas the host ran to the end and has yet to report (Engine.ran; nothing stored)."""
+        if replica_ids:
+            self.engine.ran(host_id, replica_ids)
+
     async def alive(self, host_id: int, held: Iterable[int], progress: dict[int, float] | None = None,
                     suspended: str = "", checkpoints: dict[int, str] | None = None) -> list[int]:
         self._check()

@@ -59,6 +59,9 @@ class ReplicaState:
     verdict: Verdict | None = None
     validation: Validation = Validation.PENDING
     progress: float | None = None  # the fraction done its job last reported (heartbeats; not stored)
+    # Its worker ran it to the end and keeps its result to report (not stored): it holds none of
+    # its host's cores or memory any more (_room).
+    ran: bool = False
     # When the scheduler stops waiting for it, its host asleep or not (None: its lease only: a
     # replica of an earlier xwpy). See silence.py.
     deadline: float | None = None
@@ -593,7 +596,8 @@ class Engine:
         """The cores, memory and disk the replicas running on a host need, summed."""
         cores = memory = disk = 0
         for rid in host.active:
-            job = self.jobs.get(self.replicas[rid].job_id)
+            r = self.replicas[rid]
+            job = None if r.ran else self.jobs.get(r.job_id)
             if job is not None:
                 n = self.need(job)
                 cores += n.cores
@@ -750,6 +754,16 @@ class Engine:
         return {o: (self._running.get(o, 0), r) for o, r in self._recent(list(self._usage), now).items()}
 
     # -- worker reports ----------------------------------------------------------------------------
+
+    def ran(self, host_id: int, replica_ids: Iterable[int]) -> None:
+        """The replicas a host ran to the end and still has to report (a slow uplink, or its
+        coordinator away when they ended): their cores and memory are free for other work."""
+        host = self.hosts.get(host_id)
+        if host is None:
+            return
+        for rid in replica_ids:
+            if rid in host.active:
+                self.replicas[rid].ran = True
 
     def heartbeat(self, host_id: int, held: Iterable[int], now: float,
                   progress: dict[int, float] | None = None, suspended: str = "",
