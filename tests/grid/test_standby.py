@@ -166,3 +166,69 @@ def test_failover_behind_haproxy_leader_killed_twice(grid):
             assert epoch == 3  # two takeovers
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("grid", ["postgres"], indirect=True)
+def test_failover_without_a_load_balancer_workers_and_clients_move_on(grid):
+    """No HAProxy: the 4 workers (``--coordinator A,B``), the admin's client and the user's Python
+    API (``Grid([A, B], ...)``) are given both coordinators' URLs. 200 jobs (replication 2, quorum
+    2); the leader is SIGKILLed (and started again, as the standby), then the new leader too: every
+    worker and client moves on by itself (a refused connection, a 503 standby: the next URL), every
+    job is certified exactly once, and the futures' wait completes with every result."""
+    from tests.grid.conftest import SQUARE
+    from xwpy.client.futures import Grid as Futures
+
+    grid.configure_scheduler(lease_heartbeats=300)  # replicas outlive a takeover: none lost for it
+    grid.configure("catalog", standby_poll_seconds=0.2)
+    a = grid.start_coordinator()
+    b_site = grid.add_coordinator("second")
+    b = grid.start_coordinator(site=b_site)
+    urls = [f"https://127.0.0.1:{cfg.coordinator.port}" for cfg in (grid.cfg, b_site)]
+    grid.url = ",".join(urls)  # what the workers and clients of this grid are given
+    vol = grid.user("vol", "worker")
+    alice_token = grid.user("alice")
+    alice = grid.client(alice_token)
+    alice.register_app(name="square", command=SQUARE, replication=2, quorum=2)
+    for i in range(4):
+        grid.start_worker(f"w{i}", vol)
+    with Futures(urls, grid.cfg.ca_cert, alice_token) as api:
+        futures = [api.submit("square", n) for n in range(200)]
+        ids = [f.job_id for f in futures]
+
+        def completed() -> int:
+            try:
+                return alice.summary()["COMPLETED"]
+            except ClientError:  # (the rotation of this client is tested too: it must find the leader)
+                return 0
+
+        sites = {"a": (grid.cfg, a), "b": (b_site, b)}
+        leader, standby = "a", "b"
+        for at_least in (40, 110):
+            wait_for(lambda: completed() >= at_least, 300, f"{at_least} jobs certified")
+            sites[leader][1].stop(signal.SIGKILL)
+            wait_for(lambda: (health(client_of(grid, sites[standby][0])) or (0,))[0] == 200, 60, "the standby to lead")
+            proc = grid.start_coordinator(site=None if leader == "a" else sites[leader][0])  # back, as the standby
+            sites[leader] = (sites[leader][0], proc)
+            leader, standby = standby, leader
+        results = [int(f.result(timeout=600)) for f in futures]  # the client's wait completes
+    assert results == [n * n for n in range(200)]
+    assert alice.summary()["COMPLETED"] == 200
+    assert alice.coordinators.current == urls[0]  # where the leader is now: a, after b was killed
+    engine = create_engine(grid.cfg.database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all() == [("COMPLETED", 200)]
+            valid = dict(conn.execute(text("SELECT job_id, count(*) FROM replicas WHERE validation = 'VALID' "
+                                           "GROUP BY job_id")).all())
+            assert sorted(valid) == sorted(ids) and min(valid.values()) >= 2
+            replica_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM replicas")).scalar()
+            host_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM hosts")).scalar()
+            assert replica_credit == pytest.approx(host_credit, rel=1e-9, abs=1e-6)
+            assert conn.execute(text("SELECT epoch FROM leadership")).scalar() == 3  # two takeovers
+            hosts = conn.execute(text("SELECT count(*) FROM hosts")).scalar()
+            assert hosts == 4  # each worker registered once, whichever coordinator it met
+    finally:
+        engine.dispose()
+    for i in range(4):  # every worker moved on by itself, to b and back to a
+        out = next(p for p in grid.procs if p.name == f"w{i}").output()
+        assert "Traceback" not in out, out[-3000:]

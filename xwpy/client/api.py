@@ -1,12 +1,15 @@
 """A small synchronous client of the coordinator's API, for the CLI and scripts.
 
 TLS with the site CA pinned (never the system store), one persistent connection, JSON in and out.
-Every failure becomes a :class:`ClientError` with the server's error code and message.
+Every failure becomes a :class:`ClientError` with the server's error code and message. An endpoint
+may name several coordinators (comma-separated URLs): a request that cannot connect to one, or
+hears it is a standby, goes to the next at once (:class:`xwpy.coordinators.Rotation`).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -51,15 +54,41 @@ def endpoint_from_site(site_dir: Path) -> Endpoint:
     return Endpoint(url, token, site_dir / "ca.pem")
 
 
+class _Answered:
+    """An answer whose body was read already (a 503: was it a standby's?), readable again."""
+
+    def __init__(self, resp: http.client.HTTPResponse, raw: bytes):
+        self.status, self.reason, self._headers, self._body = resp.status, resp.reason, resp, io.BytesIO(raw)
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self._headers.getheader(name, default)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._body.read(n)
+
+    def rewind(self) -> None:
+        self._body.seek(0)
+
+
+MESSAGE_STANDBY = "a standby coordinator"
+
+
+def _standby(raw: bytes) -> bool:
+    try:
+        err = loads(raw)
+    except ValueError:
+        return False
+    return isinstance(err, dict) and err.get("error") == "standby"
+
+
 class Client:
     def __init__(self, endpoint: Endpoint, *, timeout: float = 60.0):
+        from xwpy.coordinators import BadURL, Rotation
+
         try:
-            parts = urlsplit(endpoint.url)
-            port = parts.port  # raises ValueError when out of range or not a number
-        except ValueError:
-            parts, port = None, None
-        if parts is None or parts.scheme != "https" or not parts.hostname:
-            raise ClientError(f"coordinator URL must be https://host:port, got {endpoint.url[:200]!r}", code="usage")
+            self.coordinators = Rotation(endpoint.url)
+        except BadURL as e:
+            raise ClientError(f"coordinator URL {e}", code="usage") from None
         if not endpoint.ca.is_file():
             raise ClientError(f"CA certificate {endpoint.ca} not found")
         token = endpoint.token
@@ -67,8 +96,6 @@ class Client:
             raise ClientError("the token is not a bearer token (printable ASCII, no spaces): check --token or XWPY_TOKEN",
                               code="usage")
         self.endpoint = endpoint
-        self._host = parts.hostname
-        self._port = port or 443
         self._timeout = timeout
         from xwpy import pki  # cryptography and twisted: not loaded by commands that never connect
 
@@ -89,12 +116,54 @@ class Client:
     def _connection(self) -> http.client.HTTPSConnection:
         if self._conn is None:
             self.connections += 1
-            self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
+            parts = urlsplit(self.coordinators.current)
+            self._conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=self._timeout,
+                                                     context=self._ssl)
         return self._conn
 
     def _request(self, method: str, path: str, body: bytes | BinaryIO | None = None, *,
                  query: dict | None = None, content_type: str = "application/json",
                  length: int | None = None, headers: dict | None = None) -> http.client.HTTPResponse:
+        """One request to the coordinator asked now; to the next at once if that one cannot be
+        reached or is a standby (nothing happened there); after a lost answer, the next request
+        goes to the next one (this one may have acted on it: the caller decides)."""
+        error: ClientError | None = None
+        for url in self.coordinators.attempts():
+            try:
+                resp = self._request_one(url, method, path, body, query=query, content_type=content_type,
+                                         length=length, headers=headers)
+            except ClientError as e:
+                if e.code in ("unreachable", "lost"):
+                    self.coordinators.failed(url)
+                if e.code != "unreachable" or not self._resendable(body):
+                    raise
+                error = e
+                continue
+            if resp.status != 503:
+                return resp
+            answer = _Answered(resp, resp.read())
+            if not _standby(answer.read()) or not self._resendable(body):
+                answer.rewind()
+                return answer  # type: ignore[return-value]
+            self.coordinators.failed(url)
+            self.close()
+            error = ClientError(MESSAGE_STANDBY, status=503, code="standby")
+            last = answer
+        if error is not None and error.code == "standby":
+            last.rewind()
+            return last  # type: ignore[return-value]  # every one a standby: their answer
+        if len(self.coordinators) == 1:
+            raise error
+        raise ClientError(f"no coordinator answered at {self.coordinators} (last: {error.message})",
+                          code="unreachable")
+
+    @staticmethod
+    def _resendable(body) -> bool:
+        return body is None or isinstance(body, bytes)
+
+    def _request_one(self, where: str, method: str, path: str, body: bytes | BinaryIO | None = None, *,
+                     query: dict | None = None, content_type: str = "application/json",
+                     length: int | None = None, headers: dict | None = None) -> http.client.HTTPResponse:
         url = API_PREFIX + path + ("?" + urlencode({k: v for k, v in query.items() if v is not None}) if query else "")
         headers = {"Authorization": f"Bearer {self.endpoint.token}", **(headers or {})}
         if body is not None:
@@ -121,12 +190,12 @@ class Client:
                 self.close()
                 delivered = delivered or sent
                 if attempt == 2 or not (body is None or isinstance(body, bytes)):
-                    raise ClientError(f"connection to {self.endpoint.url} lost", code="lost") from None
+                    raise ClientError(f"connection to {where} lost", code="lost") from None
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 if delivered or sent:
-                    raise ClientError(f"connection to {self.endpoint.url} lost ({e})", code="lost") from None
-                raise ClientError(f"cannot reach coordinator at {self.endpoint.url}: {e}", code="unreachable") from None
+                    raise ClientError(f"connection to {where} lost ({e})", code="lost") from None
+                raise ClientError(f"cannot reach coordinator at {where}: {e}", code="unreachable") from None
         raise AssertionError("unreachable")
 
     def _check(self, resp: http.client.HTTPResponse) -> http.client.HTTPResponse:

@@ -48,7 +48,8 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="xwpy")
 @click.option("--site", type=click.Path(file_okay=False, path_type=Path), envvar="XWPY_SITE",
               help="A local site directory: its running coordinator, CA and admin token.")
-@click.option("--url", envvar="XWPY_URL", help="Coordinator URL (https://host:port).")
+@click.option("--url", envvar="XWPY_URL",
+              help="Coordinator URL (https://host:port; several coordinators of one site: comma-separated).")
 @click.option("--token", envvar="XWPY_TOKEN", help="Your bearer token.")
 @click.option("--ca", type=click.Path(dir_okay=False, path_type=Path), envvar="XWPY_CA",
               help="The site's CA certificate (pinned).")

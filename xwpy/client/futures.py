@@ -21,7 +21,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from xwpy import archive
 from xwpy.client import sweep as sweeps
@@ -87,10 +87,12 @@ class JobFuture(Future):
 
 
 class Grid:
-    """A coordinator's jobs as futures. ``Grid(url, ca, token)``, or :meth:`from_env`."""
+    """A coordinator's jobs as futures. ``Grid(url, ca, token)``, or :meth:`from_env`. ``url`` may
+    name several coordinators of one site (a list, or comma-separated): each request goes to the
+    one that leads (:mod:`xwpy.coordinators`)."""
 
-    def __init__(self, url: str, ca: str | os.PathLike, token: str):
-        self.endpoint = Endpoint(url, token, Path(ca))
+    def __init__(self, url: str | Sequence[str], ca: str | os.PathLike, token: str):
+        self.endpoint = Endpoint(url if isinstance(url, str) else ",".join(url), token, Path(ca))
         self._control = Client(self.endpoint)  # submitting, cancelling (any thread, under _lock)
         self._lock = threading.Lock()  # the control connection, one request at a time
         self._resolver = InputResolver(self._control)

@@ -37,7 +37,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from xwpy import archive, pki, platforms, protocol
+from xwpy import archive, coordinators, pki, platforms, protocol
 from xwpy.image import ImageError
 from xwpy.image.archive import environment as image_environment
 from xwpy.backoff import Backoff
@@ -95,6 +95,15 @@ class _Task:
     checkpoint_seen: tuple = ()  # what its checkpoint directory looked like then
     checkpoint_at: float = float("-inf")
     uploading: bool = False
+
+
+def _same_site(saved: str | None, urls: str) -> bool:
+    """The host registered with (``saved``, the URLs it was given then) is of the site at ``urls``:
+    they name a coordinator in common (a standby added to the list is still the same site)."""
+    try:
+        return bool(saved) and bool(set(coordinators.parse(saved)) & set(coordinators.parse(urls)))
+    except coordinators.BadURL:
+        return False
 
 
 class Worker(service.Service):
@@ -250,7 +259,7 @@ class Worker(service.Service):
         saved = None
         try:
             saved = json.loads(self._host_file().read_text())
-            if saved.get("url") != self.opts.url:
+            if not _same_site(saved.get("url"), self.opts.url):
                 saved = None
         except (FileNotFoundError, ValueError):
             saved = None
@@ -276,7 +285,7 @@ class Worker(service.Service):
                 timing = await self.link.hello(self.offer(sorted(self._kept) + self.outbox.held()))
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
-                log.info("connected to {url} as host {id}", url=self.opts.url, id=self.host_id)
+                log.info("connected to {url} as host {id}", url=self.link.url, id=self.host_id)
                 return
             except Unreachable as e:
                 delay = backoff.next()

@@ -2,7 +2,9 @@
 
 One persistent connection pool (treq). Every call either returns a decoded message or raises
 :class:`Unreachable` (retry later: network down, coordinator restarting, 503) or
-:class:`Refused` (the coordinator said no: 4xx, with its error code).
+:class:`Refused` (the coordinator said no: 4xx, with its error code). Given several coordinators'
+URLs, a call that cannot connect to one, or hears it is a standby, asks the next at once
+(:class:`xwpy.coordinators.Rotation`); Unreachable then means none answered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, RequestNotSent, RequestTransmissionFailed, ResponseFailed
 
 from xwpy import pki, protocol
+from xwpy.coordinators import Rotation
 from xwpy.protocol import API_PREFIX
 from xwpy.worker import transfer
 from xwpy.worker.throttle import TransferPolicy
@@ -35,6 +38,10 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class _Elsewhere(Unreachable):
+    """Nothing was done where this was sent (no connection, or a standby): safe to send elsewhere."""
+
+
 _NETWORK_ERRORS = (
     net_error.ConnectError,
     net_error.ConnectionLost,
@@ -45,6 +52,10 @@ _NETWORK_ERRORS = (
     RequestTransmissionFailed,  # the connection dropped while the request (an upload) was being sent
     RequestNotSent,
 )
+
+
+# Failures before any byte of the request could reach the coordinator.
+_NOT_CONNECTED = (net_error.ConnectError, net_error.DNSLookupError, RequestNotSent)
 
 
 def _certificate_refused(e: Exception) -> str | None:
@@ -64,7 +75,7 @@ class Link:
                  transfers: TransferPolicy = TransferPolicy()):
         self.reactor = reactor
         self.transfers = transfers
-        self.url = url.rstrip("/")
+        self.coordinators = Rotation(url)
         self.token = token
         self.timeout = timeout
         self._pool = HTTPConnectionPool(reactor, persistent=True)
@@ -73,6 +84,11 @@ class Link:
         self._agent = Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self._pool)
         self._http = HTTPClient(self._agent)
 
+    @property
+    def url(self) -> str:
+        """The coordinator asked now."""
+        return self.coordinators.current
+
     async def close(self) -> None:
         await self._pool.closeCachedConnections()
 
@@ -80,33 +96,50 @@ class Link:
         return {b"Authorization": [f"Bearer {self.token}".encode()], b"Content-Type": [content_type.encode()]}
 
     async def _call(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
+        for url in self.coordinators.attempts():
+            try:
+                return await self._call_one(url, method, path, payload, timeout)
+            except Unreachable as e:
+                self.coordinators.failed(url)
+                if not isinstance(e, _Elsewhere):  # it may have been acted on: the caller decides
+                    raise
+                last = e
+        raise Unreachable(str(last) if len(self.coordinators) == 1 else f"no coordinator answered (last: {last})")
+
+    async def _call_one(self, url: str, method: str, path: str, payload: Any, timeout: float | None) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
-        log.debug("{method} {path}", method=method, path=path)
+        log.debug("{method} {url}{path}", method=method, url=url, path=path)
         try:
             resp = await self._http.request(
-                method, self.url + API_PREFIX + path, data=body, headers=self._headers(),
+                method, url + API_PREFIX + path, data=body, headers=self._headers(),
                 timeout=timeout or self.timeout,
             )
             raw = await resp.content()
         except Exception as e:
             why = _certificate_refused(e)
             if why:  # checked first: a failed handshake also surfaces as a transmission failure
-                raise Refused(0, "tls", f"{self.url} is not a coordinator this site's CA vouches for ({why}); "
+                raise Refused(0, "tls", f"{url} is not a coordinator this site's CA vouches for ({why}); "
                                         "check the CA file given (--ca)") from None
+            if isinstance(e, _NOT_CONNECTED):
+                raise _Elsewhere(f"{url}: {type(e).__name__}: {e}") from None
             if isinstance(e, (*_NETWORK_ERRORS, OSError)):
-                raise Unreachable(f"{type(e).__name__}: {e}") from None
+                raise Unreachable(f"{url}: {type(e).__name__}: {e}") from None
             raise
         log.debug("{method} {path}: HTTP {code}", method=method, path=path, code=resp.code)
         return self._decode(resp.code, raw)
 
     @staticmethod
     def _decode(code: int, raw: bytes) -> Any:
-        if code in (502, 503, 504):
-            raise Unreachable(f"coordinator busy (HTTP {code})")
         try:
             value = protocol.loads(raw) if raw else None
         except ValueError:
-            raise Unreachable(f"malformed reply (HTTP {code})") from None
+            value = None
+            if code not in (502, 503, 504):
+                raise Unreachable(f"malformed reply (HTTP {code})") from None
+        if code in (502, 503, 504):
+            if code == 503 and isinstance(value, dict) and value.get("error") == "standby":
+                raise _Elsewhere("a standby coordinator (HTTP 503)")
+            raise Unreachable(f"coordinator busy (HTTP {code})")
         if code >= 400:
             err = value if isinstance(value, dict) else {}
             raise Refused(code, str(err.get("error", "error")), str(err.get("message", "")))
@@ -161,7 +194,7 @@ class Link:
         part file is ``dest.part`` (the worker's slots share one download of an input)."""
         try:
             return await transfer.download(
-                self._agent, self.reactor, self.url + API_PREFIX + f"/data/{sha256}", self._headers(), dest, sha256,
+                self._agent, self.reactor, lambda: self.url + API_PREFIX + f"/data/{sha256}", self._headers(), dest, sha256,
                 self.transfers, on_error=self._error, unreachable=Unreachable, thread=deferToThread,
             )
         except OSError as e:
@@ -171,7 +204,7 @@ class Link:
         """Send a file through an upload session: resumed from what the coordinator has after a
         cut (keep ``session`` across calls to resume across them too)."""
         return await transfer.upload(
-            self._agent, self.reactor, self.url + API_PREFIX, self._headers(), path, sha256, self.transfers,
+            self._agent, self.reactor, lambda: self.url + API_PREFIX, self._headers(), path, sha256, self.transfers,
             session if session is not None else transfer.UploadSession(), on_error=self._error,
             unreachable=Unreachable, loads=protocol.loads,
         )

@@ -220,11 +220,12 @@ def _content_range(value: bytes | None) -> tuple[int | None, int | None]:
     return (int(first) if first.isdigit() else None), (int(size) if size.isdigit() else None)
 
 
-async def download(agent, reactor, url: str, headers: dict, dest: Path, sha256: str, policy: TransferPolicy,
-                   *, on_error: Callable[[int, bytes], Exception], unreachable: type[Exception],
-                   thread: Callable) -> int:
+async def download(agent, reactor, url: str | Callable[[], str], headers: dict, dest: Path, sha256: str,
+                   policy: TransferPolicy, *, on_error: Callable[[int, bytes], Exception],
+                   unreachable: type[Exception], thread: Callable) -> int:
     """Fetch ``url`` to ``dest`` (via ``dest.part``, resumed from what it already holds); check
-    that the whole hashes to ``sha256``. Returns its size. ``on_error(status, body)`` turns an
+    that the whole hashes to ``sha256``. Returns its size. ``url`` may be a function, asked at
+    each attempt (a worker given several coordinators resumes from the one it asks now). ``on_error(status, body)`` turns an
     error answer into the exception to raise (or an ``unreachable`` one, to retry);
     ``thread(f, *args)`` runs blocking work off the reactor."""
     part = _Part(dest.with_name(dest.name + ".part"))
@@ -237,7 +238,8 @@ async def download(agent, reactor, url: str, headers: dict, dest: Path, sha256: 
         await _until_open(reactor, policy)
         before = part.offset
         try:
-            if await _get_rest(agent, reactor, url, headers, part, policy, bucket, on_error):
+            if await _get_rest(agent, reactor, url() if callable(url) else url, headers, part, policy, bucket,
+                               on_error):
                 break
         except WindowClosed:
             log.info("transfer window closed: {name} paused at {n} bytes", name=dest.name, n=part.offset)
@@ -425,12 +427,13 @@ class UploadSession:
     opened: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
 
-async def upload(agent, reactor, base: str, headers: dict, path: Path, sha256: str, policy: TransferPolicy,
+async def upload(agent, reactor, base: str | Callable[[], str], headers: dict, path: Path, sha256: str, policy: TransferPolicy,
                  session: UploadSession, *, create: dict | None = None,
                  on_error: Callable[[int, bytes], Exception], unreachable: type[Exception],
                  loads: Callable[[bytes], Any]) -> dict:
     """Send ``path`` (hashing to ``sha256``) through an upload session under ``base``/uploads,
-    resuming where the coordinator is; its last answer (the stored data's description)."""
+    resuming where the coordinator is; its last answer (the stored data's description). ``base`` may
+    be a function, asked at each attempt (as ``download``'s ``url``)."""
     size = path.stat().st_size
     bucket = policy.bucket(policy.upload_rate, reactor.seconds())  # one for the whole file
     backoff = Backoff(cap=30.0)
@@ -446,9 +449,11 @@ async def upload(agent, reactor, base: str, headers: dict, path: Path, sha256: s
             raise on_error(resp.code, raw)
         return loads(raw)
 
+    where = base if callable(base) else (lambda: base)
     while True:
         await _until_open(reactor, policy)
         before = offset
+        base = where()
         try:
             if session.id is None:
                 info = await call(b"POST", base + "/uploads", json.dumps({"sha256": sha256, "size": size,

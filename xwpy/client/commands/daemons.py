@@ -65,16 +65,13 @@ def _check_confinement(ctx, _param, value):
 
 def _check_coordinator(url: str, ca: Path) -> None:
     """The worker's connection settings, checked before it starts (it retries a coordinator that is
-    away, never one it could not talk to)."""
-    from urllib.parse import urlsplit
+    away, never one it could not talk to). ``url`` may name several coordinators, comma-separated."""
+    from xwpy import coordinators
 
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme != "https" or not parts.hostname or port == 0:
-        fail(f"--coordinator must be https://host:port, got {url[:200]!r}")
+        coordinators.parse(url)
+    except coordinators.BadURL as e:
+        fail(f"--coordinator {e}")
     try:
         pki.client_ssl_context(ca)
     except (ssl.SSLError, OSError, ValueError) as e:
@@ -134,7 +131,8 @@ def register(cli: click.Group) -> None:
     @cli.group("worker", invoke_without_command=True)
     @click.option("--check", is_flag=True, is_eager=True, expose_value=False, callback=_check_confinement,
                   help="Print what confinement this machine supports, and exit.")
-    @click.option("--coordinator", "url", envvar="XWPY_URL", help="https://host:port  [required]")
+    @click.option("--coordinator", "url", envvar="XWPY_URL",
+                  help="https://host:port, or several coordinators of one site, comma-separated  [required]")
     @click.option("--ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="XWPY_CA",
                   help="The site's CA certificate.  [required]")
     @click.option("--token", envvar="XWPY_TOKEN",
