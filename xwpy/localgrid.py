@@ -269,13 +269,15 @@ class LocalGrid:
         self.procs.append(proc)
         return proc
 
-    def start_coordinator(self, site: SiteConfig | None = None) -> Proc:
+    def start_coordinator(self, site: SiteConfig | None = None, launcher: tuple[str, ...] = ("xwpy",)) -> Proc:
         """The site's coordinator (or that of ``site``, from add_coordinator), once it listens: as
-        the leader, or as a standby if another coordinator leads the catalog."""
+        the leader, or as a standby if another coordinator leads the catalog. (``launcher``: as
+        :meth:`spawn`'s, a test's coordinator with a fault of its own.)"""
         cfg = site or self.cfg
         run_file = cfg.run_file
         run_file.unlink(missing_ok=True)
-        proc = self.spawn("coordinator" if site is None else cfg.dir.name, "coordinator", "--site", str(cfg.dir))
+        proc = self.spawn("coordinator" if site is None else cfg.dir.name, "coordinator", "--site", str(cfg.dir),
+                          launcher=launcher)
         if site is None:
             self.coordinator = proc
 

@@ -50,13 +50,17 @@ class OracleGrid:
     def start_coordinator(self):
         proc = self.grid.start_coordinator()
         info = self.grid.chain_info()
-        self.url = self.node.url if info.get("url_in_config") else info["url"]
+        self.use_chain(self.node.url if info.get("url_in_config") else info["url"], info["deployment"])
+        return proc
+
+    def use_chain(self, url: str, deployment: str) -> None:
+        """Talk to the chain at URL, where DEPLOYMENT (a deployment.json) is."""
+        self.url = url
         self.w3 = connect(self.url)
-        self.deployment = Deployment.load(info["deployment"])
+        self.deployment = Deployment.load(deployment)
         self.target = ChainTarget(self.url, self.w3, self.deployment)
         self.hub = self.deployment.hub_at(self.w3)
         self.token = self.deployment.token_at(self.w3)
-        return proc
 
     def sender(self, role: str) -> TxSender:
         return TxSender(self.w3, self.accounts[role].key)
