@@ -972,6 +972,9 @@ class HostInfo:
     credit: float = field(Float(0, 1e18), default=0.0)
     owner_credit: float = field(Float(0, 1e18), default=0.0)
     payout_address: str | None = field(Optional(Address), default=None)  # where its pool share is paid
+    # Base units of RLC (decimal string) payout epochs built while it had no payout address owe it:
+    # paid in the first epoch after it gives one.
+    owed: str = field(Str(80), default="0")
 
 
 @message

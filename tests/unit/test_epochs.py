@@ -3,8 +3,10 @@ pays out, and what to do with an epoch whose commitEpoch is stored.
 
 Properties (hypothesis): an epoch never pays more than the tasks' pool shares nor more than the
 distributor holds uncommitted; only VALID credit counts; a host without a payout address is paid
-nothing, and nobody gets its part; across epochs (each epoch takes the tasks no epoch took
-before) no task's share is paid twice. And the commit: never a second transaction while the
+nothing now, nobody gets its part, and it is owed it: what the leaves pay plus what stays owed is
+exactly the pool shares plus what was owed before; across epochs (each epoch takes the tasks no
+epoch took before, hosts give addresses between them) no task's share and no owed amount is paid
+twice, and once every host has an address each has been paid exactly its parts. And the commit: never a second transaction while the
 stored one may still be mined, nothing sent once the distributor has the root."""
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from xwpy.chain.tx import TxState
 from xwpy.lifecycle.replica import Validation
-from xwpy.oracle.epochs import Earned, Stored, TaskShare, plan_commit, plan_epoch
+from xwpy.oracle.epochs import Earned, Owed, Stored, TaskShare, plan_commit, plan_epoch
 
 VALIDATIONS = [v.value for v in Validation]
 HOSTS = st.integers(1, 6)
@@ -102,6 +104,94 @@ def test_across_epochs_no_task_is_paid_twice(batches, addresses):
             paid_in[k] = n
         total_paid += plan.total
     assert total_paid <= sum(arrived[k].share for k in paid_in)
+
+
+owed_rows = st.lists(st.builds(Owed, st.integers(1, 10**6), HOSTS, st.integers(1, 10**24)), max_size=6,
+                    unique_by=lambda o: o.id)
+
+
+def credited(unpaid, earned) -> int:
+    """The shares of the tasks whose jobs earned VALID credit (a task with none pays nobody)."""
+    tasks = {e.task for e in earned if e.validation == Validation.VALID.value and e.credit
+             and round(e.credit * 1000) > 0}
+    return sum(t.share for t in unpaid if t.task in tasks)
+
+
+@given(shares, earned_rows, address_books, owed_rows)
+def test_what_the_leaves_pay_plus_what_stays_owed_is_exactly_the_shares_plus_what_was_owed(unpaid, earned,
+                                                                                         addresses, owed):
+    plan = plan_epoch(unpaid, earned, addresses, 10**30, owed)
+    if plan is None:  # nothing is paid: the tasks wait, what was owed stays owed
+        assert not any(addresses.get(o.host) for o in owed)
+        return
+    still_owed = [o for o in owed if o.id not in plan.owed_paid]
+    assert plan.total + sum(plan.owed.values()) + sum(o.amount for o in still_owed) == \
+        credited(unpaid, earned) + sum(o.amount for o in owed)
+    # Paid: exactly the rows of hosts that have an address now; owed from now: only hosts without one.
+    assert set(plan.owed_paid) == {o.id for o in owed if addresses.get(o.host)}
+    assert all(not addresses.get(h) and v > 0 for h, v in plan.owed.items())
+
+
+def test_a_host_owed_is_paid_its_part_when_it_gives_an_address():
+    earned = [Earned(1, 1, "VALID", 1.0), Earned(1, 2, "VALID", 3.0), Earned(2, 1, "VALID", 1.0),
+              Earned(2, 2, "VALID", 1.0)]
+    first = plan_epoch([TaskShare(1, 100)], earned, {1: address(1)}, 10**9)
+    assert first.amounts == {address(1): 25} and first.owed == {2: 75}
+    owed = [Owed(7, 2, 75)]
+    # Still no address: the owed row waits, the new part is owed too.
+    second = plan_epoch([TaskShare(2, 10)], earned, {1: address(1)}, 10**9, owed)
+    assert second.amounts == {address(1): 5} and second.owed == {2: 5} and second.owed_paid == ()
+    owed.append(Owed(8, 2, 5))
+    # An address now: paid both rows and its part of the new task in one leaf, even with no task.
+    third = plan_epoch([], earned, {1: address(1), 2: address(2)}, 10**9, owed)
+    assert third.amounts == {address(2): 80} and third.owed_paid == (7, 8) and third.owed == {}
+    assert plan_epoch([], earned, {1: address(1)}, 10**9, owed) is None  # nobody owed has an address
+
+
+@given(st.lists(st.tuples(shares, earned_rows, st.sets(HOSTS)), min_size=1, max_size=4))
+def test_across_epochs_every_host_is_paid_its_parts_exactly_once(batches):
+    """Hosts give addresses between epochs (each its own, so what it is paid can be told apart);
+    owed rows are kept as the catalog does (stored with their epoch, cleared by the one that pays
+    them). At the end every host has an address, and one more epoch pays what is still owed: each
+    host has been paid exactly what it earned, as if it had had an address from the start."""
+    arrived: dict[int, TaskShare] = {}
+    paid_tasks: set[int] = set()
+    earned_all: list[Earned] = []
+    owed: dict[int, Owed] = {}
+    cleared: set[int] = set()
+    paid: dict[str, int] = {}
+    addresses: dict[int, str] = {}
+    next_id = 1
+
+    def epoch(unpaid):
+        nonlocal next_id
+        plan = plan_epoch(unpaid, earned_all, addresses, 10**30, list(owed.values()))
+        if plan is None:
+            return
+        for i in plan.owed_paid:
+            assert i not in cleared  # an owed row is paid once
+            cleared.add(i)
+            del owed[i]
+        for host, amount in plan.owed.items():
+            owed[next_id] = Owed(next_id, host, amount)
+            next_id += 1
+        for a, v in plan.amounts.items():
+            paid[a] = paid.get(a, 0) + v
+        assert not paid_tasks & set(plan.tasks)
+        paid_tasks.update(plan.tasks)
+
+    for n, (new, earned, with_address) in enumerate(batches, 1):
+        for t in new:
+            arrived[t.task + 10 * n] = TaskShare(t.task + 10 * n, t.share)
+        earned_all += [Earned(e.task + 10 * n, e.host, e.validation, e.credit) for e in earned]
+        addresses.update({h: address(h) for h in with_address})
+        epoch([t for k, t in sorted(arrived.items()) if k not in paid_tasks])
+    addresses.update({h: address(h) for h in range(1, 7)})
+    epoch([t for k, t in sorted(arrived.items()) if k not in paid_tasks])
+    assert not owed
+    # As if each host had had its own address from the start, in one epoch over the same tasks.
+    everything = plan_epoch([arrived[k] for k in sorted(paid_tasks)], earned_all, addresses, 10**30)
+    assert paid == (everything.amounts if everything else {})
 
 
 # -- the commit -------------------------------------------------------------------------------

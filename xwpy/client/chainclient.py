@@ -19,6 +19,7 @@ from xwpy.chain.contracts import Hub, TaskStatus, Token, VanityConsumer, callbac
 from xwpy.chain.deploy import RLC_DECIMALS, Deployment
 from xwpy.chain.node import connect, latest_timestamp
 from xwpy.chain.tx import TxSender
+from xwpy.client.context import format_rlc  # noqa: F401  (the CLI's one formatter, used from here)
 
 RUN_FILE = Path("run") / "chain.json"
 
@@ -46,12 +47,6 @@ def parse_rlc(text: str) -> int:
     if units != units.to_integral_value():
         raise ChainClientError(f"{text} RLC is finer than the token's {RLC_DECIMALS} decimals")
     return int(units)
-
-
-def format_rlc(units: int) -> str:
-    whole, frac = divmod(units, 10**RLC_DECIMALS)
-    text = f"{whole}.{frac:0{RLC_DECIMALS}d}".rstrip("0").rstrip(".")
-    return f"{text} RLC"
 
 
 # -- where the chain is ---------------------------------------------------------------------

@@ -97,6 +97,16 @@ def table(rows: list[list[Any]], headers: list[str], width: int | None = None) -
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
+RLC_DECIMALS = 9  # the token's (xwpy.chain.deploy), here too: `xwpy hosts` runs without the chain extras
+
+
+def format_rlc(units: int) -> str:
+    """Base units of RLC as a volunteer reads them ("0.5 RLC")."""
+    whole, frac = divmod(units, 10**RLC_DECIMALS)
+    text = f"{whole}.{frac:0{RLC_DECIMALS}d}".rstrip("0").rstrip(".")
+    return f"{text} RLC"
+
+
 def terminal_width() -> int | None:
     """Columns of the terminal standard output is, or None when it is not one."""
     import shutil

@@ -5,9 +5,12 @@ An epoch pays the pool share of the chain tasks committed since the last one (ea
 to one epoch: ``chain_tasks.payout_epoch``). A task's share — what the hub paid the pool for it,
 ``fee_split`` — is split over the credit its jobs' VALID replicas earned, per host, and each
 host's part goes to its payout address (``payouts.split``: exact, no dust). A host with no payout
-address when the epoch is built is paid nothing for it: its part stays in the distributor,
-uncommitted (never lost, never someone else's). An epoch never commits more than the
-distributor holds uncommitted: if it would, the amounts are scaled down to that (``split`` again).
+address when the epoch is built is owed its part (``EpochPlan.owed``: the catalog's
+``payout_owed``, stored with the epoch): the first epoch built after it gives an address pays
+what it is owed to that address with its new parts (``EpochPlan.owed_paid``: cleared with that
+epoch), so nothing stays in the distributor for ever and nobody else gets it. An epoch never
+commits more than the distributor holds uncommitted: if it would (tasks paid to an older pool),
+the amounts are scaled down to that (``split`` again).
 
 The commit is journaled as a task's is (``committer.plan``): the signed ``commitEpoch`` is stored
 with the epoch's tree before it is sent; after a crash the distributor's root for the epoch's
@@ -16,7 +19,7 @@ number says whether it is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from xwpy.chain.payouts import split
@@ -43,9 +46,20 @@ class Earned:
 
 
 @dataclass(frozen=True)
+class Owed:
+    """What a host was owed by an earlier epoch (it had no payout address then), not paid yet."""
+
+    id: int  # the catalog's row
+    host: int
+    amount: int  # base units of RLC
+
+
+@dataclass(frozen=True)
 class EpochPlan:
     amounts: dict[str, int]  # payout address -> base units
     tasks: tuple[int, ...]  # the tasks it pays out (each then belongs to this epoch)
+    owed_paid: tuple[int, ...] = ()  # the Owed rows it pays (cleared with it)
+    owed: dict[int, int] = field(default_factory=dict)  # host -> base units of these tasks it is owed from now on
 
     @property
     def total(self) -> int:
@@ -53,12 +67,16 @@ class EpochPlan:
 
 
 def plan_epoch(unpaid: Sequence[TaskShare], earned: Iterable[Earned], addresses: Mapping[int, str | None],
-               available: int) -> EpochPlan | None:
-    """The next epoch over the UNPAID tasks (committed, in no epoch yet), or None when it would pay
-    nobody (then the tasks wait for a later one, when a volunteer has said where to be paid).
+               available: int, owed: Sequence[Owed] = ()) -> EpochPlan | None:
+    """The next epoch over the UNPAID tasks (committed, in no epoch yet) and what earlier epochs
+    OWED hosts that had no address, or None when it would pay nobody (then the tasks wait for a
+    later one, when a volunteer has said where to be paid, and what is owed stays owed).
 
     EARNED: their jobs' replicas; only VALID ones with credit count. ADDRESSES: host -> payout
-    address (None: none given). AVAILABLE: what the distributor holds uncommitted."""
+    address (None: none given). AVAILABLE: what the distributor holds uncommitted (what is owed
+    included: it was never committed). Of each task's share, the parts of hosts with an address
+    are paid, the others' are owed (``EpochPlan.owed``); an Owed row of a host that has an address
+    now is paid to it whole (``EpochPlan.owed_paid``), the others stay owed."""
     credits: dict[int, dict[int, int]] = {}
     for e in earned:
         if e.validation != Validation.VALID.value or not e.credit or e.credit <= 0:
@@ -68,19 +86,29 @@ def plan_epoch(unpaid: Sequence[TaskShare], earned: Iterable[Earned], addresses:
             per_host = credits.setdefault(e.task, {})
             per_host[e.host] = per_host.get(e.host, 0) + units
     out: dict[str, int] = {}
+    owed_now: dict[int, int] = {}
     for t in unpaid:
         by_host = credits.get(t.task, {})
-        # Hosts split the share (one key each, so a host without an address keeps its part out).
-        for host, amount in split(t.share, {f"{host:020d}": c for host, c in by_host.items()}).items():
-            address = addresses.get(int(host))
+        # Hosts split the share (one key each, so a host without an address has its part apart).
+        for key, amount in split(t.share, {f"{host:020d}": c for host, c in by_host.items()}).items():
+            host = int(key)
+            address = addresses.get(host)
             if address:
                 out[address] = out.get(address, 0) + amount
+            else:
+                owed_now[host] = owed_now.get(host, 0) + amount
+    paid_owed = []
+    for o in owed:
+        address = addresses.get(o.host)
+        if address and o.amount > 0:
+            out[address] = out.get(address, 0) + o.amount
+            paid_owed.append(o.id)
     if sum(out.values()) > max(available, 0):
         out = split(max(available, 0), out)
     out = {a: v for a, v in out.items() if v > 0}
     if not out:
         return None
-    return EpochPlan(out, tuple(t.task for t in unpaid))
+    return EpochPlan(out, tuple(t.task for t in unpaid), tuple(paid_owed), owed_now)
 
 
 @dataclass(frozen=True)

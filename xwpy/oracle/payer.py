@@ -2,9 +2,10 @@
 
 Every ``epoch_seconds`` (the oracle's reactor, injected: tests drive a ``Clock``) :meth:`Payer.new_epoch`
 takes the hub's tasks committed since the last epoch, asks the grid what their jobs' replicas
-earned and where each host wants to be paid, builds the tree, and commits its root to the
-distributor. The signed ``commitEpoch`` is stored with the epoch's leaves and with its tasks
-marked, in one catalog transaction, before it is sent (the committer's journal: the same sender
+earned and where each host wants to be paid, adds what earlier epochs owe hosts that have an
+address now, builds the tree, and commits its root to the distributor. The signed
+``commitEpoch`` is stored with the epoch's leaves, its tasks marked, what it leaves owed and what
+owed it pays, in one catalog transaction, before it is sent (the committer's journal: the same sender
 and the same lock, so the oracle's nonces go out in order). :meth:`Payer.advance` then drives a
 stored epoch to COMMITTED from what the distributor says, and after a restart from its row:
 a second ``commitEpoch`` is signed only when the stored one can no longer be mined. A
@@ -24,7 +25,7 @@ from xwpy.chain import payouts
 from xwpy.chain.contracts import fee_split
 from xwpy.chain.tx import NonceTaken, TxTimeout, fees_of
 from xwpy.oracle.committer import REPLACE_AFTER_BLOCKS, bumped_fees
-from xwpy.oracle.epochs import Earned, Stored, TaskShare, plan_commit, plan_epoch
+from xwpy.oracle.epochs import Earned, Owed, Stored, TaskShare, plan_commit, plan_epoch
 from xwpy.server.catalog.payouts import Leaf, PayoutEpoch
 
 log = Logger()
@@ -82,15 +83,16 @@ class Payer:
     async def _build(self) -> PayoutEpoch | None:
         link = self.link
         unpaid = await self.catalog.payouts.unpaid(link.chain_id, link.hub_address, MAX_TASKS)
-        if not unpaid:
-            return None
+        owed = [Owed(o.id, o.host, o.amount) for o in await self.catalog.payouts.owed(link.chain_id, self.distributor)]
+        addresses = {h: to_checksum_address(a) for h, a in self.grid.payout_addresses().items() if a}
+        if not unpaid and not any(o.host in addresses for o in owed):
+            return None  # nothing new, and nobody owed has said where to be paid yet
         task_of = {j: t.id for t in unpaid for j in t.job_ids}
         earned = [Earned(task_of[j], host, validation, credit)
-                  for j, host, validation, credit in await self.grid.earned(sorted(task_of))]
+                  for j, host, validation, credit in await self.grid.earned(sorted(task_of))] if task_of else []
         bps = link.deployment.pool_fee_bps
         shares = [TaskShare(t.id, fee_split(t.price, bps)[1]) for t in unpaid]
-        addresses = {h: to_checksum_address(a) for h, a in self.grid.payout_addresses().items() if a}
-        plan = plan_epoch(shares, earned, addresses, await link.uncommitted())
+        plan = plan_epoch(shares, earned, addresses, await link.uncommitted(), owed)
         if plan is None:
             log.debug("payouts: {n} task(s) to pay out, nobody to pay yet", n=len(unpaid))
             return None
@@ -103,10 +105,12 @@ class Payer:
             pk = await self.catalog.payouts.add(
                 chain_id=link.chain_id, distributor=self.distributor, epoch=number, root="0x" + tree.root.hex(),
                 total=tree.total, commit_tx="0x" + prepared.tx_hash.hex(), commit_raw=prepared.raw,
-                commit_nonce=prepared.nonce, leaves=leaves, task_ids=list(plan.tasks), now=self.wall())
-            log.info("payout epoch {n}: {total} base units of RLC to {k} volunteer address(es) for {t} task(s), "
+                commit_nonce=prepared.nonce, leaves=leaves, task_ids=list(plan.tasks), now=self.wall(),
+                owed=plan.owed, owed_paid=list(plan.owed_paid))
+            log.info("payout epoch {n}: {total} base units of RLC to {k} volunteer address(es) for {t} task(s) "
+                     "and {p} part(s) owed before, {o} host(s) owed their part (no payout address), "
                      "commitEpoch 0x{tx}", n=number, total=tree.total, k=len(leaves), t=len(plan.tasks),
-                     tx=prepared.tx_hash.hex())
+                     p=len(plan.owed_paid), o=len(plan.owed), tx=prepared.tx_hash.hex())
             await self._broadcast(prepared.raw)
         [row] = [e for e in await self.catalog.payouts.list(link.chain_id, self.distributor) if e.id == pk]
         return await self._advance(row)

@@ -808,6 +808,11 @@ class Grid:
         """Seconds each catalog write transaction took (a Prometheus histogram)."""
         return self.catalog.write_latency
 
+    async def owed(self, host_ids: list[int]) -> dict[int, int]:
+        """Base units of RLC payout epochs owe each of these hosts (built while it had no payout
+        address; absent: nothing owed)."""
+        return await self.catalog.payouts.owed_to(host_ids) if host_ids else {}
+
     @property
     def certification_latency(self):
         """Seconds from submission to certification (a Prometheus histogram)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from xwpy import pki
-from xwpy.client.context import JSON_HELP, Expiry, Settings, emit, fail, pass_settings, table, when
+from xwpy.client.context import JSON_HELP, Expiry, Settings, emit, fail, format_rlc, pass_settings, table, when
 
 EXPIRES_HELP = "When the token stops working: a duration from now (90d, 12h) or a UTC date (2027-03-01); default never."
 
@@ -130,7 +130,13 @@ def register(cli: click.Group) -> None:
               "revoked" if h.get("revoked") else f"suspended: {h['suspended']}" if h.get("suspended") else ""]
              for h in rows],
             ["ID", "NAME", "OWNER", "CPUS", "PLATFORM", "ALIVE", "SEEN", "RUNNING", "REPUTATION", "CREDIT", "STATE"],
-        ))
+        ) + "".join(f"\n{owed_line(h)}" for h in rows if int(h.get("owed") or 0) > 0))
+
+    def owed_line(h: dict) -> str:
+        owed = f"host {h['id']} is owed {format_rlc(int(h['owed']))} by payout epochs built while it had no payout address"
+        if h.get("payout_address"):
+            return f"{owed}: the next epoch pays it to {h['payout_address']}"
+        return f"{owed}: give it one (xwpy worker payout-address) and the next epoch pays it"
 
     @hosts.command("revoke")
     @click.argument("host_id", type=int)

@@ -14,6 +14,7 @@ async def host_rows(grid, user) -> list[protocol.HostInfo]:
     for seen in hosts:
         by_owner[seen.host.owner_id] = by_owner.get(seen.host.owner_id, 0.0) + _credit(seen)
     done = await grid.work_done([seen.host.id for seen in hosts])
+    owed = await grid.owed([seen.host.id for seen in hosts])
     for seen in hosts:
         h, state = seen.host, seen.state
         out.append(
@@ -35,6 +36,7 @@ async def host_rows(grid, user) -> list[protocol.HostInfo]:
                 credit=_credit(seen),
                 owner_credit=round(by_owner[h.owner_id], 3),
                 payout_address=h.payout_address,
+                owed=str(owed.get(h.id, 0)),
             )
         )
     return out

@@ -6,6 +6,12 @@ An epoch is stored in one transaction with its signed transaction and with its t
 restart finds the very transaction it may have sent. An epoch that failed (its commit reverted,
 or its number went to another root) gives its tasks back to the next epoch in the transaction
 that says so.
+
+What a host without a payout address earned in an epoch is stored with that epoch as owed to it
+(``payout_owed``); the first epoch built after it gives an address pays it, and the rows are
+marked paid by that epoch in the transaction that stores it (a row is paid once: ``add`` refuses
+an epoch that would pay a row another epoch paid). A failed epoch deletes what it stored as owed
+and gives back what it paid.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from sqlalchemy import select
 from twisted.internet.defer import Deferred
 
 from xwpy.lifecycle.chaintask import TaskStatus
-from xwpy.server.catalog.schema import chain_tasks, payout_epochs, payout_leaves
+from xwpy.server.catalog.schema import chain_tasks, payout_epochs, payout_leaves, payout_owed
 
 COMMITTING, COMMITTED, FAILED = "COMMITTING", "COMMITTED", "FAILED"
 
@@ -64,6 +70,16 @@ class UnpaidTask:
     job_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class OwedRow:
+    """What a host is owed: earned in epoch FROM_EPOCH (payout_epochs.id) while it had no address."""
+
+    id: int
+    host: int
+    amount: int
+    from_epoch: int
+
+
 def _epoch(r) -> PayoutEpoch:
     return PayoutEpoch(r.id, r.chain_id, r.distributor, r.epoch, r.root, int(r.total), r.status, r.commit_tx,
                        bytes(r.commit_raw), r.commit_nonce, r.commit_block, r.error, r.created_at)
@@ -102,9 +118,12 @@ class PayoutsComponent:
         return self.catalog.read(thd)
 
     def add(self, *, chain_id: int, distributor: str, epoch: int, root: str, total: int, commit_tx: str,
-            commit_raw: bytes, commit_nonce: int, leaves: list[Leaf], task_ids: list[int], now: float) -> Deferred:
-        """Store a new epoch, its leaves and signed commit, and mark its tasks, atomically; its row id.
-        Raises EpochTaken (and stores nothing) if one of the tasks is in an epoch already."""
+            commit_raw: bytes, commit_nonce: int, leaves: list[Leaf], task_ids: list[int], now: float,
+            owed: dict[int, int] | None = None, owed_paid: list[int] | None = None) -> Deferred:
+        """Store a new epoch, its leaves and signed commit, mark its tasks, store what it leaves OWED
+        (host -> base units) and mark the OWED_PAID rows paid by it, atomically; its row id.
+        Raises EpochTaken (and stores nothing) if one of the tasks is in an epoch already, or one
+        of the owed rows was paid already."""
 
         def thd(conn) -> int:
             pk = conn.execute(payout_epochs.insert().values(
@@ -122,6 +141,18 @@ class PayoutsComponent:
                                    .values(payout_epoch=pk))
                 if res.rowcount != len(ids):
                     raise EpochTaken(f"a task of epoch {epoch} is in another epoch already")
+            paid = list(owed_paid or ())
+            for chunk in range(0, len(paid), 500):
+                ids = paid[chunk:chunk + 500]
+                res = conn.execute(payout_owed.update().where(payout_owed.c.id.in_(ids),
+                                                              payout_owed.c.paid_epoch.is_(None))
+                                   .values(paid_epoch=pk))
+                if res.rowcount != len(ids):
+                    raise EpochTaken(f"what epoch {epoch} pays as owed was paid by another epoch already")
+            rows = [dict(chain_id=chain_id, distributor=distributor, host_id=host, amount=str(amount),
+                         from_epoch=pk) for host, amount in sorted((owed or {}).items()) if amount > 0]
+            if rows:
+                conn.execute(payout_owed.insert(), rows)
             return pk
 
         return self.catalog.write(thd)
@@ -150,8 +181,37 @@ class PayoutsComponent:
             conn.execute(payout_epochs.update().where(payout_epochs.c.id == pk)
                          .values(status=FAILED, error=why[:1000], updated_at=now))
             conn.execute(chain_tasks.update().where(chain_tasks.c.payout_epoch == pk).values(payout_epoch=None))
+            # Its tasks are paid again by the next epoch: what they left owed goes, what it paid is owed again.
+            conn.execute(payout_owed.delete().where(payout_owed.c.from_epoch == pk))
+            conn.execute(payout_owed.update().where(payout_owed.c.paid_epoch == pk).values(paid_epoch=None))
 
         return self.catalog.write(thd)
+
+    def owed(self, chain_id: int, distributor: str) -> Deferred:
+        """What the distributor's epochs left owed to hosts, not paid yet, oldest first."""
+
+        def thd(conn) -> list[OwedRow]:
+            q = (select(payout_owed).where(payout_owed.c.chain_id == chain_id,
+                                           payout_owed.c.distributor == distributor,
+                                           payout_owed.c.paid_epoch.is_(None))
+                 .order_by(payout_owed.c.id))
+            return [OwedRow(r.id, r.host_id, int(r.amount), r.from_epoch) for r in conn.execute(q)]
+
+        return self.catalog.read(thd)
+
+    def owed_to(self, host_ids: list[int]) -> Deferred:
+        """host id -> base units of RLC owed to it and not paid yet (hosts owed nothing are absent)."""
+
+        def thd(conn) -> dict[int, int]:
+            out: dict[int, int] = {}
+            for chunk in range(0, len(host_ids), 500):
+                q = select(payout_owed.c.host_id, payout_owed.c.amount).where(
+                    payout_owed.c.host_id.in_(host_ids[chunk:chunk + 500]), payout_owed.c.paid_epoch.is_(None))
+                for r in conn.execute(q):
+                    out[r.host_id] = out.get(r.host_id, 0) + int(r.amount)
+            return out
+
+        return self.catalog.read(thd)
 
     def list(self, chain_id: int, distributor: str) -> Deferred:
         def thd(conn) -> list[PayoutEpoch]:

@@ -314,6 +314,24 @@ payout_leaves = Table(
     Index("ix_payout_leaves_account", "account"),
 )
 
+# What a host was owed by an epoch built while it had no payout address (oracle/epochs.py): stored
+# with that epoch (``from_epoch``), and paid by the first epoch built after it gives one
+# (``paid_epoch``, set in the transaction that stores that epoch). A failed epoch takes back what it
+# stored and gives back what it paid, as it gives back its tasks.
+payout_owed = Table(
+    "payout_owed",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("distributor", String(42), nullable=False),
+    Column("host_id", Integer, nullable=False),
+    Column("amount", String(78), nullable=False),  # base units of RLC (decimal text)
+    Column("from_epoch", Integer, ForeignKey("payout_epochs.id"), nullable=False),
+    Column("paid_epoch", Integer, ForeignKey("payout_epochs.id")),  # NULL: still owed
+    Index("ix_payout_owed_host", "host_id", "paid_epoch"),
+    Index("ix_payout_owed_open", "chain_id", "distributor", "paid_epoch"),
+)
+
 # The catalog's leader (xwpy/server/catalog/lease.py): one row, id 1. ``epoch`` grows by one at each
 # takeover and every write transaction checks it (a leader that has been replaced writes nothing);
 # ``expires_at`` is the leader's lease in the database's clock (PostgreSQL), renewed while it leads.
