@@ -30,7 +30,7 @@ def vanity_search(client, prefix: str) -> None:
     """Split-key vanity search on the grid: the workers never see the key that spends it."""
     from xwpy.apps.vanitygen import combine
     from xwpy.apps.vanitygen.cli import _progress_printer
-    from xwpy.apps.vanitygen.grid import GridBackend, capacity, ensure_app
+    from xwpy.apps.vanitygen.grid import GridBackend, ensure_app, in_flight
     from xwpy.apps.vanitygen.search import SearchSpec, plan_search, run_search
 
     q, pub = combine.keygen()
@@ -38,7 +38,7 @@ def vanity_search(client, prefix: str) -> None:
     ensure_app(client)
     plan = plan_search(SearchSpec(prefix, pubkey=pub), keys_per_second=200_000, min_unit_seconds=1, max_unit_seconds=4)
     t0 = time.monotonic()
-    found = run_search(plan, GridBackend(client, "demo-vanity"), parallel=2 * capacity(client),
+    found = run_search(plan, GridBackend(client, "demo-vanity"), parallel=in_flight(client)[0],
                        on_progress=_progress_printer())
     out = combine.combine_record(found, q)
     click.echo("")

@@ -458,6 +458,12 @@ class UserInfo:
     token: str | None = field(Optional(Str(128)), default=None)
     disabled: bool = field(Bool(), default=False)
     expires_at: float | None = field(Optional(Float(0, MAX_TIME)), default=None)
+    # GET /users/me only: what the grid can run for you now (the job slots of the live hosts that
+    # are not suspended), the most jobs you may have in progress ([limits] max_jobs_per_user; None:
+    # no limit) and how many you have: what a client sizes its work in flight by.
+    slots: int | None = field(Optional(Int(0, 1 << 40)), default=None)
+    max_jobs: int | None = field(Optional(Int(0, 1 << 40)), default=None)
+    jobs_in_progress: int | None = field(Optional(Int(0, 1 << 40)), default=None)
 
 
 # -- apps ------------------------------------------------------------------------------------------

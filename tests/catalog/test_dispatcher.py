@@ -160,3 +160,45 @@ async def test_a_disabled_volunteers_hosts_stay_gone_after_a_rebuild(setup):
     await cat.users.update(u.id, disabled=True)
     await d._rebuild()  # as after a restart, or a takeover
     assert d.engine.hosts[1].owner_disabled and not d.engine.hosts[1].alive(reactor.seconds(), 30)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_result_of_a_replica_aborted_as_no_longer_needed_is_refused_as_aborted_not_unknown(setup):
+    """Job replicated on two hosts, quorum 1: the first result certifies it and the other replica
+    is aborted; the job leaves the scheduler's memory. The aborted replica's worker, reporting
+    anyway, hears why ("aborted"), not "unknown" (its log said "no longer wants it: unknown")."""
+    cat, d = setup
+    uid = await cat.write(lambda conn: users_catalog.insert(conn, login="u", role="user", group="",
+                                                           token_hash=tokens.token_hash("u"), now=0))
+
+    def rows(conn):
+        conn.exec_driver_sql(
+            "INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, created_at) "
+            "VALUES (1, 'a', ?, 'public', '[\"true\"]', '{}', 'quorum', 2, 1, 0)", (uid,))
+        for host in (1, 2):
+            conn.exec_driver_sql(
+                "INSERT INTO hosts (id, owner_id, name, token_hash, cpus, memory, os, registered_at, last_alive, "
+                f"reputation) VALUES ({host}, ?, 'h{host}', 'x{host}', 1, 0, '', 0, 0, 0)", (uid,))
+
+    await cat.write(rows)
+    await d.start()
+    for host in (1, 2):
+        d.add_host(HostState(host, uid, "", 1 << 34, last_alive=reactor.seconds()))
+    row = {"app_id": 1, "owner_id": uid, "batch": None, "args": [], "inputs": [], "replication": 2, "quorum": 1,
+           "max_replicas": 2, "max_errors": 1, "memory": 0, "visibility": "public", "vis_group": ""}
+    [jid] = await d.submit([NewJob(uid, 1, Policy(2, 1, 2, 1), PUBLIC, 0, row)])
+    [first] = await d.request_work(1, 1, 0)
+    [second] = await d.request_work(2, 1, 0)
+
+    def result(rid, text):
+        data = archive.from_files({"stdout": text})
+        return protocol.ResultReport(replica_id=rid, exit_code=0, result_sha256=hashlib.sha256(data).hexdigest(),
+                                     inline=data)
+
+    assert await d.report(1, [result(first.replica.id, b"ok\n")]) == {first.replica.id: "accepted"}
+    assert jid not in d.engine.jobs and (await cat.read(jobs_catalog.get, jid)).status == "COMPLETED"
+    late = second.replica.id
+    assert await d.report(2, [result(late, b"ok\n")]) == {late: "aborted"}
+    # Another host's replica, or none at all: unknown still.
+    assert await d.report(1, [result(late, b"ok\n")]) == {late: "unknown"}
+    assert await d.report(2, [result(10**6, b"ok\n")]) == {10**6: "unknown"}

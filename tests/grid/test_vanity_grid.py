@@ -89,3 +89,26 @@ def test_bad_prefix_is_refused_before_anything_is_submitted(vanity_grid):
     r = xwpy(grid, alice, "vanity", "search", "1Oops")
     assert r.returncode != 0 and "O" in r.stderr and "Traceback" not in r.stderr
     assert list(grid.client(alice).jobs()) == []
+
+
+def test_a_plain_user_sizes_its_search_from_the_grid_within_its_job_quota(grid):
+    """alice has no host of her own: the units in flight come from what the grid can run for her
+    (every live host's slots: it used to be 2, from her own hosts), and stay within her job
+    quota ([limits] max_jobs_per_user: it used to submit 2 and be refused, 403 over_quota)."""
+    grid.configure("limits", max_jobs_per_user=1)
+    grid.start_coordinator()
+    grid.start_worker("w1", grid.user("vol", "worker"))
+    grid.start_worker("w2", grid.user("vol2", "worker"))
+    wait_for(lambda: len(grid.client().hosts()) == 2, 30, "two workers")
+    alice = grid.user("alice")
+    me = grid.client(alice).me()
+    slots = sum(h["cpus"] for h in grid.client().hosts())
+    assert me["slots"] == slots >= 2 and me["max_jobs"] == 1 and me["jobs_in_progress"] == 0
+    r = xwpy(grid, alice, "vanity", "search", "1Ab", "--rate", "50000", "--unit-seconds", "4")
+    assert r.returncode == 0, r.stderr
+    assert "1 unit in flight (your job quota: 1, 0 in progress)" in r.stderr, r.stderr
+    assert field(r.stdout, "address").startswith("1Ab")
+    # An admin has no quota: twice the grid's slots.
+    r = xwpy(grid, grid.admin_token, "vanity", "search", "1A", "--rate", "50000", "--unit-seconds", "4")
+    assert r.returncode == 0, r.stderr
+    assert f"{2 * slots} units in flight (twice the grid's {slots} live job slots)" in r.stderr, r.stderr

@@ -70,3 +70,28 @@ def test_native_kernel_key_names_its_extension():
         pytest.skip("the C kernel is not built here")
     facts = rates._build(rates.kernels.get("native")[1])
     assert any(name.endswith(".so") for name, *_ in facts)
+
+
+def test_a_rate_measured_on_a_busy_machine_is_raised_by_the_first_faster_run(tmp_path):
+    """Measured while the machine was loaded (400 keys/s), the rate used to stay low until the
+    machine, kernel or release changed; a run that sees more raises it, without measuring again,
+    and a slower run (a busy machine, or a short run's start-up) never lowers it."""
+    path, busy = tmp_path / "rates.json", Measure(400.0)
+    assert rates.rate("python", measure=busy, path=path) == 400.0
+    assert rates.observe("python", 300.0, path=path) is False  # slower: no news
+    assert rates.rate("python", measure=busy, path=path) == 400.0
+    assert rates.observe("python", 1234.5, path=path) is True
+    assert rates.rate("python", measure=busy, path=path) == 1234.5 and busy.calls == 1
+    for nonsense in (0.0, float("nan"), float("inf"), -1.0):
+        assert rates.observe("python", nonsense, path=path) is False
+    assert rates.rate("python", measure=busy, path=path) == 1234.5
+    # Nothing remembered yet: a run's figure is no measurement (the first use measures).
+    assert rates.observe("reference", 99.0, path=path) is False
+    assert rates.rate("reference", measure=Measure(7.0), path=path) == 7.0
+
+
+def test_what_a_run_saw_per_process():
+    from xwpy.apps.vanitygen.cli import observed_rate
+
+    assert observed_rate(8_000, 2.0, 2) == 2_000.0
+    assert observed_rate(8_000, 0.0, 2) == 0.0 and observed_rate(0, 1.0, 4) == 0.0

@@ -139,3 +139,24 @@ def test_duplicate_and_unknown_results_are_ignored():
 def test_bad_split_key_is_refused_early():
     with pytest.raises(ValueError, match="public key"):
         SearchSpec("1A", pubkey=b"\x02" + b"\xff" * 32)
+
+
+def test_the_last_progress_line_of_a_search_that_gives_up_counts_every_key():
+    """A search that gives up (--max-keys) ends with a line counting what it searched, on a
+    terminal or not (a log prints a line every 5 s: the last one used to be the first, '0 keys')."""
+    import io
+
+    from xwpy.apps.vanitygen.cli import _progress_printer
+    from xwpy.apps.vanitygen.progress import human
+
+    plan = plan_search(SearchSpec("1" * 12), keys_per_second=6_000, min_unit_seconds=0.1, max_unit_seconds=0.1)
+    for tty in (False, True):
+        stream = io.StringIO()
+        stream.isatty = lambda tty=tty: tty
+        seen = []
+        printer = _progress_printer(stream)
+        assert run_search(plan, InlineBackend(), parallel=2, max_keys=3 * plan.keys_per_unit,
+                          on_progress=lambda p: (seen.append(p), printer(p))) is None
+        assert seen[-1].keys_tried == 3 * plan.keys_per_unit and seen[-1].units_in_flight == 0
+        last = stream.getvalue().replace("\x1b[K", "").replace("\r", "\n").strip().splitlines()[-1]
+        assert f"] {human(3 * plan.keys_per_unit)} keys," in last, last

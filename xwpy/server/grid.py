@@ -642,6 +642,20 @@ class Grid:
 
     # -- quotas, deletion, retention ------------------------------------------------------------------
 
+    def room(self, user: User) -> tuple[int, int | None, int]:
+        """What the grid can run for USER now: the job slots (cores) of the live hosts that are not
+        suspended (a job is visible to every host), the most jobs it may have in progress (None: no
+        limit; an admin has none) and how many it has."""
+        slots = 0
+        for h in self.alive_hosts():
+            if h.suspended:
+                continue
+            known = self.directory.hosts.get(h.id)
+            slots += h.cores or (known.cpus if known is not None else 1) or 1
+        limit = self.config.limits.max_jobs_per_user
+        return slots, (limit or None) if not user.admin else None, \
+            self.dispatcher.engine.active_by_owner.get(user.id, 0)
+
     def _check_job_quota(self, user: User, more: int) -> None:
         limit = self.config.limits.max_jobs_per_user
         if not limit or user.admin:
@@ -803,15 +817,15 @@ class Grid:
         """Valid results each of these hosts gave."""
         return await self.reads.work_done(host_ids)
 
-    @property
-    def catalog_write_latency(self):
-        """Seconds each catalog write transaction took (a Prometheus histogram)."""
-        return self.catalog.write_latency
-
     async def owed(self, host_ids: list[int]) -> dict[int, int]:
         """Base units of RLC payout epochs owe each of these hosts (built while it had no payout
         address; absent: nothing owed)."""
         return await self.catalog.payouts.owed_to(host_ids) if host_ids else {}
+
+    @property
+    def catalog_write_latency(self):
+        """Seconds each catalog write transaction took (a Prometheus histogram)."""
+        return self.catalog.write_latency
 
     @property
     def certification_latency(self):

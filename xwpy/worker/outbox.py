@@ -41,6 +41,12 @@ RETRY_CAP = 300.0
 _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 
 ACCEPTED = "accepted"
+# What the coordinator's answer for a result it no longer wants means, for the log.
+UNWANTED = {
+    "aborted": " (its job no longer needed it: certified, cancelled or ended without it)",
+    "lost": " (its lease expired: the job went to another host)",
+    "unknown": " (the coordinator has no such replica of this host)",
+}
 MISSING = "missing-result"  # the archive is not stored (an upload session lost): send it again
 
 
@@ -278,7 +284,7 @@ class Outbox:
                     await self._io(remove, self.dir, rid)
                     self._on_drop(rid)
                 else:
-                    self.drop(rid, f"the coordinator no longer wants it: {verdict}")
+                    self.drop(rid, f"the coordinator no longer wants it: {verdict}{UNWANTED.get(verdict, '')}")
                 self._on_done(rid, verdict)
                 return
         finally:

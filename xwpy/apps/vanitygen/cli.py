@@ -155,7 +155,7 @@ def _progress_printer(stream=None):
 
     def show(progress: Progress) -> None:
         now = time.monotonic()
-        if not tty and now - last[0] < 5 and progress.found is None:
+        if not tty and now - last[0] < 5 and not progress.done:
             return
         last[0] = now
         line = render(progress, now - t0)
@@ -163,6 +163,12 @@ def _progress_printer(stream=None):
         stream.flush()
 
     return show
+
+
+def observed_rate(keys: int, seconds: float, workers: int) -> float:
+    """Keys/s per process a run saw: KEYS over its whole time (start-up included), shared by its
+    WORKERS: never more than the kernel does."""
+    return keys / seconds / workers if seconds > 0 and workers > 0 else 0.0
 
 
 def _report(record: dict, out: Optional[str], as_json: bool) -> None:
@@ -219,7 +225,16 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
             plan = plan_search(spec, keys_per_second=rate, min_unit_seconds=0.5, max_unit_seconds=2.0)
             click.echo(f"searching {prefix} with {workers} x {kernels.get(kernel)[0]} kernel (~{human(rate)} keys/s each)",
                        err=True)
-            found = run_search(plan, backend, parallel=2 * workers, on_progress=_progress_printer(), max_keys=max_keys)
+            printer, last = _progress_printer(), []
+
+            def on_progress(p: Progress) -> None:
+                last[:] = [p]
+                printer(p)
+
+            t0 = time.monotonic()
+            found = run_search(plan, backend, parallel=2 * workers, on_progress=on_progress, max_keys=max_keys)
+            if last:  # what this run saw per process: raises a rate remembered from a busy machine
+                rates.observe(kernel, observed_rate(last[0].keys_tried, time.monotonic() - t0, workers))
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
@@ -237,7 +252,7 @@ def local(prefix, icase, uncompressed, split_key, workers, kernel, out, max_keys
               help="Keys/s of one grid worker, for sizing work units.")
 @click.option("--unit-seconds", type=click.FloatRange(min=0.1), default=20, show_default=True,
               help="Target duration of one work unit on one worker.")
-@click.option("--parallel", type=click.IntRange(min=1), help="Units in flight (default: twice the live job slots).")
+@click.option("--parallel", type=click.IntRange(min=1), help="Units in flight (default: twice the grid's live job slots; never more than your job quota allows).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the match record here (for combine).")
 @click.option("--max-keys", type=click.IntRange(min=1), help="Give up after this many keys.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -246,7 +261,7 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
     """Search PREFIX on the grid (coordinator from the main options: --site, or --url/--token/--ca)."""
     import secrets as _secrets
 
-    from xwpy.apps.vanitygen.grid import GridBackend, capacity, ensure_app
+    from xwpy.apps.vanitygen.grid import GridBackend, ensure_app, in_flight
 
     _target(prefix, icase)
     settings = ctx.find_root().obj
@@ -257,10 +272,10 @@ def search(ctx, prefix, icase, uncompressed, split_key, rate, unit_seconds, para
     try:
         client = settings.client()
         ensure_app(client)
-        slots = parallel or 2 * capacity(client)
+        slots, why = in_flight(client, parallel)
         batch = f"vanity-{_secrets.token_hex(6)}"
         click.echo(f"searching {prefix} on the grid: batch {batch}, {human(plan.keys_per_unit)} keys per unit, "
-                   f"{slots} units in flight", err=True)
+                   f"{slots} unit{'' if slots == 1 else 's'} in flight ({why})", err=True)
         found = run_search(plan, GridBackend(client, batch), parallel=slots, on_progress=_progress_printer(),
                            max_keys=max_keys)
     except KeyboardInterrupt:

@@ -41,12 +41,35 @@ def ensure_app(client: Client, name: str = APP, *, wall_seconds: int = 3600, rep
     return app
 
 
-def capacity(client: Client) -> int:
-    """Job slots of the live hosts this account can see (at least 1)."""
+def in_flight(client: Client, asked: int | None = None) -> tuple[int, str]:
+    """How many units to keep in flight, and why: twice the job slots the grid says it can run for
+    this account now (``GET /users/me``: every live host's, not only the caller's own), or ASKED;
+    either way within the account's job quota (``[limits] max_jobs_per_user``) less the jobs it
+    has in progress, so that no submission is refused over_quota. At least 1; a SearchError when
+    the quota is full already."""
+    from xwpy.apps.vanitygen.search import SearchError
+
     try:
-        return max(1, sum(h["cpus"] for h in client.hosts() if h["alive"]))
+        me = client.me()
     except ClientError:
-        return 1
+        me = {}
+    slots = me.get("slots")
+    if slots is None:  # a coordinator of an earlier version: the hosts this account sees
+        try:
+            slots = sum(h["cpus"] for h in client.hosts() if h["alive"])
+        except ClientError:
+            slots = 0
+    n = asked or 2 * max(1, slots)
+    why = "as asked" if asked else f"twice the grid's {slots} live job slot{'' if slots == 1 else 's'}"
+    limit, active = me.get("max_jobs"), me.get("jobs_in_progress") or 0
+    if limit:
+        room = limit - active
+        if room < 1:
+            raise SearchError(f"you have {active} job{'' if active == 1 else 's'} in progress and may have {limit} "
+                              "([limits] max_jobs_per_user): wait for some to end, or cancel some")
+        if n > room:
+            n, why = room, f"your job quota: {limit}, {active} in progress"
+    return n, why
 
 
 class GridBackend:

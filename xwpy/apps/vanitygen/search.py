@@ -107,6 +107,7 @@ class Progress:
     probability: float  # chance that a search this long would have found a match by now
     expected_tries: float
     found: Optional[dict]
+    done: bool = False  # the search is over (found, or the key budget spent): the last report
 
 
 @dataclass
@@ -172,7 +173,7 @@ class SearchState:
             self.retry.append(index)
         return verdict
 
-    def progress(self) -> Progress:
+    def progress(self, done: bool = False) -> Progress:
         return Progress(
             keys_tried=self.keys_tried,
             units_done=self.units_done,
@@ -180,6 +181,7 @@ class SearchState:
             probability=probability_after(self._p, self.keys_tried),
             expected_tries=self._expected,
             found=self.found,
+            done=done or self.found is not None,
         )
 
 
@@ -204,7 +206,8 @@ def run_search(
     poll_timeout: float = 0.5,
 ) -> Optional[dict]:
     """Keep ``parallel`` units in flight until a verified match (returned) or ``max_keys`` keys
-    were submitted and all came back without one (None). Cancels what is left on the way out."""
+    were submitted and all came back without one (None). Cancels what is left on the way out.
+    ON_PROGRESS hears after each poll, and last with ``done`` set (every key searched counted)."""
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
     state = SearchState(plan)
@@ -216,6 +219,8 @@ def run_search(
             if room > 0:
                 backend.submit(state.take(room))
             if not state.in_flight:
+                if on_progress is not None:
+                    on_progress(state.progress(done=True))  # what it searched in all, said last
                 break  # budget exhausted, no match
             for index, data in backend.poll(poll_timeout):
                 state.record(index, data)

@@ -19,7 +19,8 @@ def install(api: Api, grid) -> None:
 
     @api.route("GET", "/users/me", USER, reply=protocol.UserInfo)
     async def me(ctx: Ctx):
-        return user_info(ctx.user)
+        slots, max_jobs, active = grid.room(ctx.user)
+        return {**user_info(ctx.user), "slots": slots, "max_jobs": max_jobs, "jobs_in_progress": active}
 
     @api.route("GET", "/users", ADMIN, reply=protocol.UserList)
     async def list_users(ctx: Ctx):

@@ -149,6 +149,17 @@ def earned(conn, job_ids: list[int]) -> list[tuple[int, int, str, float | None]]
     return out
 
 
+def replica_statuses(conn, host_id: int, replica_ids: list[int]) -> dict[int, str]:
+    """The stored status of these replicas of HOST_ID (others, and unknown ids, are absent): why a
+    result the scheduler no longer holds is refused (an ABORTED one: its job no longer needed it)."""
+    out = {}
+    for chunk in range(0, len(replica_ids), 500):
+        q = select(replicas.c.id, replicas.c.status).where(replicas.c.id.in_(replica_ids[chunk:chunk + 500]),
+                                                          replicas.c.host_id == host_id)
+        out.update({r.id: r.status for r in conn.execute(q)})
+    return out
+
+
 def ends(conn, job_ids: list[int]) -> list[tuple[int, int, str, str | None]]:
     """(id, owner id, status, certified result's sha256) of these jobs: how they ended."""
     return bulk.select_by_ids(conn, jobs, ("owner_id", "status", "result_sha256"), sorted(set(job_ids)))

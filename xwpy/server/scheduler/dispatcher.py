@@ -554,6 +554,12 @@ class Dispatcher(service.Service):
             got = [Dispatched(r, self._apps(specs[r.job_id][0]), specs[r.job_id][1], specs[r.job_id][2]) for r in reps]
         if reports:
             self._wake()
+        forgotten = sorted(rid for rid, verdict in outcome.items() if verdict == "unknown")
+        if forgotten:
+            # Replicas of jobs that ended (the scheduler drops them): say what became of each, as
+            # the catalog has it ("aborted": the job no longer needed it), not "unknown".
+            stored = await self.catalog.read(jobs_catalog.replica_statuses, host_id, forgotten)
+            outcome.update({rid: status.lower() for rid, status in stored.items()})
         return outcome, got
 
     async def _verify(self, app_id: int, job_id: int, digest: str, data: bytes | None) -> Verdict | None:
