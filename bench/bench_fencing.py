@@ -10,6 +10,9 @@ and commits every step through the real catalog connector, all steps of a wave q
 as a busy coordinator queues them (group commit). The coordinator's process adds HTTP and the
 reactor around the same writes, so the ratio here is the fence's share of the write path at most.
 Prints replicas/s min / median / max for each side and the ratio of medians (fenced / unfenced).
+Whole-round rates on a busy machine spread by more than the check costs, so the fenced rounds
+also time the check itself (``lease.check``, wrapped here): its share of the time spent in write
+transactions, and its mean per transaction — the fence's cost without the machine's noise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ from xwpy.server.scheduler.quorum import Policy
 HOSTS = 8
 
 
+class CheckTimer:
+    """``lease.check`` timed: the connector calls it through the module, once per write transaction."""
+
+    def __init__(self):
+        self.seconds, self.calls = 0.0, 0
+        self._check = lease.check
+
+    def __call__(self, conn, mine: int) -> None:
+        t = time.perf_counter()
+        try:
+            self._check(conn, mine)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+
+
 def _setup(conn) -> int:
     owner = users_catalog.insert(conn, login="owner", role="user", group="", token_hash=tokens.token_hash("o"), now=1.0)
     conn.execute(text("INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, "
@@ -44,9 +63,12 @@ def _setup(conn) -> int:
     return owner
 
 
-async def one_round(reactor, url: str, fenced: bool, n_jobs: int) -> float:
-    """Replicas certified per second over one round on a fresh catalog at ``url``."""
+async def one_round(reactor, url: str, fenced: bool, n_jobs: int, checks: list | None = None) -> float:
+    """Replicas certified per second over one round on a fresh catalog at ``url``; a fenced round
+    appends (check seconds, write-transaction seconds, transactions) to ``checks``."""
     cat = Catalog.open(url, reactor)
+    timer = CheckTimer()
+    lease.check = timer
     try:
         if fenced:
             held = lease.for_engine(cat.engine, lease.session_name(), ttl=60)
@@ -83,8 +105,12 @@ async def one_round(reactor, url: str, fenced: bool, n_jobs: int) -> float:
             now += 1.0
             if not reports:
                 raise RuntimeError("the engine assigned nothing with jobs left")
-        return replicas / (time.perf_counter() - started)
+        rate = replicas / (time.perf_counter() - started)
+        if fenced and checks is not None:
+            checks.append((timer.seconds, cat.write_seconds, timer.calls))
+        return rate
     finally:
+        lease.check = timer._check
         await cat.close()
 
 
@@ -98,8 +124,8 @@ def fresh(base: str | None, tmp: Path, i: int) -> tuple[str, callable]:
     return url, lambda: drop_postgres_database(url)
 
 
-async def measure(reactor, base: str | None, rounds: int, n_jobs: int) -> dict[bool, list[float]]:
-    out: dict[bool, list[float]] = {False: [], True: []}
+async def measure(reactor, base: str | None, rounds: int, n_jobs: int) -> dict:
+    out: dict = {False: [], True: [], "checks": []}
     with tempfile.TemporaryDirectory() as tmp:
         i = 0
         for r in range(rounds):
@@ -113,19 +139,24 @@ async def measure(reactor, base: str | None, rounds: int, n_jobs: int) -> dict[b
                     eng = make_engine(url)
                     revision.open_or_create(eng)
                     eng.dispose()
-                    out[fenced].append(await one_round(reactor, url, fenced, n_jobs))
+                    out[fenced].append(await one_round(reactor, url, fenced, n_jobs, out["checks"]))
                 finally:
                     drop()
     return out
 
 
-def report(name: str, got: dict[bool, list[float]]) -> None:
+def report(name: str, got: dict) -> None:
     def stats(xs):
         return f"{min(xs):8.0f} {statistics.median(xs):8.0f} {max(xs):8.0f}"
 
     print(f"{name:<12} unfenced replicas/s min/median/max {stats(got[False])}")
     print(f"{name:<12} fenced   replicas/s min/median/max {stats(got[True])}")
     print(f"{name:<12} ratio of medians fenced/unfenced: {statistics.median(got[True]) / statistics.median(got[False]):.3f}")
+    share = statistics.median(c / w for c, w, _ in got["checks"])
+    per = statistics.median(c / n * 1e3 for c, _, n in got["checks"])
+    tx = statistics.median(w / n * 1e3 for _, w, n in got["checks"])
+    print(f"{name:<12} the check: {share:.1%} of write-transaction time (median of rounds), "
+          f"{per:.3f} ms of a {tx:.2f} ms transaction")
 
 
 def main(argv: list[str] | None = None) -> int:
