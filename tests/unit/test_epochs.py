@@ -78,6 +78,12 @@ def test_each_task_share_is_split_over_its_own_hosts_credit():
     # Less uncommitted than the shares (tasks paid to an older pool): scaled down to it, exactly.
     plan = plan_epoch([TaskShare(1, 100), TaskShare(2, 31)], earned, addresses, 100)
     assert plan.total == 100 and plan.amounts[address(2)] > plan.amounts[address(1)]
+    # ...beside what is owed, which is paid whole: host 3 was owed 30, 100 held in all.
+    plan = plan_epoch([TaskShare(1, 100), TaskShare(2, 31)], earned, addresses, 100, [Owed(5, 3, 30)])
+    assert plan.total == 100 and plan.amounts[address(3)] == 30 and plan.owed_paid == (5,)
+    # Host 2 without an address: its scaled parts are owed, and what is committed still fits.
+    plan = plan_epoch([TaskShare(1, 100), TaskShare(2, 31)], earned, {1: address(1)}, 100)
+    assert plan.total + sum(plan.owed.values()) == 100 and set(plan.owed) == {2}
     assert plan_epoch([TaskShare(1, 100)], [Earned(1, 3, "INVALID", 9.0)], addresses, 10**9) is None
     assert plan_epoch([], earned, addresses, 10**9) is None
 
@@ -130,6 +136,22 @@ def test_what_the_leaves_pay_plus_what_stays_owed_is_exactly_the_shares_plus_wha
     # Paid: exactly the rows of hosts that have an address now; owed from now: only hosts without one.
     assert set(plan.owed_paid) == {o.id for o in owed if addresses.get(o.host)}
     assert all(not addresses.get(h) and v > 0 for h, v in plan.owed.items())
+
+
+@given(shares, earned_rows, address_books, owed_rows, st.integers(0, 10**25))
+def test_an_epoch_commits_and_leaves_owed_no_more_than_the_distributor_holds(unpaid, earned, addresses, owed,
+                                                                             available):
+    """Whatever the distributor holds: what an epoch commits plus what it leaves owed fits in it,
+    and what was owed is paid whole or not at all (never scaled: a row is cleared once)."""
+    plan = plan_epoch(unpaid, earned, addresses, available, owed)
+    if plan is None:
+        return
+    assert plan.total + sum(plan.owed.values()) <= available
+    paid = {o.id: o for o in owed if o.id in plan.owed_paid}
+    for o in paid.values():
+        assert plan.amounts[addresses[o.host]] >= o.amount
+    if available >= credited(unpaid, earned) + sum(o.amount for o in owed):
+        assert set(paid) == {o.id for o in owed if addresses.get(o.host)}
 
 
 def test_a_host_owed_is_paid_its_part_when_it_gives_an_address():

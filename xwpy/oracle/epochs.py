@@ -9,8 +9,9 @@ address when the epoch is built is owed its part (``EpochPlan.owed``: the catalo
 ``payout_owed``, stored with the epoch): the first epoch built after it gives an address pays
 what it is owed to that address with its new parts (``EpochPlan.owed_paid``: cleared with that
 epoch), so nothing stays in the distributor for ever and nobody else gets it. An epoch never
-commits more than the distributor holds uncommitted: if it would (tasks paid to an older pool),
-the amounts are scaled down to that (``split`` again).
+commits more than the distributor holds uncommitted, and never leaves owed more than it still
+holds: if the new parts would exceed what it holds beside what is owed (tasks paid to an older
+pool), they are scaled down to that (``split`` again); what is owed is paid whole.
 
 The commit is journaled as a task's is (``committer.plan``): the signed ``commitEpoch`` is stored
 with the epoch's tree before it is sent; after a crash the distributor's root for the epoch's
@@ -85,30 +86,38 @@ def plan_epoch(unpaid: Sequence[TaskShare], earned: Iterable[Earned], addresses:
         if units > 0:
             per_host = credits.setdefault(e.task, {})
             per_host[e.host] = per_host.get(e.host, 0) + units
-    out: dict[str, int] = {}
-    owed_now: dict[int, int] = {}
+    # Each task's share split over its hosts: a part to an address ("a" keys) or owed ("h" keys).
+    parts: dict[str, int] = {}
     for t in unpaid:
         by_host = credits.get(t.task, {})
-        # Hosts split the share (one key each, so a host without an address has its part apart).
         for key, amount in split(t.share, {f"{host:020d}": c for host, c in by_host.items()}).items():
-            host = int(key)
-            address = addresses.get(host)
-            if address:
-                out[address] = out.get(address, 0) + amount
-            else:
-                owed_now[host] = owed_now.get(host, 0) + amount
-    paid_owed = []
-    for o in owed:
-        address = addresses.get(o.host)
-        if address and o.amount > 0:
-            out[address] = out.get(address, 0) + o.amount
-            paid_owed.append(o.id)
-    if sum(out.values()) > max(available, 0):
-        out = split(max(available, 0), out)
+            address = addresses.get(int(key))
+            part = "a" + address if address else "h" + key
+            parts[part] = parts.get(part, 0) + amount
+    # What was owed, paid whole to the hosts that have an address now: its RLC is in the
+    # distributor already (their tasks' shares, never committed).
+    paying = [o for o in owed if addresses.get(o.host) and o.amount > 0]
+    backed = max(available, 0) - sum(o.amount for o in paying)
+    if backed < 0:  # the distributor holds less than is owed (never, if each share was paid to it)
+        paying, backed = [], max(available, 0)
+    if sum(parts.values()) > backed:
+        # Less uncommitted than the shares (tasks paid to an older pool): the new parts, paid or
+        # owed, scaled down to what the distributor holds beside what is owed (``split``: exact).
+        parts = split(backed, parts)
+    out: dict[str, int] = {}
+    owed_now: dict[int, int] = {}
+    for part, amount in parts.items():
+        if part[0] == "a":
+            out[part[1:]] = out.get(part[1:], 0) + amount
+        elif amount > 0:
+            owed_now[int(part[1:])] = owed_now.get(int(part[1:]), 0) + amount
+    for o in paying:
+        address = addresses[o.host]
+        out[address] = out.get(address, 0) + o.amount
     out = {a: v for a, v in out.items() if v > 0}
     if not out:
         return None
-    return EpochPlan(out, tuple(t.task for t in unpaid), tuple(paid_owed), owed_now)
+    return EpochPlan(out, tuple(t.task for t in unpaid), tuple(o.id for o in paying), owed_now)
 
 
 @dataclass(frozen=True)
