@@ -124,6 +124,27 @@ class OracleConfig:
     epoch_seconds: float = 3600.0
 
 
+@dataclass(frozen=True)
+class BlobsConfig:
+    """[blobs]: where the blobs live. "local": the site's blobs/ directory (the default); "s3": a
+    bucket of an object store speaking the S3 API (SeaweedFS, MinIO, AWS...), which workers reach
+    directly with presigned URLs (xwpy/server/blobstore_s3.py). The keys are read from
+    credentials_file (TOML: access_key, secret_key; readable by its owner only) or, when it is
+    empty, from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): never a command line."""
+
+    backend: str = "local"
+    endpoint: str = ""  # the store's S3 URL as the coordinator reaches it (http(s)://host:port)
+    public_endpoint: str = ""  # as workers reach it, when not the same ("": endpoint)
+    bucket: str = "xwpy-blobs"
+    region: str = "us-east-1"
+    prefix: str = "blobs/"  # the blobs' keys: PREFIX + sha256
+    credentials_file: str = ""
+    # A presigned URL is valid until its replica's lease expires, this long at most (and at least
+    # min_url_seconds: a worker asks again for one that expired).
+    max_url_seconds: float = 3600.0
+    min_url_seconds: float = 30.0
+
+
 URL_CONFIRMATIONS = 12  # the default depth on a node: a couple of minutes of Ethereum blocks
 
 
@@ -144,6 +165,7 @@ class SiteConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    blob_store: BlobsConfig = field(default_factory=BlobsConfig)  # [blobs]
     shares: dict[str, float] = field(default_factory=dict)  # [shares] login = share (fair share)
 
     def path(self, name: str) -> Path:
@@ -178,7 +200,9 @@ _SECTIONS = {
     "limits": LimitsConfig,
     "oracle": OracleConfig,
     "retention": RetentionConfig,
+    "blobs": BlobsConfig,
 }
+_FIELDS = {"blobs": "blob_store"}  # a section kept under another name (SiteConfig.blobs is the directory)
 
 
 def _section(cls: type, raw: Any, where: str) -> Any:
@@ -219,7 +243,7 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
                 raise ConfigError("[site] takes only: name")
             kwargs["name"] = str(value.get("name", "xwpy"))
         elif key in _SECTIONS:
-            kwargs[key] = _section(_SECTIONS[key], value, key)
+            kwargs[_FIELDS.get(key, key)] = _section(_SECTIONS[key], value, key)
         elif key == "shares":
             kwargs["shares"] = _shares(value)
         else:
@@ -251,7 +275,22 @@ def parse(text: str, site_dir: Path, source: str = CONFIG_NAME) -> SiteConfig:
     if cfg.retention.gc_seconds < 0 or cfg.retention.grace_seconds < 0:
         raise ConfigError("[retention] gc_seconds and grace_seconds must be >= 0")
     _check_oracle(cfg.oracle)
+    _check_blobs(cfg.blob_store)
     return cfg
+
+
+def _check_blobs(b: BlobsConfig) -> None:
+    if b.backend not in ("local", "s3"):
+        raise ConfigError(f'[blobs] backend must be "local" or "s3", got {b.backend!r}')
+    if b.backend == "s3":
+        for key in ("endpoint", "public_endpoint"):
+            url = getattr(b, key)
+            if (url or key == "endpoint") and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"[blobs] {key} must be an http(s):// URL, got {url!r}")
+        if not 3 <= len(b.bucket) <= 63:
+            raise ConfigError("[blobs] bucket must be 3 to 63 characters")
+    if not 1 <= b.min_url_seconds <= b.max_url_seconds <= 7 * 86400:
+        raise ConfigError("[blobs] need 1 <= min_url_seconds <= max_url_seconds <= 604800 (7 days: SigV4's most)")
 
 
 MAX_SHARE = 1e6
@@ -314,7 +353,9 @@ def render(cfg: SiteConfig) -> str:
 
     doc: dict[str, Any] = {"site": {"name": cfg.name}}
     for name in _SECTIONS:
-        section = getattr(cfg, name)
+        section = getattr(cfg, _FIELDS.get(name, name))
+        if name == "blobs" and section == BlobsConfig():
+            continue  # the local directory, as before: a new site's file says nothing of it
         doc[name] = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
     if cfg.shares:
         doc["shares"] = dict(cfg.shares)

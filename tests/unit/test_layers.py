@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS = [  # lowest first
     ("base", ("xwpy.protocol", "xwpy.lifecycle")),
-    ("catalog", ("xwpy.server.catalog", "xwpy.server.blobstore")),
+    ("catalog", ("xwpy.server.catalog", "xwpy.server.blobstore", "xwpy.server.blobstore_s3")),
     # (metrics: the scheduler's own certification-latency histogram)
     ("scheduler", ("xwpy.server.scheduler", "xwpy.server.metrics")),
     # (health: the operators' probes of the stores below, for the grid's callers; uploads: the

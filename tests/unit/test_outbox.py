@@ -33,7 +33,7 @@ class FakeLink:
         self.cut = False  # each upload is cut after its session is opened
         self.hold: Deferred | None = None  # a report under way until it fires
 
-    async def upload(self, path, sha256, session):
+    async def upload(self, path, sha256, session, replica=None):
         self.tries.append(self.clock.seconds())
         if self.down:
             raise Unreachable("connection refused")

@@ -38,11 +38,19 @@ class StoreFull(BlobError):
     """No room for the blob (disk full, quota, file size limit): nothing was stored; retry later."""
 
 
+class StoreUnavailable(BlobError):
+    """The store did not answer (an object store down, unreachable, or refusing our keys)."""
+
+
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _HEX = frozenset("0123456789abcdef")
 
 
 class BlobStore:
+    """The local directory. :class:`xwpy.server.blobstore_s3.S3BlobStore` has the same methods."""
+
+    remote = False  # its methods are file operations (the S3 store's talk to a server)
+
     def __init__(self, root: Path, *, fsync: bool = False):
         self.root = Path(root)
         self.fsync = fsync
@@ -54,6 +62,11 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def fetch(self, sha256: str) -> Path | None:
+        """The blob's file, or None if not stored (the S3 store fetches a local copy)."""
+        path = self.path(sha256)
+        return path if path.exists() else None
 
     def size(self, sha256: str) -> int | None:
         try:

@@ -34,6 +34,7 @@ from xwpy.server import api as api_module
 from xwpy.server.api.guard import Guard, GuardedChannel, GuardedTLSFactory
 from xwpy.server.api.router import BoundedRequest
 from xwpy.server.api.standby import Standby
+from xwpy.server import blobstore_s3
 from xwpy.server.blobstore import BlobStore
 from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
@@ -102,7 +103,10 @@ class Coordinator(service.MultiService):
         self.lease = lease_module.for_engine(self.catalog.engine, name, cfg.catalog.lease_seconds)
         if not await self._lead():
             return None  # stopped while standby
-        self.blobs = BlobStore(cfg.blobs)
+        if cfg.blob_store.backend == "s3":  # an object store: workers' transfers go there directly
+            self.blobs = await deferToThread(blobstore_s3.open_store, cfg)
+        else:
+            self.blobs = BlobStore(cfg.blobs)
         users = await self.catalog.read(users_catalog.all_users)
         hosts = await self.catalog.read(hosts_catalog.all_hosts)
         apps = await self.catalog.read(apps_catalog.all_apps)

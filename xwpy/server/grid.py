@@ -324,8 +324,8 @@ class Grid:
                              max_unpacked_bytes=lim.max_image_bytes)
 
         def thd() -> Image:
-            path = self.blobs.path(sha256)
-            if not path.exists():
+            path = self.blobs.fetch(sha256)
+            if path is None:
                 raise ImageError("not in the coordinator's store (upload it again)")
             return inspect(path, limits)
 
@@ -383,6 +383,8 @@ class Grid:
             raise TooLarge(str(e)) from None
         except blobstore.StoreFull as e:
             raise Unavailable(f"the coordinator's storage is full ({e}); retry later") from None
+        except blobstore.StoreUnavailable as e:
+            raise Unavailable(f"the blob store does not answer ({e}); retry later") from None
         user = principal.user
         if principal.host_id is None:
             access = await self.catalog.data.add(sha256=digest, size=size, owner_id=user.id, access=access,
@@ -405,11 +407,11 @@ class Grid:
     async def open_upload(self, principal: Principal, msg: protocol.NewUpload) -> Session:
         limit = self._upload_limit(principal)
         caller = (principal.user.id, principal.host_id)
-        if principal.host_id is not None and self.blobs.size(msg.sha256) == msg.size:
+        if principal.host_id is not None and await self._size(msg.sha256) == msg.size:
             # Another replica's identical result is stored: nothing to send. (A user's upload is
             # always sent: having the bytes is what makes them the data's owner.) Marked as stored
             # now: the collector of unreferenced blobs leaves it until the report refers to it.
-            self.blobs.touch(msg.sha256)
+            await self._blocking(self.blobs.touch, msg.sha256)
             return self.uploads.completed(caller, msg.sha256, msg.size, self.now(), {})
         if msg.size > limit:
             raise TooLarge(f"{msg.size} bytes is more than the {limit} allowed", "size")
@@ -463,6 +465,8 @@ class Grid:
             await deferToThread(self.uploads.finish, s)
         except blobstore.DigestMismatch as e:
             raise DigestMismatch(str(e), "sha256") from None
+        except blobstore.StoreUnavailable as e:  # the session stays whole: finished when asked again
+            raise Unavailable(f"the blob store does not answer ({e}); retry later") from None
         if principal.host_id is None:
             access = await self.catalog.data.add(sha256=s.sha256, size=s.size, owner_id=principal.user.id,
                                                  access=s.access, name=s.name, now=self.now())
@@ -483,34 +487,82 @@ class Grid:
             log.info("upload {id} untouched for {t:.0f} s: removed", id=s.id, t=self.now() - s.touched)
             await deferToThread(self.uploads.drop, s)
 
+    async def _blocking(self, f, *args):
+        """``f(*args)`` of the blob store: in a thread when it talks to a server (S3)."""
+        return await deferToThread(f, *args) if self.blobs.remote else f(*args)
+
+    async def _size(self, sha256: str) -> int | None:
+        return await self._blocking(self.blobs.size, sha256)
+
     async def blob(self, sha256: str) -> StoredFile | bytes | None:
         """A stored blob — a file to stream, or the bytes of a small one from the catalog — or None.
 
         A blob found damaged is refused (Gone, code ``corrupt``), set aside and logged, never served
-        as if it were the data; a file is checked against its sha256 as it is sent (``on_corrupt``)."""
-        size = self.blobs.size(sha256)
+        as if it were the data; a file is checked against its sha256 as it is sent (``on_corrupt``).
+        From an object store, the coordinator serves a local copy (fetched and checked once)."""
+        size = await self._size(sha256)
+        path = None
         if size is not None:
+            try:
+                path = await self._blocking(self.blobs.fetch, sha256)
+            except Corrupt as e:
+                log.error("{error}: set aside", error=str(e))
+        if path is not None:
             def corrupt(digest: str) -> None:
                 log.error("stored blob {sha} is damaged (its content hashes to {digest}): set aside in {dir}",
                           sha=sha256, digest=digest, dir=self.blobs.root / "corrupt")
-                self.blobs.quarantine(sha256)
+                if self.blobs.remote:  # the local copy went bad: fetched again next time
+                    path.unlink(missing_ok=True)
+                else:
+                    self.blobs.quarantine(sha256)
 
-            return StoredFile(self.blobs.path(sha256), size, sha256, corrupt)
+            return StoredFile(path, size, sha256, corrupt)
         try:
             data = await self.catalog.blobs.get(sha256)
         except Corrupt as e:
             log.error("{error}", error=str(e))
             raise Gone(f"{sha256} is damaged in the coordinator's catalog; it cannot be served", code="corrupt") from None
-        if data is None and self.blobs.quarantined(sha256):
+        if data is None and await self._blocking(self.blobs.quarantined, sha256):
             raise Gone(f"{sha256} was found damaged in the coordinator's store and set aside; upload it again to "
                        "repair it", code="corrupt")
         return data
 
     async def read_blob(self, sha256: str) -> bytes | None:
         """A stored blob's bytes (read off the reactor), or None."""
-        if self.blobs.size(sha256) is not None:
+        if await self._size(sha256) is not None:
             return await deferToThread(self.blobs.read, sha256)
         return await self.catalog.blobs.get(sha256)
+
+    async def blob_url(self, host_id: int, msg: protocol.BlobUrlRequest) -> protocol.BlobUrl:
+        """A presigned URL of the object store for ONE blob of ONE replica the host holds: GET one
+        of its inputs (bundle, image, checkpoint started from), or PUT its result (or a checkpoint)
+        of ``msg.size`` bytes hashing to ``msg.sha256`` (the store refuses any other body). Valid
+        until the replica's lease expires, within [blobs] min_url_seconds..max_url_seconds; a
+        worker whose URL expired asks again (its heartbeats extend the lease)."""
+        if not self.blobs.remote:
+            raise NotFound("this site keeps its blobs itself: use /data and /uploads", "method")
+        eng = self.dispatcher.engine
+        r = eng.replicas.get(msg.replica_id)
+        held = eng.hosts.get(host_id)
+        if r is None or held is None or r.host_id != host_id or r.id not in held.active:
+            raise NotFound.of(f"replica {msg.replica_id}")
+        b = self.config.blob_store
+        now = self.now()
+        seconds = min(max(r.lease_expires - now, b.min_url_seconds), b.max_url_seconds)
+        if msg.method == "GET":
+            if msg.sha256 != r.resume and msg.sha256 not in await self.catalog.jobs.blobs_of([r.job_id]):
+                raise NotFound.of(f"data {msg.sha256}")
+            return protocol.BlobUrl(url=self.blobs.presign_get(msg.sha256, seconds), expires=now + seconds)
+        if msg.size is None:
+            raise BadRequest("the size of what is to be PUT is required", "size")
+        limit = self.result_limit(host_id)
+        if msg.size > limit:
+            raise TooLarge(f"{msg.size} bytes is more than the {limit} allowed", "size")
+        if await self._size(msg.sha256) == msg.size:  # stored already (another replica's result)
+            await self._blocking(self.blobs.touch, msg.sha256)
+            return protocol.BlobUrl(url="", stored=True)
+        url, headers = self.blobs.presign_put(msg.sha256, msg.size, seconds)
+        return protocol.BlobUrl(url=url, headers=headers, expires=now + seconds)
 
     async def data_of(self, user: User, limit: int) -> list[Data]:
         return await self.catalog.data.list(user.id, limit=limit, after=0)
@@ -836,7 +888,7 @@ class Grid:
 
     def timing(self) -> protocol.WorkerTiming:
         return protocol.WorkerTiming(heartbeat_seconds=self.config.scheduler.heartbeat_seconds,
-                                     lease_seconds=self.config.lease_seconds)
+                                     lease_seconds=self.config.lease_seconds, direct=self.blobs.remote)
 
     async def hello(self, host_id: int, msg: protocol.Hello) -> None:
         """A worker (re)started: what its host held is rescheduled, but for the replicas it kept and
@@ -872,7 +924,7 @@ class Grid:
     async def alive(self, host_id: int, msg: protocol.Alive) -> list[int]:
         """Extend the host's leases; the replicas it holds that it should abort."""
         # A checkpoint counts once stored: the worker uploads it first (as it does a result).
-        checkpoints = {c.replica_id: c.sha256 for c in msg.checkpoints if self.blobs.size(c.sha256) is not None}
+        checkpoints = {c.replica_id: c.sha256 for c in msg.checkpoints if await self._size(c.sha256) is not None}
         self.dispatcher.ran(host_id, msg.finished)
         return await self.dispatcher.alive(host_id, msg.held, {p.replica_id: p.done for p in msg.progress},
                                            msg.suspended, checkpoints)

@@ -285,6 +285,7 @@ class Worker(service.Service):
                 timing = await self.link.hello(self.offer(sorted(self._kept) + self.outbox.held()))
                 self.host_id = saved["host_id"]
                 self.heartbeat_seconds = timing.heartbeat_seconds
+                self.link.direct = timing.direct  # blobs straight from/to the site's object store
                 log.info("connected to {url} as host {id}", url=self.link.url, id=self.host_id)
                 return
             except Unreachable as e:
@@ -447,7 +448,7 @@ class Worker(service.Service):
             if packed is None:
                 return
             seen, digest = packed
-            await self.link.upload(path, digest)
+            await self.link.upload(path, digest, replica=rid)
             t.checkpoint, t.checkpoint_seen, t.checkpoint_at = digest, seen, self.reactor.seconds()
             log.debug("replica {rid}: checkpoint {sha} uploaded", rid=rid, sha=digest[:12])
         except (Unreachable, Refused, archive.ArchiveError, OSError) as e:
@@ -541,7 +542,7 @@ class Worker(service.Service):
                 if a.image is not None:
                     if self._sandbox is None:
                         raise ImageError("this worker runs no sandbox (--confinement uid): it cannot run images")
-                    image_root = await self._image(a.image)
+                    image_root = await self._image(a.image, a.replica_id)
                     argv = [*a.image.entrypoint, *argv]
                 conf = dataclasses.replace(self._confinement(t.slot, a, image_root), cpus=self._take_cpus(a.limits.cores))
                 cpus = conf.cpus
@@ -592,17 +593,17 @@ class Worker(service.Service):
         workdir.mkdir(mode=0o700)
         if a.bundle is not None:
             with self.disk.pinned(blob_key(a.bundle)):
-                bundle = await self._cached(a.bundle)
+                bundle = await self._cached(a.bundle, replica=a.replica_id)
                 await deferToThread(archive.extract, bundle, workdir)
         if a.checkpoint is not None:  # another host's, uploaded: the job resumes from it here
             with self.disk.pinned(blob_key(a.checkpoint)):
-                saved = await self._cached(a.checkpoint)
+                saved = await self._cached(a.checkpoint, replica=a.replica_id)
                 (workdir / CHECKPOINT_DIR).mkdir(exist_ok=True)
                 await deferToThread(archive.extract, saved, workdir / CHECKPOINT_DIR)
         staged = {}
         for inp in a.inputs:
             with self.disk.pinned(blob_key(inp.sha256)):
-                src = await self._cached(inp.sha256, inp.size)
+                src = await self._cached(inp.sha256, inp.size, replica=a.replica_id)
                 dest = workdir / inp.name
                 if inp.member is None:
                     await deferToThread(shutil.copyfile, src, dest)
@@ -617,7 +618,7 @@ class Worker(service.Service):
             await deferToThread(_chown_tree, workdir, conf.uid, conf.gid)
         return staged
 
-    async def _image(self, spec: protocol.ImageSpec) -> Path:
+    async def _image(self, spec: protocol.ImageSpec, replica: int | None = None) -> Path:
         """The image's unpacked root: from the cache, or fetched, verified and unpacked once (the
         slots that need it meanwhile wait for that one unpack)."""
         root = self.images.lookup(spec.id)
@@ -626,7 +627,7 @@ class Worker(service.Service):
 
         async def fetch_and_unpack() -> Path:
             with self.disk.pinned(blob_key(spec.sha256)):
-                path = await self._cached(spec.sha256)
+                path = await self._cached(spec.sha256, replica=replica)
                 points = (*MOUNT_POINTS, _job_dir(spec).lstrip("/"))
                 root = await deferToThread(self.images.unpack, spec.id, path, points)
             self.disk.add(image_key(spec.id), root, await deferToThread(tree_size, root))
@@ -637,7 +638,7 @@ class Worker(service.Service):
         self.disk.use(image_key(spec.id))
         return root
 
-    async def _cached(self, sha256: str, size: int | None = None) -> Path:
+    async def _cached(self, sha256: str, size: int | None = None, *, replica: int | None = None) -> Path:
         """A blob from the cache, checked against its sha256 each time it is staged (a damaged
         copy is fetched again); downloads are checked by the link. Room is made for it first when
         its size is known (the disk budget), else after it lands."""
@@ -648,7 +649,7 @@ class Worker(service.Service):
             self.disk.make_room(size, f"input {sha256[:12]} ({size} bytes)")
         try:
             with self.disk.pinned(part_key(sha256)):  # (resumed: not evicted meanwhile)
-                path = await self._fetching.run(sha256, lambda: self._fetch(sha256))
+                path = await self._fetching.run(sha256, lambda: self._fetch(sha256, replica))
         except Exception:
             if part.exists():  # kept to resume later: it counts until then
                 self.disk.add(part_key(sha256), part, part.stat().st_size)
@@ -659,7 +660,7 @@ class Worker(service.Service):
             self.disk.settle()
         return path
 
-    async def _fetch(self, sha256: str) -> Path:
+    async def _fetch(self, sha256: str, replica: int | None = None) -> Path:
         path = self.state / "cache" / sha256
         if path.exists():
             digest, _ = await deferToThread(archive.sha256_file, path)
@@ -667,7 +668,7 @@ class Worker(service.Service):
                 return path
             log.warn("cached {sha} is damaged (it hashes to {digest}): fetching it again", sha=sha256, digest=digest)
             path.unlink(missing_ok=True)
-        await self.link.download(sha256, path)
+        await self.link.download(sha256, path, replica=replica)
         return path
 
     async def _keep_result(self, t: _Task, outcome: Outcome, result_path: Path) -> outbox.Pending:

@@ -10,6 +10,7 @@ URLs, a call that cannot connect to one, or hears it is a standby, asks the next
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ class Link:
         self._pool.retryAutomatically = False
         self._agent = Agent(reactor, contextFactory=pki.PinnedPolicy(ca_pem), pool=self._pool)
         self._http = HTTPClient(self._agent)
+        # The site's object store ([blobs] backend = "s3", told by hello): its presigned URLs carry
+        # their own authority, so no token goes there; an https store is checked against the
+        # system's CAs, not the site's.
+        self.direct = False
+        self._store_pool = HTTPConnectionPool(reactor, persistent=True)
+        self._store_pool.retryAutomatically = False
+        self._store_agent = Agent(reactor, pool=self._store_pool)
 
     @property
     def url(self) -> str:
@@ -91,6 +99,7 @@ class Link:
 
     async def close(self) -> None:
         await self._pool.closeCachedConnections()
+        await self._store_pool.closeCachedConnections()
 
     def _headers(self, content_type: str = "application/json") -> dict:
         return {b"Authorization": [f"Bearer {self.token}".encode()], b"Content-Type": [content_type.encode()]}
@@ -188,10 +197,42 @@ class Link:
             return e
         return Unreachable(f"unexpected HTTP {code}")
 
-    async def download(self, sha256: str, dest: Path) -> int:
+    async def blob_url(self, replica: int, sha256: str, method: str, size: int | None = None) -> protocol.BlobUrl:
+        msg = protocol.BlobUrlRequest(replica_id=replica, sha256=sha256, method=method, size=size)
+        return protocol.parse(protocol.BlobUrl, await self._call("POST", "/work/blob-url", protocol.encode(msg)))
+
+    def _store_error(self, code: int, raw: bytes) -> Exception:
+        """An object store's error answer (S3's XML) as Unreachable (retry) or Refused (its code)."""
+        if code in (500, 502, 503, 504):
+            return Unreachable(f"object store busy (HTTP {code})")
+        found = re.search(rb"<Code>([A-Za-z]{1,64})</Code>", raw)
+        text = raw[:300].decode("utf-8", "replace")
+        return Refused(code, found.group(1).decode() if found else "store", text)
+
+    async def download(self, sha256: str, dest: Path, replica: int | None = None) -> int:
         """Fetch a blob to ``dest``, streamed to disk, resumed after a cut, checked against its
         sha256 (:func:`xwpy.worker.transfer.download`). One download per ``dest`` at a time: its
-        part file is ``dest.part`` (the worker's slots share one download of an input)."""
+        part file is ``dest.part`` (the worker's slots share one download of an input). From the
+        site's object store when it has one (a presigned URL for this ``replica``'s blob; one that
+        expired is asked for again), else — and for a small blob the catalog keeps — from the
+        coordinator."""
+        if self.direct and replica is not None:
+            for _ in range(3):
+                url = await self.blob_url(replica, sha256, "GET")
+                try:
+                    return await transfer.download(
+                        self._store_agent, self.reactor, url.url, {}, dest, sha256, self.transfers,
+                        on_error=self._store_error, unreachable=Unreachable, thread=deferToThread,
+                    )
+                except OSError as e:
+                    raise Unreachable(f"cannot write {dest}: {e.strerror or e}") from None
+                except Refused as e:
+                    if e.status == 404:
+                        break  # not in the store: a small blob kept in the catalog
+                    if e.status != 403:  # 403: the URL expired meanwhile: another one
+                        raise
+            else:
+                raise Unreachable(f"the object store kept refusing the URLs for {sha256[:12]}")
         try:
             return await transfer.download(
                 self._agent, self.reactor, lambda: self.url + API_PREFIX + f"/data/{sha256}", self._headers(), dest, sha256,
@@ -200,9 +241,27 @@ class Link:
         except OSError as e:
             raise Unreachable(f"cannot write {dest}: {e.strerror or e}") from None
 
-    async def upload(self, path: Path, sha256: str, session: transfer.UploadSession | None = None) -> dict:
+    async def upload(self, path: Path, sha256: str, session: transfer.UploadSession | None = None,
+                     replica: int | None = None) -> dict:
         """Send a file through an upload session: resumed from what the coordinator has after a
-        cut (keep ``session`` across calls to resume across them too)."""
+        cut (keep ``session`` across calls to resume across them too). To the site's object store
+        when it has one: one PUT at a presigned URL for this ``replica``'s blob, which the store
+        accepts only if the body hashes to ``sha256`` (sent again whole after a cut)."""
+        if self.direct and replica is not None:
+            size = path.stat().st_size
+            for _ in range(3):
+                url = await self.blob_url(replica, sha256, "PUT", size)
+                if url.stored:
+                    return {}
+                try:
+                    await transfer.put(self._store_agent, self.reactor, url.url,
+                                       {k.encode(): [v.encode()] for k, v in url.headers.items()}, path, self.transfers,
+                                       on_error=self._store_error, unreachable=Unreachable)
+                    return {}
+                except Refused as e:
+                    if e.status != 403:  # 403: the URL expired before the PUT began: another one
+                        raise
+            raise Unreachable(f"the object store kept refusing the URLs for {sha256[:12]}")
         return await transfer.upload(
             self._agent, self.reactor, lambda: self.url + API_PREFIX, self._headers(), path, sha256, self.transfers,
             session if session is not None else transfer.UploadSession(), on_error=self._error,

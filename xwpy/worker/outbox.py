@@ -305,6 +305,6 @@ class Outbox:
             # The session's id goes into the record as soon as it is opened: a worker restarted
             # in the middle of a long upload carries on from what the coordinator has.
             p.session.opened = lambda _id: save(self.dir, p) if self.items.get(p.replica_id) is p else None
-            await link.upload(p.archive, p.report.result_sha256, p.session)
+            await link.upload(p.archive, p.report.result_sha256, p.session, replica=p.replica_id)
             p.uploaded = True
         return (await link.results([p.report])).get(p.replica_id)

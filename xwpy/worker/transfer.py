@@ -501,6 +501,37 @@ async def upload(agent, reactor, base: str | Callable[[], str], headers: dict, p
             await task.deferLater(reactor, delay, lambda: None)
 
 
+async def put(agent, reactor, url: str, headers: dict, path: Path, policy: TransferPolicy, *,
+              on_error: Callable[[int, bytes], Exception], unreachable: type[Exception]) -> None:
+    """PUT ``path`` whole at ``url`` (an object store's presigned URL), streamed from disk, capped,
+    watched for stalls; after a cut it is sent again from its start (one PUT cannot resume), with
+    back-off, until GIVE_UP tries in a row fail."""
+    size = path.stat().st_size
+    bucket = policy.bucket(policy.upload_rate, reactor.seconds())
+    backoff = Backoff(cap=30.0)
+    fails = 0
+    while True:
+        await _until_open(reactor, policy)
+        try:
+            body = _FileChunk(path, 0, size, reactor, policy, bucket)
+            resp = await _request(agent, reactor, b"PUT", url, {**headers, b"Content-Type": [b"application/octet-stream"]},
+                                  body, stall=policy.stall_seconds)
+            raw = await _read_small(resp)
+            if resp.code >= 400:
+                raise on_error(resp.code, raw)
+            return
+        except WindowClosed:
+            log.info("transfer window closed: upload of {name} paused", name=path.name)
+            continue
+        except (unreachable, Stalled, *NETWORK_ERRORS) as e:
+            fails += 1
+            if fails >= GIVE_UP:
+                raise unreachable(f"upload of {path.name} failed {fails} times in a row: {_why(e)}") from None
+            delay = backoff.next()
+            log.info("upload of {name} cut ({e}); sending it again in {d:.1f} s", name=path.name, e=_why(e), d=delay)
+            await task.deferLater(reactor, delay, lambda: None)
+
+
 def chunk_size(size: int, rate: float = 0.0) -> int:
     """Bytes per PATCH: what one cut costs at most — a 32nd of the file (8 MiB at most, 256 KiB
     at least), and under a cap about CHUNK_SECONDS' worth."""
@@ -523,4 +554,4 @@ NETWORK_ERRORS = (
     RequestGenerationFailed, PotentialDataLoss, ConnectionError,
 )
 
-__all__ = ["Stalled", "TransferPolicy", "UploadSession", "WindowClosed", "download", "upload"]
+__all__ = ["Stalled", "TransferPolicy", "UploadSession", "WindowClosed", "download", "put", "upload"]

@@ -51,6 +51,13 @@ def install(api: Api, grid) -> None:
             replicas = [protocol.encode(a) for a in got] if got else await pull(ctx, msg.next)
         return protocol.ResultsReply(outcome={str(k): v for k, v in outcome.items()}, replicas=replicas)
 
+    @api.route("POST", "/work/blob-url", HOST, body=protocol.BlobUrlRequest, reply=protocol.BlobUrl,
+               errors=(404, 413, 503))
+    async def blob_url(ctx: Ctx):
+        """A presigned URL of the site's object store for one blob of one replica this host holds
+        ([blobs] backend = "s3"; 404 on a site that keeps its blobs itself)."""
+        return await grid.blob_url(ctx.principal.host_id, ctx.body)
+
     @api.route("POST", "/work/release", HOST, body=protocol.Release, reply=protocol.Released)
     async def release(ctx: Ctx):
         await grid.release(ctx.principal.host_id, ctx.body.replicas)
