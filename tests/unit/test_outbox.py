@@ -245,3 +245,23 @@ def test_an_abort_crossing_a_report_under_way_waits_for_its_answer(tmp_path, dow
     run(first)
     assert box.held() == []
     assert done == ([] if down else [(7, "accepted")])  # accepted: it counts, it was not "dropped"
+
+
+def test_the_log_says_why_a_result_is_no_longer_wanted(tmp_path):
+    """A replica aborted because its job no longer needed it: the log says so, not 'unknown'."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines = []
+
+    def observer(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        clock, link, box, done, drops = setup(tmp_path, link_up=True)
+        link.verdict, link.stored = "aborted", True
+        add(box, pending(tmp_path, 7, deadline=3600.0))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert "replica 7: result dropped (the coordinator no longer wants it: aborted, its job no longer needed it " \
+           "(certified, cancelled or ended without it))" in lines, lines

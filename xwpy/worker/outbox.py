@@ -43,9 +43,9 @@ _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 ACCEPTED = "accepted"
 # What the coordinator's answer for a result it no longer wants means, for the log.
 UNWANTED = {
-    "aborted": " (its job no longer needed it: certified, cancelled or ended without it)",
-    "lost": " (its lease expired: the job went to another host)",
-    "unknown": " (the coordinator has no such replica of this host)",
+    "aborted": ", its job no longer needed it (certified, cancelled or ended without it)",
+    "lost": ", its lease had expired (the job went to another host)",
+    "unknown": ", no such replica of this host",
 }
 MISSING = "missing-result"  # the archive is not stored (an upload session lost): send it again
 
