@@ -187,17 +187,65 @@ def prefill(url: str, completed: int, pending: int) -> None:
     db.close()
 
 
-def growth_pairs(bench: Bench, rounds: int, sizes: tuple[int, int], seconds: float) -> list[tuple[float, float]]:
-    """Throughput (SQLite, 1,000 workers, r1) with ``sizes[0]`` and then ``sizes[1]`` certified
-    jobs in the catalog, ``rounds`` pairs: (small, large) replicas/s each."""
+@dataclass
+class Pair:
+    """One growth pair: the same run with the small and with the large catalog."""
+
+    small: Run
+    large: Run
+
+    @property
+    def change(self) -> float:
+        """Throughput change from the small catalog to the large one."""
+        return self.large.replicas_per_s / self.small.replicas_per_s - 1
+
+    @property
+    def cpu_change(self) -> float:
+        """Change of the coordinator's CPU time per replica (less moved by what else runs)."""
+        return cpu_per_replica(self.large) / cpu_per_replica(self.small) - 1
+
+
+def cpu_per_replica(run: Run) -> float:
+    """The coordinator's CPU seconds (all its threads) per replica dispatched."""
+    return run.cpu / 100 / run.replicas_per_s if run.replicas_per_s else float("nan")
+
+
+def growth_pairs(bench: Bench, rounds: int, sizes: tuple[int, int], seconds: float) -> list[Pair]:
+    """Throughput (SQLite, 1,000 workers, r1) with ``sizes[0]`` and with ``sizes[1]`` certified
+    jobs in the catalog, ``rounds`` pairs, the order within a pair swapped every round (the large
+    run first in every other pair), so that a machine's load drifting during the runs, or the
+    second run of a pair finding the page cache warmer, weighs on both sizes alike."""
     pairs = []
     for r in range(rounds):
-        rates = [bench.throughput(Run(f"sqlite w1000 r1 +{n:,} jobs", 1000, 1, "sqlite", prefill=n), seconds).replicas_per_s
-                 for n in sizes]
-        pairs.append((rates[0], rates[1]))
-        print(f"  growth pair {r + 1}/{rounds}: {sizes[0]:,} jobs {rates[0]:,.0f}, {sizes[1]:,} jobs {rates[1]:,.0f} "
-              f"replicas/s ({rates[1] / rates[0] - 1:+.1%})", flush=True)
+        order = sizes if r % 2 == 0 else sizes[::-1]
+        runs = {n: bench.throughput(Run(f"sqlite w1000 r1 +{n:,} jobs", 1000, 1, "sqlite", prefill=n), seconds)
+                for n in order}
+        pair = Pair(runs[sizes[0]], runs[sizes[1]])
+        pairs.append(pair)
+        print(f"  growth pair {r + 1}/{rounds} ({'small first' if r % 2 == 0 else 'large first'}): "
+              f"{sizes[0]:,} jobs {pair.small.replicas_per_s:,.0f}, {sizes[1]:,} jobs {pair.large.replicas_per_s:,.0f} "
+              f"replicas/s ({pair.change:+.1%}); CPU per replica {cpu_per_replica(pair.small) * 1e3:.3f} / "
+              f"{cpu_per_replica(pair.large) * 1e3:.3f} ms ({pair.cpu_change:+.1%})", flush=True)
     return pairs
+
+
+def print_growth(pairs: list[Pair], sizes: tuple[int, int]) -> list[str]:
+    """The growth figures: each size's spread, and the median of the pairs' changes (a pair's two
+    runs ran minutes apart at most; their ratio carries less of the machine's drift than the ratio
+    of two medians would)."""
+    changes = [p.change for p in pairs]
+    cpu = [p.cpu_change for p in pairs]
+    return [
+        f"growth {sizes[0]:,} -> {sizes[1]:,} jobs in the catalog, {len(pairs)} pairs (order alternated):",
+        f"  {sizes[0]:,}: {Spread([p.small.replicas_per_s for p in pairs])} replicas/s; "
+        f"{sizes[1]:,}: {Spread([p.large.replicas_per_s for p in pairs])} replicas/s",
+        f"  throughput change per pair: median {statistics.median(changes):+.1%} "
+        f"(min {min(changes):+.1%}, max {max(changes):+.1%})   (target: no drop over 10%)",
+        f"  coordinator CPU per replica, change per pair: median {statistics.median(cpu):+.1%} "
+        f"(min {min(cpu):+.1%}, max {max(cpu):+.1%}); {sizes[0]:,}: "
+        f"{statistics.median(cpu_per_replica(p.small) for p in pairs) * 1e3:.3f} ms, {sizes[1]:,}: "
+        f"{statistics.median(cpu_per_replica(p.large) for p in pairs) * 1e3:.3f} ms (medians)",
+    ]
 
 
 def dask_rate(tasks: int) -> tuple[float, str]:
