@@ -51,7 +51,7 @@ async def prepare(cat, d):
     uid = await cat.write(rows)
     await d.start()
     d.add_host(HostState(1, uid, "", 1 << 34, last_alive=reactor.seconds()))
-    row = {"app_id": 1, "owner_id": uid, "batch": None, "args": [], "inputs": [], "replication": 1, "quorum": 1,
+    row = {"app_id": 1, "owner_id": uid, "batch": "b", "args": [], "inputs": [], "replication": 1, "quorum": 1,
            "max_replicas": 2, "max_errors": 1, "memory": 0, "visibility": "public", "vis_group": ""}
     [jid] = await d.submit([NewJob(uid, 1, Policy(1, 1, 2, 1), PUBLIC, 0, row)])
     [x] = await d.request_work(1, 1, 0)
@@ -116,7 +116,10 @@ async def test_hello_keeps_the_replicas_the_worker_still_holds_and_a_rebuild_kee
 async def same_as_catalog(cat, reads: Reads, jid: int) -> None:
     job = await reads.job(jid)
     assert job == await cat.read(jobs_catalog.get, jid)
-    assert await reads.counts(None, None) == await cat.read(lambda c: jobs_catalog.summary(c, owner_id=None, batch=None))
+    for owner, batch in ((None, None), (job.owner_id, None), (job.owner_id, "b"), (None, "b"), (job.owner_id, "c")):
+        # (kept from the first call on, moved by each committed change since)
+        assert await reads.counts(owner, batch) == await cat.read(
+            lambda c: jobs_catalog.summary(c, owner_id=owner, batch=batch)), (owner, batch)
     assert await reads.work_done([1]) == await cat.read(jobs_catalog.valid_by_host, [1])
 
 

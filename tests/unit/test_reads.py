@@ -104,33 +104,134 @@ def test_an_answer_is_made_once_for_the_kept_row_only():
     assert reads.answer(read(reads, 1), make) == 3 and reads.answer(read(reads, 1), make) == 3
 
 
-def test_counts_are_read_again_only_after_a_change_of_jobs():
-    calls = []
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELLED")
 
-    class Summaries(Jobs):
-        def summary(self, *, owner_id, batch):
-            calls.append((owner_id, batch))
-            return succeed({"PENDING": len(calls)})
+
+class Counted(Jobs):
+    """Jobs as (owner, batch, status) rows; ``summary_in_order`` counts them as the writer's
+    queue would (what is committed when it runs), delivered when ``deliver`` says."""
+
+    def __init__(self):
+        super().__init__({})
+        self.table: dict[int, list] = {}
+        self.reads = 0
+        self.pending: list[tuple[Deferred, dict]] = []
+
+    def count(self, owner_id, batch) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for o, b, status in self.table.values():
+            if (owner_id is None or o == owner_id) and (batch is None or b == batch):
+                out[status] += 1
+        return out
+
+    def summary_in_order(self, *, owner_id, batch):
+        self.reads += 1
+        d: Deferred = Deferred()
+        self.pending.append((d, self.count(owner_id, batch)))
+        return d
+
+    def deliver(self) -> None:
+        while self.pending:
+            d, result = self.pending.pop(0)
+            d.callback(result)
+
+
+def counts_now(reads: Reads, owner, batch):
+    got = []
+    Deferred.fromCoroutine(reads.counts(owner, batch)).addCallback(got.append)
+    return got[0] if got else None
+
+
+KEYS = [(None, None), (1, None), (2, None), (None, "a"), (1, "a"), (2, "a"), (1, "b"), (None, None)]
+
+
+def test_counts_are_read_once_then_kept_exact_by_each_change():
+    cat = FakeCatalog({})
+    cat.jobs = jobs = Counted()
+    reads = Reads(cat, Clock())
+    jobs.table[1] = [1, "a", "PENDING"]
+    assert counts_now(reads, 1, "a") is None  # read in the writer's queue: not delivered yet
+    assert counts_now(reads, 1, "a") is None
+    jobs.deliver()
+    assert jobs.reads == 1  # one read for both callers
+    assert counts_now(reads, 1, "a")["PENDING"] == 1
+    # A new job, then a move, each committed: counted without a read.
+    jobs.table[2] = [1, "a", "PENDING"]
+    reads.changed(Changes(jobs_new=[{"id": 2, "owner_id": 1, "batch": "a", "status": "PENDING"}]))
+    jobs.table[1][2] = "RUNNING"
+    reads.changed(Changes(jobs={1: {"status": "RUNNING"}}, moves=[(1, "a", "PENDING", "RUNNING")]))
+    assert counts_now(reads, 1, "a") == jobs.count(1, "a") and jobs.reads == 1
+    answer = counts_now(reads, 1, "a")
+    answer["PENDING"] = 99  # a caller's copy
+    assert counts_now(reads, 1, "a") == jobs.count(1, "a")
+    reads.changed(None)  # (jobs deleted) read again
+    assert counts_now(reads, 1, "a") is None
+    jobs.deliver()
+    assert counts_now(reads, 1, "a") == jobs.count(1, "a") and jobs.reads == 2
+
+
+# A random history of submissions, status moves, deletions, count reads and evictions. A read is
+# delivered at a random later point, but before any commit queued after it (the writer's order).
+count_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.sampled_from([1, 2]), st.sampled_from(["a", "b", None])),
+        st.tuples(st.just("move"), st.integers(0, 30), st.sampled_from(STATUSES[1:])),
+        st.tuples(st.just("read"), st.integers(0, len(KEYS) - 1), st.just(None)),
+        st.tuples(st.just("deliver"), st.just(0), st.just(None)),
+        st.tuples(st.just("delete"), st.integers(0, 30), st.just(None)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(count_ops, st.integers(1, 4))
+def test_counts_kept_are_always_what_the_catalog_counts(history, keep):
+    import xwpy.server.reads as reads_module
 
     cat = FakeCatalog({})
-    cat.jobs = Summaries({})
+    cat.jobs = jobs = Counted()
     reads = Reads(cat, Clock())
-
-    def counts(owner, batch):
-        got = []
-        Deferred.fromCoroutine(reads.counts(owner, batch)).addCallback(got.append)
-        return got[0]
-
-    assert counts(1, "b") == counts(1, "b") == {"PENDING": 1}
-    assert counts(None, "b") == {"PENDING": 2}  # every owner's: another key
-    reads.changed(Changes(replicas={5: {"status": "RUNNING"}}, hosts={1: {"last_alive": 5.0}}))  # no job changed
-    assert counts(1, "b") == {"PENDING": 1}
-    reads.changed(Changes(jobs={3: {"status": "RUNNING"}}))
-    assert counts(1, "b") == {"PENDING": 3}
-    reads.changed(Changes(jobs_new=[{"id": 4}]))
-    assert counts(1, "b") == {"PENDING": 4}
-    reads.changed(None)
-    assert counts(1, "b") == {"PENDING": 5}
+    old, reads_module.KEEP_COUNTS = reads_module.KEEP_COUNTS, keep
+    try:
+        next_id = 1
+        for op, a, b in history:
+            if op in ("new", "move", "delete"):
+                jobs.deliver()  # the reads queued before this commit are answered before it
+            if op == "new":
+                jobs.table[next_id] = [a, b, "PENDING"]
+                reads.changed(Changes(jobs_new=[{"id": next_id, "owner_id": a, "batch": b, "status": "PENDING"}]))
+                next_id += 1
+            elif op == "move":
+                active = [j for j, row in jobs.table.items() if row[2] in ("PENDING", "RUNNING")]
+                if not active:
+                    continue
+                jid = active[a % len(active)]
+                owner, batch, before = jobs.table[jid]
+                if before == "RUNNING" and b == "RUNNING":
+                    continue
+                jobs.table[jid][2] = b
+                reads.changed(Changes(jobs={jid: {"status": b}}, moves=[(owner, batch, before, b)]))
+            elif op == "read":
+                counts_now(reads, *KEYS[a])
+            elif op == "deliver":
+                jobs.deliver()
+            else:
+                if jobs.table:
+                    del jobs.table[sorted(jobs.table)[a % len(jobs.table)]]
+                    reads.changed(None)
+            assert len(reads._counts) <= keep
+            for key, kept in reads._counts.items():
+                assert kept == jobs.count(*key), key
+        jobs.deliver()
+        for key in KEYS:
+            got = counts_now(reads, *key)
+            if got is None:
+                jobs.deliver()
+                got = counts_now(reads, *key)
+            assert got == jobs.count(*key)
+    finally:
+        reads_module.KEEP_COUNTS = old
 
 
 # A random history of reads (some parked across commits), commits and evictions.

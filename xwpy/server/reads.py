@@ -9,11 +9,16 @@ So:
 * a job's row with its replicas is kept once read and dropped when a committed change touches it
   (the job, one of its replicas, or a new replica of it); a read that began before a change was
   committed is not kept, whatever it saw;
-* the counts of jobs by status (``GET /jobs/summary``, the dashboards) are kept until a change adds
-  or updates jobs, and the valid results by host (the host lists) until one updates replicas: each
-  answer is stamped with the version its read began under and serves
-  only while that is the latest (:class:`xwpy.server.fresh.Fresh`, which also shares one read
-  between the requests that arrive while it runs).
+* the counts of jobs by status of an owner and batch (``GET /jobs/summary``, the dashboards) are
+  read once, in the catalog writer's queue — so that the count holds exactly the changes committed
+  before it and none after — then kept up to date from each committed change: its new jobs (their
+  rows) and the status moves the engine records (``Changes.moves``: owner, batch, before, after).
+  Under dispatch a commit lands every few milliseconds; a count read again after each (as it was)
+  made a batch's summary a catalog read per request, a tenth of a job read's rate;
+* the valid results by host (the host lists) are kept until a change updates replicas: each answer
+  is stamped with the version its read began under and serves only while that is the latest
+  (:class:`xwpy.server.fresh.Fresh`, which also shares one read between the requests that arrive
+  while it runs).
 
 What is served is what the catalog holds once the latest commit is in: a read after a write, by
 anyone, sees the write. Answers are shared: callers must not change them.
@@ -24,10 +29,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
 from xwpy.server.catalog.rows import Job
 from xwpy.server.fresh import Fresh
 
 KEEP_JOBS = 4096  # job rows kept (the least recently read go first)
+KEEP_COUNTS = 1024  # (owner, batch) counts kept up to date (the least recently read go first)
 FOREVER = float("inf")
 
 
@@ -47,9 +56,10 @@ class Reads:
         self._job_of_replica: dict[int, int] = {}  # the replicas of the jobs kept
         self._answers: dict[int, Any] = {}  # a kept job's answer, made once (final jobs: it is fixed)
         self._epoch = 0  # bumped by every committed change of jobs or replicas
-        self.statuses = Version(reactor)  # jobs added or updated
         self.validations = Version(reactor)  # replicas updated
-        self._counts = Fresh(self.statuses, max_age=FOREVER)
+        # Jobs by status, per (owner id, batch) asked for (None: any), kept exact (see above).
+        self._counts: OrderedDict[tuple[int | None, str | None], dict[str, int]] = OrderedDict()
+        self._counting: dict[tuple[int | None, str | None], Deferred] = {}
         self._done = Fresh(self.validations, max_age=FOREVER)
         self.hits = self.misses = 0
 
@@ -80,9 +90,30 @@ class Reads:
         return answer
 
     async def counts(self, owner_id: int | None, batch: str | None) -> dict[str, int]:
-        """Jobs by status, of one owner (None: every owner's) and batch (None: all)."""
-        return await self._counts.get((owner_id, batch), lambda: self.catalog.jobs.summary(owner_id=owner_id, batch=batch),
-                                      self.statuses.version)
+        """Jobs by status, of one owner (None: every owner's) and batch (None: all): a copy of the
+        counts kept, read from the catalog the first time a key is asked for."""
+        key = (owner_id, batch)
+        kept = self._counts.get(key)
+        if kept is None:
+            counting = self._counting.get(key)
+            if counting is None:  # one read for the callers that come while it runs
+                counting = self._counting[key] = self.catalog.jobs.summary_in_order(owner_id=owner_id, batch=batch)
+                counting.addBoth(self._counted, key)
+            kept = await _shared(counting)
+        else:
+            self._counts.move_to_end(key)
+        return dict(kept)
+
+    def _counted(self, result, key):
+        """The count read in the writer's queue, delivered in the order of the commits around it
+        (those before it are in it and were told to :meth:`changed` already; those after it are
+        told next): kept from now on, and updated by each change."""
+        self._counting.pop(key, None)
+        if isinstance(result, dict):
+            self._counts[key] = result
+            while len(self._counts) > KEEP_COUNTS:
+                self._counts.popitem(last=False)
+        return result
 
     async def work_done(self, host_ids: list[int]) -> dict[int, int]:
         """Valid results each of these hosts gave."""
@@ -99,7 +130,7 @@ class Reads:
             self._jobs.clear()
             self._job_of_replica.clear()
             self._answers.clear()
-            self.statuses.version += 1
+            self._counts.clear()  # (a count in flight was read in order: still exact when it lands)
             self.validations.version += 1
             return
         if self._jobs:  # (under dispatch load most commits touch no job kept: cost them little)
@@ -112,12 +143,29 @@ class Reads:
                 touched.update(j for r, j in self._job_of_replica.items() if r in ch.replicas)
             for job_id in touched:
                 self._drop(job_id)
-        # Coarser than it could be (not every update of a job changes its status, nor of a replica
-        # its validation), and cheap: a count is read again at most once per change, when asked.
-        if ch.jobs_new or ch.jobs:
-            self.statuses.version += 1
+        if self._counts and (ch.jobs_new or ch.moves):
+            self._count(ch)
+        # Coarser than it could be (not every update of a replica changes its validation), and
+        # cheap: the valid results are read again at most once per change, when asked.
         if ch.replicas:
             self.validations.version += 1
+
+    def _count(self, ch: Any) -> None:
+        """The counts kept, moved by a committed change: +1 for each new job, -1 and +1 for each
+        status move, in every kept (owner, batch) the job belongs to (None: any)."""
+        counts = self._counts
+        moves = [(row["owner_id"], row.get("batch"), None, row["status"]) for row in ch.jobs_new]
+        moves += ch.moves
+        for owner, batch, before, after in moves:
+            keys = ((owner, batch), (owner, None), (None, batch), (None, None)) if batch is not None \
+                else ((owner, None), (None, None))  # (a job of no batch is in no named batch's count)
+            for key in keys:
+                kept = counts.get(key)
+                if kept is None:
+                    continue
+                if before is not None:
+                    kept[before] -= 1
+                kept[after] = kept.get(after, 0) + 1
 
     def _keep(self, job: Job) -> None:
         self._drop(job.id)
@@ -135,4 +183,19 @@ class Reads:
                 self._job_of_replica.pop(r.id, None)
 
 
-__all__ = ["KEEP_JOBS", "Reads"]
+def _shared(d: Deferred) -> Deferred:
+    """A Deferred firing with ``d``'s result, leaving ``d`` as it was for its other listeners."""
+    out: Deferred = Deferred()
+
+    def relay(result):
+        if isinstance(result, Failure):
+            out.errback(result)
+        else:
+            out.callback(result)
+        return result
+
+    d.addBoth(relay)
+    return out
+
+
+__all__ = ["KEEP_COUNTS", "KEEP_JOBS", "Reads"]

@@ -20,6 +20,9 @@ class Changes:
     replicas: dict[int, dict] = field(default_factory=dict)
     hosts: dict[int, dict] = field(default_factory=dict)
     finished: list[int] = field(default_factory=list)  # jobs that reached a final state
+    # Jobs whose status changed, as (owner id, batch, status before, status after): not written
+    # (the rows above say it), told to the counts of jobs by status kept in memory (server/reads.py).
+    moves: list[tuple[int, str | None, str, str]] = field(default_factory=list)
 
     def job(self, job_id: int, **fields) -> None:
         self.jobs.setdefault(job_id, {}).update(fields)
@@ -44,4 +47,5 @@ class Changes:
                 for row_id, fields in source.items():
                     target.setdefault(row_id, {}).update(fields)
             out.finished += ch.finished
+            out.moves += ch.moves
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from typing import Iterable
 
 from sqlalchemy import func, select
@@ -228,12 +230,12 @@ def load_active(conn) -> tuple[list[ActiveJob], list[ActiveReplica], int, int]:
     q = select(
         jobs.c.id, jobs.c.owner_id, jobs.c.app_id, jobs.c.status, jobs.c.replication, jobs.c.quorum, jobs.c.max_replicas,
         jobs.c.max_errors, jobs.c.memory, jobs.c.visibility, jobs.c.vis_group, jobs.c.adaptive, jobs.c.solo,
-        jobs.c.disk, jobs.c.after, jobs.c.priority,
+        jobs.c.disk, jobs.c.after, jobs.c.priority, jobs.c.batch,
     ).where(jobs.c.status.in_(ACTIVE_JOB))
     job_rows = [
         ActiveJob(r.id, r.owner_id, r.app_id, JobStatus(r.status), r.replication, r.quorum, r.max_replicas,
                   r.max_errors, r.memory, r.visibility, r.vis_group, bool(r.adaptive), bool(r.solo), r.disk or 0,
-                  tuple(r.after or ()), r.priority or 0)
+                  tuple(r.after or ()), r.priority or 0, sys.intern(r.batch) if r.batch else r.batch)
         for r in conn.execute(q)
     ]
     q = (
@@ -327,6 +329,12 @@ class JobsComponent:
 
     def summary(self, **kw) -> Deferred:
         return self.catalog.read(lambda conn: summary(conn, **kw))
+
+    def summary_in_order(self, **kw) -> Deferred:
+        """:func:`summary` read in the writer's queue: it holds exactly the writes queued before
+        it, and its answer is delivered after theirs and before those of the writes queued after
+        it (a count kept up to date from then on by each change: server/reads.py)."""
+        return self.catalog.write(lambda conn: summary(conn, **kw))
 
     def newest(self, **kw) -> Deferred:
         return self.catalog.read(lambda conn: newest(conn, **kw))

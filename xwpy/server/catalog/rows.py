@@ -171,6 +171,7 @@ class ActiveJob:
     disk: int
     after: tuple[int, ...] = ()  # the jobs it runs after (job graphs)
     priority: int = 0
+    batch: str | None = None  # (the counts by batch kept in memory: xwpy.server.reads)
 
 
 @dataclass(frozen=True, slots=True)

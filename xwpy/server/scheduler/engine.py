@@ -113,6 +113,7 @@ class JobState:
     # Job graphs: the jobs it runs after that are not certified yet (held while any is; graph.py).
     waiting: set[int] | tuple = ()
     priority: int = 0  # higher first among its owner's jobs (then the oldest first)
+    batch: str | None = None  # its batch (what changes of its status count for: server/reads.py)
 
     @property
     def hosts_used(self) -> set[int]:
@@ -131,7 +132,7 @@ class JobState:
             policy=Policy(row.replication, row.quorum, row.max_replicas, row.max_errors, adaptive=row.adaptive),
             visibility=pol.Visibility.of_row(row.visibility, row.owner_id, row.vis_group),
             memory=row.memory, status=row.status, solo=row.solo, disk=row.disk, priority=row.priority,
-            waiting=set(row.after) if row.after else (),
+            waiting=set(row.after) if row.after else (), batch=row.batch,
         )
 
     def add_replica(self, r: ReplicaState) -> None:
@@ -402,6 +403,7 @@ class Engine:
                 disk=nj.disk,
                 wanted=nj.policy.replication,
                 priority=nj.priority,
+                batch=nj.row.get("batch"),
             )
             self.jobs[jid] = job
             self.active_by_owner[nj.owner_id] = self.active_by_owner.get(nj.owner_id, 0) + 1
@@ -497,6 +499,7 @@ class Engine:
             if job.status is JobStatus.PENDING:
                 job.status = job_fsm.transition(job.status, JobStatus.RUNNING)
                 ch.job(job.id, status=job.status.value, started_at=now)
+                ch.moves.append((job.owner_id, job.batch, JobStatus.PENDING.value, JobStatus.RUNNING.value))
             out.append(r)
         return out, ch
 
@@ -1000,8 +1003,10 @@ class Engine:
             self._release(job.id, status, now, ch)
 
     def _close(self, job: JobState, status: JobStatus, now: float, ch: Changes, **fields) -> None:
+        before = job.status
         job.status = job_fsm.transition(job.status, status)
         ch.job(job.id, status=status.value, finished_at=now, **fields)
+        ch.moves.append((job.owner_id, job.batch, before.value, status.value))
         ch.finished.append(job.id)
         del self.jobs[job.id]
         left = self.active_by_owner[job.owner_id] - 1
