@@ -1,9 +1,11 @@
-"""Submission times kept per submission, not per job: each job finds its own submission's time."""
+"""Submission times kept per submission, not per job: each job finds its own submission's time.
+The certification histogram scrapes as prometheus_client's own would."""
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import Histogram as ClientHistogram
 
-from xwpy.server.metrics import SubmitTimes
+from xwpy.server.metrics import LATENCY_BUCKETS, SubmitTimes, latency_histogram
 
 # Submissions: (number of jobs, seconds after the previous one).
 submissions = st.lists(st.tuples(st.integers(1, 50), st.floats(0, 100)), min_size=1, max_size=30)
@@ -35,3 +37,16 @@ def test_forgetting_keeps_every_job_from_the_oldest_active_on(subs, data):
     # Exactly the submissions with a job at or after the oldest active one are kept.
     last_ids = [sum(sizes[:i + 1]) for i in range(len(sizes))]
     assert len(times) == sum(1 for last in last_ids if last >= oldest)
+
+
+@given(st.lists(st.one_of(st.sampled_from(LATENCY_BUCKETS), st.floats(0, 1e6, allow_nan=False)), max_size=50))
+def test_the_histogram_scrapes_as_prometheus_clients_own(values):
+    ours = latency_histogram()
+    theirs = ClientHistogram(ours.name, ours.documentation, buckets=LATENCY_BUCKETS, registry=None)
+    for v in values:  # (bounds themselves included: a value equal to a bound is in its bucket)
+        ours.observe(v)
+        theirs.observe(v)
+    [mine], [ref] = ours.collect(), theirs.collect()
+    assert (mine.name, mine.type, mine.documentation) == (ref.name, ref.type, ref.documentation)
+    expected = [(x.name, x.labels, x.value) for x in ref.samples if not x.name.endswith("_created")]
+    assert [(x.name, x.labels, x.value) for x in mine.samples] == expected
