@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xwpy.lifecycle import ReplicaStatus as S
-from xwpy.server.scheduler.quorum import Policy, ReplicaView, decide
+from xwpy.server.scheduler.quorum import Policy, ReplicaView, decide, decide_generally
 from xwpy.verify import Verdict
 
 P = Policy(replication=3, quorum=2, max_replicas=6, max_errors=3)
@@ -109,3 +109,10 @@ def test_invariants(policy, raw, with_verifier):
         assert d.spawn > 0 or active  # a live job always has something under way or wanted
         best = max(Counter(r.digest for r in done_reps if r.verdict is not Verdict.REJECTED).values(), default=0)
         assert best < policy.quorum
+
+
+@given(policies, replica, st.sampled_from([None, 7]), st.sampled_from([frozenset(), frozenset({"b"}), frozenset({"a", "c"})]))
+def test_the_shortcut_for_one_replica_decides_as_the_general_rule(policy, raw, origin, equivalent):
+    status, digest, verdict = raw
+    one = [ReplicaView(1, status, digest if status is S.DONE else None, verdict, origin, equivalent)]
+    assert decide(policy, one) == decide_generally(policy, one)

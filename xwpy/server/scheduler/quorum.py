@@ -126,6 +126,18 @@ SOLO = Policy(1, 1, 1, 1)
 
 
 def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
+    if policy.quorum == 1 and len(replicas) == 1:
+        # One replica, a quorum of one (adaptive replication's trusted host, an app of replication
+        # 1): its result, unless rejected, is certified — what the general rule below gives, at a
+        # fifth of its cost (a tenth of the reactor's time for a replica under dispatch).
+        r = replicas[0]
+        if r.status is ReplicaStatus.DONE and r.digest is not None and r.verdict is not Verdict.REJECTED:
+            return Decision(certified=r.digest, valid=frozenset((r.id,)))
+    return decide_generally(policy, replicas)
+
+
+def decide_generally(policy: Policy, replicas: list[ReplicaView]) -> Decision:
+    """:func:`decide`, without its shortcut for one replica."""
     done = [r for r in replicas if r.status is ReplicaStatus.DONE]
     candidates = [r for r in done if r.verdict is not Verdict.REJECTED and r.digest is not None]
     active = frozenset(r.id for r in replicas if r.status.active)
