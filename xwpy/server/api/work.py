@@ -29,7 +29,7 @@ def install(api: Api, grid) -> None:
             got = await d
         except CancelledError:
             return []
-        return [protocol.encode(a) for a in got]
+        return got  # (encoded already: the grid's wire_assignment)
 
     @api.route("POST", "/work/request", HOST, body=protocol.WorkRequest, reply=protocol.WorkReply)
     async def request(ctx: Ctx):
@@ -48,8 +48,9 @@ def install(api: Api, grid) -> None:
             outcome, replicas = await grid.report(ctx.principal.host_id, msg.results), None
         else:  # one commit for the results and the next leases; nothing ready: the long poll
             outcome, got = await grid.report_and_request(ctx.principal.host_id, msg.results, msg.next)
-            replicas = [protocol.encode(a) for a in got] if got else await pull(ctx, msg.next)
-        return protocol.ResultsReply(outcome={str(k): v for k, v in outcome.items()}, replicas=replicas)
+            replicas = got or await pull(ctx, msg.next)  # (encoded already)
+        # (protocol.ResultsReply, encoded: its assignments are already)
+        return {"outcome": {str(k): v for k, v in outcome.items()}, "replicas": replicas}
 
     @api.route("POST", "/work/blob-url", HOST, body=protocol.BlobUrlRequest, reply=protocol.BlobUrl,
                errors=(404, 413, 503))
