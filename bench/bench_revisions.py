@@ -6,7 +6,8 @@ Each revision is exported (``git archive``) into a temporary directory and measu
 code from end to end — its coordinator, its simulated workers (bench/loadgen.py) and its
 ``bench_dispatch.Bench.throughput`` — on a fresh SQLite catalog each run. The two alternate, the
 first of each round swapped every round, so a machine's load drifting during the runs weighs on
-both alike; it prints min / median / max of each and the ratio of the medians.
+both alike; it prints min / median / max of each and the ratio of the medians, for throughput and
+for the coordinator's CPU time per replica (which what else runs on the machine moves less).
 """
 
 from __future__ import annotations
@@ -72,19 +73,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="xwpy-revisions-") as d:
         trees = [export(a.old, Path(d)), export(a.new, Path(d))]
         rates: dict[str, list[float]] = {sha: [] for sha, _ in trees}
+        cpu: dict[str, list[float]] = {sha: [] for sha, _ in trees}  # coordinator CPU ms per replica
         for r in range(a.rounds):
             order = trees if r % 2 == 0 else trees[::-1]
             for sha, tree in order:
-                rates[sha].append(one(tree, a.workers, a.replication, a.seconds)["replicas_per_s"])
-            print(f"  round {r + 1}/{a.rounds}: " + ", ".join(f"{sha} {rates[sha][-1]:,.0f}" for sha, _ in trees),
-                  flush=True)
+                got = one(tree, a.workers, a.replication, a.seconds)
+                rates[sha].append(got["replicas_per_s"])
+                cpu[sha].append(got["cpu"] / 100 / got["replicas_per_s"] * 1e3 if got["replicas_per_s"] else float("nan"))
+            print(f"  round {r + 1}/{a.rounds}: " + ", ".join(f"{sha} {rates[sha][-1]:,.0f} ({cpu[sha][-1]:.3f} ms CPU)"
+                                                             for sha, _ in trees), flush=True)
     (old, _), (new, _) = trees
     print(f"dispatch, SQLite, {a.workers} simulated workers, replication {a.replication}, {a.seconds:.0f} s windows, "
           f"{a.rounds} rounds alternated (load average {one_min:.2f} / {five_min:.2f} before; "
           f"{os.getloadavg()[0]:.2f} after):")
     for sha, _ in trees:
-        print(f"  {sha}: {spread(rates[sha])} replicas/s")
-    print(f"  ratio of medians {new} / {old}: {statistics.median(rates[new]) / statistics.median(rates[old]):.3f}")
+        print(f"  {sha}: {spread(rates[sha])} replicas/s; coordinator CPU per replica (all its threads) "
+              f"min {min(cpu[sha]):.3f} / median {statistics.median(cpu[sha]):.3f} / max {max(cpu[sha]):.3f} ms")
+    print(f"  ratio of medians {new} / {old}: {statistics.median(rates[new]) / statistics.median(rates[old]):.3f} "
+          f"(throughput), {statistics.median(cpu[new]) / statistics.median(cpu[old]):.3f} (CPU per replica)")
 
 
 if __name__ == "__main__":
