@@ -20,6 +20,7 @@ machine, not a best run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -172,7 +173,10 @@ def prefill(url: str, completed: int, pending: int) -> None:
         jobs, reps = [], []
         for i in range(start, end + 1):
             done = i <= completed
-            digest = f"{i:064x}"
+            # A result digest as real ones are, spread over the whole key space: the index on
+            # jobs.result_sha256 then grows as a real catalog's does (new results land on pages
+            # all over it), not as a sorted run that new digests never reach.
+            digest = hashlib.sha256(b"%d" % i).hexdigest()
             jobs.append((i, 900, 900, "history", json.dumps([str(i)]), "[]", "COMPLETED" if done else "PENDING", 1, 1, 3, 3,
                          1 << 28, "owner", "", digest if done else None, 2048 if done else None, now - 1e5))
             if done:
