@@ -10,6 +10,15 @@ printed (target: no drop over 10 %, ratio >= 0.90). The comparator's own work (r
 comparing two results) runs on the catalog's reader threads, not on the dispatch path; its cost is
 the app's, and is printed apart for `numeric` on a small JSON output.
 
+Each run is timed in the process's CPU seconds (the engine is one thread: on a busy machine the
+wall clock measures the neighbours too, and its per-round ratios swung from 0.56 to 1.18 at load
+3.4); the wall-clock figures are printed beside. Every job's results have a digest of their own, in
+the reference too (one digest shared by every job spared the reference the strings every real
+result has). Last, the settling of one job of many results, each found equivalent to all the
+earlier (a numeric app with a large quorum): with the job's tally kept from one decision to the
+next (quorum.Tally) and counted from scratch at each, as before; and the comparisons of a job's
+results, each read and parsed once (compare.Prepared) and at each comparison, as before.
+
     python -m bench.bench_graphs                  # 20,000 jobs, 5 rounds each
     python -m bench.bench_graphs --jobs 50000 --rounds 7
 """
@@ -22,10 +31,12 @@ import random
 import statistics
 import time
 
-from xwpy.compare import numeric
+from xwpy import archive
+from xwpy.compare import Prepared, equivalent, numeric, prepare
 from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
 from xwpy.server.scheduler.policy import PUBLIC
-from xwpy.server.scheduler.quorum import Policy
+from xwpy.lifecycle import ReplicaStatus
+from xwpy.server.scheduler.quorum import Policy, ReplicaView, Tally, decide
 
 GiB = 1 << 30
 HOSTS = 64
@@ -41,15 +52,15 @@ def _jobs(n: int, graph: bool, rnd: random.Random) -> list[NewJob]:
     return out
 
 
-def run(n: int, graph: bool, seed: int, comparator: bool = False) -> float:
-    """Jobs certified per second through the engine, submission included."""
+def run(n: int, graph: bool, seed: int, comparator: bool = False) -> tuple[float, float]:
+    """Jobs certified per CPU second and per wall-clock second through the engine, submission included."""
     rnd = random.Random(seed)
     e = Engine(lease_seconds=1e9)
     for h in range(1, HOSTS + 1):
         e.add_host(HostState(h, 100 + h, "", 64 * GiB, last_alive=0.0, cores=SLOTS))
     e.refresh_pool(0.0)
     new = _jobs(n, graph, rnd)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     e.add_jobs(new, 0.0)
     certified = 0
     now = 1.0
@@ -68,13 +79,29 @@ def run(n: int, graph: bool, seed: int, comparator: bool = False) -> float:
                            for r in reps]
                     _, ch = e.report(h, out, now)
                 else:
-                    _, ch = e.report(h, [Report(r.id, True, digest="d" * 64, size=1) for r in reps], now)
+                    _, ch = e.report(h, [Report(r.id, True, digest=f"{r.job_id:064x}", size=1) for r in reps], now)
                 certified += len(ch.finished)
         if not progressed and e.jobs and not e.has_ready():
             raise RuntimeError(f"{len(e.jobs)} jobs left that no host takes")
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert certified == n
-    return n / elapsed
+    return n / cpu, n / elapsed
+
+
+def settle_costs(results: int) -> tuple[float, float]:
+    """Seconds to settle one job as its ``results`` results arrive one by one, each found
+    equivalent to every earlier one (quorum = all of them): with its tally kept, and recounted."""
+    digests = [f"{i:064x}" for i in range(results)]
+    views = [ReplicaView(i + 1, ReplicaStatus.DONE, d, equivalent=frozenset(digests[:i])) for i, d in enumerate(digests)]
+    policy = Policy(results, results, results, 1)
+    out = []
+    for keep in (True, False):
+        c0 = time.process_time()
+        tally = Tally()
+        for k in range(1, results + 1):
+            decide(policy, views[:k], tally if keep else None)
+        out.append(time.process_time() - c0)
+    return out[0], out[1]
 
 
 def main() -> None:
@@ -87,18 +114,27 @@ def main() -> None:
         plain.append(run(a.jobs, False, r))
         graphs.append(run(a.jobs, True, r))
         compared.append(run(a.jobs, True, r, comparator=True))
-    ratios = [g / q for g, q in zip(graphs, plain)]
-    ratios_c = [c / q for c, q in zip(compared, plain)]
     load = os.getloadavg()[0]
     print(f"scheduler dispatch, {a.jobs} jobs (replication 2, {HOSTS} hosts x {SLOTS} slots), load {load:.1f}:")
-    print(f"  independent jobs: {statistics.median(plain):,.0f} jobs/s (min {min(plain):,.0f}, max {max(plain):,.0f})")
-    print(f"  job graph:        {statistics.median(graphs):,.0f} jobs/s (min {min(graphs):,.0f}, max {max(graphs):,.0f})")
-    print(f"  graph + comparator: {statistics.median(compared):,.0f} jobs/s "
-          f"(min {min(compared):,.0f}, max {max(compared):,.0f})")
-    print(f"  ratio graph/independent: median {statistics.median(ratios):.2f} "
-          f"(per round: {', '.join(f'{x:.2f}' for x in ratios)})   (target >= 0.90)")
-    print(f"  ratio graph+comparator/independent: median {statistics.median(ratios_c):.2f} "
-          f"(per round: {', '.join(f'{x:.2f}' for x in ratios_c)})   (target >= 0.90)")
+
+    def line(name: str, runs: list[tuple[float, float]]) -> None:
+        cpu, wall = [c for c, _ in runs], [w for _, w in runs]
+        print(f"  {name:20s} {statistics.median(cpu):,.0f} jobs per CPU second (min {min(cpu):,.0f}, max {max(cpu):,.0f}); "
+              f"wall clock {statistics.median(wall):,.0f} jobs/s")
+
+    line("independent jobs:", plain)
+    line("job graph:", graphs)
+    line("graph + comparator:", compared)
+    for name, runs in (("graph", graphs), ("graph+comparator", compared)):
+        ratios = [g[0] / q[0] for g, q in zip(runs, plain)]
+        walls = [g[1] / q[1] for g, q in zip(runs, plain)]
+        print(f"  ratio {name}/independent: median {statistics.median(ratios):.2f} "
+              f"(per round: {', '.join(f'{x:.2f}' for x in ratios)}; wall clock median {statistics.median(walls):.2f})"
+              "   (target >= 0.90)")
+    for k in (16, 64, 256):
+        kept, recounted = settle_costs(k)
+        print(f"  settling one job of {k} results, each equivalent to all the earlier: {kept * 1e3:,.1f} ms with its "
+              f"tally kept, {recounted * 1e3:,.1f} ms recounted at each result")
     a_out = {"stdout": b'{"n": 7, "x": 8.311873115, "y": [0.000911881965, 1.5]}\n'}
     b_out = {"stdout": b'{"n": 7, "x": 8.311873115000001, "y": [0.0009118819650001, 1.5]}\n'}
     t0 = time.perf_counter()
@@ -106,6 +142,31 @@ def main() -> None:
         numeric(a_out, b_out, {"rtol": 1e-9})
     print(f"  numeric comparator, one pair of small JSON outputs: {(time.perf_counter() - t0) / 20_000 * 1e6:.1f} us "
           "(on a catalog reader thread, per pair of results)")
+    once, again = compare_costs(16)
+    print(f"  comparing a job's 16 results each with the earlier ones (small JSON archives): {once * 1e3:.1f} ms with "
+          f"each result read and parsed once (compare.Prepared), {again * 1e3:.1f} ms parsing them at every comparison")
+
+
+def compare_costs(results: int) -> tuple[float, float]:
+    """CPU seconds to compare each of a job's results with the earlier ones, as the coordinator
+    does at each report: each result prepared once and kept, and read and parsed at each pair."""
+    blobs = [archive.from_files({"stdout": f'{{"n": 7, "x": {8.311873115 + i * 1e-15!r}, "y": [0.000911881965, 1.5]}}\n'
+                                 .encode()}) for i in range(results)]
+    params = {"rtol": 1e-9}
+    c0 = time.process_time()
+    kept = Prepared()
+    for k in range(results):
+        def prepared(i: int):
+            return kept.get(i, lambda: (prepare(numeric, archive.read_files(blobs[i]), params), len(blobs[i])))
+        mine = prepared(k)
+        assert all(equivalent(numeric, mine, prepared(i), params) for i in range(k))
+    c1 = time.process_time()
+    for k in range(results):
+        mine = archive.read_files(blobs[k])
+        for i in range(k):
+            theirs = archive.read_files(blobs[i])
+            assert numeric(mine, theirs, params) and numeric(theirs, mine, params)
+    return c1 - c0, time.process_time() - c1
 
 
 if __name__ == "__main__":

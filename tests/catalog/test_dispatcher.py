@@ -205,3 +205,51 @@ async def test_a_result_of_a_replica_aborted_as_no_longer_needed_is_refused_as_a
     # Another host's replica, or none at all: unknown still.
     assert await d.report(1, [result(late, b"ok\n")]) == {late: "unknown"}
     assert await d.report(2, [result(10**6, b"ok\n")]) == {10**6: "unknown"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_comparator_parses_each_result_once(tmp_path, monkeypatch):
+    """A job's third result is compared with the two earlier ones without reading or parsing them
+    again (compare.Prepared): each result is prepared once, and the quorum over equivalences
+    certifies results that differ in their last digits."""
+    from xwpy.compare import Numeric
+
+    parsed = []
+    real = Numeric.prepare
+    monkeypatch.setattr(Numeric, "prepare", staticmethod(lambda files, params: parsed.append(1) or real(files, params)))
+    cat = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", reactor)
+    app = App(1, "a", 1, "u", "public", None, ("true",), LIMITS, "quorum", 3, 3, comparator="numeric",
+              compare={"rtol": 1e-9})
+    d = Dispatcher(cat, BlobStore(tmp_path / "blobs"), reactor, apps={1: app}.get, lease_seconds=30,
+                   heartbeat_seconds=10, reap_seconds=3600, max_wait_seconds=5)
+    try:
+        def rows(conn):
+            uid = users_catalog.insert(conn, login="u", role="user", group="", token_hash=tokens.token_hash("u"), now=0)
+            conn.exec_driver_sql(
+                "INSERT INTO apps (id, name, owner_id, access, command, limits, validator, replication, quorum, "
+                "created_at) VALUES (1, 'a', ?, 'public', '[\"true\"]', '{}', 'quorum', 3, 3, 0)", (uid,))
+            for h in (1, 2, 3):
+                conn.exec_driver_sql(
+                    "INSERT INTO hosts (id, owner_id, name, token_hash, cpus, memory, os, registered_at, last_alive, "
+                    "reputation) VALUES (?, ?, 'h', ?, 1, 0, '', 0, 0, 0)", (h, uid, f"x{h}"))
+            return uid
+
+        uid = await cat.write(rows)
+        await d.start()
+        for h in (1, 2, 3):
+            d.add_host(HostState(h, uid, "", 1 << 34, last_alive=reactor.seconds()))
+        row = {"app_id": 1, "owner_id": uid, "batch": None, "args": [], "inputs": [], "replication": 3, "quorum": 3,
+               "max_replicas": 3, "max_errors": 1, "memory": 0, "visibility": "public", "vis_group": ""}
+        [jid] = await d.submit([NewJob(uid, 1, Policy(3, 3, 3, 1), PUBLIC, 0, row)])
+        leased = {h: (await d.request_work(h, 1, 0))[0].replica.id for h in (1, 2, 3)}
+        for h, x in zip((1, 2, 3), ("3.141592653589793", "3.1415926535897936", "3.1415926535897927")):
+            data = archive.from_files({"stdout": f'{{"x": {x}}}\n'.encode()})
+            report = protocol.ResultReport(replica_id=leased[h], exit_code=0,
+                                           result_sha256=hashlib.sha256(data).hexdigest(), inline=data)
+            assert await d.report(h, [report]) == {leased[h]: "accepted"}
+        job = await cat.read(jobs_catalog.get, jid)
+        assert job.status == "COMPLETED" and {r.validation for r in job.replicas} == {"VALID"}
+        assert len(parsed) == 3  # (5 when each comparison reads and parses its results again)
+    finally:
+        d.stopService()
+        await cat.close()

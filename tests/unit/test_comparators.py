@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xwpy.compare import UnknownComparator, known_comparators, load_comparator, numeric
+from xwpy.compare import Prepared, UnknownComparator, equivalent, known_comparators, load_comparator, numeric, prepare
 from xwpy.lifecycle import JobStatus, ReplicaStatus
 from xwpy.server.catalog.rows import App
 from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
 from xwpy.server.scheduler.policy import PUBLIC
-from xwpy.server.scheduler.quorum import Policy, ReplicaView, decide
+from xwpy.server.scheduler.quorum import Policy, ReplicaView, Tally, decide
+from xwpy.verify import Verdict
 
 GiB = 1 << 30
 
@@ -52,6 +53,31 @@ def test_comparators_are_found_by_name_as_verifiers_are():
         load_comparator("no-such-comparator")
 
 
+def test_prepared_results_are_made_once_and_bounded_by_their_sizes():
+    kept = Prepared(max_bytes=10)
+    made = []
+
+    def make(key, size):
+        return lambda: (made.append(key) or key.upper(), size)
+
+    assert kept.get("a", make("a", 4)) == "A" and kept.get("a", make("a", 4)) == "A" and made == ["a"]
+    kept.get("b", make("b", 4))
+    kept.get("a", make("a", 4))  # a is the most recently used now
+    kept.get("c", make("c", 4))  # 12 bytes: b goes
+    assert len(kept) == 2 and kept.get("a", make("a", 4)) == "A" and made == ["a", "b", "c"]
+    assert kept.get("big", make("big", 11)) == "BIG" and len(kept) == 2  # larger than the bound: not kept
+
+
+@given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=4),
+       st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=4))
+def test_numeric_prepared_once_answers_as_numeric(xs, ys):
+    a, b = out(" ".join(map(repr, xs))), out(" ".join(map(repr, ys)))
+    params = {"rtol": 1e-3}
+    pa, pb = prepare(numeric, a, params), prepare(numeric, b, params)
+    assert equivalent(numeric, pa, pb, params) is numeric(a, b, params) is numeric(b, a, params)
+    assert equivalent(numeric, pa, pb, params) is equivalent(numeric, pb, pa, params)  # parsed already: the same
+
+
 # -- the quorum over equivalences -------------------------------------------------------------------
 
 DIGESTS = "abcde"
@@ -72,13 +98,14 @@ def reports(draw):
 
 
 @settings(max_examples=400)
-@given(reports(), st.integers(1, 4))
-def test_a_non_transitive_comparator_never_certifies_two_canonical_results(case, quorum):
+@given(reports(), st.integers(1, 4), st.booleans())
+def test_a_non_transitive_comparator_never_certifies_two_canonical_results(case, quorum, memo):
     pairs, views = case
     policy = Policy(quorum, quorum, 8, 3)
     seen: set[str] = set()
+    tally = Tally() if memo else None  # the job's tally kept from one decision to the next, or none
     for n in range(1, len(views) + 1):  # the results as they arrive: the first certification is final
-        d = decide(policy, views[:n])
+        d = decide(policy, views[:n], tally)
         if d.certified is None:
             continue
         seen.add(d.certified)
@@ -90,6 +117,42 @@ def test_a_non_transitive_comparator_never_certifies_two_canonical_results(case,
         assert d.valid | d.invalid == {v.id for v in views[:n]} and not d.valid & d.invalid
         break
     assert len(seen) <= 1
+
+
+@st.composite
+def histories(draw):
+    """A job's replicas (some resumed from others: one lineage), their results arriving in any
+    order, each with the digests of the results before it a comparator (any symmetric relation)
+    found equivalent, some verified or rejected by a verifier; and, at some arrivals, one result
+    counted before missing from what a decision is given."""
+    pairs = {frozenset(p) for p in itertools.combinations(DIGESTS, 2) if draw(st.booleans())}
+    n = draw(st.integers(1, 10))
+    arrival = draw(st.permutations(range(1, n + 1)))
+    origin = {i: draw(st.sampled_from([None, *range(1, i)])) for i in range(1, n + 1)}
+    views, steps = {}, []
+    for rid in arrival:
+        d = draw(st.sampled_from(DIGESTS))
+        verdict = draw(st.sampled_from([None, None, Verdict.UNVERIFIABLE, Verdict.REJECTED, Verdict.VERIFIED]))
+        earlier = {v.digest for v in views.values() if v.verdict is not Verdict.REJECTED}
+        views[rid] = ReplicaView(rid, ReplicaStatus.DONE, d, verdict, origin[rid],
+                                 frozenset(e for e in earlier if frozenset((d, e)) in pairs))
+        replicas = [views.get(i) or ReplicaView(i, ReplicaStatus.RUNNING, origin=origin[i]) for i in range(1, n + 1)]
+        if draw(st.booleans()) and len(views) > 1 and draw(st.booleans()):
+            gone = draw(st.sampled_from(sorted(views)))
+            replicas = [r for r in replicas if r.id != gone]
+        steps.append(replicas)
+    return steps
+
+
+@settings(max_examples=500)
+@given(histories(), st.integers(1, 4), st.integers(0, 3))
+def test_a_kept_tally_decides_as_a_recount(steps, quorum, extra):
+    """The job's tally, kept from one decision to the next, gives every decision a recount from
+    scratch gives, whatever the order results arrive in."""
+    policy = Policy(quorum, quorum, quorum + extra, 3)
+    tally = Tally()
+    for replicas in steps:
+        assert decide(policy, replicas, tally) == decide(policy, replicas)
 
 
 def test_bitwise_is_unchanged_and_equivalence_joins_the_votes():

@@ -36,6 +36,7 @@ from xwpy.server.catalog.rows import App
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
 from xwpy.singleflight import SingleFlight
+from xwpy import compare as compare_mod
 from xwpy.compare import load_comparator
 from xwpy.verify import Verdict, load_verifier
 
@@ -127,6 +128,7 @@ class Dispatcher(service.Service):
         self.certification_latency = metrics.latency_histogram()
         self._submitted = metrics.SubmitTimes()
         self._prune_at = 256
+        self._prepared = compare_mod.Prepared()  # results as their comparators parsed them (_compare)
 
     @property
     def waiting_workers(self) -> int:
@@ -593,27 +595,32 @@ class Dispatcher(service.Service):
     async def _compare(self, app: App, digest: str, data: bytes | None,
                        others: dict[str, bytes | None]) -> frozenset[str]:
         """The digests among ``others`` (earlier results of the job; their bytes when not stored
-        yet) whose results the app's comparator finds equivalent to this one, both ways round."""
+        yet) whose results the app's comparator finds equivalent to this one, both ways round.
+        Each result is read and parsed once while the coordinator keeps it (compare.Prepared):
+        not again for each later result of its job."""
         others = {d: b for d, b in others.items() if d != digest}
         if not others:
             return frozenset()
         params = app.compare or {}
+        key = (app.comparator, tuple(sorted(params.items())))
 
         def check(conn) -> frozenset[str]:
-            def files(d: str, raw: bytes | None):
-                raw = raw if raw is not None else (blobs_catalog.get(conn, d) or self.blobs.read(d))
-                return archive.read_files(raw, max_total=64 << 20)
+            def prepared(d: str, raw: bytes | None):
+                def make():
+                    nonlocal raw
+                    raw = raw if raw is not None else (blobs_catalog.get(conn, d) or self.blobs.read(d))
+                    return compare_mod.prepare(compare, archive.read_files(raw, max_total=64 << 20), params), len(raw)
+                return self._prepared.get((*key, d), make)
 
             try:  # a hostile archive, or a comparator that fails, makes no result equivalent
                 compare = load_comparator(app.comparator)
-                mine = files(digest, data)
+                mine = prepared(digest, data)
             except Exception:
                 return frozenset()
             out = set()
             for d, raw in others.items():
                 try:
-                    theirs = files(d, raw)
-                    if compare(mine, theirs, params) and compare(theirs, mine, params):
+                    if compare_mod.equivalent(compare, mine, prepared(d, raw), params):
                         out.add(d)
                 except Exception:
                     continue

@@ -33,12 +33,13 @@ from xwpy.server.scheduler import policy as pol
 from xwpy.server.scheduler import shares as shares_mod
 from xwpy.server.scheduler import silence
 from xwpy.server.scheduler import why as why_mod
-from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, agreement, decide
+from xwpy.server.scheduler.quorum import SOLO, Decision, Policy, ReplicaView, Tally, agreement, decide
 from xwpy.verify import Verdict
 
 # Replicas that gave no result: their hosts may take the job again (see policy).
 _NO_VOTE = frozenset({ReplicaStatus.LOST, ReplicaStatus.ABORTED, ReplicaStatus.FAILED})
 _NONE: frozenset = frozenset()
+_READY = graph.Step(ready=True)  # every job it runs after is certified
 
 # How deep to look into one owner's queue for a job a host may take, per slot: bounds the cost of
 # a work request when the head of the queue is full of jobs this host already ran.
@@ -114,6 +115,9 @@ class JobState:
     waiting: set[int] | tuple = ()
     priority: int = 0  # higher first among its owner's jobs (then the oldest first)
     batch: str | None = None  # its batch (what changes of its status count for: server/reads.py)
+    # Its results counted so far (quorum.Tally: a memo, so each decision counts only the new ones);
+    # None until its first decision.
+    tally: Tally | None = None
 
     @property
     def hosts_used(self) -> set[int]:
@@ -419,8 +423,10 @@ class Engine:
             ch.jobs_new.append(row)
             ids.append(jid)
         for job, parents in held:
-            # (Those not active are certified: the caller checked.)
-            self._hold(job, graph.decide({p: self.jobs[p].status for p in parents if p in self.jobs}), now, ch)
+            # Those not active are certified (the caller checked), and an active job is never final:
+            # graph.decide's answer, held for the active ones or ready, without building its dict.
+            waiting = tuple(p for p in parents if p in self.jobs)
+            self._hold(job, graph.Step(waiting=waiting) if waiting else _READY, now, ch)
         return ids, ch
 
     def cancel(self, job_ids: Iterable[int], now: float) -> tuple[list[int], Changes]:
@@ -924,8 +930,11 @@ class Engine:
 
     @staticmethod
     def _agreeing(job: JobState) -> int:
+        if job.tally is None:
+            job.tally = Tally()
         return agreement([ReplicaView(r.id, r.status, r.digest, r.verdict, r.origin, r.equivalent) for r in job.replicas
-                          if r.status is ReplicaStatus.DONE and r.digest and r.verdict is not Verdict.REJECTED])
+                          if r.status is ReplicaStatus.DONE and r.digest and r.verdict is not Verdict.REJECTED],
+                         job.tally)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -953,7 +962,9 @@ class Engine:
                                                       and views[0].verdict is not Verdict.REJECTED)):
             job.solo = False  # the trusted host did not deliver: back to the quorum
             ch.job(job.id, solo=False)
-        d = decide(SOLO if job.solo else job.policy, views)
+        if job.tally is None:
+            job.tally = Tally()
+        d = decide(SOLO if job.solo else job.policy, views, job.tally)
         by_id = {r.id: r for r in job.replicas}
         for rid in d.abort:
             self._finish_replica(job, by_id[rid], ReplicaStatus.ABORTED, now, ch, error="no longer needed")
@@ -1027,10 +1038,13 @@ class Engine:
                 child = self.jobs.get(cid)
                 if child is None or parent not in child.waiting:
                     continue
-                if st is JobStatus.COMPLETED and len(child.waiting) > 1:  # (decide's answer, without the dict)
+                if st is JobStatus.COMPLETED:  # (decide's answer, without the dict)
                     child.waiting.discard(parent)
-                    continue
-                step = graph.decide({**{p: JobStatus.PENDING for p in child.waiting}, parent: st})
+                    if child.waiting:
+                        continue
+                    step = _READY
+                else:
+                    step = graph.decide({**{p: JobStatus.PENDING for p in child.waiting}, parent: st})
                 if step.end is not None:
                     child.waiting = ()
                     self._close(child, JobStatus.CANCELLED, now, ch, error=f"cancelled: {step.end}")

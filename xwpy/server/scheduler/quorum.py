@@ -21,11 +21,11 @@ hosts than the site has) is ended by the scheduler's no-quorum rule, documented 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from xwpy import protocol
 from xwpy.lifecycle import ReplicaStatus
+from xwpy.lifecycle.replica import ACTIVE
 from xwpy.verify import Verdict
 
 
@@ -82,50 +82,129 @@ class Decision:
         return self.certified is not None or self.error is not None
 
 
-def _winner(quorum: int, candidates: list[ReplicaView]) -> str | None:
-    proven = [r for r in candidates if r.verdict is Verdict.VERIFIED]
-    if proven:
-        return min(proven, key=lambda r: r.id).digest
-    counts = _votes(candidates)
-    if not counts:
-        return None
-    first_seen = {}
-    for r in sorted(candidates, key=lambda r: r.id):
-        first_seen.setdefault(r.digest, r.id)
-    # Largest agreement wins; among equals, the digest reported first (deterministic).
-    digest, n = min(counts.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
-    return digest if n >= quorum else None
+class _Votes:
+    """One digest's votes: the first replica that reported it, the lineages that did, and the
+    lineages identical or equivalent to it (the same set as long as no pair names the digest)."""
+
+    __slots__ = ("first", "lineages", "support")
+
+    def __init__(self, first: int, lineages: set[int]) -> None:
+        self.first = first
+        self.lineages = lineages
+        self.support = lineages
 
 
-def equivalent_pairs(candidates: list[ReplicaView]) -> set[frozenset[str]]:
-    """The pairs of distinct digests a comparator found equivalent (empty when bitwise)."""
-    return {frozenset((r.digest, d)) for r in candidates for d in r.equivalent if d != r.digest}
+class Tally:
+    """What a job's results add up to: per digest, the independent results (lineages) identical or
+    equivalent to it. A memo kept beside the job from one decision to the next (a result never
+    changes once reported), so a decision counts only the results new since the last one: without
+    it every decision rebuilt every pair from every result, a cost that grew with the cube of a
+    job's results. :func:`decide` gives the same answer with or without one.
+
+    Only the pairs a comparator found are used, each as found: equivalence is never inferred
+    through a third result (the comparator need not be transitive)."""
+
+    __slots__ = ("seen", "digests", "pairs")
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()  # the replica ids counted
+        self.digests: dict[str, _Votes] = {}  # digest reported -> its votes
+        # digest -> the other digests found equivalent to it (None while none is: bitwise)
+        self.pairs: dict[str, set[str]] | None = None
+
+    def add(self, r: ReplicaView) -> None:
+        """Count one more result (not counted before)."""
+        g, lineage = r.digest, r.lineage
+        self.seen.add(r.id)
+        pairs = self.pairs
+        new = ()
+        if r.equivalent:
+            if pairs is None:
+                pairs = self.pairs = {}
+            known = pairs.get(g, _EMPTY)
+            new = [x for x in r.equivalent if x != g and x not in known]
+            if new:
+                pairs.setdefault(g, set()).update(new)
+                for x in new:
+                    pairs.setdefault(x, set()).add(g)
+        partners = pairs.get(g, _EMPTY) if pairs else _EMPTY
+        digests = self.digests
+        v = digests.get(g)
+        if v is None:  # a digest first reported now: with everything found equivalent to it so far
+            v = digests[g] = _Votes(r.id, {lineage})
+            if partners:
+                v.support = set(v.lineages)
+                for x in partners:
+                    w = digests.get(x)
+                    if w is not None:
+                        v.support |= w.lineages
+        else:
+            if r.id < v.first:
+                v.first = r.id
+            v.lineages.add(lineage)
+            if new:
+                if v.support is v.lineages:
+                    v.support = set(v.lineages)
+                else:
+                    v.support.add(lineage)
+                for x in new:
+                    w = digests.get(x)
+                    if w is not None:
+                        v.support |= w.lineages
+            elif v.support is not v.lineages:
+                v.support.add(lineage)
+        for x in partners:  # the digests found equivalent to this one count it too
+            w = digests.get(x)
+            if w is None:
+                continue
+            if w.support is w.lineages:
+                w.support = set(w.lineages)
+            if x in new:
+                w.support |= v.lineages
+            else:
+                w.support.add(lineage)
+
+    def update(self, candidates: list[ReplicaView]) -> "Tally":
+        """Count the candidates not counted yet; a tally that counted a result no longer among them
+        (not a memo of these results) is counted anew."""
+        seen = self.seen
+        fresh = [r for r in candidates if r.id not in seen]
+        if len(candidates) - len(fresh) != len(seen):
+            self.__init__()
+            fresh = candidates
+        for r in fresh:
+            self.add(r)
+        return self
+
+    def best(self) -> tuple[str | None, int]:
+        """The digest with the largest support (the first reported among equals), and that support."""
+        if not self.digests:
+            return None, 0
+        digest, v = min(self.digests.items(), key=lambda kv: (-len(kv[1].support), kv[1].first))
+        return digest, len(v.support)
+
+    def supports(self, canonical: str, digest: str) -> bool:
+        """Whether a result ``digest`` counts for ``canonical``: identical, or found equivalent to it."""
+        return digest == canonical or (self.pairs is not None and digest in self.pairs.get(canonical, _EMPTY))
 
 
-def _votes(candidates: list[ReplicaView]) -> Counter:
-    """Per digest, the independent results (one per lineage) identical or equivalent to it."""
-    pairs = equivalent_pairs(candidates) if any(r.equivalent for r in candidates) else None
-    if not pairs:
-        return Counter(digest for digest, _ in {(r.digest, r.lineage) for r in candidates})
-    digests = {r.digest for r in candidates}
-    return Counter({d: len({r.lineage for r in candidates if r.digest == d or frozenset((d, r.digest)) in pairs})
-                    for d in digests})
+_EMPTY: frozenset = frozenset()
 
 
-def supports(canonical: str, r: ReplicaView, pairs: set[frozenset[str]]) -> bool:
-    """Whether the result ``r`` counts for ``canonical``: identical, or found equivalent to it."""
-    return r.digest == canonical or frozenset((canonical, r.digest)) in pairs
+_DONE, _FAILED = ReplicaStatus.DONE, ReplicaStatus.FAILED
 
 
-def agreement(candidates: list[ReplicaView]) -> int:
+def agreement(candidates: list[ReplicaView], tally: Tally | None = None) -> int:
     """The most independent results that agree."""
-    return max(_votes(candidates).values(), default=0)
+    return (tally or Tally()).update(candidates).best()[1]
 
 
 SOLO = Policy(1, 1, 1, 1)
 
 
-def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
+def decide(policy: Policy, replicas: list[ReplicaView], tally: Tally | None = None) -> Decision:
+    """What the job's replicas add up to. ``tally``: the job's memo of its results counted so far
+    (:class:`Tally`; brought up to date here), else they are counted from scratch — the same answer."""
     if policy.quorum == 1 and len(replicas) == 1:
         # One replica, a quorum of one (adaptive replication's trusted host, an app of replication
         # 1): its result, unless rejected, is certified — what the general rule below gives, at a
@@ -133,20 +212,38 @@ def decide(policy: Policy, replicas: list[ReplicaView]) -> Decision:
         r = replicas[0]
         if r.status is ReplicaStatus.DONE and r.digest is not None and r.verdict is not Verdict.REJECTED:
             return Decision(certified=r.digest, valid=frozenset((r.id,)))
-    return decide_generally(policy, replicas)
+    return decide_generally(policy, replicas, tally)
 
 
-def decide_generally(policy: Policy, replicas: list[ReplicaView]) -> Decision:
+def decide_generally(policy: Policy, replicas: list[ReplicaView], tally: Tally | None = None) -> Decision:
     """:func:`decide`, without its shortcut for one replica."""
-    done = [r for r in replicas if r.status is ReplicaStatus.DONE]
-    candidates = [r for r in done if r.verdict is not Verdict.REJECTED and r.digest is not None]
-    active = frozenset(r.id for r in replicas if r.status.active)
-    failed = sum(1 for r in replicas if r.status is ReplicaStatus.FAILED)
+    done: list[ReplicaView] = []
+    candidates: list[ReplicaView] = []
+    active: list[int] = []
+    failed = 0
+    proven: ReplicaView | None = None  # the first result its app's verifier proved
+    for r in replicas:  # (one pass: decide runs at every result)
+        status = r.status
+        if status is _DONE:
+            done.append(r)
+            if r.digest is not None and r.verdict is not Verdict.REJECTED:
+                candidates.append(r)
+                if r.verdict is Verdict.VERIFIED and (proven is None or r.id < proven.id):
+                    proven = r
+        elif status is _FAILED:
+            failed += 1
+        elif status in ACTIVE:
+            active.append(r.id)
+    active = frozenset(active)
 
-    winner = _winner(policy.quorum, candidates)
+    tally = (tally or Tally()).update(candidates)
+    winner, best = tally.best()
+    if proven is not None:
+        winner = proven.digest
+    elif best < policy.quorum:
+        winner = None
     if winner is not None:
-        pairs = equivalent_pairs(candidates)
-        valid = frozenset(r.id for r in candidates if supports(winner, r, pairs))
+        valid = frozenset(r.id for r in candidates if tally.supports(winner, r.digest))
         return Decision(
             certified=winner,
             valid=valid,
@@ -159,7 +256,6 @@ def decide_generally(policy: Policy, replicas: list[ReplicaView]) -> Decision:
             invalid=frozenset(r.id for r in done),
             abort=active,
         )
-    best = agreement(candidates)
     wanted = max(
         policy.quorum - best - len(active),  # enough results to possibly reach quorum
         policy.replication - len(active) - len(candidates),  # the replication floor
