@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -46,7 +47,28 @@ def init_site(
         catalog=dataclasses.replace(cfg.catalog, url=database) if database else cfg.catalog,
         scheduler=dataclasses.replace(cfg.scheduler, **scheduler) if scheduler else cfg.scheduler,
     )
+    made_dir = not site_dir.exists()
     site_dir.mkdir(parents=True, exist_ok=True)
+    before = set(site_dir.iterdir())
+    try:
+        token = _make(site_dir, cfg, extra_names)
+    except BaseException:
+        # Nothing half-made is left behind (keys and certificates without a catalog would make the
+        # next `xwpy init` refuse the directory as a site): what this call wrote goes.
+        if made_dir:
+            shutil.rmtree(site_dir, ignore_errors=True)
+        else:
+            for path in set(site_dir.iterdir()) - before:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
+    return cfg, token
+
+
+def _make(site_dir: Path, cfg: SiteConfig, extra_names: tuple[str, ...]) -> str:
+    """Writes the site's keys, certificates, catalog, admin token and configuration: its token."""
     os.chmod(site_dir, 0o700)
     names = list(dict.fromkeys([cfg.coordinator.public_host, *DEFAULT_NAMES, *extra_names]))
     name = cfg.name
@@ -60,14 +82,14 @@ def init_site(
 
     from xwpy.server.catalog import users
     from xwpy.server.catalog import revision
-    from xwpy.server.catalog.connector import make_engine
+    from xwpy.server.catalog.connector import make_engine, shown_url
 
     token = tokens.new_token("xwu")
     engine = make_engine(cfg.database_url)
     try:
         with engine.begin() as conn:
             if revision.current(conn) is not None:
-                raise SiteExists(f"{cfg.catalog.url} already holds an xwpy catalog")
+                raise SiteExists(f"{shown_url(cfg.catalog.url)} already holds an xwpy catalog")
             revision.create(conn)  # today's schema, stamped at the newest migration
             users.insert(conn, login="admin", role="admin", group="", token_hash=tokens.token_hash(token), now=time.time())
     finally:
@@ -75,7 +97,7 @@ def init_site(
     pki.write_private(cfg.admin_token, token.encode() + b"\n")
     # The configuration goes last: its presence means the site is complete.
     (site_dir / config_module.CONFIG_NAME).write_text(config_module.render(cfg))
-    return cfg, token
+    return token
 
 
 def renew_server_cert(site_dir: Path, *, days: int = pki.SERVER_CERT_DAYS, extra_names: tuple[str, ...] = ()) -> list[str]:

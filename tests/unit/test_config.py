@@ -96,3 +96,36 @@ def test_init_refuses_a_bad_template(tmp_path):
     r = CliRunner().invoke(cli, ["init", str(tmp_path / "s"), "--config", str(bad)])
     assert r.exit_code == 1 and "unknown key 'heartbeat'" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_missing_catalog_driver_says_what_to_install_and_init_leaves_nothing(tmp_path, monkeypatch):
+    """A PostgreSQL catalog without psycopg (a plain install, or the demo's venv): one line naming
+    the extra, no password shown, and no half-made site that the next `xwpy init` would refuse."""
+    import sys
+
+    from xwpy.server.catalog.connector import CatalogDriverMissing, make_engine
+    from xwpy.server.main import schema_problem
+
+    url = "postgresql+psycopg://xwpy:s3cret@127.0.0.1:1/xwpy"
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg fails as if not installed
+    with pytest.raises(CatalogDriverMissing, match=r"pip install 'xwpy\[postgres\]'"):
+        make_engine(url)
+    problem = schema_problem(url, tmp_path)  # the coordinator's one line before it starts
+    assert "xwpy[postgres]" in problem and "s3cret" not in problem
+    with pytest.raises(CatalogDriverMissing):
+        init_site(tmp_path / "s", database=url)
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    with pytest.raises(CatalogDriverMissing):
+        init_site(tmp_path / "mine", database=url)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    monkeypatch.delitem(sys.modules, "psycopg")
+    init_site(tmp_path / "mine")  # and a second try is not refused as "already holds an xwpy site"
+
+
+def test_shown_url_hides_the_password():
+    from xwpy.server.catalog.connector import shown_url
+
+    assert shown_url("postgresql+psycopg://xwpy:s3cret@db:5432/xwpy") == "postgresql+psycopg://xwpy:***@db:5432/xwpy"
+    assert shown_url("sqlite:////tmp/x/catalog.sqlite") == "sqlite:////tmp/x/catalog.sqlite"

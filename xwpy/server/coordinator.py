@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 
+from sqlalchemy.exc import DBAPIError
 from twisted.application import service
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred
@@ -40,7 +41,7 @@ from xwpy.server.catalog import apps as apps_catalog
 from xwpy.server.catalog import hosts as hosts_catalog
 from xwpy.server.catalog import lease as lease_module
 from xwpy.server.catalog import users as users_catalog
-from xwpy.server.catalog.connector import Catalog, CatalogFenced
+from xwpy.server.catalog.connector import Catalog, CatalogCannotOpen, CatalogDriverMissing, CatalogFenced, shown_url
 from xwpy.server.directory import Directory
 from xwpy.server.grid import Grid
 from xwpy.server.samples import SAMPLE_SECONDS
@@ -84,7 +85,7 @@ class Coordinator(service.MultiService):
         d.addCallbacks(self.ready.callback, self._fatal)
 
     def _fatal(self, failure):
-        if failure.check(CannotListenError):  # the operator's to fix, in one line, not a traceback
+        if failure.check(CannotListenError, CatalogCannotOpen):  # the operator's to fix, in one line, not a traceback
             log.error("coordinator failed to start: {why}", why=failure.getErrorMessage())
         else:
             log.failure("coordinator failed to start", failure)
@@ -95,11 +96,15 @@ class Coordinator(service.MultiService):
     async def _start(self) -> str | None:
         cfg = self.config
         name = lease_module.session_name()
-        self.catalog = await deferToThread(
-            Catalog.open, cfg.database_url, self.reactor, read_threads=cfg.catalog.read_threads,
-            sqlite_synchronous=cfg.catalog.sqlite_synchronous, busy_timeout=cfg.catalog.busy_timeout_seconds,
-            session_name=name,
-        )
+        try:
+            self.catalog = await deferToThread(
+                Catalog.open, cfg.database_url, self.reactor, read_threads=cfg.catalog.read_threads,
+                sqlite_synchronous=cfg.catalog.sqlite_synchronous, busy_timeout=cfg.catalog.busy_timeout_seconds,
+                session_name=name,
+            )
+        except (DBAPIError, CatalogDriverMissing) as e:
+            why = str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__]
+            raise CatalogCannotOpen(f"cannot open the catalog {shown_url(cfg.catalog.url)}: {why[0]}") from None
         self.lease = lease_module.for_engine(self.catalog.engine, name, cfg.catalog.lease_seconds)
         if not await self._lead():
             return None  # stopped while standby

@@ -120,12 +120,12 @@ def _certificates(cfg) -> list[Finding]:
 
 def _catalog(cfg) -> Finding:
     from xwpy.server.catalog import health, revision
-    from xwpy.server.catalog.connector import make_engine
+    from xwpy.server.catalog.connector import make_engine, shown_url
 
     try:
         engine = make_engine(cfg.database_url, busy_timeout=5.0)
     except Exception as e:  # noqa: BLE001 - a URL SQLAlchemy cannot use, a missing driver
-        return Finding("catalog", FAIL, f"cannot open {cfg.catalog.url}: {_one_line(e)}", "check [catalog] url")
+        return Finding("catalog", FAIL, f"cannot open {shown_url(cfg.catalog.url)}: {_one_line(e)}", "check [catalog] url")
     try:
         with engine.connect() as conn:
             trans = conn.begin()

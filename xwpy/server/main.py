@@ -65,10 +65,12 @@ def schema_problem(url: str, site_dir: Path) -> str | None:
     """Why the catalog cannot be used as it is (behind or ahead of this xwpy's schema), in one line
     that names the command to run. A database that cannot be reached is for the start to report."""
     from xwpy.server.catalog import revision
-    from xwpy.server.catalog.connector import make_engine
+    from xwpy.server.catalog.connector import CatalogDriverMissing, make_engine
 
     try:
         engine = make_engine(url, pool_size=1, busy_timeout=5.0)
+    except CatalogDriverMissing as e:  # what to install, in one line rather than a traceback
+        return f"cannot open the catalog: {e}"
     except Exception:  # noqa: BLE001 - reported, with its reason, when the coordinator opens it
         return None
     try:

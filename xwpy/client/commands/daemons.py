@@ -109,7 +109,8 @@ def register(cli: click.Group) -> None:
         except SiteExists as e:
             fail(str(e))
         except Exception as e:  # a database URL that does not work, a directory we cannot write
-            fail(f"cannot create the site: {e}")
+            why = getattr(e, "orig", None) or e  # the driver's own words, not SQLAlchemy's wrapping
+            fail(f"cannot create the site: {(str(why).strip().splitlines() or [type(why).__name__])[0]}")
         made = {"site": str(cfg.dir), "config": str(cfg.dir / "xwpy.toml"), "ca": str(cfg.ca_cert),
                 "admin_token_file": str(cfg.admin_token)}
         emit(made, as_json, f"site created in {cfg.dir}\n"

@@ -14,13 +14,13 @@ SITE = click.option("--site", "site_dir", required=True, type=click.Path(exists=
 
 def _engine(site_dir: Path):
     from xwpy import config
-    from xwpy.server.catalog.connector import make_engine
+    from xwpy.server.catalog.connector import make_engine, shown_url
 
     cfg = config.load(site_dir)
     try:
         return make_engine(cfg.database_url, pool_size=1, busy_timeout=5.0)
     except Exception as e:  # noqa: BLE001 - a URL SQLAlchemy cannot use, a missing driver
-        fail(f"cannot open the catalog {cfg.catalog.url}: {e}")
+        fail(f"cannot open the catalog {shown_url(cfg.catalog.url)}: {e}")
 
 
 def register(cli: click.Group) -> None:

@@ -56,6 +56,27 @@ class CatalogFenced(CatalogUnavailable):
     """Another coordinator leads the catalog now: no write of this one will ever be committed."""
 
 
+class CatalogDriverMissing(RuntimeError):
+    """The catalog's URL names a database whose Python driver is not installed (PostgreSQL's
+    psycopg comes with the ``postgres`` extra, not with a plain install)."""
+
+
+class CatalogCannotOpen(RuntimeError):
+    """The coordinator could not open its catalog at start (a database down, a wrong password):
+    the operator's to fix, said in one line."""
+
+
+def shown_url(url: str) -> str:
+    """A catalog URL fit for a message or a log: its password, if any, as ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url if "@" not in url else "(the [catalog] url)"
+
+
 @dataclass
 class _Op:
     fn: Callable[..., Any] | None
@@ -91,7 +112,12 @@ def make_engine(url: str, *, pool_size: int = 6, sqlite_synchronous: str = "NORM
     # Every session named as this process's (PostgreSQL's application_name): a standby taking over
     # from this coordinator, silent past its lease, ends them all by that name (lease.py).
     args = {"application_name": session_name} if session_name and url.startswith("postgresql") else {}
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=args)
+    try:
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=args)
+    except ModuleNotFoundError as e:  # the dialect imports its driver here
+        if e.name == "psycopg":
+            raise CatalogDriverMissing(f"the PostgreSQL driver is not installed ({e}): pip install 'xwpy[postgres]'") from None
+        raise CatalogDriverMissing(f"the catalog database's driver is not installed ({e})") from None
 
 
 class Catalog:
