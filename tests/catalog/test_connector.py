@@ -19,6 +19,7 @@ from xwpy.server.catalog.schema import users
 from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import Policy
+from xwpy.server.scheduler.shares import Usage
 
 
 @pytest.fixture
@@ -124,8 +125,11 @@ async def test_scheduler_changes_round_trip(catalog):
     assert next_job == max(ids) + 1 and next_rep == max(r.id for r in reps + reps2) + 1
     fresh = Engine(lease_seconds=30)
     hosts = [HostState(h, owner, "", 1 << 30) for h in host_ids]
+    usage = {o: Usage(*u) for o, u in (await catalog.jobs.load_usage()).items()}
     assert not fresh.load(hosts=hosts, jobs=[JobState.of(s) for s in states], replicas=[ReplicaState.of(r) for r in replicas],
-                          next_job_id=next_job, next_replica_id=next_rep, now=10.0)
+                          next_job_id=next_job, next_replica_id=next_rep, now=10.0, usage=usage)
+    # Fair share goes on from the usage stored with the last job that ended.
+    assert usage and fresh.usage(10.0) == eng.usage(10.0)
     assert {j: (s.wanted, s.hosts_used) for j, s in fresh.jobs.items()} == {j: (s.wanted, s.hosts_used) for j, s in eng.jobs.items()}
     # The rebuild is exact: each job's and replica's state as the engine had it, but for what is not
     # stored (progress, the stderr last seen) and the lease, which a restart extends.

@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -168,3 +169,30 @@ def test_quotas_deletion_and_retention_respect_owners_and_references(grid, tmp_p
     xwpy(grid, tokens["bob"], "delete", "data", sha(first.read_bytes()))
     xwpy(grid, tokens["bob"], "data", "put", str(second))
     assert ids and admin.call("GET", "/stats")["active_jobs"] == 4  # carol's and bob's last three
+
+
+def test_a_restarted_coordinator_remembers_who_has_used_the_grid(grid):
+    """alice runs jobs alone; the coordinator is killed and started again; then alice and bob (a
+    newcomer) submit a job each, alice first, and one slot comes: bob's job runs first, for alice's
+    recent usage was stored as her jobs were certified (a restart forgot it, and the older job went
+    first: two users with nothing running and no past)."""
+    grid.configure_scheduler(usage_half_life_seconds=600.0)
+    grid.coordinator = grid.start_coordinator()
+    alice, bob = grid.client(grid.user("alice")), grid.client(grid.user("bob"))
+    alice.register_app(name="nap", command=["{python}", "-c", "import time; time.sleep(0.2)", "{args}"],
+                       replication=1, quorum=1, access="public")
+    worker = grid.start_worker("w1", grid.user("vol1", "worker"), slots=1)
+    past = alice.submit([{"app": "nap", "args": [str(n)]} for n in range(3)])
+    assert {j["status"] for j in grid.wait_final(alice, past, timeout=120).values()} == {"COMPLETED"}
+    worker.stop()
+    second = grid.user("vol2", "worker")
+    grid.coordinator.stop(signal.SIGKILL)
+    grid.coordinator = grid.start_coordinator()
+    alice.close()
+    bob.close()
+    [older] = alice.submit([{"app": "nap", "args": ["alice"]}])
+    [newer] = bob.submit([{"app": "nap", "args": ["bob"]}])
+    grid.start_worker("w2", second, slots=1)  # one slot: the jobs run one after the other
+    grid.wait_final(alice, [older], timeout=120)
+    grid.wait_final(bob, [newer], timeout=120)
+    assert bob.job(newer)["replicas"][0]["assigned_at"] < alice.job(older)["replicas"][0]["assigned_at"]

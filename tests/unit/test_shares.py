@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xwpy.server.scheduler import shares
-from xwpy.server.scheduler.engine import Engine, HostState, NewJob, Report
+from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, Report
 from xwpy.server.scheduler.policy import PUBLIC
 from xwpy.server.scheduler.quorum import Policy
 
@@ -137,6 +137,41 @@ def test_a_saturated_grid_serves_two_users_in_the_ratio_of_their_shares(half_lif
 
 def _report(rid: int) -> Report:
     return Report(replica_id=rid, ok=True, digest="d" * 64, exit_code=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.25, 4.0), st.integers(0, 80), st.integers(8, 40), st.sampled_from([0.0, 30.0, 600.0]))
+def test_a_restarted_scheduler_goes_on_from_the_usage_stored_as_jobs_ended(share, warm, after, half_life):
+    """A saturated grid, two users; after a while every running job ends (each owner's usage is
+    stored with its jobs' ends: Changes.usage) and the scheduler is rebuilt from what the catalog
+    holds: from then on it gives every slot as the scheduler that did not restart does (it went on
+    from what was running at its start before, as if the past had been forgotten)."""
+    shares_of = {1: share, 2: 1.0}
+    a = _engine(shares_of, half_life)
+    a.add_jobs([_job(1) for _ in range(200)] + [_job(2) for _ in range(200)], 0.0)
+    stored: dict[int, dict] = {}
+
+    def step(e: Engine, k: int, now: float) -> list[int]:
+        hid = k % 8 + 1
+        for rid in list(e.hosts[hid].active):
+            stored.update(e.report(hid, [_report(rid)], now)[1].usage)
+        return [e.jobs[r.job_id].owner_id for r in e.assign(hid, 1, now)[0]]
+
+    for k in range(warm):
+        step(a, k, k * 1.25)
+    now = warm * 1.25
+    for hid, host in a.hosts.items():  # every running job ends
+        for rid in list(host.active):
+            stored.update(a.report(hid, [_report(rid)], now)[1].usage)
+    b = _engine(shares_of, half_life)
+    b.load(hosts=[HostState(h, 100 + h, "", 0, last_alive=now, cores=1) for h in a.hosts],
+           jobs=[JobState(id=j.id, owner_id=j.owner_id, app_id=j.app_id, policy=j.policy, visibility=j.visibility,
+                          memory=j.memory, status=j.status, priority=j.priority) for j in a.jobs.values()],
+           replicas=[], next_job_id=a.next_job_id, next_replica_id=a.next_replica_id, now=now,
+           usage={o: shares.Usage(**u) for o, u in stored.items()})
+    assert b.usage(now) == a.usage(now)
+    for k in range(warm + 1, warm + 1 + after):
+        assert step(b, k, k * 1.25) == step(a, k, k * 1.25)
 
 
 def test_an_owners_jobs_go_by_priority_then_oldest_first():

@@ -23,6 +23,7 @@ class Changes:
     # Jobs whose status changed, as (owner id, batch, status before, status after): not written
     # (the rows above say it), told to the counts of jobs by status kept in memory (server/reads.py).
     moves: list[tuple[int, str | None, str, str]] = field(default_factory=list)
+    usage: dict[int, dict] = field(default_factory=dict)  # owner id -> recent usage, at (share_usage)
 
     def job(self, job_id: int, **fields) -> None:
         self.jobs.setdefault(job_id, {}).update(fields)
@@ -34,7 +35,7 @@ class Changes:
         self.hosts.setdefault(host_id, {}).update(fields)
 
     def __bool__(self) -> bool:
-        return bool(self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts)
+        return bool(self.jobs_new or self.jobs or self.replicas_new or self.replicas or self.hosts or self.usage)
 
     @classmethod
     def merge(cls, parts: list["Changes"]) -> "Changes":
@@ -48,4 +49,5 @@ class Changes:
                     target.setdefault(row_id, {}).update(fields)
             out.finished += ch.finished
             out.moves += ch.moves
+            out.usage.update(ch.usage)
         return out

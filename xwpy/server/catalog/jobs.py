@@ -13,7 +13,7 @@ from xwpy.lifecycle import ACTIVE_NAMES, JobStatus, ReplicaStatus, Validation
 from xwpy.server.catalog import bulk
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.catalog.rows import ActiveJob, ActiveReplica, Job, Replica
-from xwpy.server.catalog.schema import app_versions, apps, data, hosts, id_floors, jobs, replicas, users
+from xwpy.server.catalog.schema import app_versions, apps, data, hosts, id_floors, jobs, replicas, share_usage, users
 
 ACTIVE_JOB = ACTIVE_NAMES
 
@@ -286,6 +286,14 @@ def apply(conn, ch: Changes) -> None:
     bulk.update_rows(conn, jobs, ch.jobs, guard=job_guard)
     bulk.update_rows(conn, replicas, ch.replicas, guard=replica_guard)
     bulk.update_rows(conn, hosts, ch.hosts)
+    if ch.usage:  # (a row per user whose jobs ended in this batch: replaced)
+        conn.execute(share_usage.delete().where(share_usage.c.owner_id.in_(list(ch.usage))))
+        bulk.insert_rows(conn, share_usage, [{"owner_id": o, **u} for o, u in ch.usage.items()])
+
+
+def load_usage(conn) -> dict[int, tuple[float, float]]:
+    """Each user's recent usage (fair share) as last written: owner id -> (recent, at)."""
+    return {r.owner_id: (r.recent, r.at) for r in conn.execute(select(share_usage))}
 
 
 def newest(conn, *, owner_id: int | None, batch: str | None, status: str | None, limit: int) -> list[Job]:
@@ -374,6 +382,9 @@ class JobsComponent:
 
     def earned(self, job_ids: list[int]) -> Deferred:
         return self.catalog.read(earned, sorted(set(job_ids)))
+
+    def load_usage(self) -> Deferred:
+        return self.catalog.read(load_usage)
 
     def load_active(self) -> Deferred:
         return self.catalog.read(load_active)

@@ -343,3 +343,14 @@ leadership = Table(
     Column("holder", String(200), nullable=False),  # host, pid and session name of the leader
     Column("expires_at", Float, nullable=False),
 )
+
+# Fair share (scheduler/shares.py): each user's recent usage (slots held, decayed), as of ``at``,
+# written with the certification (or other end) of the user's jobs, so that a restarted coordinator
+# goes on from it rather than from what runs at its start.
+share_usage = Table(
+    "share_usage",
+    metadata,
+    Column("owner_id", Integer, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("recent", Float, nullable=False),
+    Column("at", Float, nullable=False),
+)

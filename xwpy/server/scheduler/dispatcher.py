@@ -35,6 +35,7 @@ from xwpy.server.catalog.connector import Catalog, CatalogFenced, CatalogUnavail
 from xwpy.server.catalog.rows import App
 from xwpy.server.catalog.changes import Changes
 from xwpy.server.scheduler.engine import Engine, HostState, JobState, NewJob, ReplicaState, Report
+from xwpy.server.scheduler.shares import Usage
 from xwpy.singleflight import SingleFlight
 from xwpy import compare as compare_mod
 from xwpy.compare import load_comparator
@@ -156,6 +157,7 @@ class Dispatcher(service.Service):
         hosts = await self.catalog.hosts.all()
         disabled = {u.id for u in await self.catalog.users.all() if u.disabled}  # their hosts are gone
         job_rows, rep_rows, next_job, next_rep = await self.catalog.jobs.load_active()
+        usage = await self.catalog.jobs.load_usage()
         now = self.reactor.seconds()
         ch = self.engine.load(
             hosts=[
@@ -169,6 +171,7 @@ class Dispatcher(service.Service):
             next_job_id=max(next_job, self.engine.next_job_id),
             next_replica_id=max(next_rep, self.engine.next_replica_id),
             now=now,
+            usage={o: Usage(recent, at) for o, (recent, at) in usage.items()},
         )
         self._frozen = None
         if ch:

@@ -241,7 +241,8 @@ class Engine:
         # owner id -> heap of (-priority, job id) of the jobs wanting replicas: highest priority, then oldest
         self._ready: dict[int, list[tuple[int, int]]] = {}
         self._running: dict[int, int] = {}  # owner id -> active replicas
-        self._usage: dict[int, shares_mod.Usage] = {}  # owner id -> recent usage (not stored: a restart forgets it)
+        # owner id -> recent usage; stored as each owner's jobs end (Changes.usage), given back at load
+        self._usage: dict[int, shares_mod.Usage] = {}
         self.active_by_owner: dict[int, int] = {}  # owner id -> jobs not final (quotas)
         self._interned: dict = {}  # policies and visibilities, shared by the jobs that have them
         self._children: dict[int, list[int]] = {}  # job id -> active jobs held until it is certified
@@ -268,11 +269,14 @@ class Engine:
         next_replica_id: int,
         now: float,
         ended: dict[int, JobStatus] | None = None,
+        usage: dict[int, shares_mod.Usage] | None = None,
     ) -> Changes:
         """Rebuild from the catalog. Leases still open get a grace period (their hosts could not
         reach us while we were away); replicas whose hosts are unknown are lost. ``ended``: the
-        statuses of the final jobs that active ones run after (job graphs)."""
+        statuses of the final jobs that active ones run after (job graphs); ``usage``: each
+        owner's recent usage as last stored (fair share goes on from it)."""
         self._clear()
+        self._usage = dict(usage or {})
         self.next_job_id, self.next_replica_id = next_job_id, next_replica_id
         hosts = list(hosts)
         # The hosts alive when we stopped are presumed alive for one more lease: after a long outage
@@ -1019,6 +1023,9 @@ class Engine:
         ch.job(job.id, status=status.value, finished_at=now, **fields)
         ch.moves.append((job.owner_id, job.batch, before.value, status.value))
         ch.finished.append(job.id)
+        u = self._usage.get(job.owner_id)
+        if u is not None:  # stored with the job's end (in its transaction): a restart goes on from it
+            ch.usage[job.owner_id] = {"recent": u.recent, "at": u.at}
         del self.jobs[job.id]
         left = self.active_by_owner[job.owner_id] - 1
         if left:
