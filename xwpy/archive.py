@@ -114,6 +114,17 @@ def read_files(data: bytes, max_total: int = 1 << 30) -> dict[str, bytes]:
     return out
 
 
+def names(data_path: Path | bytes) -> set[str]:
+    """The names of the regular files of the archive at ``data_path`` (or of the archive's bytes):
+    its headers only, the files' contents skipped."""
+    source = {"fileobj": io.BytesIO(data_path)} if isinstance(data_path, bytes) else {"name": data_path}
+    try:
+        with tarfile.open(mode="r:", **source) as tar:
+            return {ti.name for ti in tar if ti.isreg()}
+    except (tarfile.TarError, EOFError) as e:
+        raise ArchiveError(f"not a valid archive: {e}") from None
+
+
 def copy_member(data_path: Path | bytes, name: str, out, chunk: int = 1 << 20) -> bool:
     """Copy one regular file of the archive at ``data_path`` (or of the archive's bytes) to the
     binary stream ``out``, block by block (a file's archive never whole in memory). False when the

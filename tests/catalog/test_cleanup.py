@@ -66,10 +66,11 @@ def test_only_blobs_nothing_refers_to_are_collected(jobs, data_rows, bundle, sma
             kept.update(j["inputs"])
             kept.update(r for r in j["replica_results"] if r)
     with engine.begin() as conn:
-        gone = blobs.drop_unreferenced(conn, POOL)
+        gone, held = blobs.drop_unreferenced(conn, POOL)
         left_small = set(blobs.all_shas(conn))
     assert set(gone) == set(POOL) - kept  # every live reference kept, everything else collectable
     assert left_small == set(small) & kept  # the catalog's own copies of the collected are deleted
+    assert held == set(small) - kept  # and said so (xwpy delete counts them)
 
 
 def test_a_deleted_jobs_id_is_never_given_again():

@@ -121,7 +121,9 @@ def test_cycles_and_unknown_or_foreign_parents_are_refused_at_submit(grid):
         ([{"app": "step", "args": ["p", "0"], "after": ["nokey"]}], "jobs[0].after[0]", "no job with the key"),
         ([{"app": "step", "args": ["p", "0"], "after": ["999999"]}], "jobs[0].after[0]", "no job 999999 of yours"),
         ([{"app": "step", "args": ["p", "0"], "results": [{"name": "in0", "job": str(theirs)}]}],
-         "jobs[0].results[0].job", f"no job {theirs} of yours"),
+         "jobs[0].inputs", f"input in0=@{theirs}:stdout: no job {theirs} of yours"),
+        ([{"app": "step", "args": ["p", "0"], "results": [{"name": "in0", "job": "nokey"}]}],
+         "jobs[0].inputs", "input in0=@nokey:stdout: no job with the key 'nokey' in this submission"),
     ]
     for specs, field, text in cases:
         with pytest.raises(ClientError) as e:
@@ -181,3 +183,37 @@ def test_the_readme_graph_and_python_examples_run_as_written(grid, tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert re.fullmatch(r"[0-9a-f]{64}\n", r.stdout), r.stdout  # the checksum, not the file's name
+
+
+def test_a_file_a_certified_result_lacks_is_refused_at_submit(grid):
+    """`-i in0=@ID:FILE` naming a file that job ID's certified result does not have is refused at
+    submit (400, one line, exit 5), not found missing when the job runs; one it has is taken."""
+    import subprocess
+    import sys
+
+    from xwpy.client.exits import Exit
+    from xwpy.localgrid import child_env
+
+    grid.coordinator = grid.start_coordinator()
+    token = grid.user("alice")
+    alice = grid.client(token)
+    alice.register_app(name="step", command=STEP, replication=1, quorum=1)
+    grid.start_worker("w0", grid.user("vol0", "worker"), slots=1)
+    [parent] = alice.submit([{"app": "step", "args": ["p", "0"]}])
+    assert grid.wait_final(alice, [parent], timeout=120)[parent]["status"] == "COMPLETED"
+    with pytest.raises(ClientError) as e:
+        alice.submit([{"app": "step", "args": ["c", "0"],
+                       "results": [{"name": "in0", "job": str(parent), "member": "out.txt"}]}])
+    assert e.value.status == 400 and e.value.field == "jobs[0].inputs"
+    assert f"input in0=@{parent}:out.txt: the certified result of job {parent} has no file 'out.txt'" in str(e.value)
+    base = [sys.executable, "-m", "xwpy", "--url", grid.url, "--ca", str(grid.cfg.ca_cert)]
+    r = subprocess.run([*base, "--token", token, "submit", "step", "-i", f"in0=@{parent}:out.txt", "--", "c", "0"],
+                       capture_output=True, text=True, env=child_env(), timeout=120)
+    assert r.returncode == Exit.REFUSED, r.stderr
+    assert r.stderr.count("\n") == 1 and "has no file 'out.txt'" in r.stderr, r.stderr
+    assert not [j for j in alice.jobs() if j["id"] != parent]  # nothing submitted
+    r = subprocess.run([*base, "--token", token, "submit", "step", "-i", f"in0=@{parent}", "--", "c", "0"],
+                       capture_output=True, text=True, env=child_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    [child] = [j["id"] for j in alice.jobs() if j["id"] != parent]
+    assert grid.wait_final(alice, [child], timeout=120)[child]["status"] == "COMPLETED"

@@ -120,7 +120,7 @@ def test_quotas_deletion_and_retention_respect_owners_and_references(grid, tmp_p
     assert blob_file(grid, sha(big)).exists()
     assert xwpy(grid, tokens["bob"], "delete", "job", str(in_file), check=False).returncode == Exit.REFUSED
     out = json.loads(xwpy(grid, tokens["alice"], "delete", "job", str(in_file), str(in_catalog), "--json").stdout)
-    assert out == {"jobs": 2, "data": 0, "blobs": 1}  # the catalog's small result is no file
+    assert out == {"jobs": 2, "data": 0, "blobs": 2}  # the file, and the small result the catalog held
     assert not blob_file(grid, sha(big)).exists()
     for jid in (in_file, in_catalog):
         for who in (alice, admin):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,3 +176,39 @@ def test_why_names_the_jobs_a_held_job_waits_for():
     ids, _ = e.add_jobs([_job(), _job(), _job(after_new=(0, 1))], 0.0)
     assert e.why(ids[2], 0.0).line == f"waiting for 2 jobs it runs after to be certified: {ids[0]}, {ids[1]}"
     assert not e.why(ids[2], 0.0).stalled
+
+
+# -- the submission's checks of the inputs taken from jobs' results (server/submission.py) --------
+
+def _submission(*specs):
+    from xwpy import protocol
+    return protocol.parse(protocol.SubmitJobs, {"jobs": list(specs)})
+
+
+def test_an_unknown_key_is_named_as_the_submitter_wrote_it():
+    """`xwpy submit app -i in0=@nokey`: the error says `in0=@nokey:stdout`, not the wire's
+    results[0].job the client made of it."""
+    from xwpy.server.errors import BadRequest
+    from xwpy.server.submission import _graph
+
+    msg = _submission({"app": "a", "results": [{"name": "in0", "job": "nokey"}]})
+    with pytest.raises(BadRequest) as e:
+        _graph(msg, {})
+    assert str(e.value) == "input in0=@nokey:stdout: no job with the key 'nokey' in this submission"
+    assert e.value.field == "jobs[0].inputs"
+
+
+def test_a_file_missing_from_a_certified_result_is_refused_at_submit():
+    from xwpy.server.errors import BadRequest
+    from xwpy.server.submission import certified_files, check_result_files
+
+    msg = _submission({"app": "a", "results": [{"name": "in0", "job": "12", "member": "out.txt"}]},
+                      {"app": "a", "results": [{"name": "in0", "job": "13", "member": "nope.txt"}]})
+    parents = {12: "COMPLETED", 13: "RUNNING"}
+    assert certified_files(msg, parents) == [12]  # a job not certified yet: its files are not known
+    check_result_files(msg, {12: {"stdout", "out.txt"}})
+    with pytest.raises(BadRequest) as e:
+        check_result_files(msg, {12: {"stdout", "stderr"}})
+    assert str(e.value) == ("input in0=@12:out.txt: the certified result of job 12 has no file 'out.txt' "
+                            "(it has: stderr, stdout)")
+    assert e.value.field == "jobs[0].inputs"

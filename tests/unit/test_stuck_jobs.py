@@ -121,6 +121,36 @@ def test_disagreeing_replicas_with_no_host_left_end_in_error():
     assert {f.get("validation") for f in ch.replicas.values()} == {"INVALID"}
 
 
+def test_a_job_whose_results_disagree_says_so_while_more_run_or_wait():
+    """Two results that disagree, quorum 2: the job wants a third. While it waits for a slot, and
+    while the third runs, the scheduler says why it is not certified (the status line, the
+    dashboard: both show this ``why``) — it said nothing once the third was running."""
+    e = engine((1, 10), (2, 11), (3, 12))
+    [jid], _ = e.add_jobs([job(r=2, q=2)], 0.0)
+    run(e, 1, 1.0, digest="a" * 64)
+    run(e, 2, 1.0, digest="b" * 64)
+    queued = e.why(jid, 1.0)
+    assert queued.line.startswith("replicas disagree (2 results, best agreement 1 of 2); queued: ")
+    e.assign(3, 1, 2.0)
+    running = e.why(jid, 2.0)
+    assert running.line == "replicas disagree (2 results, best agreement 1 of 2): 1 more running"
+    assert not running.stalled
+    [r3] = [r for r in e.jobs[jid].replicas if r.host_id == 3]
+    e.report(3, [Report(r3.id, True, digest="a" * 64)], 3.0)
+    assert jid not in e.jobs  # certified: nothing to say
+
+
+def test_results_a_comparator_found_equivalent_do_not_disagree():
+    e = engine((1, 10), (2, 11), (3, 12))
+    [jid], _ = e.add_jobs([job(r=3, q=3)], 0.0)
+    [r1], _ = e.assign(1, 1, 1.0)
+    [r2], _ = e.assign(2, 1, 1.0)
+    e.assign(3, 1, 1.0)
+    e.report(1, [Report(r1.id, True, digest="a" * 64)], 1.0)
+    e.report(2, [Report(r2.id, True, digest="b" * 64, equivalent=frozenset({"a" * 64}))], 1.0)
+    assert e.why(jid, 1.0).line == ""  # two agreeing results of three: nothing wrong, one more running
+
+
 def test_a_site_with_no_worker_alive_never_ends_an_untried_job():
     e = engine()
     [jid], _ = e.add_jobs([job()], 0.0)
@@ -163,8 +193,12 @@ def test_explain_is_one_line_and_stalled_only_when_no_host_alive_may_take_it(
     w = explain(status=status, active=active, wanted=wanted, quorum=quorum, digests=digests, refusals=refusals,
                 hosts_known=max(known, len(refusals)), memory_needed=GiB, largest_memory=GiB, ends_in=ends_in)
     assert "\n" not in w.line
-    if status in ("COMPLETED", "ERROR", "CANCELLED") or wanted == 0:
-        assert w == (False, "") or (not w.stalled and w.line == "")
+    if status in ("COMPLETED", "ERROR", "CANCELLED"):
+        assert not w.stalled and w.line == ""
+        return
+    if wanted == 0:  # nothing more wanted: silent, unless results disagree while more run
+        assert not w.stalled
+        assert bool(w.line) == (active > 0 and len(set(digests)) > 1 and max(map(digests.count, digests)) < quorum)
         return
     assert w.line  # a job that wants replicas always says what it waits for
     assert w.stalled == (active == 0 and all(r is not None for r in refusals))

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from xwpy import platforms, protocol, tokens
+from xwpy import archive, platforms, protocol, tokens
 from xwpy.config import SiteConfig
 from xwpy.image import Image, ImageError, ImageLimits, inspect
 from xwpy.lifecycle import FINAL_NAMES, JobStatus
@@ -587,9 +587,32 @@ class Grid:
         parents = await self._parents(user, submission.parent_ids(msg))
         new = submission.new_jobs(user, msg, [r for r in rows if self.may_read_row(user, r)], self._usable_app,
                                   parents)
+        certified = submission.certified_files(msg, parents)
+        if certified:
+            submission.check_result_files(msg, await self._result_files(certified))
         submission.check_runnable(self.dispatcher.engine, self.now(), new)
         # (No await between the parents' statuses and the engine's step: none can end unseen.)
         return await self.dispatcher.submit(new)
+
+    async def _result_files(self, job_ids: list[int]) -> dict[int, set[str]]:
+        """The names of the files in each of these certified jobs' results (the archives' headers)."""
+        out = {}
+        for jid, _, _, sha in await self.catalog.jobs.ends(job_ids):
+            if sha is None:
+                continue
+            small = await self.catalog.blobs.get(sha)
+
+            def names(sha=sha, small=small):
+                where = small if small is not None else self.blobs.fetch(sha)
+                return None if where is None else archive.names(where)
+
+            try:
+                found = await deferToThread(names)
+            except (OSError, archive.ArchiveError):
+                found = None  # (unreadable: the job's run says so, as before)
+            if found is not None:
+                out[jid] = found
+        return out
 
     async def _parents(self, user: User, ids: list[int]) -> dict[int, str]:
         """The statuses of the user's jobs among ``ids`` (another's are not listed: unknown to them),
@@ -772,11 +795,13 @@ class Grid:
 
     async def collect(self, shas: list[str], stored_before: float | None = None) -> list[str]:
         """Remove those of these blobs nothing refers to any more (catalog rows in the writer's
-        transaction, then their files; with ``stored_before``, only files last stored before then)."""
+        transaction, then their files; with ``stored_before``, only files last stored before then).
+        Those removed: a file, or a small result the catalog held itself, or both."""
         if not shas:
             return []
-        unreferenced = await self.catalog.blobs.drop_unreferenced(shas)
-        gone = await deferToThread(self.blobs.remove, unreferenced, stored_before)
+        unreferenced, held = await self.catalog.blobs.drop_unreferenced(shas)
+        files = await deferToThread(self.blobs.remove, unreferenced, stored_before)
+        gone = sorted({*files, *held})
         if gone:
             log.info("{n} unreferenced blobs removed", n=len(gone))
         return gone
@@ -790,7 +815,7 @@ class Grid:
 
     async def collect_garbage(self) -> int:
         """The retention policy's round ([retention]): every blob nothing refers to and stored over
-        ``grace_seconds`` ago is removed, from disk and from the catalog. How many files went."""
+        ``grace_seconds`` ago is removed, from disk and from the catalog. How many blobs went."""
         cutoff = self.now() - self.config.retention.grace_seconds
         stored = await deferToThread(self.blobs.listing)
         old = [sha for sha, at in stored.items() if at < cutoff]

@@ -43,26 +43,52 @@ def _graph(msg: protocol.SubmitJobs, parents: Mapping[int, str]) -> list[tuple[t
     for i, spec in enumerate(msg.jobs):
         old: set[int] = set()
         new: set[int] = set()
-        named = [(f"jobs[{i}].after[{k}]", r) for k, r in enumerate(spec.after)]
-        named += [(f"jobs[{i}].results[{k}].job", x.job) for k, x in enumerate(spec.results)]
-        for where, ref in named:
+        # (A file of a job's result is an input as its submitter wrote it, NAME=@JOB:FILE: an
+        # error names that, not the wire's "results" the client made of it.)
+        named = [(f"jobs[{i}].after[{k}]", r, "") for k, r in enumerate(spec.after)]
+        named += [(f"jobs[{i}].inputs", x.job, f"input {_written(x)}: ") for x in spec.results]
+        for where, ref, what in named:
             if ref.isdigit():
                 status = parents.get(int(ref))
                 if status is None:
-                    raise BadRequest(f"no job {ref} of yours to run after", where)
+                    raise BadRequest(f"{what}no job {ref} of yours to run after", where)
                 if status in (JobStatus.ERROR.value, JobStatus.CANCELLED.value):
-                    raise BadRequest(f"job {ref} ended in {status}: a job after it would never run", where)
+                    raise BadRequest(f"{what}job {ref} ended in {status}: a job after it would never run", where)
                 old.add(int(ref))
             elif ref in keys:
                 new.add(keys[ref])
             else:
-                raise BadRequest(f"no job with the key {ref!r} in this submission", where)
+                raise BadRequest(f"{what}no job with the key {ref!r} in this submission", where)
         out.append((tuple(sorted(old)), tuple(sorted(new))))
     loop = graph.cycle([new for _, new in out])
     if loop is not None:
         names = " -> ".join(msg.jobs[k].key or f"#{k}" for k in loop)
         raise BadRequest(f"the jobs run after one another in a cycle: {names}", f"jobs[{loop[0]}].after")
     return out
+
+
+def _written(x: protocol.ResultInput) -> str:
+    """An input from a job's result as its submitter wrote it: ``in0=@12:out.txt``."""
+    return f"{x.name}=@{x.job}:{x.member}"
+
+
+def certified_files(msg: protocol.SubmitJobs, parents: Mapping[int, str]) -> list[int]:
+    """The certified jobs among those whose result files ``msg`` takes as inputs: their files can
+    be checked now (:func:`check_result_files`)."""
+    return sorted({int(x.job) for spec in msg.jobs for x in spec.results
+                   if x.job.isdigit() and parents.get(int(x.job)) == JobStatus.COMPLETED.value})
+
+
+def check_result_files(msg: protocol.SubmitJobs, files: Mapping[int, set[str]]) -> None:
+    """Refuse an input naming a file that the certified result of its job lacks (``files``: the
+    names in each certified result): it could only fail when the job runs."""
+    for i, spec in enumerate(msg.jobs):
+        for x in spec.results:
+            have = files.get(int(x.job)) if x.job.isdigit() else None
+            if have is not None and x.member not in have:
+                listed = ", ".join(sorted(have)[:8]) + (", ..." if len(have) > 8 else "")
+                raise BadRequest(f"input {_written(x)}: the certified result of job {x.job} has no file "
+                                 f"{x.member!r} (it has: {listed or 'no file'})", f"jobs[{i}].inputs")
 
 
 def new_jobs(user: User, msg: protocol.SubmitJobs, readable: Iterable[Data],

@@ -91,13 +91,18 @@ def referenced(conn, shas: list[str], inputs_seen: tuple[set[str], int] | None =
     return out & wanted
 
 
-def drop_unreferenced(conn, shas: list[str], inputs_seen: tuple[set[str], int] | None = None) -> list[str]:
-    """Those of ``shas`` nothing refers to (:func:`referenced`), their rows here deleted: the
-    caller removes their files. In the writer's transaction, so no reference is added meanwhile."""
+def drop_unreferenced(conn, shas: list[str],
+                      inputs_seen: tuple[set[str], int] | None = None) -> tuple[list[str], set[str]]:
+    """Those of ``shas`` nothing refers to (:func:`referenced`), and those of them the catalog
+    held itself (small results, their rows deleted here): the caller removes the files. In the
+    writer's transaction, so no reference is added meanwhile."""
     gone = sorted(set(shas) - referenced(conn, shas, inputs_seen))
+    held: set[str] = set()
     for start in range(0, len(gone), 500):
-        conn.execute(small_blobs.delete().where(small_blobs.c.sha256.in_(gone[start:start + 500])))
-    return gone
+        part = gone[start:start + 500]
+        held.update(r[0] for r in conn.execute(select(small_blobs.c.sha256).where(small_blobs.c.sha256.in_(part))))
+        conn.execute(small_blobs.delete().where(small_blobs.c.sha256.in_(part)))
+    return gone, held
 
 
 def all_shas(conn) -> list[str]:
@@ -114,7 +119,7 @@ class BlobsComponent:
     def get_many(self, shas: list[str]) -> Deferred:
         return self.catalog.read(get_many, shas)
 
-    async def drop_unreferenced(self, shas: list[str]) -> list[str]:
+    async def drop_unreferenced(self, shas: list[str]) -> tuple[list[str], set[str]]:
         """As :func:`drop_unreferenced`, the scan of the active jobs' inputs read first (off the writer)."""
         seen = await self.catalog.read(live_inputs, shas)
         return await self.catalog.write(drop_unreferenced, shas, seen)

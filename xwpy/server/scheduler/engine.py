@@ -677,6 +677,7 @@ class Engine:
             silent=[self._silent_for(r, now) for r in job.replicas if r.status.active and self._silent_for(r, now)],
             extras=sum(1 for r in job.replicas if r.covers is not None and r.status.active),
             extras_wanted=len(job.extra_for),
+            agreeing=self._agreeing(job),
         )
 
     def _check_stuck(self, now: float, ch: Changes) -> None:

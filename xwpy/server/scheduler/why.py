@@ -47,6 +47,7 @@ def explain(
     silent: list[float] = (),
     extras: int = 0,
     extras_wanted: int = 0,
+    agreeing: int | None = None,
 ) -> Why:
     """``refusals``: one per host alive — or fewer, ending at the first None (a host that may run
     it: the rest does not change the answer). ``ends_in``: seconds before the job ends by the
@@ -54,13 +55,15 @@ def explain(
     suspended their jobs did (their owners are using them, the volunteers' windows, battery);
     ``alive``: how many hosts are alive. ``silent``: for each running replica whose host is
     silent (asleep, offline), for how long; ``extras``: replicas running beside silent ones, and
-    ``extras_wanted``: those wanted (silence.py)."""
+    ``extras_wanted``: those wanted (silence.py). ``agreeing``: the most results that agree (an
+    app's comparator counted: quorum.agreement), else the most identical ones."""
     if status in FINAL:
         return Why(False, "")
     if silent:
         why = _waiting(status=status, active=active, wanted=wanted, quorum=quorum, digests=digests,
                        refusals=refusals, hosts_known=hosts_known, memory_needed=memory_needed,
-                       largest_memory=largest_memory, ends_in=ends_in, suspended=suspended, alive=alive)
+                       largest_memory=largest_memory, ends_in=ends_in, suspended=suspended, alive=alive,
+                       agreeing=agreeing)
         n = len(silent)
         note = (f"waiting on {_plural(n, 'silent host')} (silent {max(silent):.0f} s; "
                 f"its replica{'' if n == 1 else 's'} count until {'its' if n == 1 else 'their'} deadline)")
@@ -71,13 +74,18 @@ def explain(
         return Why(False, f"{note}; {why.line}" if why.line else note)
     return _waiting(status=status, active=active, wanted=wanted, quorum=quorum, digests=digests, refusals=refusals,
                     hosts_known=hosts_known, memory_needed=memory_needed, largest_memory=largest_memory,
-                    ends_in=ends_in, suspended=suspended, alive=alive)
+                    ends_in=ends_in, suspended=suspended, alive=alive, agreeing=agreeing)
 
 
 def _waiting(*, status, active, wanted, quorum, digests, refusals, hosts_known, memory_needed, largest_memory,
-             ends_in, suspended, alive) -> Why:
+             ends_in, suspended, alive, agreeing) -> Why:
+    agree = Counter(digests)
+    best = max(agree.values(), default=0) if agreeing is None else agreeing
+    # Results that do not all agree, short of the quorum: the job waits for more results to decide.
+    disagree = (f"replicas disagree ({_plural(len(digests), 'result')}, best agreement {best} of {quorum})"
+                if len(digests) > best and best < quorum else "")
     if wanted <= 0:
-        return Why(False, "")
+        return Why(False, f"{disagree}: {active} more running" if disagree and active else "")
     if not refusals:
         if hosts_known == 0:
             line = "no host alive: no worker has registered with this site yet"
@@ -89,11 +97,10 @@ def _waiting(*, status, active, wanted, quorum, digests, refusals, hosts_known, 
         if suspended and alive and len(suspended) >= alive:
             return Why(False, f"queued: {running}every host alive is suspended ({_suspended(suspended)})")
         busy = f" ({_suspended(suspended)})" if suspended else ""
-        return Why(False, f"queued: {running}hosts alive may run it, waiting for a free slot{busy}")
+        line = f"queued: {running}hosts alive may run it, waiting for a free slot{busy}"
+        return Why(False, f"{disagree}; {line}" if disagree else line)
     counts = Counter(refusals)
     n = len(refusals)
-    agree = Counter(digests)
-    best = max(agree.values(), default=0)
     if counts[pol.TOO_SMALL] == n:
         line = (f"needs {memory_needed // MiB} MiB of memory, more than any host alive offers "
                 f"(largest {largest_memory // MiB} MiB)")
@@ -101,7 +108,7 @@ def _waiting(*, status, active, wanted, quorum, digests, refusals, hosts_known, 
         line = "no host alive may read its inputs (the job may run only on its owner's or group's hosts)"
     elif counts[pol.SAME_VOLUNTEER]:
         line = f"waiting for {_plural(wanted, 'more distinct volunteer')} (one volunteer's hosts may not outvote others)"
-    elif len(agree) > 1 and counts[pol.RAN_IT] == n:
+    elif disagree and counts[pol.RAN_IT] == n:
         line = (f"replicas disagree ({_plural(len(digests), 'result')}, {len(agree)} digests, best agreement "
                 f"{best} of {quorum}): waiting for a host that has not run it")
     elif counts[pol.RAN_IT] == n:
