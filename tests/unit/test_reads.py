@@ -168,6 +168,16 @@ def test_counts_are_read_once_then_kept_exact_by_each_change():
     assert counts_now(reads, 1, "a") is None
     jobs.deliver()
     assert counts_now(reads, 1, "a") == jobs.count(1, "a") and jobs.reads == 2
+    # A read that fails (the catalog unavailable) fails its callers, is not kept, and is tried again.
+    failed = []
+    Deferred.fromCoroutine(reads.counts(2, None)).addErrback(failed.append)
+    Deferred.fromCoroutine(reads.counts(2, None)).addErrback(failed.append)
+    d, _ = jobs.pending.pop()
+    d.errback(RuntimeError("catalog unavailable"))
+    assert [f.check(RuntimeError) for f in failed] == [RuntimeError, RuntimeError]
+    assert counts_now(reads, 2, None) is None and jobs.reads == 4
+    jobs.deliver()
+    assert counts_now(reads, 2, None) == jobs.count(2, None)
 
 
 # A random history of submissions, status moves, deletions, count reads and evictions. A read is

@@ -59,7 +59,7 @@ class Reads:
         self.validations = Version(reactor)  # replicas updated
         # Jobs by status, per (owner id, batch) asked for (None: any), kept exact (see above).
         self._counts: OrderedDict[tuple[int | None, str | None], dict[str, int]] = OrderedDict()
-        self._counting: dict[tuple[int | None, str | None], Deferred] = {}
+        self._counting: dict[tuple[int | None, str | None], list[Deferred]] = {}  # reads in flight: their callers
         self._done = Fresh(self.validations, max_age=FOREVER)
         self.hits = self.misses = 0
 
@@ -95,25 +95,33 @@ class Reads:
         key = (owner_id, batch)
         kept = self._counts.get(key)
         if kept is None:
-            counting = self._counting.get(key)
-            if counting is None:  # one read for the callers that come while it runs
-                counting = self._counting[key] = self.catalog.jobs.summary_in_order(owner_id=owner_id, batch=batch)
-                counting.addBoth(self._counted, key)
-            kept = await _shared(counting)
+            waiters = self._counting.get(key)
+            if waiters is None:  # one read for the callers that come while it runs
+                waiters = self._counting[key] = []
+                read = self.catalog.jobs.summary_in_order(owner_id=owner_id, batch=batch)
+                read.addBoth(self._counted, key, waiters)
+            mine: Deferred = Deferred()
+            waiters.append(mine)
+            kept = await mine
         else:
             self._counts.move_to_end(key)
         return dict(kept)
 
-    def _counted(self, result, key):
+    def _counted(self, result, key, waiters: list[Deferred]) -> None:
         """The count read in the writer's queue, delivered in the order of the commits around it
         (those before it are in it and were told to :meth:`changed` already; those after it are
-        told next): kept from now on, and updated by each change."""
+        told next): kept from now on, and updated by each change; then its callers hear it (or
+        the read's failure)."""
         self._counting.pop(key, None)
-        if isinstance(result, dict):
+        if not isinstance(result, Failure):
             self._counts[key] = result
             while len(self._counts) > KEEP_COUNTS:
                 self._counts.popitem(last=False)
-        return result
+        for d in waiters:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
 
     async def work_done(self, host_ids: list[int]) -> dict[int, int]:
         """Valid results each of these hosts gave."""
@@ -181,21 +189,6 @@ class Reads:
         if job is not None:
             for r in job.replicas:
                 self._job_of_replica.pop(r.id, None)
-
-
-def _shared(d: Deferred) -> Deferred:
-    """A Deferred firing with ``d``'s result, leaving ``d`` as it was for its other listeners."""
-    out: Deferred = Deferred()
-
-    def relay(result):
-        if isinstance(result, Failure):
-            out.errback(result)
-        else:
-            out.callback(result)
-        return result
-
-    d.addBoth(relay)
-    return out
 
 
 __all__ = ["KEEP_COUNTS", "KEEP_JOBS", "Reads"]
