@@ -134,3 +134,43 @@ def test_when_none_can_be_reached_it_is_unreachable(tmp_path):
     with pytest.raises(ClientError, match="no coordinator answered") as e:
         client.call("POST", "/jobs", {"jobs": []})
     assert e.value.code == "unreachable"
+
+
+class TakeoverServer(DyingServer):
+    """A standby for its first ``standby_for`` requests, then the leader (a takeover under way)."""
+
+    def __init__(self, tmp_path, standby_for: int, leader_reply: bytes):
+        self.standby_for, self.leader_reply = standby_for, leader_reply
+        super().__init__(tmp_path, answer=100)
+
+    @property
+    def reply(self) -> bytes:
+        return STANDBY if len(self.received) <= self.standby_for else self.leader_reply
+
+    @reply.setter
+    def reply(self, _value) -> None:
+        pass
+
+
+def test_a_submission_made_while_only_standbys_answer_waits_for_the_new_leader(tmp_path):
+    """The leader just died (its URL refuses), the standby has not taken the lease yet: a standby
+    acted on nothing, so the submission is resent with back-off, under its key, until it leads —
+    not an error (exit 7) in the middle of a takeover."""
+    server = TakeoverServer(tmp_path, standby_for=2, leader_reply=_answer("200 OK", b'{"ids": [7]}'))
+    client = Client(Endpoint(f"https://127.0.0.1:{_closed_port()},https://127.0.0.1:{server.port}", "token",
+                             server.ca), timeout=10)
+    assert client.submit([{"app": "a", "args": []}], retry_seconds=30) == [7]
+    bodies = [r.split(b"\r\n\r\n", 1)[1] for r in server.received]
+    assert len(bodies) == 3 and len(set(bodies)) == 1  # the same submission, under one key
+
+
+def test_a_watch_rides_through_a_takeover(tmp_path, capsys):
+    from xwpy.client.commands.jobs import _patiently
+
+    server = TakeoverServer(tmp_path, standby_for=2, leader_reply=_answer("200 OK", b'{"id": 3}'))
+    client = Client(Endpoint(f"https://127.0.0.1:{_closed_port()},https://127.0.0.1:{server.port}", "token",
+                             server.ca), timeout=10)
+    assert _patiently(client.call, "GET", "/jobs/3") == {"id": 3}
+    assert capsys.readouterr().err.count("coordinator away") == 1  # said once
+    with pytest.raises(ClientError):  # a refusal is not waited out
+        _patiently(lambda: (_ for _ in ()).throw(ClientError("no", status=403, code="forbidden")))

@@ -337,15 +337,16 @@ class Client:
     def submit(self, jobs: list[dict], batch: str | None = None, *, retry_seconds: float = 0.0) -> list[int]:
         """Submit jobs; their ids. The submission carries a key of its own, so sending it again
         after a lost answer returns the same jobs instead of making new ones: for ``retry_seconds``
-        it is resent while the answer is lost or the coordinator busy (503) — or, after that, away
-        (restarting); a coordinator that cannot be reached at the first attempt is an error at once."""
+        it is resent while the answer is lost, the coordinator busy (503) or only standbys answer (a
+        takeover under way: a standby acts on nothing) — or, after that, away (restarting); a
+        coordinator that cannot be reached at the first attempt is an error at once."""
         payload = {"jobs": jobs, "batch": batch, "request": secrets.token_urlsafe(16)}
         deadline = time.monotonic() + retry_seconds
         from xwpy.backoff import Backoff
 
         backoff = Backoff(0.2, 5.0)
         pause = backoff.next()
-        retryable = {"lost", "unavailable"}
+        retryable = {"lost", "unavailable", "standby"}
         while True:
             try:
                 return self.call("POST", "/jobs", payload)["ids"]

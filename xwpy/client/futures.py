@@ -287,8 +287,8 @@ class Grid:
             except ClientError as e:
                 if self._closed:
                     return
-                if e.code in ("lost", "unreachable", "unavailable"):
-                    with self._changed:  # the coordinator restarting: ask again after a pause
+                if e.code in ("lost", "unreachable", "unavailable", "standby"):
+                    with self._changed:  # the coordinator restarting, or taken over: ask again after a pause
                         self._changed.wait(SHORT_WAIT)
                     continue
                 self._fail_all(e)

@@ -312,6 +312,29 @@ def why_text(job: dict) -> str:
             f"{job['quorum']} results agree ({best} do so far)")
 
 
+TRANSIENT = ("lost", "unreachable", "unavailable", "standby")  # a coordinator restarting, busy, or taken over
+WATCH_PATIENCE = 60.0  # seconds a watch keeps asking while its coordinator is away (as `submit` does)
+
+
+def _patiently(call, *args, **kwargs):
+    """A watch's request, asked again with back-off while the coordinator is away, busy or taken
+    over (only standbys answering) — for up to WATCH_PATIENCE, saying so once: a watch outlives a
+    restart or a takeover. Its first request is not made through this, so a wrong URL fails at once."""
+    from xwpy.backoff import Backoff
+
+    backoff, deadline, said = Backoff(0.5, 5.0), time.monotonic() + WATCH_PATIENCE, False
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except ClientError as e:
+            if e.code not in TRANSIENT or time.monotonic() > deadline:
+                raise
+            if not said:
+                said = True
+                click.echo(f"\ncoordinator away ({one_line(e.message)}): asking again", err=True)
+        time.sleep(backoff.next())  # back-off between attempts, not synchronisation
+
+
 def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
     """The job once final (the coordinator answers as soon as it is), or None after ``timeout``."""
     start = time.monotonic()
@@ -322,7 +345,7 @@ def _watch_job(client: Client, job_id: int, timeout: float) -> dict | None:
         if left <= 0:
             click.echo(f"timed out: job {job_id} is still {job['status']}", err=True)
             return None
-        job = client.job(job_id, wait=max(1, min(30, int(left))))
+        job = _patiently(client.job, job_id, wait=max(1, min(30, int(left))))
         if job["status"] in FINAL:
             return job
         said = job.get("why") or ("" if job.get("progress") is None else f"{job['progress']:.0%} done")
@@ -364,7 +387,7 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
         progressed = time.monotonic()
         said = ""
         while True:
-            counts = client.summary(batch)
+            counts = _patiently(client.summary, batch)
             final = sum(counts[k] for k in FINAL)
             if final != shown:
                 progressed = time.monotonic()
@@ -377,7 +400,7 @@ def _watch(client: Client, batch: str | None, timeout: float) -> int:
                 return Exit.TIMED_OUT
             if time.monotonic() - progressed > STALL_SECONDS:
                 progressed = time.monotonic()
-                line = _stalled_line(client, batch)
+                line = _patiently(_stalled_line, client, batch)
                 if line and line != said:
                     said = line
                     click.echo(f"\n{line}", err=True)
