@@ -273,7 +273,7 @@ class LocalGrid:
         os.chmod(data / "s3.json", 0o600)
         ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
         grpc = {name: free_port() for name in ports}
-        args = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=8",
+        args = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=100",
                 "-master.volumeSizeLimitMB=1024", "-s3", f"-s3.config={data / 's3.json'}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0"]
         for name in ports:

@@ -75,7 +75,7 @@ def test_the_examples_in_conf_are_valid_and_init_starts_from_them(example, tmp_p
         if section == "site":
             continue
         for key, value in values.items():
-            assert getattr(getattr(base, section), key) == value, f"{example.name} [{section}] {key}"
+            assert getattr(getattr(base, config._FIELDS.get(section, section)), key) == value, f"{example.name} [{section}] {key}"
     if base.catalog.url.startswith("postgresql"):
         base = dataclasses.replace(base, catalog=dataclasses.replace(base.catalog, url="sqlite:///catalog.sqlite"))
     cfg, _ = init_site(tmp_path / "s", base=base, port=0)
@@ -129,3 +129,19 @@ def test_shown_url_hides_the_password():
 
     assert shown_url("postgresql+psycopg://xwpy:s3cret@db:5432/xwpy") == "postgresql+psycopg://xwpy:***@db:5432/xwpy"
     assert shown_url("sqlite:////tmp/x/catalog.sqlite") == "sqlite:////tmp/x/catalog.sqlite"
+
+
+def test_blobs_section_local_by_default_and_s3_checked(tmp_path):
+    from xwpy import config
+
+    site = config.parse("", tmp_path / "s", "x")
+    assert site.blob_store.backend == "local"
+    assert "[blobs]" not in config.render(site)  # a new site's file says nothing of it
+    s3 = config.parse('[blobs]\nbackend = "s3"\nendpoint = "http://127.0.0.1:8333"\ncredentials_file = "s3.toml"\n',
+                      tmp_path / "s", "x")
+    assert (s3.blob_store.backend, s3.blob_store.bucket) == ("s3", "xwpy-blobs")
+    assert "[blobs]" in config.render(s3) and "secret" not in config.render(s3)
+    for bad in ('backend = "nfs"', 'backend = "s3"', 'backend = "s3"\nendpoint = "seaweed:8333"',
+                'backend = "s3"\nendpoint = "http://x"\nmin_url_seconds = 10.0\nmax_url_seconds = 5.0'):
+        with pytest.raises(config.ConfigError, match=r"\[blobs\]"):
+            config.parse("[blobs]\n" + bad + "\n", tmp_path / "s", "x")
