@@ -50,3 +50,11 @@ def test_every_proof_leads_to_the_root_and_no_altered_claim_does(amounts, epoch)
     if len(tree.claims) > 1:
         a, b = tree.claims[:2]
         assert not payouts.verify(epoch, payouts.Claim(a.index, b.account, a.amount, a.proof), tree.root)
+
+
+def test_a_claim_without_ether_for_its_gas_says_so():
+    from xwpy.client.commands.payouts import CLAIM_GAS, gas_shortfall
+
+    why = gas_shortfall("0xAbc", 0, 10**9)
+    assert why.startswith("0xAbc holds 0 ether") and "send some ether to 0xAbc first" in why
+    assert gas_shortfall("0xAbc", CLAIM_GAS * 10**9, 10**9) is None

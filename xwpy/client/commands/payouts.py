@@ -104,6 +104,19 @@ def register(worker: click.Group) -> None:
         emit(out, as_json, "\n".join(lines))
 
 
+CLAIM_GAS = 100_000  # a claim costs 66-88k gas (README, "Volunteers paid in RLC"), with a margin
+
+
+def gas_shortfall(account: str, balance: int, gas_price: int) -> str | None:
+    """Why ``account`` cannot send a claim: its ether (wei) does not cover the gas, which the
+    claimant pays; None when it can."""
+    need = CLAIM_GAS * gas_price
+    if balance >= need:
+        return None
+    return (f"{account} holds {balance / 1e18:.6g} ether, and a claim's gas costs about {need / 1e18:.6g} "
+            f"(the claimant pays it): send some ether to {account} first")
+
+
 def _claim(client, key_file: Path, rpc: str, epoch: int | None) -> dict:
     from eth_account import Account
 
@@ -127,6 +140,9 @@ def _claim(client, key_file: Path, rpc: str, epoch: int | None) -> dict:
         if dist.claimed(c["epoch"], c["index"]):
             done.append({"epoch": c["epoch"], "amount": str(amount), "tx": None})
             continue
+        short = gas_shortfall(account, w3.eth.get_balance(account), w3.eth.gas_price)
+        if short:  # said before sending, not as the node's "cannot afford txn gas" with the sender in bytes
+            fail(short)
         proof = [bytes.fromhex(s[2:]) for s in c["proof"]]
         receipt = dist.claim(sender, c["epoch"], c["index"], amount, proof)
         paid += amount
