@@ -84,21 +84,8 @@ class BlobStore:
             raise
 
     def _put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
-        h = hashlib.sha256()
-        size = 0
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        tmp, digest, size = spool(src, self._tmp, max_size, fsync=self.fsync)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while block := src.read(1 << 20):
-                    size += len(block)
-                    if size > max_size:
-                        raise TooLarge(f"more than {max_size} bytes")
-                    h.update(block)
-                    out.write(block)
-                if self.fsync:
-                    out.flush()
-                    os.fsync(out.fileno())
-            digest = h.hexdigest()
             if expected is not None and digest != expected:
                 raise DigestMismatch(f"content hashes to {digest}, not {expected}")
             self.install(tmp, digest)
@@ -205,6 +192,30 @@ class BlobStore:
                 continue
             gone.append(sha)
         return gone
+
+
+def spool(src: BinaryIO, directory: Path, max_size: int, *, fsync: bool = False) -> tuple[str, str, int]:
+    """Write what ``src`` yields to a new file in ``directory``, hashed on the way: its path, its
+    sha256 and its size (the caller removes it). TooLarge past ``max_size``; nothing left behind
+    when it fails."""
+    h = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := src.read(1 << 20):
+                size += len(block)
+                if size > max_size:
+                    raise TooLarge(f"more than {max_size} bytes")
+                h.update(block)
+                out.write(block)
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp, h.hexdigest(), size
 
 
 def hash_prefix(path: Path, n: int):

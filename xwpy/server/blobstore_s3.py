@@ -207,21 +207,11 @@ class S3BlobStore:
 
     def put_stream(self, src: BinaryIO, expected: str | None, max_size: int) -> tuple[str, int]:
         """Spool what ``src`` yields (hashed as it is written), check it, send it to the store."""
-        h = hashlib.sha256()
-        size = 0
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    while block := src.read(1 << 20):
-                        size += len(block)
-                        if size > max_size:
-                            raise TooLarge(f"more than {max_size} bytes")
-                        h.update(block)
-                        out.write(block)
-            except OSError as e:
-                raise StoreFull(f"no room to spool the data: {e.strerror}") from None
-            digest = h.hexdigest()
+            tmp, digest, size = blobstore.spool(src, self._tmp, max_size)
+        except OSError as e:
+            raise StoreFull(f"no room to spool the data: {e.strerror}") from None
+        try:
             if expected is not None and digest != expected:
                 raise DigestMismatch(f"content hashes to {digest}, not {expected}")
             self._put_file(tmp, digest, size)
