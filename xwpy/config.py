@@ -143,6 +143,9 @@ class BlobsConfig:
     # min_url_seconds: a worker asks again for one that expired).
     max_url_seconds: float = 3600.0
     min_url_seconds: float = 30.0
+    # The local copies the coordinator keeps of blobs it reads or serves itself (a user's download,
+    # a verifier's input): the least recently used go past this many bytes.
+    cache_bytes: int = 1 << 30
 
 
 URL_CONFIRMATIONS = 12  # the default depth on a node: a couple of minutes of Ethereum blocks
@@ -289,6 +292,8 @@ def _check_blobs(b: BlobsConfig) -> None:
                 raise ConfigError(f"[blobs] {key} must be an http(s):// URL, got {url!r}")
         if not 3 <= len(b.bucket) <= 63:
             raise ConfigError("[blobs] bucket must be 3 to 63 characters")
+    if b.cache_bytes < 0:
+        raise ConfigError(f"[blobs] cache_bytes must be 0 or more, got {b.cache_bytes}")
     if not 1 <= b.min_url_seconds <= b.max_url_seconds <= 7 * 86400:
         raise ConfigError("[blobs] need 1 <= min_url_seconds <= max_url_seconds <= 604800 (7 days: SigV4's most)")
 

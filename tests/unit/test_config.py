@@ -142,6 +142,7 @@ def test_blobs_section_local_by_default_and_s3_checked(tmp_path):
     assert (s3.blob_store.backend, s3.blob_store.bucket) == ("s3", "xwpy-blobs")
     assert "[blobs]" in config.render(s3) and "secret" not in config.render(s3)
     for bad in ('backend = "nfs"', 'backend = "s3"', 'backend = "s3"\nendpoint = "seaweed:8333"',
-                'backend = "s3"\nendpoint = "http://x"\nmin_url_seconds = 10.0\nmax_url_seconds = 5.0'):
+                'backend = "s3"\nendpoint = "http://x"\nmin_url_seconds = 10.0\nmax_url_seconds = 5.0',
+                'backend = "s3"\nendpoint = "http://x"\ncache_bytes = -1'):
         with pytest.raises(config.ConfigError, match=r"\[blobs\]"):
             config.parse("[blobs]\n" + bad + "\n", tmp_path / "s", "x")

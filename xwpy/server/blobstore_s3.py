@@ -77,7 +77,7 @@ def open_store(cfg) -> "S3BlobStore":
     keys = read_credentials(str(cfg.path(b.credentials_file))) if b.credentials_file else (None, None)
     main = client(b.endpoint, b.region, *keys)
     public = client(b.public_endpoint, b.region, *keys) if b.public_endpoint else main
-    store = S3BlobStore(cfg.blobs, main, public, b.bucket, b.prefix)
+    store = S3BlobStore(cfg.blobs, main, public, b.bucket, b.prefix, cache_bytes=b.cache_bytes)
     store.start()
     return store
 
@@ -89,9 +89,10 @@ def _status(e: Exception) -> int | None:
 class S3BlobStore:
     remote = True  # its methods talk to a server: never call them on the reactor
 
-    def __init__(self, root: Path, s3, public, bucket: str, prefix: str = "blobs/"):
+    def __init__(self, root: Path, s3, public, bucket: str, prefix: str = "blobs/", *, cache_bytes: int = 1 << 30):
         self.root = Path(root)
         self.s3, self.public, self.bucket, self.prefix = s3, public, bucket, prefix
+        self.cache_bytes = cache_bytes
         self._tmp = self.root / "tmp"
         self._cache = self.root / "cache"
 
@@ -273,12 +274,33 @@ class S3BlobStore:
     def fetch(self, sha256: str) -> Path | None:
         """A local copy of the blob (cached; checked when fetched), or None if not stored."""
         path = self.path(sha256)
-        if not path.exists():
+        try:
+            os.utime(path)  # a hit: the most recently used now
+        except FileNotFoundError:
             try:
                 self._get_to(sha256, path)
             except FileNotFoundError:
                 return None
+            self._trim_cache(path)
         return path
+
+    def _trim_cache(self, keep: Path) -> None:
+        """Remove the least recently used local copies until the cache holds at most cache_bytes
+        (the copy just fetched stays, whatever its size: its caller is about to read it)."""
+        entries = []
+        for p in self._cache.iterdir():
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # (removed by another thread meanwhile)
+                continue
+            entries.append((st.st_mtime_ns, st.st_size, p))
+        total = sum(size for _, size, _ in entries)
+        for _, size, p in sorted(entries):
+            if total <= self.cache_bytes:
+                break
+            if p != keep:
+                p.unlink(missing_ok=True)
+                total -= size
 
     def read(self, sha256: str) -> bytes:
         path = self.fetch(sha256)
