@@ -107,6 +107,20 @@ def snapshot(url: str) -> tuple[list, list]:
         engine.dispose()
 
 
+def kill_the_leader_at(grid, first, second, completed, counts) -> None:
+    """Each time ``completed()`` reaches the next of ``counts``, SIGKILL the leader (the first site
+    leads at the start), wait until the other serves, and start the killed one again, as the standby."""
+    sites = {"a": first, "b": second}
+    leader, standby = "a", "b"
+    for at_least in counts:
+        wait_for(lambda: completed() >= at_least, 300, f"{at_least} jobs certified")
+        sites[leader][1].stop(signal.SIGKILL)
+        wait_for(lambda: (health(client_of(grid, sites[standby][0])) or (0,))[0] == 200, 60, "the standby to lead")
+        proc = grid.start_coordinator(site=None if leader == "a" else sites[leader][0])  # back, as the standby
+        sites[leader] = (sites[leader][0], proc)
+        leader, standby = standby, leader
+
+
 @pytest.mark.parametrize("grid", ["postgres"], indirect=True)
 def test_failover_behind_haproxy_leader_killed_twice(grid):
     """500 jobs (replication 2, quorum 2) on 4 workers that know only HAProxy's address; the leader
@@ -140,15 +154,7 @@ def test_failover_behind_haproxy_leader_killed_twice(grid):
         except (ClientError, OSError):
             return 0
 
-    sites = {"a": (grid.cfg, a), "b": (b_site, b)}
-    leader, standby = "a", "b"
-    for at_least in (100, 250):
-        wait_for(lambda: completed() >= at_least, 300, f"{at_least} jobs certified")
-        sites[leader][1].stop(signal.SIGKILL)
-        wait_for(lambda: (health(client_of(grid, sites[standby][0])) or (0,))[0] == 200, 60, "the standby to lead")
-        proc = grid.start_coordinator(site=None if leader == "a" else sites[leader][0])  # back, as the standby
-        sites[leader] = (sites[leader][0], proc)
-        leader, standby = standby, leader
+    kill_the_leader_at(grid, (grid.cfg, a), (b_site, b), completed, (100, 250))
     done = grid.wait_final(alice, ids, timeout=600)
     assert {j["status"] for j in done.values()} == {"COMPLETED"}
     assert alice.summary()["COMPLETED"] == 500 and len(list(alice.jobs())) == 500
@@ -201,15 +207,7 @@ def test_failover_without_a_load_balancer_workers_and_clients_move_on(grid):
             except ClientError:  # (the rotation of this client is tested too: it must find the leader)
                 return 0
 
-        sites = {"a": (grid.cfg, a), "b": (b_site, b)}
-        leader, standby = "a", "b"
-        for at_least in (40, 110):
-            wait_for(lambda: completed() >= at_least, 300, f"{at_least} jobs certified")
-            sites[leader][1].stop(signal.SIGKILL)
-            wait_for(lambda: (health(client_of(grid, sites[standby][0])) or (0,))[0] == 200, 60, "the standby to lead")
-            proc = grid.start_coordinator(site=None if leader == "a" else sites[leader][0])  # back, as the standby
-            sites[leader] = (sites[leader][0], proc)
-            leader, standby = standby, leader
+        kill_the_leader_at(grid, (grid.cfg, a), (b_site, b), completed, (40, 110))
         results = [int(f.result(timeout=600)) for f in futures]  # the client's wait completes
     assert results == [n * n for n in range(200)]
     assert alice.summary()["COMPLETED"] == 200
