@@ -107,6 +107,26 @@ def snapshot(url: str) -> tuple[list, list]:
         engine.dispose()
 
 
+def certified_once(url: str, ids: list[int]) -> int:
+    """Assert from the catalog that the jobs ``ids`` (all of them) were each certified exactly once
+    after two takeovers: all COMPLETED, each with its quorum of VALID replicas, and the hosts'
+    credit the sum of the replicas' (a job certified twice would have paid twice). The hosts counted."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all() == [("COMPLETED", len(ids))]
+            valid = dict(conn.execute(text("SELECT job_id, count(*) FROM replicas WHERE validation = 'VALID' "
+                                           "GROUP BY job_id")).all())
+            assert sorted(valid) == sorted(ids) and min(valid.values()) >= 2
+            replica_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM replicas")).scalar()
+            host_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM hosts")).scalar()
+            assert replica_credit == pytest.approx(host_credit, rel=1e-9, abs=1e-6)
+            assert conn.execute(text("SELECT epoch FROM leadership")).scalar() == 3  # two takeovers
+            return conn.execute(text("SELECT count(*) FROM hosts")).scalar()
+    finally:
+        engine.dispose()
+
+
 def kill_the_leader_at(grid, first, second, completed, counts) -> None:
     """Each time ``completed()`` reaches the next of ``counts``, SIGKILL the leader (the first site
     leads at the start), wait until the other serves, and start the killed one again, as the standby."""
@@ -158,20 +178,7 @@ def test_failover_behind_haproxy_leader_killed_twice(grid):
     done = grid.wait_final(alice, ids, timeout=600)
     assert {j["status"] for j in done.values()} == {"COMPLETED"}
     assert alice.summary()["COMPLETED"] == 500 and len(list(alice.jobs())) == 500
-    engine = create_engine(grid.cfg.database_url)
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all() == [("COMPLETED", 500)]
-            valid = dict(conn.execute(text("SELECT job_id, count(*) FROM replicas WHERE validation = 'VALID' "
-                                           "GROUP BY job_id")).all())
-            assert sorted(valid) == sorted(ids) and min(valid.values()) >= 2
-            replica_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM replicas")).scalar()
-            host_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM hosts")).scalar()
-            assert replica_credit == pytest.approx(host_credit, rel=1e-9, abs=1e-6)
-            epoch = conn.execute(text("SELECT epoch FROM leadership")).scalar()
-            assert epoch == 3  # two takeovers
-    finally:
-        engine.dispose()
+    certified_once(grid.cfg.database_url, ids)
 
 
 @pytest.mark.parametrize("grid", ["postgres"], indirect=True)
@@ -212,21 +219,8 @@ def test_failover_without_a_load_balancer_workers_and_clients_move_on(grid):
     assert results == [n * n for n in range(200)]
     assert alice.summary()["COMPLETED"] == 200
     assert alice.coordinators.current == urls[0]  # where the leader is now: a, after b was killed
-    engine = create_engine(grid.cfg.database_url)
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all() == [("COMPLETED", 200)]
-            valid = dict(conn.execute(text("SELECT job_id, count(*) FROM replicas WHERE validation = 'VALID' "
-                                           "GROUP BY job_id")).all())
-            assert sorted(valid) == sorted(ids) and min(valid.values()) >= 2
-            replica_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM replicas")).scalar()
-            host_credit = conn.execute(text("SELECT coalesce(sum(credit), 0) FROM hosts")).scalar()
-            assert replica_credit == pytest.approx(host_credit, rel=1e-9, abs=1e-6)
-            assert conn.execute(text("SELECT epoch FROM leadership")).scalar() == 3  # two takeovers
-            hosts = conn.execute(text("SELECT count(*) FROM hosts")).scalar()
-            assert hosts == 4  # each worker registered once, whichever coordinator it met
-    finally:
-        engine.dispose()
+    hosts = certified_once(grid.cfg.database_url, ids)
+    assert hosts == 4  # each worker registered once, whichever coordinator it met
     for i in range(4):  # every worker moved on by itself, to b and back to a
         out = next(p for p in grid.procs if p.name == f"w{i}").output()
         assert "Traceback" not in out, out[-3000:]

@@ -89,6 +89,17 @@ class EpochTaken(Exception):
     """A task given to a new epoch is in another one already: nothing was stored."""
 
 
+def _claim(conn, column, ids: list[int], pk: int, taken: str) -> None:
+    """Set ``column`` to the epoch ``pk`` on the rows ``ids`` of its table, each only if no epoch
+    claimed it before (in chunks: bounded statements); EpochTaken(``taken``) if one had."""
+    table = column.table
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        res = conn.execute(table.update().where(table.c.id.in_(part), column.is_(None)).values({column.name: pk}))
+        if res.rowcount != len(part):
+            raise EpochTaken(taken)
+
+
 class PayoutsComponent:
     def __init__(self, catalog):
         self.catalog = catalog
@@ -134,21 +145,10 @@ class PayoutsComponent:
                 conn.execute(payout_leaves.insert(), [
                     dict(epoch_id=pk, idx=leaf.index, account=leaf.account, amount=str(leaf.amount),
                          proof=list(leaf.proof)) for leaf in leaves])
-            for chunk in range(0, len(task_ids), 500):
-                ids = task_ids[chunk:chunk + 500]
-                res = conn.execute(chain_tasks.update().where(chain_tasks.c.id.in_(ids),
-                                                              chain_tasks.c.payout_epoch.is_(None))
-                                   .values(payout_epoch=pk))
-                if res.rowcount != len(ids):
-                    raise EpochTaken(f"a task of epoch {epoch} is in another epoch already")
-            paid = list(owed_paid or ())
-            for chunk in range(0, len(paid), 500):
-                ids = paid[chunk:chunk + 500]
-                res = conn.execute(payout_owed.update().where(payout_owed.c.id.in_(ids),
-                                                              payout_owed.c.paid_epoch.is_(None))
-                                   .values(paid_epoch=pk))
-                if res.rowcount != len(ids):
-                    raise EpochTaken(f"what epoch {epoch} pays as owed was paid by another epoch already")
+            _claim(conn, chain_tasks.c.payout_epoch, task_ids, pk,
+                   f"a task of epoch {epoch} is in another epoch already")
+            _claim(conn, payout_owed.c.paid_epoch, list(owed_paid or ()), pk,
+                   f"what epoch {epoch} pays as owed was paid by another epoch already")
             rows = [dict(chain_id=chain_id, distributor=distributor, host_id=host, amount=str(amount),
                          from_epoch=pk) for host, amount in sorted((owed or {}).items()) if amount > 0]
             if rows:
